@@ -1,0 +1,182 @@
+// The memif data path: receiving and transmitting batches of frames on the rings of one connection,
+// for either role. No allocation, no lock and no system call on the steady path; the only system
+// call is the write of the peer's interrupt eventfd after a transmit, and only when the peer asked
+// for interrupts.
+//
+// Nothing the peer wrote is trusted. Every descriptor is copied out of shared memory once and
+// checked (region index, offset + length inside the region, length within the buffer) before any
+// byte is touched; a bad one is counted and its frame dropped. A cursor that moves further than the
+// ring allows is a protocol error: the ring stops, and error() says why, for the control plane to
+// disconnect the peer.
+//
+// Threads: a ring is used by one thread at a time (its owner: an engine's worker, or an app's
+// poller). Counters and error() may be read from any thread.
+#ifndef SNAPD_IPC_RING_H_
+#define SNAPD_IPC_RING_H_
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "ipc/counter.h"
+#include "ipc/memif_protocol.h"
+
+namespace snapd::memif {
+
+// One frame as the burst APIs pass it: a view of `len` bytes at `data`.
+struct Frame {
+  uint8_t* data;
+  uint32_t len;
+};
+
+// A connection's region as the data path sees it.
+struct RegionView {
+  uint8_t* base = nullptr;
+  uint64_t size = 0;
+};
+
+enum class Side { kServer, kClient };
+
+// Where the client keeps the buffer of each slot of one ring: slot s uses
+// [first_offset + s * buffer_size, + buffer_size) in `region`.
+struct ClientSlots {
+  uint16_t region = 0;
+  uint32_t first_offset = 0;
+  uint32_t buffer_size = 0;
+};
+
+// Returns a pointer to bytes [offset, offset + length) of region `index`, or nullptr when that range
+// is not wholly inside a region of `regions`.
+inline uint8_t* ResolveBuffer(absl::Span<const RegionView> regions, uint16_t index,
+                              uint32_t offset, uint32_t length) {
+  if (index >= regions.size()) return nullptr;
+  const RegionView& r = regions[index];
+  if (uint64_t{offset} + length > r.size) return nullptr;
+  return r.base + offset;
+}
+
+// Largest frame a ring reassembles from chained buffers; a longer chain is dropped as oversize.
+inline constexpr uint32_t kMaxFrameBytes = 65536;
+// Largest number of buffers in one chained frame.
+inline constexpr uint32_t kMaxChainSegments = 64;
+
+struct RxStats {
+  Counter frames;
+  Counter bytes;
+  Counter bad_descriptors;  // frames dropped: a descriptor outside the regions or buffer
+  Counter oversize;         // frames dropped: chained beyond kMaxFrameBytes/kMaxChainSegments
+  Counter chained;          // frames that came in more than one buffer
+};
+
+struct TxStats {
+  Counter frames;
+  Counter bytes;
+  Counter bad_descriptors;  // buffers the peer offered that lie outside its regions
+  Counter interrupts;       // eventfd writes to wake the peer
+};
+
+// The consuming end of a ring: the server's end of a C2S ring, or the client's end of an S2C ring.
+class RxRing {
+ public:
+  // `ring` points into `regions`' memory and holds 2^log2_size descriptors. `cursor` is where
+  // consumption starts (0 on a fresh connection). A client passes `slots`, the buffers it refills
+  // the ring with; a server passes {}.
+  RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
+         int eventfd, uint16_t cursor, ClientSlots slots);
+  RxRing(const RxRing&) = delete;
+  RxRing& operator=(const RxRing&) = delete;
+
+  // Client only: hands every free slot to the server (fresh connection).
+  void Start();
+
+  // Fills `frames` with up to `max` frames and returns how many. The views stay valid until
+  // Release(), which must come before the next Receive. Frames that came chained are copied into a
+  // buffer of the ring's own; the others point into shared memory.
+  uint16_t Receive(Frame* frames, uint16_t max);
+
+  // Gives the slots of the frames last received back to the producer.
+  void Release();
+
+  // True when frames are waiting (for a poller about to sleep).
+  bool HasPending() const;
+
+  // Asks the producer to write the eventfd after it fills this ring (true), or to stay silent
+  // because this side polls (false).
+  void SetInterruptMode(bool enabled);
+  // Reads and discards the eventfd's count; call after a wake-up.
+  void DrainInterrupt();
+  int eventfd() const { return eventfd_; }
+
+  // Why the ring stopped, or nullptr while it works.
+  const char* error() const { return error_.load(std::memory_order_relaxed); }
+  // The consumer's cursor: the next slot to read (saved across an upgrade).
+  uint16_t cursor() const { return next_; }
+  uint32_t size() const { return size_; }
+  const RxStats& stats() const { return stats_; }
+
+ private:
+  void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
+  // Copies out, checks and assembles the chained frame starting at `cur` with `avail` slots
+  // readable. Returns the slots it spans, or 0 when the chain is not complete yet.
+  uint16_t TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped);
+  uint8_t* SlotBuffer(const Descriptor& d) const;
+
+  const Side side_;
+  RingHeader* const ring_;
+  const uint32_t size_;
+  const uint16_t mask_;
+  const absl::Span<const RegionView> regions_;
+  const int eventfd_;
+  const ClientSlots slots_;
+  uint16_t next_;     // first slot not yet released
+  uint16_t pending_;  // first slot not yet received (== next_ after Release)
+  uint16_t head_;     // client: the head it last published when refilling
+  std::vector<uint8_t> scratch_;  // chained frames of the current burst
+  uint32_t scratch_used_ = 0;
+  std::atomic<const char*> error_{nullptr};
+  RxStats stats_;
+};
+
+// The producing end of a ring: the server's end of an S2C ring, or the client's end of a C2S ring.
+class TxRing {
+ public:
+  // As RxRing. `cursor` is where production starts (0 on a fresh connection).
+  TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
+         int eventfd, uint16_t cursor, ClientSlots slots);
+  TxRing(const TxRing&) = delete;
+  TxRing& operator=(const TxRing&) = delete;
+
+  // Copies up to `n` frames into the ring and returns how many it took; the rest did not fit (the
+  // ring is full, or the frame needs more buffers than are free). Frames are never split across
+  // bursts. Writes the peer's eventfd when the peer asked for interrupts.
+  uint16_t Transmit(const Frame* frames, uint16_t n);
+
+  // Slots free for frames now (an upper bound on frames Transmit would take).
+  uint16_t FreeSlots() const;
+
+  const char* error() const { return error_.load(std::memory_order_relaxed); }
+  uint16_t cursor() const { return next_; }
+  uint32_t size() const { return size_; }
+  const TxStats& stats() const { return stats_; }
+
+ private:
+  void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
+  // The buffer to write slot `cur` into and its capacity; nullptr when the peer's descriptor is bad.
+  uint8_t* TargetBuffer(uint16_t cur, uint32_t* capacity);
+
+  const Side side_;
+  RingHeader* const ring_;
+  const uint32_t size_;
+  const uint16_t mask_;
+  const absl::Span<const RegionView> regions_;
+  const int eventfd_;
+  const ClientSlots slots_;
+  uint16_t next_;  // next slot to fill
+  std::atomic<const char*> error_{nullptr};
+  TxStats stats_;
+};
+
+}  // namespace snapd::memif
+
+#endif  // SNAPD_IPC_RING_H_

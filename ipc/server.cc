@@ -1,0 +1,282 @@
+#include "ipc/server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ipc/control_message.h"
+#include "ipc/eventfd.h"
+#include "ipc/socket.h"
+
+namespace snapd::memif {
+namespace {
+
+// Disconnect codes we send; peers only log them.
+constexpr uint32_t kCodeRefused = 1;
+constexpr uint32_t kCodeProtocol = 2;
+constexpr uint32_t kCodeShutdown = 3;
+
+}  // namespace
+
+const char* Connection::ring_error() const {
+  for (const auto& r : rx_) {
+    if (r->error() != nullptr) return r->error();
+  }
+  for (const auto& t : tx_) {
+    if (t->error() != nullptr) return t->error();
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::unique_ptr<MemifServer>> MemifServer::Create(ServerOptions options) {
+  if (options.limits.max_regions == 0 || options.limits.max_queue_pairs == 0) {
+    return absl::InvalidArgumentError("limits must allow at least one region and queue pair");
+  }
+  std::unique_ptr<MemifServer> server(new MemifServer(std::move(options)));
+  absl::StatusOr<UniqueFd> listener = ListenSeqpacket(server->options_.socket_path);
+  if (!listener.ok()) return listener.status();
+  server->listener_ = std::move(*listener);
+  server->epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!server->epoll_) return absl::InternalError(absl::StrCat("epoll: ", strerror(errno)));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = server->listener_.get();
+  ::epoll_ctl(server->epoll_.get(), EPOLL_CTL_ADD, server->listener_.get(), &ev);
+  return server;
+}
+
+MemifServer::~MemifServer() {
+  while (!by_fd_.empty()) Close(by_fd_.begin()->second.get(), "server shutting down", true);
+  if (listener_) ::unlink(options_.socket_path.c_str());
+}
+
+absl::Status MemifServer::AddInterface(const InterfaceConfig& config) {
+  if (config.secret.size() > kSecretSize - 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret is ", config.secret.size(), " bytes; at most ", kSecretSize - 1));
+  }
+  if (!interfaces_.emplace(config.id, config).second) {
+    return absl::AlreadyExistsError(absl::StrCat("interface id ", config.id, " already exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemifServer::RemoveInterface(uint32_t id, absl::string_view reason) {
+  if (interfaces_.erase(id) == 0) {
+    return absl::NotFoundError(absl::StrCat("no interface with id ", id));
+  }
+  Disconnect(id, reason);
+  return absl::OkStatus();
+}
+
+std::vector<Connection*> MemifServer::connections() const {
+  std::vector<Connection*> out;
+  for (const auto& [fd, conn] : by_fd_) {
+    if (conn->connected_) out.push_back(conn.get());
+  }
+  return out;
+}
+
+void MemifServer::Poll(int timeout_ms) {
+  epoll_event events[32];
+  int n = ::epoll_wait(epoll_.get(), events, 32, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == listener_.get()) {
+      Accept();
+      continue;
+    }
+    auto it = by_fd_.find(fd);
+    if (it != by_fd_.end()) OnReadable(it->second.get());
+  }
+  // Handshakes that take too long hold a slot and an fd: drop them.
+  absl::Time now = absl::Now();
+  std::vector<Connection*> late;
+  for (const auto& [fd, conn] : by_fd_) {
+    if (!conn->connected_ && now > conn->deadline_) late.push_back(conn.get());
+  }
+  for (Connection* conn : late) {
+    stats_.timed_out.Add();
+    Close(conn, "handshake timed out", true);
+  }
+}
+
+void MemifServer::Accept() {
+  while (true) {
+    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) return;  // EAGAIN, or a transient error; the listener stays armed
+    stats_.accepted.Add();
+    size_t handshaking = 0;
+    for (const auto& [k, conn] : by_fd_) handshaking += conn->connected_ ? 0 : 1;
+    if (handshaking >= options_.max_handshakes) {
+      (void)SendMessage(fd.get(), MakeDisconnect(kCodeRefused, "too many clients connecting"));
+      stats_.refused.Add();
+      continue;
+    }
+    int raw = fd.get();
+    auto conn = std::unique_ptr<Connection>(new Connection(std::move(fd), options_.limits));
+    socklen_t len = sizeof(conn->cred_);
+    ::getsockopt(raw, SOL_SOCKET, SO_PEERCRED, &conn->cred_, &len);
+    conn->deadline_ = absl::Now() + options_.handshake_timeout;
+    if (!SendMessage(raw, conn->handshake_.Hello(options_.name)).ok()) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = raw;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &ev);
+    by_fd_.emplace(raw, std::move(conn));
+  }
+}
+
+void MemifServer::OnReadable(Connection* conn) {
+  // A bounded number of messages per wake-up, so that one chatty client cannot starve the rest.
+  for (int i = 0; i < 16; ++i) {
+    Received r = ReceiveMessage(conn->control_.get());
+    switch (r.kind) {
+      case Received::Kind::kWouldBlock:
+        return;
+      case Received::Kind::kHangup:
+        Close(conn, r.error.empty() ? "peer closed the control socket" : r.error, false);
+        return;
+      case Received::Kind::kMalformed:
+        Close(conn, r.error, true);
+        return;
+      case Received::Kind::kMessage: {
+        absl::Status status = HandleMessage(conn, r.msg, std::move(r.fd));
+        if (!status.ok()) {
+          // A disconnect from the peer needs no answer.
+          Close(conn, status.message(), !absl::IsCancelled(status));
+          return;
+        }
+        break;
+      }
+    }
+  }
+}
+
+absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd) {
+  absl::StatusOr<MessageType> reply = conn->handshake_.OnMessage(msg, fd.valid());
+  if (!reply.ok()) return reply.status();
+  auto type = static_cast<MessageType>(msg.type);
+  if (type == MessageType::kInit) {
+    const InitMsg& init = conn->handshake_.init();
+    auto known = interfaces_.find(init.id);
+    if (known == interfaces_.end() && !options_.accept_any_id) {
+      return absl::NotFoundError(absl::StrCat("unknown interface id ", init.id));
+    }
+    std::string secret = known == interfaces_.end() ? "" : known->second.secret;
+    if (!secret.empty() || init.secret[0] != 0) {
+      if (!SecretMatches(secret, init.secret)) {
+        return absl::PermissionDeniedError(secret.empty() ? "no secret is configured for this id"
+                                                          : "incorrect secret");
+      }
+    }
+    if (by_id_.contains(init.id)) {
+      return absl::AlreadyExistsError(absl::StrCat("interface id ", init.id, " already connected"));
+    }
+    conn->id_ = init.id;
+    conn->peer_name_ = FieldToString(init.name);
+    by_id_[init.id] = conn;
+  } else if (type == MessageType::kAddRegion) {
+    absl::StatusOr<MappedRegion> region =
+        MappedRegion::MapPeer(std::move(fd), msg.add_region.size);
+    if (!region.ok()) return region.status();
+    conn->regions_.push_back(std::move(*region));
+  } else if (type == MessageType::kAddRing) {
+    absl::Status status = AdoptPeerEventFd(fd.get());
+    if (!status.ok()) return status;
+    std::vector<UniqueFd>& fds =
+        (msg.add_ring.flags & kAddRingFlagC2S) ? conn->c2s_eventfds_ : conn->s2c_eventfds_;
+    if (fds.size() <= msg.add_ring.index) fds.resize(msg.add_ring.index + 1);
+    fds[msg.add_ring.index] = std::move(fd);
+  } else if (type == MessageType::kConnect) {
+    conn->if_name_ = FieldToString(msg.connect.if_name);
+    absl::Status status = Activate(conn);
+    if (!status.ok()) return status;
+  }
+  if (*reply == MessageType::kAck) return SendMessage(conn->control_.get(), MakeAck());
+  if (*reply == MessageType::kConnected) {
+    absl::Status sent = SendMessage(conn->control_.get(), MakeConnected(options_.name));
+    if (!sent.ok()) return sent;
+    conn->connected_ = true;
+    stats_.connected.Add();
+    if (on_connected_) on_connected_(*conn);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemifServer::Activate(Connection* conn) {
+  for (const MappedRegion& r : conn->regions_) conn->views_.push_back({r.base(), r.size()});
+  absl::Span<const RegionView> views(conn->views_);
+  const ServerHandshake& hs = conn->handshake_;
+  auto ring_at = [&](const RingSpec& spec) {
+    return reinterpret_cast<RingHeader*>(conn->views_[spec.region].base + spec.offset);
+  };
+  for (const auto* rings : {&hs.c2s_rings(), &hs.s2c_rings()}) {
+    for (const RingSpec& spec : *rings) {
+      if (__atomic_load_n(&ring_at(spec)->cookie, __ATOMIC_ACQUIRE) != kCookie) {
+        return absl::InvalidArgumentError("ring cookie mismatch");
+      }
+    }
+  }
+  // Queue pair q is c2s ring q (we receive) and s2c ring q (we transmit). Fresh rings start at 0,
+  // as every memif implementation resets them at connect.
+  for (size_t q = 0; q < hs.queue_pairs(); ++q) {
+    RingHeader* c2s = ring_at(hs.c2s_rings()[q]);
+    RingHeader* s2c = ring_at(hs.s2c_rings()[q]);
+    __atomic_store_n(&c2s->head, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c2s->tail, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s2c->head, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s2c->tail, 0, __ATOMIC_RELAXED);
+    conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, hs.c2s_rings()[q].log2_size,
+                                                 views, conn->c2s_eventfds_[q].get(), 0,
+                                                 ClientSlots{}));
+    conn->tx_.push_back(std::make_unique<TxRing>(Side::kServer, s2c, hs.s2c_rings()[q].log2_size,
+                                                 views, conn->s2c_eventfds_[q].get(), 0,
+                                                 ClientSlots{}));
+    // We poll until the owner asks for interrupts.
+    conn->rx_.back()->SetInterruptMode(false);
+  }
+  return absl::OkStatus();
+}
+
+void MemifServer::Disconnect(uint32_t id, absl::string_view reason) {
+  auto it = by_id_.find(id);
+  if (it != by_id_.end()) Close(it->second, reason, true);
+}
+
+int MemifServer::DropFailedConnections() {
+  std::vector<std::pair<Connection*, std::string>> failed;
+  for (const auto& [fd, conn] : by_fd_) {
+    if (conn->connected_ && conn->ring_error() != nullptr) {
+      failed.emplace_back(conn.get(), conn->ring_error());
+    }
+  }
+  for (auto& [conn, why] : failed) Close(conn, why, true);
+  return static_cast<int>(failed.size());
+}
+
+void MemifServer::Close(Connection* conn, absl::string_view reason, bool notify) {
+  if (notify) {
+    uint32_t code = conn->connected_ ? kCodeProtocol : kCodeRefused;
+    if (reason == "server shutting down") code = kCodeShutdown;
+    (void)SendMessage(conn->control_.get(), MakeDisconnect(code, reason));
+  }
+  if (conn->connected_) {
+    stats_.disconnected.Add();
+    if (on_disconnected_) on_disconnected_(*conn, reason);
+  } else {
+    stats_.refused.Add();
+  }
+  auto id_it = by_id_.find(conn->id_);
+  if (id_it != by_id_.end() && id_it->second == conn) by_id_.erase(id_it);
+  int fd = conn->control_.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  by_fd_.erase(fd);  // unmaps regions, closes eventfds and the socket
+}
+
+}  // namespace snapd::memif

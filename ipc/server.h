@@ -1,0 +1,153 @@
+// MemifServer: the server side of memif (the side snapd plays for apps). It listens on a Unix
+// SOCK_SEQPACKET socket, runs the handshake of every client (ServerHandshake checks each message),
+// maps the regions the client sends, checks its rings, and hands each connected interface to its
+// owner as a Connection with one RxRing/TxRing per queue pair.
+//
+// Threads: every method runs on one control thread (snapd's main thread). The rings of a Connection
+// may be polled by another thread while it is connected; the owner stops that polling in
+// on_disconnect, which runs before the connection's memory is unmapped.
+#ifndef SNAPD_IPC_SERVER_H_
+#define SNAPD_IPC_SERVER_H_
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "ipc/counter.h"
+#include "ipc/handshake.h"
+#include "ipc/region.h"
+#include "ipc/ring.h"
+#include "ipc/unique_fd.h"
+
+namespace snapd::memif {
+
+struct InterfaceConfig {
+  uint32_t id = 0;
+  std::string secret;  // empty: no secret
+};
+
+struct ServerOptions {
+  std::string socket_path;
+  std::string name = "snapd";
+  HandshakeLimits limits;
+  // A diagnostic server (memif_echo) serves any interface id not already connected; snapd serves
+  // only the ids registered with AddInterface.
+  bool accept_any_id = false;
+  // A client that has not connected this long after accept is dropped.
+  absl::Duration handshake_timeout = absl::Seconds(5);
+  // Most clients in the middle of a handshake at once; more are refused at accept.
+  size_t max_handshakes = 64;
+};
+
+// One connected interface.
+class Connection {
+ public:
+  uint32_t id() const { return id_; }
+  const std::string& peer_name() const { return peer_name_; }     // app name from init
+  const std::string& peer_if_name() const { return if_name_; }    // interface name from connect
+  const ucred& peer_cred() const { return cred_; }
+  size_t queue_pairs() const { return rx_.size(); }
+  RxRing& rx(size_t q) { return *rx_[q]; }
+  TxRing& tx(size_t q) { return *tx_[q]; }
+  // The first protocol error any ring has hit, or nullptr.
+  const char* ring_error() const;
+
+ private:
+  friend class MemifServer;
+  Connection(UniqueFd control, const HandshakeLimits& limits)
+      : control_(std::move(control)), handshake_(limits) {}
+
+  UniqueFd control_;
+  ucred cred_{};
+  absl::Time deadline_;
+  ServerHandshake handshake_;
+  bool connected_ = false;
+  uint32_t id_ = 0;
+  std::string peer_name_;
+  std::string if_name_;
+  std::vector<MappedRegion> regions_;
+  std::vector<RegionView> views_;
+  std::vector<UniqueFd> c2s_eventfds_;
+  std::vector<UniqueFd> s2c_eventfds_;
+  std::vector<std::unique_ptr<RxRing>> rx_;
+  std::vector<std::unique_ptr<TxRing>> tx_;
+};
+
+struct ServerStats {
+  Counter accepted;
+  Counter connected;
+  Counter refused;         // handshakes the server ended: bad message, unknown id, bad secret...
+  Counter disconnected;    // connected interfaces that went away, for any reason
+  Counter timed_out;       // handshakes that did not finish in time
+};
+
+class MemifServer {
+ public:
+  using ConnectedFn = std::function<void(Connection&)>;
+  using DisconnectedFn = std::function<void(Connection&, absl::string_view reason)>;
+
+  // Listens on options.socket_path. Fails if the path is unusable or another server listens there.
+  static absl::StatusOr<std::unique_ptr<MemifServer>> Create(ServerOptions options);
+  ~MemifServer();
+
+  // Registers an interface id a client may connect with. ALREADY_EXISTS for a known id.
+  absl::Status AddInterface(const InterfaceConfig& config);
+  // Forgets an interface; a client connected with it is disconnected. NOT_FOUND for an unknown id.
+  absl::Status RemoveInterface(uint32_t id, absl::string_view reason = "interface removed");
+
+  // Called when a client completes its handshake, and when a connected client goes away (hang-up,
+  // disconnect message, protocol error, Disconnect()) just before its memory is unmapped.
+  void set_on_connected(ConnectedFn fn) { on_connected_ = std::move(fn); }
+  void set_on_disconnected(DisconnectedFn fn) { on_disconnected_ = std::move(fn); }
+
+  // An fd that becomes readable when Poll has work; for the owner's own epoll loop.
+  int epoll_fd() const { return epoll_.get(); }
+
+  // Handles every pending control event: accepts, handshake messages, hang-ups, timeouts. Waits up
+  // to timeout_ms for the first event (0: returns at once).
+  void Poll(int timeout_ms);
+
+  // Disconnects the client connected with `id`, sending `reason`. No-op for an unknown id.
+  void Disconnect(uint32_t id, absl::string_view reason);
+
+  // Disconnects every connection whose rings hit a protocol error, with the error as the reason.
+  // Returns how many it dropped.
+  int DropFailedConnections();
+
+  // The connected interfaces, by id.
+  std::vector<Connection*> connections() const;
+  const ServerStats& stats() const { return stats_; }
+  const std::string& socket_path() const { return options_.socket_path; }
+
+ private:
+  explicit MemifServer(ServerOptions options) : options_(std::move(options)) {}
+  void Accept();
+  void OnReadable(Connection* conn);
+  absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd);
+  absl::Status Activate(Connection* conn);
+  // Sends a disconnect (when `notify`), tells the owner if it was connected, and frees it all.
+  void Close(Connection* conn, absl::string_view reason, bool notify);
+
+  ServerOptions options_;
+  UniqueFd listener_;
+  UniqueFd epoll_;
+  std::map<int, std::unique_ptr<Connection>> by_fd_;  // every accepted client
+  absl::flat_hash_map<uint32_t, InterfaceConfig> interfaces_;
+  absl::flat_hash_map<uint32_t, Connection*> by_id_;  // connected or handshaking with an id
+  ConnectedFn on_connected_;
+  DisconnectedFn on_disconnected_;
+  ServerStats stats_;
+};
+
+}  // namespace snapd::memif
+
+#endif  // SNAPD_IPC_SERVER_H_

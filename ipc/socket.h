@@ -1,0 +1,48 @@
+// The memif control channel's socket operations: a SOCK_SEQPACKET Unix socket carrying one 128-byte
+// message per packet, with at most one fd attached (SCM_RIGHTS). Callable from any thread; each
+// function works on the fds it is given and keeps no state.
+#ifndef SNAPD_IPC_SOCKET_H_
+#define SNAPD_IPC_SOCKET_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ipc/memif_protocol.h"
+#include "ipc/unique_fd.h"
+
+namespace snapd::memif {
+
+// Binds and listens on a filesystem SOCK_SEQPACKET socket at `path`, non-blocking, close-on-exec.
+// A stale socket file (nobody accepting) is replaced; a live one is an ALREADY_EXISTS error, so a
+// second server on the same path fails with a clear message.
+absl::StatusOr<UniqueFd> ListenSeqpacket(absl::string_view path, int backlog = 64);
+
+// Connects to the SOCK_SEQPACKET socket at `path`. The fd returned is blocking, close-on-exec.
+absl::StatusOr<UniqueFd> ConnectSeqpacket(absl::string_view path);
+
+// Sends one message, with `attached_fd` passed by SCM_RIGHTS when it is >= 0.
+absl::Status SendMessage(int sock, const WireMessage& msg, int attached_fd = -1);
+
+// Outcome of reading one packet from a control socket.
+struct Received {
+  enum class Kind {
+    kMessage,     // `msg` holds a full-size message; `fd` any fd that came with it
+    kWouldBlock,  // non-blocking socket with nothing to read
+    kHangup,      // the peer closed its end
+    kMalformed,   // wrong size or truncated ancillary data; `error` says which
+  };
+  Kind kind = Kind::kMalformed;
+  WireMessage msg{};
+  UniqueFd fd;
+  std::string error;
+};
+
+// Reads one packet. Any fds beyond the first are closed, and an fd that arrives with a malformed
+// packet is closed too: a peer can never leak descriptors into this process.
+Received ReceiveMessage(int sock);
+
+}  // namespace snapd::memif
+
+#endif  // SNAPD_IPC_SOCKET_H_

@@ -1,0 +1,11 @@
+"""rules_java for an offline Bazel 4.2.3: re-exports the native Java rules."""
+
+java_binary = native.java_binary
+java_import = native.java_import
+java_library = native.java_library
+java_plugin = native.java_plugin
+java_proto_library = native.java_proto_library
+java_runtime = native.java_runtime
+java_test = native.java_test
+java_toolchain = native.java_toolchain
+java_package_configuration = native.java_package_configuration
