@@ -23,9 +23,9 @@ absl::StatusOr<WireMessage> Await(int fd, absl::Time deadline, MessageType want)
   while (true) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("timed out waiting for ", MessageTypeName(static_cast<uint16_t>(want)),
-                       " from the server"));
+      return absl::DeadlineExceededError(absl::StrCat("timed out waiting for ",
+                                                      MessageTypeName(static_cast<uint16_t>(want)),
+                                                      " from the server"));
     }
     pollfd p{fd, POLLIN, 0};
     int ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
@@ -49,8 +49,8 @@ absl::StatusOr<WireMessage> Await(int fd, absl::Time deadline, MessageType want)
     }
     if (r.msg.type != static_cast<uint16_t>(want)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("expected ", MessageTypeName(static_cast<uint16_t>(want)), " from server, got ",
-                       MessageTypeName(r.msg.type)));
+          absl::StrCat("expected ", MessageTypeName(static_cast<uint16_t>(want)),
+                       " from server, got ", MessageTypeName(r.msg.type)));
     }
     return r.msg;
   }
@@ -61,14 +61,14 @@ absl::StatusOr<WireMessage> Await(int fd, absl::Time deadline, MessageType want)
 absl::StatusOr<std::unique_ptr<MemifClient>> MemifClient::Connect(const ClientOptions& options) {
   if (options.queue_pairs == 0) return absl::InvalidArgumentError("queue_pairs must be positive");
   if (options.log2_ring_size == 0 || options.log2_ring_size > kMaxLog2RingSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("log2_ring_size must be 1..", kMaxLog2RingSize));
+    return absl::InvalidArgumentError(absl::StrCat("log2_ring_size must be 1..", kMaxLog2RingSize));
   }
   if (options.buffer_size < 64 || options.buffer_size % 64 != 0 || options.buffer_size > 65536) {
     return absl::InvalidArgumentError("buffer_size must be a multiple of 64 in 64..65536");
   }
   if (options.secret.size() >= kSecretSize) {
-    return absl::InvalidArgumentError(absl::StrCat("secret is at most ", kSecretSize - 1, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret is at most ", kSecretSize - 1, " bytes"));
   }
   absl::Time deadline = absl::Now() + options.timeout;
   std::unique_ptr<MemifClient> client(new MemifClient());
@@ -148,13 +148,13 @@ absl::Status MemifClient::Handshake(const ClientOptions& options, absl::Time dea
     if (!sent.ok()) return sent;
     return Await(fd, deadline, want).status();
   };
-  status = request(MakeInit(options.id, InterfaceMode::kEthernet, options.secret, options.name),
-                   -1, MessageType::kAck);
+  status = request(MakeInit(options.id, InterfaceMode::kEthernet, options.secret, options.name), -1,
+                   MessageType::kAck);
   if (!status.ok()) return status;
   status = request(MakeAddRegion(0, rings_region_.size()), rings_region_.fd(), MessageType::kAck);
   if (!status.ok()) return status;
-  status = request(MakeAddRegion(1, buffers_region_.size()), buffers_region_.fd(),
-                   MessageType::kAck);
+  status =
+      request(MakeAddRegion(1, buffers_region_.size()), buffers_region_.fd(), MessageType::kAck);
   if (!status.ok()) return status;
   const uint64_t ring_bytes = RoundUp(RingBytes(log2), kCacheLine);
   for (uint16_t q = 0; q < pairs; ++q) {
@@ -163,8 +163,9 @@ absl::Status MemifClient::Handshake(const ClientOptions& options, absl::Time dea
     if (!status.ok()) return status;
   }
   for (uint16_t q = 0; q < pairs; ++q) {
-    status = request(MakeAddRing(false, q, 0, static_cast<uint32_t>((pairs + q) * ring_bytes), log2),
-                     s2c_eventfds_[q].get(), MessageType::kAck);
+    status =
+        request(MakeAddRing(false, q, 0, static_cast<uint32_t>((pairs + q) * ring_bytes), log2),
+                s2c_eventfds_[q].get(), MessageType::kAck);
     if (!status.ok()) return status;
   }
   status = request(MakeConnect(options.if_name), -1, MessageType::kConnected);
@@ -175,12 +176,11 @@ absl::Status MemifClient::Handshake(const ClientOptions& options, absl::Time dea
   for (uint16_t q = 0; q < pairs; ++q) {
     auto* c2s = reinterpret_cast<RingHeader*>(rings_region_.base() + q * ring_bytes);
     auto* s2c = reinterpret_cast<RingHeader*>(rings_region_.base() + (pairs + q) * ring_bytes);
-    tx_.push_back(std::make_unique<TxRing>(Side::kClient, c2s, log2, views,
-                                           c2s_eventfds_[q].get(), 0,
-                                           ClientSlots{1, q * ring_buffers, buffer_size_}));
-    rx_.push_back(std::make_unique<RxRing>(Side::kClient, s2c, log2, views,
-                                           s2c_eventfds_[q].get(), 0,
-                                           ClientSlots{1, (pairs + q) * ring_buffers, buffer_size_}));
+    tx_.push_back(std::make_unique<TxRing>(Side::kClient, c2s, log2, views, c2s_eventfds_[q].get(),
+                                           0, ClientSlots{1, q * ring_buffers, buffer_size_}));
+    rx_.push_back(
+        std::make_unique<RxRing>(Side::kClient, s2c, log2, views, s2c_eventfds_[q].get(), 0,
+                                 ClientSlots{1, (pairs + q) * ring_buffers, buffer_size_}));
     rx_.back()->SetInterruptMode(false);
     rx_.back()->Start();
   }

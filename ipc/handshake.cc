@@ -74,8 +74,8 @@ absl::StatusOr<MessageType> ServerHandshake::OnAddRegion(const AddRegionMsg& msg
     return Fail(absl::InvalidArgumentError(absl::StrCat("invalid region index ", msg.index)));
   }
   if (msg.size == 0 || msg.size > limits_.max_region_size) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "region ", msg.index, " size ", msg.size, " outside 1..", limits_.max_region_size)));
+    return Fail(absl::InvalidArgumentError(absl::StrCat("region ", msg.index, " size ", msg.size,
+                                                        " outside 1..", limits_.max_region_size)));
   }
   region_sizes_.push_back(msg.size);
   return MessageType::kAck;
@@ -91,9 +91,8 @@ absl::StatusOr<MessageType> ServerHandshake::OnAddRing(const AddRingMsg& msg, bo
     return Fail(absl::InvalidArgumentError(absl::StrCat("invalid ring index ", msg.index)));
   }
   if (msg.log2_ring_size == 0 || msg.log2_ring_size > limits_.max_log2_ring_size) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("ring log2 size ", msg.log2_ring_size,
-                                                        " outside 1..",
-                                                        limits_.max_log2_ring_size)));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "ring log2 size ", msg.log2_ring_size, " outside 1..", limits_.max_log2_ring_size)));
   }
   if (msg.private_hdr_size != 0) {
     return Fail(absl::InvalidArgumentError("ring private header is not supported"));

@@ -1,7 +1,7 @@
 // ServerHandshake: the server's side of memif connection setup as a pure state machine. It checks
 // every control message a client sends (type, order, counts, indices, sizes, fd present) and
-// records what was negotiated; it owns no fds and maps no memory, so it can be tested with tables of
-// cases and fuzzed. The server (server.h) feeds it and acts on what it returns.
+// records what was negotiated; it owns no fds and maps no memory, so it can be tested with tables
+// of cases and fuzzed. The server (server.h) feeds it and acts on what it returns.
 //
 // Order a client must follow after the server's hello:
 //   init -> add-region (1..max, indices 0,1,2..., fd attached) -> add-ring (each with its interrupt

@@ -37,8 +37,8 @@ absl::StatusOr<MappedRegion> MappedRegion::Create(absl::string_view name, uint64
   UniqueFd fd(::memfd_create(std::string(name).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return absl::ResourceExhaustedError(absl::StrCat("ftruncate memfd to ", size, ": ",
-                                                     strerror(errno)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("ftruncate memfd to ", size, ": ", strerror(errno)));
   }
   if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     return absl::InternalError(absl::StrCat("sealing memfd: ", strerror(errno)));

@@ -1,5 +1,6 @@
-// Shared memory regions of a memif connection: a memfd and its mapping. The fd is what moves between
-// processes (to the server at attach, to a new snapd at upgrade); the mapping is this process's view.
+// Shared memory regions of a memif connection: a memfd and its mapping. The fd is what moves
+// between processes (to the server at attach, to a new snapd at upgrade); the mapping is this
+// process's view.
 #ifndef SNAPD_IPC_REGION_H_
 #define SNAPD_IPC_REGION_H_
 

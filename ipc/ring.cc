@@ -23,9 +23,8 @@ inline Descriptor Snapshot(const Descriptor* d) {
 
 }  // namespace
 
-RxRing::RxRing(Side side, RingHeader* ring, uint8_t log2_size,
-               absl::Span<const RegionView> regions, int eventfd, uint16_t cursor,
-               ClientSlots slots)
+RxRing::RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
+               int eventfd, uint16_t cursor, ClientSlots slots)
     : side_(side),
       ring_(ring),
       size_(1u << log2_size),
@@ -43,7 +42,8 @@ void RxRing::Start() {
 }
 
 bool RxRing::HasPending() const {
-  uint16_t produced = side_ == Side::kServer ? LoadAcquire(&ring_->head) : LoadAcquire(&ring_->tail);
+  uint16_t produced =
+      side_ == Side::kServer ? LoadAcquire(&ring_->head) : LoadAcquire(&ring_->tail);
   return produced != pending_;
 }
 
@@ -79,11 +79,11 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
         data = SlotBuffer(d);
       } else {
         // The client trusts only its own layout: the slot's buffer, length within it.
-        data = d.length <= slots_.buffer_size
-                   ? ResolveBuffer(regions_, slots_.region,
-                                   slots_.first_offset + (cur & mask_) * slots_.buffer_size,
-                                   d.length)
-                   : nullptr;
+        data =
+            d.length <= slots_.buffer_size
+                ? ResolveBuffer(regions_, slots_.region,
+                                slots_.first_offset + (cur & mask_) * slots_.buffer_size, d.length)
+                : nullptr;
       }
       ++cur;
       --avail;
@@ -206,9 +206,8 @@ void RxRing::DrainInterrupt() {
   if (eventfd_ >= 0) (void)!::read(eventfd_, &count, sizeof(count));
 }
 
-TxRing::TxRing(Side side, RingHeader* ring, uint8_t log2_size,
-               absl::Span<const RegionView> regions, int eventfd, uint16_t cursor,
-               ClientSlots slots)
+TxRing::TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
+               int eventfd, uint16_t cursor, ClientSlots slots)
     : side_(side),
       ring_(ring),
       size_(1u << log2_size),

@@ -46,10 +46,10 @@ struct ClientSlots {
   uint32_t buffer_size = 0;
 };
 
-// Returns a pointer to bytes [offset, offset + length) of region `index`, or nullptr when that range
-// is not wholly inside a region of `regions`.
-inline uint8_t* ResolveBuffer(absl::Span<const RegionView> regions, uint16_t index,
-                              uint32_t offset, uint32_t length) {
+// Returns a pointer to bytes [offset, offset + length) of region `index`, or nullptr when that
+// range is not wholly inside a region of `regions`.
+inline uint8_t* ResolveBuffer(absl::Span<const RegionView> regions, uint16_t index, uint32_t offset,
+                              uint32_t length) {
   if (index >= regions.size()) return nullptr;
   const RegionView& r = regions[index];
   if (uint64_t{offset} + length > r.size) return nullptr;
@@ -129,9 +129,9 @@ class RxRing {
   const absl::Span<const RegionView> regions_;
   const int eventfd_;
   const ClientSlots slots_;
-  uint16_t next_;     // first slot not yet released
-  uint16_t pending_;  // first slot not yet received (== next_ after Release)
-  uint16_t head_;     // client: the head it last published when refilling
+  uint16_t next_;                 // first slot not yet released
+  uint16_t pending_;              // first slot not yet received (== next_ after Release)
+  uint16_t head_;                 // client: the head it last published when refilling
   std::vector<uint8_t> scratch_;  // chained frames of the current burst
   uint32_t scratch_used_ = 0;
   std::atomic<const char*> error_{nullptr};
@@ -162,7 +162,8 @@ class TxRing {
 
  private:
   void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
-  // The buffer to write slot `cur` into and its capacity; nullptr when the peer's descriptor is bad.
+  // The buffer to write slot `cur` into and its capacity; nullptr when the peer's descriptor is
+  // bad.
   uint8_t* TargetBuffer(uint16_t cur, uint32_t* capacity);
 
   const Side side_;

@@ -182,8 +182,7 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     conn->peer_name_ = FieldToString(init.name);
     by_id_[init.id] = conn;
   } else if (type == MessageType::kAddRegion) {
-    absl::StatusOr<MappedRegion> region =
-        MappedRegion::MapPeer(std::move(fd), msg.add_region.size);
+    absl::StatusOr<MappedRegion> region = MappedRegion::MapPeer(std::move(fd), msg.add_region.size);
     if (!region.ok()) return region.status();
     conn->regions_.push_back(std::move(*region));
   } else if (type == MessageType::kAddRing) {

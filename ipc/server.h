@@ -52,8 +52,8 @@ struct ServerOptions {
 class Connection {
  public:
   uint32_t id() const { return id_; }
-  const std::string& peer_name() const { return peer_name_; }     // app name from init
-  const std::string& peer_if_name() const { return if_name_; }    // interface name from connect
+  const std::string& peer_name() const { return peer_name_; }   // app name from init
+  const std::string& peer_if_name() const { return if_name_; }  // interface name from connect
   const ucred& peer_cred() const { return cred_; }
   size_t queue_pairs() const { return rx_.size(); }
   RxRing& rx(size_t q) { return *rx_[q]; }
@@ -85,9 +85,9 @@ class Connection {
 struct ServerStats {
   Counter accepted;
   Counter connected;
-  Counter refused;         // handshakes the server ended: bad message, unknown id, bad secret...
-  Counter disconnected;    // connected interfaces that went away, for any reason
-  Counter timed_out;       // handshakes that did not finish in time
+  Counter refused;       // handshakes the server ended: bad message, unknown id, bad secret...
+  Counter disconnected;  // connected interfaces that went away, for any reason
+  Counter timed_out;     // handshakes that did not finish in time
 };
 
 class MemifServer {

@@ -41,8 +41,8 @@ absl::StatusOr<UniqueFd> ListenSeqpacket(absl::string_view path, int backlog) {
     if (errno != EADDRINUSE) return ErrnoError("cannot bind", path);
     // Someone left a socket file. If a server still accepts on it, refuse; else replace it.
     UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr),
-                           sizeof(*addr)) == 0) {
+    if (probe &&
+        ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) {
       return absl::AlreadyExistsError(
           absl::StrCat("another server is already listening on ", path));
     }
@@ -86,8 +86,8 @@ absl::Status SendMessage(int sock, const WireMessage& msg, int attached_fd) {
     n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(msg))) {
-    return absl::UnavailableError(
-        absl::StrCat("sending a control message failed: ", n < 0 ? strerror(errno) : "short write"));
+    return absl::UnavailableError(absl::StrCat("sending a control message failed: ",
+                                               n < 0 ? strerror(errno) : "short write"));
   }
   return absl::OkStatus();
 }
@@ -143,8 +143,7 @@ Received ReceiveMessage(int sock) {
   }
   if (n != static_cast<ssize_t>(kMessageSize) || (mh.msg_flags & MSG_TRUNC)) {
     out.kind = Received::Kind::kMalformed;
-    out.error = absl::StrCat("control message of ", n, " bytes; memif messages are ",
-                             kMessageSize);
+    out.error = absl::StrCat("control message of ", n, " bytes; memif messages are ", kMessageSize);
     out.fd.reset();
     return out;
   }

@@ -1,0 +1,350 @@
+// The memif server and client together, in one process: real sockets, memfds and eventfds.
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "ipc/client.h"
+#include "ipc/control_message.h"
+#include "ipc/eventfd.h"
+#include "ipc/region.h"
+#include "ipc/server.h"
+#include "ipc/socket.h"
+
+namespace snapd::memif {
+namespace {
+
+// Bazel's TEST_TMPDIR is too deep for a Unix socket path (108 bytes), so sockets live in /tmp under
+// a name unique to this process.
+std::string TestSocket(absl::string_view name) {
+  return absl::StrCat("/tmp/snapd-test-", getpid(), "-", name, ".sock");
+}
+
+// A server on its own thread that reflects every frame back on the queue it came from, the way
+// memif_echo does. Everything touching the server runs on that thread.
+class EchoServer {
+ public:
+  explicit EchoServer(ServerOptions options, std::vector<InterfaceConfig> interfaces = {}) {
+    auto server = MemifServer::Create(std::move(options));
+    EXPECT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    for (const auto& i : interfaces) EXPECT_TRUE(server_->AddInterface(i).ok());
+    server_->set_on_disconnected([this](Connection& c, absl::string_view reason) {
+      absl::MutexLock lock(&mu_);
+      reasons_.push_back(std::string(reason));
+    });
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~EchoServer() {
+    stop_ = true;
+    thread_.join();
+    server_.reset();  // its callbacks write reasons_, which must still exist
+  }
+  const ServerStats& stats() const { return server_->stats(); }
+  std::vector<std::string> disconnect_reasons() {
+    absl::MutexLock lock(&mu_);
+    return reasons_;
+  }
+  // Waits until `pred` holds for the server's stats, or 10 s.
+  template <typename Pred>
+  bool WaitFor(Pred pred) {
+    for (int i = 0; i < 10000; ++i) {
+      if (pred(server_->stats())) return true;
+      usleep(1000);
+    }
+    return false;
+  }
+
+ private:
+  void Run() {
+    Frame frames[32];
+    while (!stop_) {
+      server_->Poll(0);
+      bool idle = true;
+      for (Connection* c : server_->connections()) {
+        for (size_t q = 0; q < c->queue_pairs(); ++q) {
+          uint16_t n = c->rx(q).Receive(frames, 32);
+          if (n > 0) {
+            idle = false;
+            c->tx(q).Transmit(frames, n);
+          }
+          c->rx(q).Release();
+        }
+      }
+      server_->DropFailedConnections();
+      if (idle) usleep(50);
+    }
+  }
+
+  std::unique_ptr<MemifServer> server_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::vector<std::string> reasons_ ABSL_GUARDED_BY(mu_);
+};
+
+// Sends `count` frames carrying their sequence numbers and checks they come back in order.
+void ExchangeSequenced(MemifClient& client, int count, size_t frame_len = 64) {
+  int sent = 0, received = 0;
+  std::vector<uint8_t> buf(frame_len);
+  for (int spins = 0; received < count && spins < 10000000; ++spins) {
+    if (sent < count) {
+      memcpy(buf.data(), &sent, sizeof(sent));
+      Frame f{buf.data(), static_cast<uint32_t>(frame_len)};
+      sent += client.tx(0).Transmit(&f, 1);
+    }
+    Frame got[32];
+    uint16_t n = client.rx(0).Receive(got, 32);
+    for (uint16_t i = 0; i < n; ++i) {
+      int seq;
+      ASSERT_EQ(got[i].len, frame_len);
+      memcpy(&seq, got[i].data, sizeof(seq));
+      ASSERT_EQ(seq, received) << "frame out of order";
+      ++received;
+    }
+    client.rx(0).Release();
+    if (n == 0) usleep(10);
+  }
+  EXPECT_EQ(received, count);
+}
+
+TEST(MemifTest, ClientAndServerExchangeFrames) {
+  ServerOptions options{TestSocket("exchange")};
+  EchoServer server(options, {{7, ""}});
+  ClientOptions copts{options.socket_path, 7};
+  copts.queue_pairs = 2;
+  auto client = MemifClient::Connect(copts);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->queue_pairs(), 2u);
+  EXPECT_EQ((*client)->server_name(), "snapd");
+  ExchangeSequenced(**client, 5000);
+  ExchangeSequenced(**client, 50, 5000);  // chained: 3 buffers each way
+}
+
+TEST(MemifTest, RefusalsCarryTheReason) {
+  ServerOptions options{TestSocket("refusals")};
+  EchoServer server(options, {{1, ""}, {2, "letmein"}});
+  auto unknown = MemifClient::Connect({options.socket_path, 9});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown interface id 9"), std::string::npos)
+      << unknown.status();
+
+  ClientOptions wrong{options.socket_path, 2};
+  wrong.secret = "guess";
+  auto bad_secret = MemifClient::Connect(wrong);
+  ASSERT_FALSE(bad_secret.ok());
+  EXPECT_NE(bad_secret.status().message().find("incorrect secret"), std::string::npos);
+
+  ClientOptions none{options.socket_path, 2};
+  EXPECT_FALSE(MemifClient::Connect(none).ok());
+
+  ClientOptions right{options.socket_path, 2};
+  right.secret = "letmein";
+  auto good = MemifClient::Connect(right);
+  ASSERT_TRUE(good.ok()) << good.status();
+
+  auto twice = MemifClient::Connect(right);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("already connected"), std::string::npos);
+  ExchangeSequenced(**good, 100);
+}
+
+TEST(MemifTest, SecondServerOnTheSamePathFails) {
+  ServerOptions options{TestSocket("twice")};
+  auto first = MemifServer::Create(options);
+  ASSERT_TRUE(first.ok());
+  auto second = MemifServer::Create(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(MemifTest, SixteenClientsAndOneVanishes) {
+  ServerOptions options{TestSocket("sixteen")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  std::vector<std::unique_ptr<MemifClient>> clients;
+  for (uint32_t id = 0; id < 16; ++id) {
+    auto c = MemifClient::Connect({options.socket_path, id});
+    ASSERT_TRUE(c.ok()) << c.status();
+    clients.push_back(std::move(*c));
+  }
+  for (auto& c : clients) ExchangeSequenced(*c, 200);
+  // Client 5 goes away without a word, as a killed process would.
+  clients[5].reset();
+  ASSERT_TRUE(server.WaitFor([](const ServerStats& s) { return s.disconnected.Get() == 1; }));
+  for (size_t i = 0; i < clients.size(); ++i) {
+    if (clients[i]) ExchangeSequenced(*clients[i], 200);
+  }
+  // Its id is free again.
+  auto again = MemifClient::Connect({options.socket_path, 5});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ExchangeSequenced(**again, 100);
+}
+
+// A client that speaks the protocol by hand, to send what a well-behaved client never would.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& path) {
+    auto fd = ConnectSeqpacket(path);
+    EXPECT_TRUE(fd.ok());
+    fd_ = std::move(*fd);
+    Expect(MessageType::kHello);
+  }
+  void Send(const WireMessage& msg, int fd = -1) {
+    ASSERT_TRUE(SendMessage(fd_.get(), msg, fd).ok());
+  }
+  // Returns the next message's type, and the disconnect reason if it is one.
+  MessageType Next(std::string* reason = nullptr) {
+    for (int i = 0; i < 5000; ++i) {
+      Received r = ReceiveMessage(fd_.get());
+      if (r.kind == Received::Kind::kWouldBlock) {
+        usleep(1000);
+        continue;
+      }
+      if (r.kind != Received::Kind::kMessage) return MessageType::kNone;
+      if (reason && r.msg.type == static_cast<uint16_t>(MessageType::kDisconnect)) {
+        *reason = FieldToString(r.msg.disconnect.string);
+      }
+      return static_cast<MessageType>(r.msg.type);
+    }
+    return MessageType::kNone;
+  }
+  void Expect(MessageType type) { ASSERT_EQ(Next(), type); }
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+TEST(MemifTest, UnsealedRegionIsRefused) {
+  ServerOptions options{TestSocket("unsealed")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
+  raw.Expect(MessageType::kAck);
+  UniqueFd mem(::memfd_create("unsealed", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(mem.get(), 4096), 0);
+  raw.Send(MakeAddRegion(0, 4096), mem.get());
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_NE(reason.find("F_SEAL_SHRINK"), std::string::npos) << reason;
+}
+
+TEST(MemifTest, RegionSmallerThanAnnouncedIsRefused) {
+  ServerOptions options{TestSocket("small")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
+  raw.Expect(MessageType::kAck);
+  auto region = MappedRegion::Create("small", 4096);
+  ASSERT_TRUE(region.ok());
+  raw.Send(MakeAddRegion(0, 1 << 20), region->fd());
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_NE(reason.find("smaller than"), std::string::npos) << reason;
+}
+
+TEST(MemifTest, InterruptFdMustBeAnEventfd) {
+  ServerOptions options{TestSocket("notevent")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
+  raw.Expect(MessageType::kAck);
+  auto region = MappedRegion::Create("r", 1 << 16);
+  ASSERT_TRUE(region.ok());
+  raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
+  raw.Expect(MessageType::kAck);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  raw.Send(MakeAddRing(true, 0, 0, 0, 4), pipe_fds[1]);
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_EQ(reason, "interrupt fd is not an eventfd");
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+TEST(MemifTest, BadRingCookieIsRefused) {
+  ServerOptions options{TestSocket("cookie")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
+  raw.Expect(MessageType::kAck);
+  auto region = MappedRegion::Create("r", 1 << 16);  // all zero: no cookie in the rings
+  ASSERT_TRUE(region.ok());
+  raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
+  raw.Expect(MessageType::kAck);
+  auto e1 = CreateEventFd();
+  auto e2 = CreateEventFd();
+  raw.Send(MakeAddRing(true, 0, 0, 0, 4), e1->get());
+  raw.Expect(MessageType::kAck);
+  raw.Send(MakeAddRing(false, 0, 0, 4096, 4), e2->get());
+  raw.Expect(MessageType::kAck);
+  raw.Send(MakeConnect("x"));
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_EQ(reason, "ring cookie mismatch");
+}
+
+TEST(MemifTest, MalformedMessageClosesTheConnection) {
+  ServerOptions options{TestSocket("malformed")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  char junk[7] = "abcdef";
+  ASSERT_EQ(::send(raw.fd(), junk, sizeof(junk), 0), 7);
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_NE(reason.find("7 bytes"), std::string::npos) << reason;
+}
+
+TEST(MemifTest, CursorAbuseDisconnectsOnlyTheOffender) {
+  ServerOptions options{TestSocket("abuse")};
+  options.accept_any_id = true;
+  EchoServer server(options);
+  auto good = MemifClient::Connect({options.socket_path, 1});
+  ASSERT_TRUE(good.ok());
+  // Every fd from here on belongs to the bad client (or the server's copy of its regions).
+  int watermark = ::dup(0);
+  ::close(watermark);
+  auto bad = MemifClient::Connect({options.socket_path, 2});
+  ASSERT_TRUE(bad.ok());
+  // The bad client writes a head far past the ring into its own c2s ring, through its memfd.
+  int ring_fd = -1;
+  for (int fd = watermark; fd < 1024 && ring_fd < 0; ++fd) {
+    char path[64], target[256] = {};
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n > 0 && strstr(target, "memfd:memif-rings") != nullptr) ring_fd = fd;
+  }
+  ASSERT_GE(ring_fd, 0);
+  void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* c2s = static_cast<RingHeader*>(mem);
+  __atomic_store_n(&c2s->head, static_cast<uint16_t>(c2s->tail + 5000), __ATOMIC_RELEASE);
+  ::munmap(mem, 4096);
+  ASSERT_TRUE(server.WaitFor([](const ServerStats& s) { return s.disconnected.Get() == 1; }));
+  EXPECT_EQ(server.disconnect_reasons().at(0), "c2s ring head moved past the ring size");
+  absl::Status status;
+  for (int i = 0; i < 1000 && status.ok(); ++i) {
+    status = (*bad)->CheckControl();
+    usleep(1000);
+  }
+  EXPECT_NE(status.message().find("head moved past"), std::string::npos) << status;
+  ExchangeSequenced(**good, 500);
+}
+
+}  // namespace
+}  // namespace snapd::memif
