@@ -33,7 +33,7 @@ TEST(ControlMessageTest, AddRingLaysOutFieldsAtWireOffsets) {
   EXPECT_EQ(b[8], 0x44);
   EXPECT_EQ(b[11], 0x11);
   EXPECT_EQ(b[12], 10);  // log2 ring size
-  EXPECT_EQ(MakeAddRing(false, 0, 0, 0, 1).add_ring.flags, 0);
+  EXPECT_EQ(+MakeAddRing(false, 0, 0, 0, 1).add_ring.flags, 0);
 }
 
 TEST(ControlMessageTest, HelloAndRegionOffsets) {
@@ -57,7 +57,7 @@ TEST(ControlMessageTest, HelloAndRegionOffsets) {
 TEST(ControlMessageTest, DisconnectReasonIsTruncatedAndTerminated) {
   std::string long_reason(200, 'x');
   WireMessage msg = MakeDisconnect(7, long_reason);
-  EXPECT_EQ(msg.disconnect.code, 7u);
+  EXPECT_EQ(+msg.disconnect.code, 7u);
   EXPECT_EQ(msg.disconnect.string[kDisconnectStringSize - 1], 0);
   EXPECT_EQ(FieldToString(msg.disconnect.string), std::string(kDisconnectStringSize - 1, 'x'));
 }

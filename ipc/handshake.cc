@@ -77,7 +77,8 @@ absl::StatusOr<MessageType> ServerHandshake::OnAddRegion(const AddRegionMsg& msg
     return Fail(absl::InvalidArgumentError(absl::StrCat("region ", msg.index, " size ", msg.size,
                                                         " outside 1..", limits_.max_region_size)));
   }
-  region_sizes_.push_back(msg.size);
+  const uint64_t size = msg.size;  // a copy: the wire field is packed, unaligned
+  region_sizes_.push_back(size);
   return MessageType::kAck;
 }
 

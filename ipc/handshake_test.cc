@@ -132,7 +132,7 @@ TEST(HandshakeTest, RepliesFollowTheProtocol) {
   EXPECT_EQ(replies, (std::vector<MessageType>{MessageType::kAck, MessageType::kAck,
                                                MessageType::kAck, MessageType::kAck,
                                                MessageType::kAck, MessageType::kConnected}));
-  EXPECT_EQ(hs.init().id, 1u);
+  EXPECT_EQ(+hs.init().id, 1u);
   EXPECT_EQ(hs.region_sizes(), (std::vector<uint64_t>{4096, 65536}));
   EXPECT_EQ(hs.s2c_rings()[0].offset, 2048u);
 }
@@ -140,11 +140,11 @@ TEST(HandshakeTest, RepliesFollowTheProtocol) {
 TEST(HandshakeTest, HelloAdvertisesLimits) {
   ServerHandshake hs(HandshakeLimits{3, 2, 12, 1 << 20});
   WireMessage hello = hs.Hello("srv");
-  EXPECT_EQ(hello.hello.max_region, 2);
-  EXPECT_EQ(hello.hello.max_c2s_ring, 1);
-  EXPECT_EQ(hello.hello.max_s2c_ring, 1);
-  EXPECT_EQ(hello.hello.max_log2_ring_size, 12);
-  EXPECT_EQ(hello.hello.min_version, kVersion);
+  EXPECT_EQ(+hello.hello.max_region, 2);
+  EXPECT_EQ(+hello.hello.max_c2s_ring, 1);
+  EXPECT_EQ(+hello.hello.max_s2c_ring, 1);
+  EXPECT_EQ(+hello.hello.max_log2_ring_size, 12);
+  EXPECT_EQ(+hello.hello.min_version, kVersion);
 }
 
 }  // namespace

@@ -164,9 +164,10 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
   auto type = static_cast<MessageType>(msg.type);
   if (type == MessageType::kInit) {
     const InitMsg& init = conn->handshake_.init();
-    auto known = interfaces_.find(init.id);
+    const uint32_t id = init.id;  // a copy: the wire field is packed, unaligned
+    auto known = interfaces_.find(id);
     if (known == interfaces_.end() && !options_.accept_any_id) {
-      return absl::NotFoundError(absl::StrCat("unknown interface id ", init.id));
+      return absl::NotFoundError(absl::StrCat("unknown interface id ", id));
     }
     std::string secret = known == interfaces_.end() ? "" : known->second.secret;
     if (!secret.empty() || init.secret[0] != 0) {
@@ -175,12 +176,12 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
                                                           : "incorrect secret");
       }
     }
-    if (by_id_.contains(init.id)) {
-      return absl::AlreadyExistsError(absl::StrCat("interface id ", init.id, " already connected"));
+    if (by_id_.contains(id)) {
+      return absl::AlreadyExistsError(absl::StrCat("interface id ", id, " already connected"));
     }
-    conn->id_ = init.id;
+    conn->id_ = id;
     conn->peer_name_ = FieldToString(init.name);
-    by_id_[init.id] = conn;
+    by_id_[id] = conn;
   } else if (type == MessageType::kAddRegion) {
     absl::StatusOr<MappedRegion> region = MappedRegion::MapPeer(std::move(fd), msg.add_region.size);
     if (!region.ok()) return region.status();
