@@ -271,6 +271,7 @@ void MemifServer::Close(Connection* conn, absl::string_view reason, bool notify)
     if (on_disconnected_) on_disconnected_(*conn, reason);
   } else {
     stats_.refused.Add();
+    if (on_refused_) on_refused_(conn->cred_, reason);
   }
   auto id_it = by_id_.find(conn->id_);
   if (id_it != by_id_.end() && id_it->second == conn) by_id_.erase(id_it);

@@ -94,6 +94,7 @@ class MemifServer {
  public:
   using ConnectedFn = std::function<void(Connection&)>;
   using DisconnectedFn = std::function<void(Connection&, absl::string_view reason)>;
+  using RefusedFn = std::function<void(const ucred& peer, absl::string_view reason)>;
 
   // Listens on options.socket_path. Fails if the path is unusable or another server listens there.
   static absl::StatusOr<std::unique_ptr<MemifServer>> Create(ServerOptions options);
@@ -108,6 +109,8 @@ class MemifServer {
   // disconnect message, protocol error, Disconnect()) just before its memory is unmapped.
   void set_on_connected(ConnectedFn fn) { on_connected_ = std::move(fn); }
   void set_on_disconnected(DisconnectedFn fn) { on_disconnected_ = std::move(fn); }
+  // Called when a client is dropped before it connected (refused, timed out, hung up), with why.
+  void set_on_refused(RefusedFn fn) { on_refused_ = std::move(fn); }
 
   // An fd that becomes readable when Poll has work; for the owner's own epoll loop.
   int epoll_fd() const { return epoll_.get(); }
@@ -145,6 +148,7 @@ class MemifServer {
   absl::flat_hash_map<uint32_t, Connection*> by_id_;  // connected or handshaking with an id
   ConnectedFn on_connected_;
   DisconnectedFn on_disconnected_;
+  RefusedFn on_refused_;
   ServerStats stats_;
 };
 

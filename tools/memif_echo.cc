@@ -56,6 +56,11 @@ class Echo {
              c.queue_pairs());
       fflush(stdout);
     });
+    server_->set_on_refused([](const ucred& peer, absl::string_view reason) {
+      printf("memif_echo: refused pid=%d uid=%d: %.*s\n", peer.pid, peer.uid,
+             static_cast<int>(reason.size()), reason.data());
+      fflush(stdout);
+    });
     server_->set_on_disconnected([this](memif::Connection& c, absl::string_view reason) {
       for (size_t q = 0; q < c.queue_pairs(); ++q) {
         ::epoll_ctl(wait_.get(), EPOLL_CTL_DEL, c.rx(q).eventfd(), nullptr);
