@@ -5,12 +5,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "ipc/client.h"
 #include "ipc/control_message.h"
@@ -28,6 +28,13 @@ std::string TestSocket(absl::string_view name) {
   return absl::StrCat("/tmp/snapd-test-", getpid(), "-", name, ".sock");
 }
 
+// Options for a server that serves any interface id, on a socket unique to this test.
+ServerOptions AnyId(absl::string_view name) {
+  ServerOptions options{TestSocket(name)};
+  options.accept_any_id = true;
+  return options;
+}
+
 // A server on its own thread that reflects every frame back on the queue it came from, the way
 // memif_echo does. Everything touching the server runs on that thread.
 class EchoServer {
@@ -38,7 +45,7 @@ class EchoServer {
     server_ = std::move(*server);
     for (const auto& i : interfaces) EXPECT_TRUE(server_->AddInterface(i).ok());
     server_->set_on_disconnected([this](Connection& c, absl::string_view reason) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       reasons_.push_back(std::string(reason));
     });
     thread_ = std::thread([this] { Run(); });
@@ -50,7 +57,7 @@ class EchoServer {
   }
   const ServerStats& stats() const { return server_->stats(); }
   std::vector<std::string> disconnect_reasons() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return reasons_;
   }
   // Waits until `pred` holds for the server's stats, or 10 s.
@@ -87,22 +94,24 @@ class EchoServer {
   std::unique_ptr<MemifServer> server_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<std::string> reasons_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: the system's Abseil is not built with TSan, so TSan cannot
+  // see absl::Mutex's locking.
+  std::mutex mu_;
+  std::vector<std::string> reasons_;  // guarded by mu_
 };
 
 // Sends `count` frames carrying their sequence numbers and checks they come back in order.
-void ExchangeSequenced(MemifClient& client, int count, size_t frame_len = 64) {
+void ExchangeSequenced(MemifClient& client, int count, size_t frame_len = 64, size_t queue = 0) {
   int sent = 0, received = 0;
   std::vector<uint8_t> buf(frame_len);
   for (int spins = 0; received < count && spins < 10000000; ++spins) {
     if (sent < count) {
       memcpy(buf.data(), &sent, sizeof(sent));
       Frame f{buf.data(), static_cast<uint32_t>(frame_len)};
-      sent += client.tx(0).Transmit(&f, 1);
+      sent += client.tx(queue).Transmit(&f, 1);
     }
     Frame got[32];
-    uint16_t n = client.rx(0).Receive(got, 32);
+    uint16_t n = client.rx(queue).Receive(got, 32);
     for (uint16_t i = 0; i < n; ++i) {
       int seq;
       ASSERT_EQ(got[i].len, frame_len);
@@ -110,7 +119,7 @@ void ExchangeSequenced(MemifClient& client, int count, size_t frame_len = 64) {
       ASSERT_EQ(seq, received) << "frame out of order";
       ++received;
     }
-    client.rx(0).Release();
+    client.rx(queue).Release();
     if (n == 0) usleep(10);
   }
   EXPECT_EQ(received, count);
@@ -126,6 +135,7 @@ TEST(MemifTest, ClientAndServerExchangeFrames) {
   EXPECT_EQ((*client)->queue_pairs(), 2u);
   EXPECT_EQ((*client)->server_name(), "snapd");
   ExchangeSequenced(**client, 5000);
+  ExchangeSequenced(**client, 5000, 64, /*queue=*/1);
   ExchangeSequenced(**client, 50, 5000);  // chained: 3 buffers each way
 }
 
@@ -167,8 +177,7 @@ TEST(MemifTest, SecondServerOnTheSamePathFails) {
 }
 
 TEST(MemifTest, SixteenClientsAndOneVanishes) {
-  ServerOptions options{TestSocket("sixteen")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("sixteen");
   EchoServer server(options);
   std::vector<std::unique_ptr<MemifClient>> clients;
   for (uint32_t id = 0; id < 16; ++id) {
@@ -218,6 +227,18 @@ class RawClient {
     return MessageType::kNone;
   }
   void Expect(MessageType type) { ASSERT_EQ(Next(), type); }
+  // Sends init (any id) and checks the ack.
+  void Init() {
+    Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
+    Expect(MessageType::kAck);
+  }
+  // Sends `msg` with `fd` and returns the reason of the disconnect that must follow.
+  std::string RefusalOf(const WireMessage& msg, int fd = -1) {
+    Send(msg, fd);
+    std::string reason;
+    EXPECT_EQ(Next(&reason), MessageType::kDisconnect);
+    return reason;
+  }
   int fd() const { return fd_.get(); }
 
  private:
@@ -225,63 +246,49 @@ class RawClient {
 };
 
 TEST(MemifTest, UnsealedRegionIsRefused) {
-  ServerOptions options{TestSocket("unsealed")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("unsealed");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
-  raw.Expect(MessageType::kAck);
+  raw.Init();
   UniqueFd mem(::memfd_create("unsealed", MFD_CLOEXEC));
   ASSERT_EQ(::ftruncate(mem.get(), 4096), 0);
-  raw.Send(MakeAddRegion(0, 4096), mem.get());
-  std::string reason;
-  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  std::string reason = raw.RefusalOf(MakeAddRegion(0, 4096), mem.get());
   EXPECT_NE(reason.find("F_SEAL_SHRINK"), std::string::npos) << reason;
 }
 
 TEST(MemifTest, RegionSmallerThanAnnouncedIsRefused) {
-  ServerOptions options{TestSocket("small")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("small");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
-  raw.Expect(MessageType::kAck);
+  raw.Init();
   auto region = MappedRegion::Create("small", 4096);
   ASSERT_TRUE(region.ok());
-  raw.Send(MakeAddRegion(0, 1 << 20), region->fd());
-  std::string reason;
-  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  std::string reason = raw.RefusalOf(MakeAddRegion(0, 1 << 20), region->fd());
   EXPECT_NE(reason.find("smaller than"), std::string::npos) << reason;
 }
 
 TEST(MemifTest, InterruptFdMustBeAnEventfd) {
-  ServerOptions options{TestSocket("notevent")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("notevent");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
-  raw.Expect(MessageType::kAck);
+  raw.Init();
   auto region = MappedRegion::Create("r", 1 << 16);
   ASSERT_TRUE(region.ok());
   raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
   raw.Expect(MessageType::kAck);
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
-  raw.Send(MakeAddRing(true, 0, 0, 0, 4), pipe_fds[1]);
-  std::string reason;
-  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
-  EXPECT_EQ(reason, "interrupt fd is not an eventfd");
+  EXPECT_EQ(raw.RefusalOf(MakeAddRing(true, 0, 0, 0, 4), pipe_fds[1]),
+            "interrupt fd is not an eventfd");
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
 }
 
 TEST(MemifTest, BadRingCookieIsRefused) {
-  ServerOptions options{TestSocket("cookie")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("cookie");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
-  raw.Expect(MessageType::kAck);
+  raw.Init();
   auto region = MappedRegion::Create("r", 1 << 16);  // all zero: no cookie in the rings
   ASSERT_TRUE(region.ok());
   raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
@@ -292,15 +299,11 @@ TEST(MemifTest, BadRingCookieIsRefused) {
   raw.Expect(MessageType::kAck);
   raw.Send(MakeAddRing(false, 0, 0, 4096, 4), e2->get());
   raw.Expect(MessageType::kAck);
-  raw.Send(MakeConnect("x"));
-  std::string reason;
-  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
-  EXPECT_EQ(reason, "ring cookie mismatch");
+  EXPECT_EQ(raw.RefusalOf(MakeConnect("x")), "ring cookie mismatch");
 }
 
 TEST(MemifTest, MalformedMessageClosesTheConnection) {
-  ServerOptions options{TestSocket("malformed")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("malformed");
   EchoServer server(options);
   RawClient raw(options.socket_path);
   char junk[7] = "abcdef";
@@ -311,8 +314,7 @@ TEST(MemifTest, MalformedMessageClosesTheConnection) {
 }
 
 TEST(MemifTest, CursorAbuseDisconnectsOnlyTheOffender) {
-  ServerOptions options{TestSocket("abuse")};
-  options.accept_any_id = true;
+  ServerOptions options = AnyId("abuse");
   EchoServer server(options);
   auto good = MemifClient::Connect({options.socket_path, 1});
   ASSERT_TRUE(good.ok());
@@ -344,6 +346,36 @@ TEST(MemifTest, CursorAbuseDisconnectsOnlyTheOffender) {
   }
   EXPECT_NE(status.message().find("head moved past"), std::string::npos) << status;
   ExchangeSequenced(**good, 500);
+}
+
+TEST(MemifTest, SilentClientIsDroppedAfterTheHandshakeTimeout) {
+  ServerOptions options = AnyId("silent");
+  options.handshake_timeout = absl::Milliseconds(100);
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  std::string reason;
+  EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  EXPECT_EQ(reason, "handshake timed out");
+  EXPECT_EQ(server.stats().timed_out.Get(), 1u);
+}
+
+TEST(MemifTest, TooManyHandshakesAtOnceAreRefused) {
+  ServerOptions options = AnyId("crowd");
+  options.max_handshakes = 1;
+  EchoServer server(options);
+  RawClient first(options.socket_path);
+  auto second = ConnectSeqpacket(options.socket_path);
+  ASSERT_TRUE(second.ok());
+  Received r;
+  for (int i = 0; i < 5000; ++i) {
+    r = ReceiveMessage(second->get());
+    if (r.kind != Received::Kind::kWouldBlock) break;
+    usleep(1000);
+  }
+  ASSERT_EQ(r.kind, Received::Kind::kMessage);
+  EXPECT_EQ(FieldToString(r.msg.disconnect.string), "too many clients connecting");
+  // The first one can still finish.
+  first.Init();
 }
 
 }  // namespace

@@ -25,13 +25,7 @@ inline Descriptor Snapshot(const Descriptor* d) {
 
 RxRing::RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
                int eventfd, uint16_t cursor, ClientSlots slots)
-    : side_(side),
-      ring_(ring),
-      size_(1u << log2_size),
-      mask_(static_cast<uint16_t>(size_ - 1)),
-      regions_(regions),
-      eventfd_(eventfd),
-      slots_(slots),
+    : RingEnd(side, ring, log2_size, regions, eventfd, slots),
       next_(cursor),
       pending_(cursor),
       head_(cursor),
@@ -45,10 +39,6 @@ bool RxRing::HasPending() const {
   uint16_t produced =
       side_ == Side::kServer ? LoadAcquire(&ring_->head) : LoadAcquire(&ring_->tail);
   return produced != pending_;
-}
-
-uint8_t* RxRing::SlotBuffer(const Descriptor& d) const {
-  return ResolveBuffer(regions_, d.region, d.offset, d.length);
 }
 
 uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
@@ -74,17 +64,7 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
   while (avail > 0 && count < max) {
     Descriptor d = Snapshot(&ring_->desc[cur & mask_]);
     if (ABSL_PREDICT_TRUE(!(d.flags & kDescFlagNext))) {
-      uint8_t* data;
-      if (side_ == Side::kServer) {
-        data = SlotBuffer(d);
-      } else {
-        // The client trusts only its own layout: the slot's buffer, length within it.
-        data =
-            d.length <= slots_.buffer_size
-                ? ResolveBuffer(regions_, slots_.region,
-                                slots_.first_offset + (cur & mask_) * slots_.buffer_size, d.length)
-                : nullptr;
-      }
+      uint8_t* data = BufferOf(d, cur);
       ++cur;
       --avail;
       if (ABSL_PREDICT_FALSE(data == nullptr)) {
@@ -145,16 +125,7 @@ uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropp
   uint32_t off = 0;
   for (uint32_t i = 0; i < nsegs && !bad; ++i) {
     const Descriptor& d = segs[i];
-    uint8_t* src;
-    if (side_ == Side::kServer) {
-      src = SlotBuffer(d);
-    } else {
-      uint16_t slot = static_cast<uint16_t>(cur + i) & mask_;
-      src = d.length <= slots_.buffer_size
-                ? ResolveBuffer(regions_, slots_.region,
-                                slots_.first_offset + slot * slots_.buffer_size, d.length)
-                : nullptr;
-    }
+    uint8_t* src = BufferOf(d, static_cast<uint16_t>(cur + i));
     if (src == nullptr) {
       bad = true;
       break;
@@ -184,9 +155,7 @@ void RxRing::Release() {
   while (h != target) {
     Descriptor* d = &ring_->desc[h & mask_];
     d->flags = 0;
-    d->region = slots_.region;
-    d->offset = slots_.first_offset + (h & mask_) * slots_.buffer_size;
-    d->length = slots_.buffer_size;
+    DescribeSlot(d, h, slots_.buffer_size);
     ++h;
   }
   if (h != head_) {
@@ -208,14 +177,7 @@ void RxRing::DrainInterrupt() {
 
 TxRing::TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
                int eventfd, uint16_t cursor, ClientSlots slots)
-    : side_(side),
-      ring_(ring),
-      size_(1u << log2_size),
-      mask_(static_cast<uint16_t>(size_ - 1)),
-      regions_(regions),
-      eventfd_(eventfd),
-      slots_(slots),
-      next_(cursor) {}
+    : RingEnd(side, ring, log2_size, regions, eventfd, slots), next_(cursor) {}
 
 uint16_t TxRing::FreeSlots() const {
   if (side_ == Side::kServer) {
@@ -230,8 +192,7 @@ uint8_t* TxRing::TargetBuffer(uint16_t cur, uint32_t* capacity) {
   uint16_t slot = cur & mask_;
   if (side_ == Side::kClient) {
     *capacity = slots_.buffer_size;
-    return ResolveBuffer(regions_, slots_.region, slots_.first_offset + slot * slots_.buffer_size,
-                         slots_.buffer_size);
+    return ResolveBuffer(regions_, slots_.region, SlotOffset(cur), slots_.buffer_size);
   }
   // Server: the client offered this buffer; its length is the capacity.
   Descriptor d = Snapshot(&ring_->desc[slot]);
@@ -281,10 +242,10 @@ uint16_t TxRing::Transmit(const Frame* frames, uint16_t n) {
       Descriptor* d = &ring_->desc[cur & mask_];
       bool more = done < f.len;
       if (side_ == Side::kClient) {
-        d->region = slots_.region;
-        d->offset = slots_.first_offset + (cur & mask_) * slots_.buffer_size;
+        DescribeSlot(d, cur, chunk);
+      } else {
+        d->length = chunk;  // the client chose region and offset; we fill its buffer
       }
-      d->length = chunk;
       d->flags = more ? kDescFlagNext : 0;
       ++cur;
       --free;

@@ -76,16 +76,69 @@ struct TxStats {
   Counter interrupts;       // eventfd writes to wake the peer
 };
 
+// What both ends of a ring hold: where the ring is, the connection's regions, the eventfd, and, on
+// the client, where each slot's buffer lives. A ring that hit a protocol error stays stopped.
+class RingEnd {
+ public:
+  RingEnd(const RingEnd&) = delete;
+  RingEnd& operator=(const RingEnd&) = delete;
+
+  int eventfd() const { return eventfd_; }
+  uint32_t size() const { return size_; }
+  // Why the ring stopped, or nullptr while it works.
+  const char* error() const { return error_.load(std::memory_order_relaxed); }
+
+ protected:
+  RingEnd(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
+          int eventfd, ClientSlots slots)
+      : side_(side),
+        ring_(ring),
+        size_(1u << log2_size),
+        mask_(static_cast<uint16_t>(size_ - 1)),
+        regions_(regions),
+        eventfd_(eventfd),
+        slots_(slots) {}
+
+  void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
+  // Client: the offset in its buffer region of the buffer of the slot under `cursor`.
+  uint32_t SlotOffset(uint16_t cursor) const {
+    return slots_.first_offset + (cursor & mask_) * slots_.buffer_size;
+  }
+  // Client: describes the slot under `cursor` with its own buffer, `length` bytes used.
+  void DescribeSlot(Descriptor* d, uint16_t cursor, uint32_t length) const {
+    d->region = slots_.region;
+    d->offset = SlotOffset(cursor);
+    d->length = length;
+  }
+  // The bytes a descriptor read from the ring stands for, or nullptr if they are not wholly inside
+  // the regions. The server takes region and offset from the (untrusted) descriptor; the client
+  // trusts only its own layout, and the length only up to its buffer size.
+  uint8_t* BufferOf(const Descriptor& d, uint16_t cursor) const {
+    if (side_ == Side::kServer) return ResolveBuffer(regions_, d.region, d.offset, d.length);
+    if (d.length > slots_.buffer_size) return nullptr;
+    return ResolveBuffer(regions_, slots_.region, SlotOffset(cursor), d.length);
+  }
+
+  const Side side_;
+  RingHeader* const ring_;
+  const uint32_t size_;
+  const uint16_t mask_;
+  const absl::Span<const RegionView> regions_;
+  const int eventfd_;
+  const ClientSlots slots_;
+
+ private:
+  std::atomic<const char*> error_{nullptr};
+};
+
 // The consuming end of a ring: the server's end of a C2S ring, or the client's end of an S2C ring.
-class RxRing {
+class RxRing : public RingEnd {
  public:
   // `ring` points into `regions`' memory and holds 2^log2_size descriptors. `cursor` is where
   // consumption starts (0 on a fresh connection). A client passes `slots`, the buffers it refills
   // the ring with; a server passes {}.
   RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
          int eventfd, uint16_t cursor, ClientSlots slots);
-  RxRing(const RxRing&) = delete;
-  RxRing& operator=(const RxRing&) = delete;
 
   // Client only: hands every free slot to the server (fresh connection).
   void Start();
@@ -106,46 +159,30 @@ class RxRing {
   void SetInterruptMode(bool enabled);
   // Reads and discards the eventfd's count; call after a wake-up.
   void DrainInterrupt();
-  int eventfd() const { return eventfd_; }
 
-  // Why the ring stopped, or nullptr while it works.
-  const char* error() const { return error_.load(std::memory_order_relaxed); }
   // The consumer's cursor: the next slot to read (saved across an upgrade).
   uint16_t cursor() const { return next_; }
-  uint32_t size() const { return size_; }
   const RxStats& stats() const { return stats_; }
 
  private:
-  void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
   // Copies out, checks and assembles the chained frame starting at `cur` with `avail` slots
   // readable. Returns the slots it spans, or 0 when the chain is not complete yet.
   uint16_t TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped);
-  uint8_t* SlotBuffer(const Descriptor& d) const;
 
-  const Side side_;
-  RingHeader* const ring_;
-  const uint32_t size_;
-  const uint16_t mask_;
-  const absl::Span<const RegionView> regions_;
-  const int eventfd_;
-  const ClientSlots slots_;
   uint16_t next_;                 // first slot not yet released
   uint16_t pending_;              // first slot not yet received (== next_ after Release)
   uint16_t head_;                 // client: the head it last published when refilling
   std::vector<uint8_t> scratch_;  // chained frames of the current burst
   uint32_t scratch_used_ = 0;
-  std::atomic<const char*> error_{nullptr};
   RxStats stats_;
 };
 
 // The producing end of a ring: the server's end of an S2C ring, or the client's end of a C2S ring.
-class TxRing {
+class TxRing : public RingEnd {
  public:
   // As RxRing. `cursor` is where production starts (0 on a fresh connection).
   TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
          int eventfd, uint16_t cursor, ClientSlots slots);
-  TxRing(const TxRing&) = delete;
-  TxRing& operator=(const TxRing&) = delete;
 
   // Copies up to `n` frames into the ring and returns how many it took; the rest did not fit (the
   // ring is full, or the frame needs more buffers than are free). Frames are never split across
@@ -155,26 +192,16 @@ class TxRing {
   // Slots free for frames now (an upper bound on frames Transmit would take).
   uint16_t FreeSlots() const;
 
-  const char* error() const { return error_.load(std::memory_order_relaxed); }
+  // The producer's cursor: the next slot to fill (saved across an upgrade).
   uint16_t cursor() const { return next_; }
-  uint32_t size() const { return size_; }
   const TxStats& stats() const { return stats_; }
 
  private:
-  void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
   // The buffer to write slot `cur` into and its capacity; nullptr when the peer's descriptor is
   // bad.
   uint8_t* TargetBuffer(uint16_t cur, uint32_t* capacity);
 
-  const Side side_;
-  RingHeader* const ring_;
-  const uint32_t size_;
-  const uint16_t mask_;
-  const absl::Span<const RegionView> regions_;
-  const int eventfd_;
-  const ClientSlots slots_;
   uint16_t next_;  // next slot to fill
-  std::atomic<const char*> error_{nullptr};
   TxStats stats_;
 };
 

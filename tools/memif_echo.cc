@@ -9,7 +9,6 @@
 // --poll it spins, for latency measurements with a core of its own.
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "ipc/server.h"
 #include "ipc/unique_fd.h"
+#include "tools/cpu.h"
 
 ABSL_FLAG(std::string, socket, "", "Path of the memif control socket to listen on (required).");
 ABSL_FLAG(int64_t, id, -1, "Serve only this interface id (default: any id not in use).");
@@ -179,15 +179,9 @@ int Main(int argc, char** argv) {
     fprintf(stderr, "memif_echo: --socket=PATH is required\n");
     return 2;
   }
-  int core = absl::GetFlag(FLAGS_core);
-  if (core >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(core, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      fprintf(stderr, "memif_echo: cannot pin to core %d: %s\n", core, strerror(errno));
-      return 2;
-    }
+  if (absl::Status pinned = snapd::tools::PinToCore(absl::GetFlag(FLAGS_core)); !pinned.ok()) {
+    fprintf(stderr, "memif_echo: %s\n", std::string(pinned.message()).c_str());
+    return 2;
   }
   memif::ServerOptions options;
   options.socket_path = path;

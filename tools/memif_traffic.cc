@@ -4,7 +4,6 @@
 //
 //   memif_traffic --socket=PATH [--id=N --secret=S] [--frames=N --size=64 --window=1] [--poll]
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 
@@ -15,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "ipc/client.h"
+#include "tools/cpu.h"
 #include "tools/memif_load.h"
 
 ABSL_FLAG(std::string, socket, "", "memif control socket of the server (required).");
@@ -45,15 +45,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "memif_traffic: --socket=PATH is required\n");
     return 2;
   }
-  int core = absl::GetFlag(FLAGS_core);
-  if (core >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(core, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      fprintf(stderr, "memif_traffic: cannot pin to core %d: %s\n", core, strerror(errno));
-      return 2;
-    }
+  if (absl::Status pinned = snapd::tools::PinToCore(absl::GetFlag(FLAGS_core)); !pinned.ok()) {
+    fprintf(stderr, "memif_traffic: %s\n", std::string(pinned.message()).c_str());
+    return 2;
   }
   snapd::memif::ClientOptions copts;
   copts.socket_path = absl::GetFlag(FLAGS_socket);

@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +23,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "ipc/client.h"
+#include "tools/cpu.h"
 #include "tools/memif_load.h"
 
 ABSL_FLAG(std::string, memif_echo, "", "Path of the memif_echo binary (required).");
@@ -35,11 +35,8 @@ namespace snapd::tools {
 namespace {
 
 void Pin(int core) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(core, &set);
-  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-    fprintf(stderr, "ipc_bench: cannot pin to core %d: %s\n", core, strerror(errno));
+  if (absl::Status pinned = PinToCore(core); !pinned.ok()) {
+    fprintf(stderr, "ipc_bench: %s\n", std::string(pinned.message()).c_str());
     exit(1);
   }
 }
