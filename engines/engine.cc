@@ -1,0 +1,72 @@
+#include "engines/engine.h"
+
+#include <time.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace snapd {
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+uint32_t Engine::Poll() {
+  const int64_t start = MonotonicNs();
+  uint32_t full = 0;
+  uint32_t n = PollPorts(&full);
+  stats_.polls.Add();
+  if (n == 0) {
+    stats_.empty_polls.Add();
+  } else {
+    stats_.busy_ns.Add(MonotonicNs() - start);
+  }
+  // A full burst means frames were left waiting: the backlog goes on (or starts now).
+  if (full > 0) {
+    if (stats_.backlog_since_ns.load(std::memory_order_relaxed) == 0) {
+      stats_.backlog_since_ns.store(start, std::memory_order_relaxed);
+    }
+  } else if (stats_.backlog_since_ns.load(std::memory_order_relaxed) != 0) {
+    stats_.backlog_since_ns.store(0, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+int64_t Engine::QueueingDelayNs(int64_t now_ns) const {
+  int64_t since = stats_.backlog_since_ns.load(std::memory_order_relaxed);
+  return since == 0 || now_ns < since ? 0 : now_ns - since;
+}
+
+absl::Status Engine::SaveState(engines::EngineState* state) const {
+  state->Clear();
+  state->set_kind(std::string(kind()));
+  engines::EngineCounters* c = state->mutable_counters();
+  c->set_frames(stats_.frames.Get());
+  c->set_bytes(stats_.bytes.Get());
+  c->set_batches(stats_.batches.Get());
+  c->set_polls(stats_.polls.Get());
+  c->set_empty_polls(stats_.empty_polls.Get());
+  c->set_drops(stats_.drops.Get());
+  return SaveKindState(state->mutable_kind_state());
+}
+
+absl::Status Engine::RestoreState(const engines::EngineState& state) {
+  if (state.kind() != kind()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state of a '", state.kind(), "' engine cannot restore a '", kind(), "'"));
+  }
+  absl::Status status = RestoreKindState(state.kind_state());
+  if (!status.ok()) return status;
+  // Counters continue from the saved values (stats survive upgrades).
+  const engines::EngineCounters& c = state.counters();
+  stats_.frames.Add(c.frames());
+  stats_.bytes.Add(c.bytes());
+  stats_.batches.Add(c.batches());
+  stats_.polls.Add(c.polls());
+  stats_.empty_polls.Add(c.empty_polls());
+  stats_.drops.Add(c.drops());
+  return absl::OkStatus();
+}
+
+}  // namespace snapd

@@ -1,0 +1,93 @@
+// Engine: the unit of dataplane work. An engine owns its ports and polls them to completion: Poll()
+// takes a batch from each port, finishes every frame (parse, decide, transmit) and returns how many
+// it handled. It never blocks, never allocates on the steady path and takes no locks; everything
+// else (adding and removing ports, saving state) reaches it through its worker's mailbox and so
+// runs on the same thread.
+//
+// Batching is adaptive in the IX sense: a port gives whatever is waiting, up to the engine's cap,
+// without waiting for more; at low load that is one frame, under load the cap.
+#ifndef SNAPD_ENGINES_ENGINE_H_
+#define SNAPD_ENGINES_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "engines/engine.pb.h"
+#include "engines/port.h"
+#include "ipc/counter.h"
+
+namespace snapd {
+
+// Written by the engine's thread only; read by anyone.
+struct alignas(64) EngineStats {
+  Counter frames;
+  Counter bytes;
+  Counter batches;  // non-empty port bursts
+  Counter polls;
+  Counter empty_polls;  // polls that found nothing on any port
+  Counter drops;        // frames the engine dropped, for any reason (ports say which)
+  Counter busy_ns;      // time spent in polls that found work
+  // Since when the engine has had work waiting without a break (0: it caught up last poll).
+  std::atomic<int64_t> backlog_since_ns{0};
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  const std::string& name() const { return name_; }
+  virtual absl::string_view kind() const = 0;
+
+  // One batch from every port. Engine thread only. Returns frames handled.
+  uint32_t Poll();
+
+  // Attaches a port (engine thread only). Fails if a port of that name is attached already, or
+  // the attachment is invalid for this kind.
+  virtual absl::Status AddPort(std::unique_ptr<Port> port,
+                               const engines::PortAttachment& attachment) = 0;
+  // Detaches a port and hands it back; nullptr if no port has that name. Engine thread only.
+  virtual std::unique_ptr<Port> RemovePort(absl::string_view name) = 0;
+  // Names of the attached ports. Engine thread only.
+  virtual std::vector<std::string> PortNames() const = 0;
+  // Calls fn on each attached port. Engine thread only.
+  virtual void ForEachPort(const std::function<void(Port&)>& fn) = 0;
+
+  // Saves counters and the kind's state; restores them into a fresh engine of the same kind
+  // (engine thread only). A restored engine forwards as the saved one did.
+  absl::Status SaveState(engines::EngineState* state) const;
+  absl::Status RestoreState(const engines::EngineState& state);
+
+  // How long work has been waiting, 0 if the engine kept up at its last poll. Any thread.
+  int64_t QueueingDelayNs(int64_t now_ns) const;
+
+  EngineStats& stats() { return stats_; }
+  const EngineStats& stats() const { return stats_; }
+
+ protected:
+  explicit Engine(std::string name) : name_(std::move(name)) {}
+
+  // The kind's batch of work: handles up to `cap` frames per port and returns how many it handled
+  // in all, and in *full how many port bursts came back full (work is still waiting).
+  virtual uint32_t PollPorts(uint32_t* full_bursts) = 0;
+  virtual absl::Status SaveKindState(std::string* out) const {
+    out->clear();
+    return absl::OkStatus();
+  }
+  virtual absl::Status RestoreKindState(const std::string& in) { return absl::OkStatus(); }
+
+ private:
+  const std::string name_;
+  EngineStats stats_;
+};
+
+// Monotonic clock in nanoseconds.
+int64_t MonotonicNs();
+
+}  // namespace snapd
+
+#endif  // SNAPD_ENGINES_ENGINE_H_

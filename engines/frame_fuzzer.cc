@@ -1,0 +1,16 @@
+// libFuzzer target for the frame parser: any bytes, any length, as the NIC or an app might send.
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vector>
+
+#include "engines/frame.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // A copy of exactly `size` bytes, so ASan sees any read past the end.
+  std::vector<uint8_t> frame(data, data + size);
+  snapd::FrameInfo info;
+  snapd::ParseFrame(frame.data(), static_cast<uint32_t>(frame.size()), 9022, &info);
+  snapd::ParseFrame(frame.data(), static_cast<uint32_t>(frame.size()), 64, &info);
+  return 0;
+}

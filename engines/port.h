@@ -1,0 +1,68 @@
+// Port: where an engine takes frames from and puts frames to. A port is a NIC queue (snapd/) or an
+// app's memif queue pair; engines see only this interface, and own each port they hold: only the
+// engine's thread calls Receive, Release and Transmit.
+//
+// Burst semantics, as DPDK's: Receive returns views of up to `max` frames that stay valid until
+// Release; Transmit copies frames out (the views may point into another port's memory) and returns
+// how many it took; the rest were not sent and the caller counts them as dropped.
+#ifndef SNAPD_ENGINES_PORT_H_
+#define SNAPD_ENGINES_PORT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "ipc/counter.h"
+
+namespace snapd {
+
+// A view of one frame's bytes.
+struct Packet {
+  uint8_t* data;
+  uint32_t len;
+};
+
+enum class PortKind { kNic, kApp };
+
+struct alignas(64) PortStats {
+  Counter rx_frames;
+  Counter rx_bytes;
+  Counter tx_frames;
+  Counter tx_bytes;
+  Counter tx_dropped;      // frames an engine gave that the port had no room for
+  Counter rx_errors;       // frames the port itself could not deliver (bad descriptor, multi-seg)
+  Counter drop_malformed;  // frames an engine dropped as malformed
+  Counter drop_spoofed;    // frames an engine dropped for a source the port may not use
+};
+
+class Port {
+ public:
+  virtual ~Port() = default;
+
+  // A name unique within snapd that stays the same across restarts and upgrades: "nic0/q1",
+  // "app7".
+  const std::string& name() const { return name_; }
+  PortKind kind() const { return kind_; }
+
+  virtual uint16_t Receive(Packet* pkts, uint16_t max) = 0;
+  virtual void Release() = 0;
+  virtual uint16_t Transmit(const Packet* pkts, uint16_t n) = 0;
+
+  // True while the port works; false once its peer broke the protocol (the control plane then
+  // removes it).
+  virtual bool healthy() const { return true; }
+
+  PortStats& stats() { return stats_; }
+  const PortStats& stats() const { return stats_; }
+
+ protected:
+  Port(std::string name, PortKind kind) : name_(std::move(name)), kind_(kind) {}
+
+ private:
+  const std::string name_;
+  const PortKind kind_;
+  PortStats stats_;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_ENGINES_PORT_H_

@@ -1,0 +1,57 @@
+// FakePort: an in-memory Port for engine unit tests. Tests queue frames for the engine to receive
+// and read what the engine transmitted. The real ports (NIC queues, memif) are exercised by the
+// snapd and integration tests.
+#ifndef SNAPD_ENGINES_TESTING_FAKE_PORT_H_
+#define SNAPD_ENGINES_TESTING_FAKE_PORT_H_
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "engines/port.h"
+
+namespace snapd {
+
+class FakePort : public Port {
+ public:
+  FakePort(std::string name, PortKind kind, size_t tx_room = 1 << 20)
+      : Port(std::move(name), kind), tx_room_(tx_room) {}
+
+  // Frames the engine will receive, in order.
+  void Inject(std::string frame) { inbox_.push_back(std::move(frame)); }
+  // Frames the engine transmitted on this port, oldest first; cleared by TakeSent.
+  std::vector<std::string> TakeSent() { return std::exchange(sent_, {}); }
+  void set_tx_room(size_t room) { tx_room_ = room; }
+
+  uint16_t Receive(Packet* pkts, uint16_t max) override {
+    uint16_t n = 0;
+    while (n < max && !inbox_.empty()) {
+      held_.push_back(std::move(inbox_.front()));
+      inbox_.pop_front();
+      ++n;
+    }
+    for (uint16_t i = 0; i < n; ++i) {
+      std::string& s = held_[held_.size() - n + i];
+      pkts[i] = Packet{reinterpret_cast<uint8_t*>(s.data()), static_cast<uint32_t>(s.size())};
+    }
+    return n;
+  }
+  void Release() override { held_.clear(); }
+  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+    uint16_t sent = 0;
+    for (; sent < n && tx_room_ > 0; ++sent, --tx_room_) {
+      sent_.emplace_back(reinterpret_cast<const char*>(pkts[sent].data), pkts[sent].len);
+    }
+    return sent;
+  }
+
+ private:
+  std::deque<std::string> inbox_;
+  std::deque<std::string> held_;  // received, not yet released (views point here)
+  std::vector<std::string> sent_;
+  size_t tx_room_;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_ENGINES_TESTING_FAKE_PORT_H_

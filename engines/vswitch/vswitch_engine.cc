@@ -1,0 +1,270 @@
+#include "engines/vswitch/vswitch_engine.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "engines/registry.h"
+
+namespace snapd {
+namespace {
+
+uint32_t OrDefault(uint32_t v, uint32_t def) { return v == 0 ? def : v; }
+
+}  // namespace
+
+VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& config)
+    : Engine(std::move(name)),
+      burst_(OrDefault(config.burst(), 32)),
+      max_frame_(OrDefault(config.max_frame_bytes(), 9022)),
+      macs_(OrDefault(config.mac_table_size(), 4096),
+            int64_t{OrDefault(config.mac_aging_s(), 300)} * 1000000000) {
+  rx_.resize(burst_);
+}
+
+absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
+                                    const engines::PortAttachment& attachment) {
+  for (const Slot& s : slots_) {
+    if (s.port && s.port->name() == port->name()) {
+      return absl::AlreadyExistsError(absl::StrCat("port ", port->name(), " already attached"));
+    }
+  }
+  Slot slot;
+  slot.is_app = port->kind() == PortKind::kApp;
+  if (slot.is_app) {
+    if (attachment.mac().size() != 6) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("app port ", port->name(), " needs a 6-byte mac"));
+    }
+    slot.mac = MacFromBytes(reinterpret_cast<const uint8_t*>(attachment.mac().data()));
+    if (IsMulticast(slot.mac)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "app port ", port->name(), ": mac ", MacToString(slot.mac), " is a multicast address"));
+    }
+    slot.ipv4 = attachment.ipv4();
+  }
+  slot.port = std::move(port);
+  slot.out.reserve(burst_);
+  // Reuse a free slot, so port indices in the MAC table stay small and stable.
+  size_t index = 0;
+  while (index < slots_.size() && slots_[index].port) ++index;
+  if (index == MacTable::kNoPort) return absl::ResourceExhaustedError("too many ports");
+  if (slot.is_app && !macs_.AddStatic(slot.mac, static_cast<uint16_t>(index))) {
+    return absl::ResourceExhaustedError("MAC table full");
+  }
+  if (index == slots_.size()) {
+    slots_.push_back(std::move(slot));
+  } else {
+    slots_[index] = std::move(slot);
+  }
+  ApplyPendingEntries();
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Port> VswitchEngine::RemovePort(absl::string_view name) {
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].port && slots_[i].port->name() == name) {
+      macs_.ForgetPort(static_cast<uint16_t>(i));
+      std::unique_ptr<Port> port = std::move(slots_[i].port);
+      slots_[i] = Slot();
+      return port;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string> VswitchEngine::PortNames() const {
+  std::vector<std::string> names;
+  for (const Slot& s : slots_) {
+    if (s.port) names.push_back(s.port->name());
+  }
+  return names;
+}
+
+void VswitchEngine::ForEachPort(const std::function<void(Port&)>& fn) {
+  for (Slot& s : slots_) {
+    if (s.port) fn(*s.port);
+  }
+}
+
+std::string VswitchEngine::PortFor(uint64_t mac) const {
+  uint16_t p = macs_.Lookup(mac, MonotonicNs());
+  return p == MacTable::kNoPort || p >= slots_.size() || !slots_[p].port ? ""
+                                                                         : slots_[p].port->name();
+}
+
+uint32_t VswitchEngine::PollPorts(uint32_t* full_bursts) {
+  uint32_t total = 0;
+  int64_t now = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Port* port = slots_[i].port.get();
+    if (port == nullptr || !port->healthy()) continue;
+    uint16_t n = port->Receive(rx_.data(), static_cast<uint16_t>(burst_));
+    if (n == 0) continue;
+    if (now == 0) now = MonotonicNs();
+    if (n == burst_) ++*full_bursts;
+    uint64_t bytes = 0;
+    for (uint16_t k = 0; k < n; ++k) {
+      bytes += rx_[k].len;
+      Forward(static_cast<uint16_t>(i), rx_[k], now);
+    }
+    FlushOutputs();
+    port->Release();
+    port->stats().rx_frames.Add(n);
+    port->stats().rx_bytes.Add(bytes);
+    stats().frames.Add(n);
+    stats().bytes.Add(bytes);
+    stats().batches.Add();
+    total += n;
+  }
+  return total;
+}
+
+bool VswitchEngine::Spoofed(const Slot& slot, const FrameInfo& info) const {
+  if (info.src_mac != slot.mac) return true;
+  if (info.ethertype == kEtherTypeIpv4) return info.ipv4_src != slot.ipv4;
+  if (info.ethertype == kEtherTypeArp) {
+    return info.arp_sender_mac != slot.mac || info.arp_sender_ip != slot.ipv4;
+  }
+  return false;
+}
+
+void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
+  Slot& src = slots_[in];
+  FrameInfo info;
+  if (ABSL_PREDICT_FALSE(ParseFrame(pkt.data, pkt.len, max_frame_, &info) != ParseError::kNone)) {
+    src.port->stats().drop_malformed.Add();
+    stats().drops.Add();
+    return;
+  }
+  if (src.is_app) {
+    if (ABSL_PREDICT_FALSE(Spoofed(src, info))) {
+      src.port->stats().drop_spoofed.Add();
+      stats().drops.Add();
+      return;
+    }
+  } else if (!IsMulticast(info.src_mac)) {
+    if (ABSL_PREDICT_FALSE(macs_.Learn(info.src_mac, in, now) ==
+                           MacTable::LearnResult::kStaticConflict)) {
+      // A host behind the NIC claims a MAC an app was given.
+      src.port->stats().drop_spoofed.Add();
+      stats().drops.Add();
+      return;
+    }
+  }
+  if (IsMulticast(info.dst_mac)) {
+    Flood(in, pkt, /*apps_too=*/true);
+    return;
+  }
+  uint16_t out = macs_.Lookup(info.dst_mac, now);
+  if (out == MacTable::kNoPort) {
+    Flood(in, pkt, /*apps_too=*/false);
+    return;
+  }
+  if (out == in) {  // the destination sits behind the port the frame came from
+    stats().drops.Add();
+    return;
+  }
+  Slot& dst = slots_[out];
+  if (dst.out.empty()) busy_outputs_.push_back(out);
+  dst.out.push_back(pkt);
+}
+
+void VswitchEngine::Flood(uint16_t in, const Packet& pkt, bool apps_too) {
+  for (size_t k = 0; k < slots_.size(); ++k) {
+    Slot& s = slots_[k];
+    if (k == in || !s.port || (s.is_app && !apps_too)) continue;
+    if (s.out.empty()) busy_outputs_.push_back(static_cast<uint16_t>(k));
+    s.out.push_back(pkt);
+  }
+}
+
+void VswitchEngine::FlushOutputs() {
+  for (uint16_t k : busy_outputs_) {
+    Slot& s = slots_[k];
+    uint16_t n = static_cast<uint16_t>(s.out.size());
+    uint16_t sent = s.port->Transmit(s.out.data(), n);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < sent; ++i) bytes += s.out[i].len;
+    s.port->stats().tx_frames.Add(sent);
+    s.port->stats().tx_bytes.Add(bytes);
+    if (sent < n) {
+      s.port->stats().tx_dropped.Add(n - sent);
+      stats().drops.Add(n - sent);
+    }
+    s.out.clear();
+  }
+  busy_outputs_.clear();
+}
+
+absl::Status VswitchEngine::SaveKindState(std::string* out) const {
+  engines::VswitchState state;
+  int64_t now = MonotonicNs();
+  macs_.ForEach(now, [&](uint64_t mac, uint16_t port, int64_t last_seen, bool is_static) {
+    if (is_static || port >= slots_.size() || !slots_[port].port) return;
+    engines::VswitchMacEntry* e = state.add_learned();
+    uint8_t b[6];
+    MacToBytes(mac, b);
+    e->set_mac(std::string(reinterpret_cast<char*>(b), 6));
+    e->set_port(slots_[port].port->name());
+    e->set_age_ns(now - last_seen);
+  });
+  // Entries restored earlier whose port never came back are kept for the next engine.
+  for (const auto& e : pending_.learned()) *state.add_learned() = e;
+  if (!state.SerializeToString(out)) return absl::InternalError("cannot serialize vswitch state");
+  return absl::OkStatus();
+}
+
+absl::Status VswitchEngine::RestoreKindState(const std::string& in) {
+  engines::VswitchState state;
+  if (!state.ParseFromString(in)) return absl::InvalidArgumentError("corrupt vswitch state");
+  for (const auto& e : state.learned()) {
+    if (e.mac().size() != 6) return absl::InvalidArgumentError("vswitch state: bad mac");
+  }
+  pending_ = std::move(state);
+  ApplyPendingEntries();
+  return absl::OkStatus();
+}
+
+void VswitchEngine::ApplyPendingEntries() {
+  if (pending_.learned_size() == 0) return;
+  int64_t now = MonotonicNs();
+  engines::VswitchState still;
+  for (const auto& e : pending_.learned()) {
+    size_t i = 0;
+    while (i < slots_.size() && !(slots_[i].port && slots_[i].port->name() == e.port())) ++i;
+    if (i == slots_.size()) {
+      *still.add_learned() = e;
+      continue;
+    }
+    macs_.Learn(MacFromBytes(reinterpret_cast<const uint8_t*>(e.mac().data())),
+                static_cast<uint16_t>(i), now - std::max<int64_t>(0, e.age_ns()));
+  }
+  pending_ = std::move(still);
+}
+
+namespace {
+
+class VswitchFactory : public EngineFactory {
+ public:
+  absl::string_view kind() const override { return VswitchEngine::kKind; }
+  std::unique_ptr<google::protobuf::Message> DefaultConfig() const override {
+    return std::make_unique<engines::VswitchConfig>();
+  }
+  absl::StatusOr<std::unique_ptr<Engine>> Create(
+      const std::string& name, const google::protobuf::Message& config) const override {
+    const auto& c = static_cast<const engines::VswitchConfig&>(config);
+    if (c.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
+    if (c.max_frame_bytes() != 0 && c.max_frame_bytes() < 64) {
+      return absl::InvalidArgumentError("max_frame_bytes: at least 64");
+    }
+    if (c.mac_table_size() > (1u << 20)) {
+      return absl::InvalidArgumentError("mac_table_size: at most 1048576");
+    }
+    return std::unique_ptr<Engine>(new VswitchEngine(name, c));
+  }
+};
+
+SNAPD_REGISTER_ENGINE(VswitchFactory);
+
+}  // namespace
+}  // namespace snapd

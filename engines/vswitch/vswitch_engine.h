@@ -1,0 +1,70 @@
+// vswitch: an L2 learning switch between NIC queues and app ports.
+//  - Learns source MACs on NIC ports and ages them; an app's MAC is a static entry for its port.
+//  - Broadcast and multicast go to every port but the one they came from; unknown unicast goes to
+//    the NIC ports only (every app's MAC is known, so an app never sees another's unicast).
+//  - Anti-spoofing on app ports: a frame whose source MAC is not the app's, an IPv4 packet whose
+//    source is not the app's address, or an ARP whose sender is not the app, is dropped and counted
+//    (PortStats::drop_spoofed). Malformed frames are dropped and counted (drop_malformed).
+#ifndef SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
+#define SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engines/engine.h"
+#include "engines/frame.h"
+#include "engines/vswitch/mac_table.h"
+#include "engines/vswitch/vswitch.pb.h"
+
+namespace snapd {
+
+class VswitchEngine : public Engine {
+ public:
+  static constexpr absl::string_view kKind = "vswitch";
+
+  VswitchEngine(std::string name, const engines::VswitchConfig& config);
+
+  absl::string_view kind() const override { return kKind; }
+  absl::Status AddPort(std::unique_ptr<Port> port,
+                       const engines::PortAttachment& attachment) override;
+  std::unique_ptr<Port> RemovePort(absl::string_view name) override;
+  std::vector<std::string> PortNames() const override;
+  void ForEachPort(const std::function<void(Port&)>& fn) override;
+
+  // The port a frame to `mac` would go to ("" if it would be flooded). Engine thread only.
+  std::string PortFor(uint64_t mac) const;
+
+ protected:
+  uint32_t PollPorts(uint32_t* full_bursts) override;
+  absl::Status SaveKindState(std::string* out) const override;
+  absl::Status RestoreKindState(const std::string& in) override;
+
+ private:
+  struct Slot {
+    std::unique_ptr<Port> port;  // null: a free slot
+    bool is_app = false;
+    uint64_t mac = 0;         // app: the only source MAC allowed
+    uint32_t ipv4 = 0;        // app: the only IPv4 source allowed (network order), 0 for none
+    std::vector<Packet> out;  // frames to transmit on this port in the current burst
+  };
+
+  // Decides where one frame from port `in` goes, appending it to the output lists.
+  void Forward(uint16_t in, const Packet& pkt, int64_t now);
+  bool Spoofed(const Slot& slot, const FrameInfo& info) const;
+  void Flood(uint16_t in, const Packet& pkt, bool apps_too);
+  void FlushOutputs();
+  void ApplyPendingEntries();
+
+  const uint32_t burst_;
+  const uint32_t max_frame_;
+  MacTable macs_;
+  std::vector<Slot> slots_;
+  std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
+  std::vector<Packet> rx_;
+  engines::VswitchState pending_;  // restored entries whose port is not attached yet
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_

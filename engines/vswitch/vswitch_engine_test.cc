@@ -1,0 +1,248 @@
+#include "engines/vswitch/vswitch_engine.h"
+
+#include <string>
+
+#include "engines/registry.h"
+#include "engines/testing/fake_port.h"
+#include "gtest/gtest.h"
+
+namespace snapd {
+namespace {
+
+constexpr char kMacA[] = "02:00:00:00:00:0a";
+constexpr char kMacB[] = "02:00:00:00:00:0b";
+constexpr char kMacH[] = "02:00:00:00:00:11";  // a host behind nic1
+constexpr char kIpA[] = "10.0.0.10";
+constexpr char kIpB[] = "10.0.0.11";
+constexpr char kBroadcast[] = "ff:ff:ff:ff:ff:ff";
+
+std::string MacBytes(const char* text) {
+  uint64_t mac;
+  EXPECT_TRUE(ParseMac(text, &mac));
+  std::string b(6, '\0');
+  MacToBytes(mac, reinterpret_cast<uint8_t*>(b.data()));
+  return b;
+}
+
+std::string IpBytes(const char* text) {
+  uint32_t ip;
+  EXPECT_TRUE(ParseIpv4(text, &ip));
+  return std::string(reinterpret_cast<const char*>(&ip), 4);
+}
+
+// An Ethernet + IPv4 (UDP protocol number, no UDP header needed by the switch) frame.
+std::string Ipv4Frame(const char* dst, const char* src, const char* ip_src, const char* ip_dst,
+                      char tag = 'x') {
+  std::string f = MacBytes(dst) + MacBytes(src) + std::string("\x08\x00", 2);
+  std::string ip = std::string("\x45\x00\x00\x1c\x00\x00\x00\x00\x40\x11\x00\x00", 12) +
+                   IpBytes(ip_src) + IpBytes(ip_dst) + std::string(8, tag);
+  return f + ip;
+}
+
+std::string ArpFrame(const char* src_mac, const char* sender_ip, const char* target_ip) {
+  return MacBytes(kBroadcast) + MacBytes(src_mac) + std::string("\x08\x06", 2) +
+         std::string("\x00\x01\x08\x00\x06\x04\x00\x01", 8) + MacBytes(src_mac) +
+         IpBytes(sender_ip) + std::string(6, '\0') + IpBytes(target_ip);
+}
+
+class VswitchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = NewEngine();
+    Attach(engine_.get());
+  }
+
+  static std::unique_ptr<Engine> NewEngine() {
+    auto engine = EngineRegistry::Global().Create("vswitch", "sw", "");
+    EXPECT_TRUE(engine.ok());
+    return std::move(*engine);
+  }
+
+  // Attaches nic0, nic1, appA, appB to `engine`, remembering raw pointers to the ports.
+  void Attach(Engine* engine) {
+    auto add = [&](const char* name, PortKind kind, const char* mac, const char* ip) {
+      auto port = std::make_unique<FakePort>(name, kind);
+      FakePort* raw = port.get();
+      engines::PortAttachment attach;
+      if (mac) attach.set_mac(MacBytes(mac));
+      if (ip) {
+        uint32_t v;
+        ParseIpv4(ip, &v);
+        attach.set_ipv4(v);
+      }
+      EXPECT_TRUE(engine->AddPort(std::move(port), attach).ok());
+      return raw;
+    };
+    nic0_ = add("nic0/q0", PortKind::kNic, nullptr, nullptr);
+    nic1_ = add("nic1/q0", PortKind::kNic, nullptr, nullptr);
+    a_ = add("appA", PortKind::kApp, kMacA, kIpA);
+    b_ = add("appB", PortKind::kApp, kMacB, kIpB);
+  }
+
+  void Run() {
+    while (engine_->Poll() > 0) {
+    }
+  }
+
+  std::unique_ptr<Engine> engine_;
+  FakePort* nic0_;
+  FakePort* nic1_;
+  FakePort* a_;
+  FakePort* b_;
+};
+
+TEST_F(VswitchTest, BroadcastReachesEveryOtherPort) {
+  a_->Inject(ArpFrame(kMacA, kIpA, "10.0.0.99"));
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(nic1_->TakeSent().size(), 1u);
+  EXPECT_EQ(b_->TakeSent().size(), 1u);
+  EXPECT_TRUE(a_->TakeSent().empty());
+}
+
+TEST_F(VswitchTest, UnicastToAnAppReachesOnlyThatApp) {
+  std::string f = Ipv4Frame(kMacA, kMacH, "10.0.0.50", kIpA);
+  nic1_->Inject(f);
+  Run();
+  EXPECT_EQ(a_->TakeSent(), std::vector<std::string>{f});
+  EXPECT_TRUE(b_->TakeSent().empty());
+  EXPECT_TRUE(nic0_->TakeSent().empty());
+}
+
+TEST_F(VswitchTest, AppToAppUnicastSkipsEveryoneElse) {
+  std::string f = Ipv4Frame(kMacB, kMacA, kIpA, kIpB);
+  a_->Inject(f);
+  Run();
+  EXPECT_EQ(b_->TakeSent(), std::vector<std::string>{f});
+  EXPECT_TRUE(nic0_->TakeSent().empty());
+  EXPECT_TRUE(nic1_->TakeSent().empty());
+}
+
+TEST_F(VswitchTest, UnknownUnicastFloodsNicsButNeverApps) {
+  a_->Inject(Ipv4Frame("02:00:00:00:00:77", kMacA, kIpA, "10.0.0.77"));
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(nic1_->TakeSent().size(), 1u);
+  EXPECT_TRUE(b_->TakeSent().empty());
+}
+
+TEST_F(VswitchTest, LearnedMacsSteerUnicast) {
+  nic1_->Inject(Ipv4Frame(kBroadcast, kMacH, "10.0.0.50", "10.0.0.255"));
+  Run();
+  nic0_->TakeSent();
+  a_->TakeSent();
+  b_->TakeSent();
+  a_->Inject(Ipv4Frame(kMacH, kMacA, kIpA, "10.0.0.50"));
+  Run();
+  EXPECT_EQ(nic1_->TakeSent().size(), 1u);
+  EXPECT_TRUE(nic0_->TakeSent().empty());
+  EXPECT_EQ(static_cast<VswitchEngine*>(engine_.get())->PortFor(0x110000000002), "nic1/q0");
+}
+
+TEST_F(VswitchTest, SpoofedFramesFromAppsAreDroppedAndCounted) {
+  a_->Inject(Ipv4Frame(kBroadcast, kMacB, kIpA, "10.0.0.255"));  // B's MAC
+  a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpB, "10.0.0.255"));  // B's IP
+  a_->Inject(ArpFrame(kMacA, kIpB, "10.0.0.1"));                 // ARP claiming B's IP
+  a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255"));  // fine
+  Run();
+  EXPECT_EQ(a_->stats().drop_spoofed.Get(), 3u);
+  EXPECT_EQ(b_->TakeSent().size(), 1u);
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(engine_->stats().drops.Get(), 3u);
+}
+
+TEST_F(VswitchTest, NicHostClaimingAnAppMacIsDropped) {
+  nic0_->Inject(Ipv4Frame(kBroadcast, kMacA, "10.0.0.66", "10.0.0.255"));
+  Run();
+  EXPECT_EQ(nic0_->stats().drop_spoofed.Get(), 1u);
+  EXPECT_TRUE(b_->TakeSent().empty());
+  // And the app's MAC still leads to the app.
+  EXPECT_EQ(static_cast<VswitchEngine*>(engine_.get())->PortFor(0x0a0000000002), "appA");
+}
+
+TEST_F(VswitchTest, MalformedFramesAreDroppedAndCounted) {
+  nic0_->Inject("short");
+  nic0_->Inject(Ipv4Frame(kMacA, kMacH, "10.0.0.50", kIpA).substr(0, 30));  // cut IPv4 header
+  nic0_->Inject(std::string(20000, 'x'));                                   // offload super-frame
+  Run();
+  EXPECT_EQ(nic0_->stats().drop_malformed.Get(), 3u);
+  EXPECT_TRUE(a_->TakeSent().empty());
+  EXPECT_EQ(nic0_->stats().rx_frames.Get(), 3u);
+}
+
+TEST_F(VswitchTest, FullTransmitQueueIsCountedAsDrops) {
+  b_->set_tx_room(1);
+  for (int i = 0; i < 5; ++i) a_->Inject(Ipv4Frame(kMacB, kMacA, kIpA, kIpB));
+  Run();
+  EXPECT_EQ(b_->TakeSent().size(), 1u);
+  EXPECT_EQ(b_->stats().tx_dropped.Get(), 4u);
+  EXPECT_EQ(b_->stats().tx_frames.Get(), 1u);
+}
+
+TEST_F(VswitchTest, RemovedAppIsForgotten) {
+  std::unique_ptr<Port> gone = engine_->RemovePort("appB");
+  ASSERT_NE(gone, nullptr);
+  EXPECT_EQ(engine_->RemovePort("appB"), nullptr);
+  a_->Inject(Ipv4Frame(kMacB, kMacA, kIpA, kIpB));
+  Run();  // B's MAC is unknown now: flooded to the NICs only
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(engine_->PortNames(), (std::vector<std::string>{"nic0/q0", "nic1/q0", "appA"}));
+}
+
+TEST_F(VswitchTest, DuplicatePortAndBadAttachmentAreRefused) {
+  EXPECT_EQ(engine_->AddPort(std::make_unique<FakePort>("appA", PortKind::kApp), {}).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine_->AddPort(std::make_unique<FakePort>("appC", PortKind::kApp), {}).code(),
+            absl::StatusCode::kInvalidArgument);
+  engines::PortAttachment multicast;
+  multicast.set_mac(MacBytes("01:00:5e:00:00:01"));
+  EXPECT_EQ(engine_->AddPort(std::make_unique<FakePort>("appC", PortKind::kApp), multicast).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(VswitchTest, RestoredEngineForwardsAsTheSavedOneDid) {
+  nic1_->Inject(Ipv4Frame(kBroadcast, kMacH, "10.0.0.50", "10.0.0.255"));
+  Run();
+  engines::EngineState state;
+  ASSERT_TRUE(engine_->SaveState(&state).ok());
+  EXPECT_EQ(state.kind(), "vswitch");
+  EXPECT_EQ(state.counters().frames(), 1u);
+
+  // A new engine, restored before its ports come back (as in an upgrade).
+  engine_ = NewEngine();
+  ASSERT_TRUE(engine_->RestoreState(state).ok());
+  Attach(engine_.get());
+  a_->Inject(Ipv4Frame(kMacH, kMacA, kIpA, "10.0.0.50"));
+  Run();
+  EXPECT_EQ(nic1_->TakeSent().size(), 1u);  // no flood: H is still known on nic1
+  EXPECT_TRUE(nic0_->TakeSent().empty());
+  EXPECT_EQ(engine_->stats().frames.Get(), 2u);  // counters continue
+
+  // A fresh engine without the state floods instead.
+  engine_ = NewEngine();
+  Attach(engine_.get());
+  a_->Inject(Ipv4Frame(kMacH, kMacA, kIpA, "10.0.0.50"));
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+}
+
+TEST_F(VswitchTest, StateOfAnotherKindIsRefused) {
+  engines::EngineState state;
+  state.set_kind("echo");
+  EXPECT_EQ(engine_->RestoreState(state).code(), absl::StatusCode::kInvalidArgument);
+  state.set_kind("vswitch");
+  state.set_kind_state("\xff\xff garbage");
+  EXPECT_FALSE(engine_->RestoreState(state).ok());
+}
+
+TEST_F(VswitchTest, BacklogShowsAsQueueingDelay) {
+  for (int i = 0; i < 100; ++i) a_->Inject(Ipv4Frame(kMacB, kMacA, kIpA, kIpB));
+  engine_->Poll();  // a full burst of 32: work is left waiting
+  int64_t now = MonotonicNs();
+  EXPECT_GE(engine_->QueueingDelayNs(now + 1000), 1000);
+  Run();
+  EXPECT_EQ(engine_->QueueingDelayNs(MonotonicNs()), 0);
+}
+
+}  // namespace
+}  // namespace snapd
