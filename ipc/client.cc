@@ -168,8 +168,11 @@ absl::Status MemifClient::Handshake(const ClientOptions& options, absl::Time dea
                 s2c_eventfds_[q].get(), MessageType::kAck);
     if (!status.ok()) return status;
   }
-  status = request(MakeConnect(options.if_name), -1, MessageType::kConnected);
+  status = SendMessage(fd, MakeConnect(options.if_name));
   if (!status.ok()) return status;
+  absl::StatusOr<WireMessage> connected = Await(fd, deadline, MessageType::kConnected);
+  if (!connected.ok()) return connected.status();
+  server_if_name_ = FieldToString(connected->connected.if_name);
 
   absl::Span<const RegionView> views(views_);
   const uint32_t ring_buffers = (uint32_t{1} << log2) * buffer_size_;

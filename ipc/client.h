@@ -44,6 +44,8 @@ class MemifClient {
   RxRing& rx(size_t q) { return *rx_[q]; }
   TxRing& tx(size_t q) { return *tx_[q]; }
   const std::string& server_name() const { return server_name_; }
+  // The interface name the server sent in its connected message.
+  const std::string& server_if_name() const { return server_if_name_; }
 
   // The control socket, readable when the server sends something (a disconnect) or hangs up.
   int control_fd() const { return control_.get(); }
@@ -60,6 +62,7 @@ class MemifClient {
 
   UniqueFd control_;
   std::string server_name_;
+  std::string server_if_name_;
   uint16_t pairs_ = 0;
   uint8_t log2_ = 0;
   uint32_t buffer_size_ = 0;

@@ -56,6 +56,10 @@ MemifServer::~MemifServer() {
 }
 
 absl::Status MemifServer::AddInterface(const InterfaceConfig& config) {
+  if (config.connected_name.size() > kNameSize - 1) {
+    return absl::InvalidArgumentError(absl::StrCat("connected name is at most ", kNameSize - 1,
+                                                   " bytes"));
+  }
   if (config.secret.size() > kSecretSize - 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("secret is ", config.secret.size(), " bytes; at most ", kSecretSize - 1));
@@ -200,7 +204,11 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
   }
   if (*reply == MessageType::kAck) return SendMessage(conn->control_.get(), MakeAck());
   if (*reply == MessageType::kConnected) {
-    absl::Status sent = SendMessage(conn->control_.get(), MakeConnected(options_.name));
+    auto known = interfaces_.find(conn->id_);
+    const std::string& name = known != interfaces_.end() && !known->second.connected_name.empty()
+                                  ? known->second.connected_name
+                                  : options_.name;
+    absl::Status sent = SendMessage(conn->control_.get(), MakeConnected(name));
     if (!sent.ok()) return sent;
     conn->connected_ = true;
     stats_.connected.Add();

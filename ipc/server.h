@@ -33,6 +33,9 @@ namespace snapd::memif {
 struct InterfaceConfig {
   uint32_t id = 0;
   std::string secret;  // empty: no secret
+  // Interface name sent to the client in the connected message (at most 31 bytes; default: the
+  // server's name). snapd tells an app its MAC and address this way (see clients/libsnap).
+  std::string connected_name;
 };
 
 struct ServerOptions {

@@ -1,0 +1,182 @@
+#include "snapd/config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engines/frame.h"
+#include "engines/registry.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace snapd {
+namespace {
+
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error.empty()) error = absl::StrCat("line ", line + 1, ": ", message);
+  }
+  std::string error;
+};
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<config::SnapdConfig> ParseConfig(const std::string& text,
+                                                const std::string& origin) {
+  config::SnapdConfig cfg;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &cfg)) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", errors.error));
+  }
+  return cfg;
+}
+
+absl::StatusOr<config::SnapdConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+absl::StatusOr<config::Nic> ParseNicFlag(const std::string& flag) {
+  config::Nic nic;
+  std::string devargs = flag;
+  size_t at = flag.rfind('@');
+  if (at != std::string::npos) {
+    uint32_t queues;
+    if (!absl::SimpleAtoi(flag.substr(at + 1), &queues) || queues == 0) {
+      return Invalid(absl::StrCat("--nic=", flag),
+                     "the queue count after '@' must be a positive number");
+    }
+    nic.set_queues(queues);
+    devargs = flag.substr(0, at);
+  }
+  if (devargs.empty()) return Invalid("--nic", "empty device argument");
+  nic.set_devargs(devargs);
+  return nic;
+}
+
+absl::StatusOr<config::App> ParseAppFlag(const std::string& flag) {
+  config::App app;
+  bool have_id = false;
+  for (absl::string_view part : absl::StrSplit(flag, ',')) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    const std::string& key = kv.first;
+    const std::string& value = kv.second;
+    if (key == "id") {
+      uint32_t id;
+      if (!absl::SimpleAtoi(value, &id))
+        return Invalid("--app id", absl::StrCat("'", value, "' is not a number"));
+      app.set_id(id);
+      have_id = true;
+    } else if (key == "mac") {
+      app.set_mac(value);
+    } else if (key == "ip") {
+      app.set_ipv4(value);
+    } else if (key == "secret") {
+      app.set_secret(value);
+    } else if (key == "engine") {
+      app.set_engine(value);
+    } else {
+      return Invalid(absl::StrCat("--app=", flag),
+                     absl::StrCat("unknown key '", key, "' (want id, mac, ip, secret, engine)"));
+    }
+  }
+  if (!have_id) return Invalid(absl::StrCat("--app=", flag), "id=N is required");
+  return app;
+}
+
+std::string DeviceName(const std::string& devargs) { return devargs.substr(0, devargs.find(',')); }
+
+absl::Status CompleteConfig(config::SnapdConfig* cfg) {
+  if (cfg->run_dir().empty()) {
+    const char* xdg = getenv("XDG_RUNTIME_DIR");
+    cfg->set_run_dir(geteuid() == 0 || xdg == nullptr ? "/run/snapd" : absl::StrCat(xdg, "/snapd"));
+  }
+  if (cfg->memif_socket().empty()) cfg->set_memif_socket(cfg->run_dir() + "/memif.sock");
+  if (cfg->engines().empty()) {
+    config::Engine* e = cfg->add_engines();
+    e->set_name("vswitch0");
+    e->set_kind("vswitch");
+  }
+  if (cfg->nics().empty()) {
+    // A NIC that needs nothing: DPDK's null device, receiving nothing, dropping what it is sent.
+    cfg->add_nics()->set_devargs("net_null0,no-rx=1");
+  }
+  std::set<std::string> engine_names;
+  for (int i = 0; i < cfg->engines_size(); ++i) {
+    const config::Engine& e = cfg->engines(i);
+    std::string field = absl::StrCat("engines[", i, "]");
+    if (e.name().empty()) return Invalid(field + ".name", "must not be empty");
+    if (!engine_names.insert(e.name()).second) {
+      return Invalid(field + ".name", absl::StrCat("'", e.name(), "' used twice"));
+    }
+    if (EngineRegistry::Global().Find(e.kind()) == nullptr) {
+      return Invalid(field + ".kind", absl::StrCat("unknown engine kind '", e.kind(), "'"));
+    }
+  }
+  const std::string& first_engine = cfg->engines(0).name();
+  std::set<std::string> devices;
+  for (int i = 0; i < cfg->nics_size(); ++i) {
+    config::Nic* nic = cfg->mutable_nics(i);
+    std::string field = absl::StrCat("nics[", i, "]");
+    if (nic->devargs().empty()) return Invalid(field + ".devargs", "must not be empty");
+    if (!devices.insert(DeviceName(nic->devargs())).second) {
+      return Invalid(field + ".devargs",
+                     absl::StrCat("device '", DeviceName(nic->devargs()), "' given twice"));
+    }
+    if (nic->queues() == 0) nic->set_queues(1);
+    if (nic->queues() > 64) return Invalid(field + ".queues", "at most 64");
+    if (nic->engines().empty()) nic->add_engines(first_engine);
+    for (const std::string& e : nic->engines()) {
+      if (!engine_names.count(e)) {
+        return Invalid(field + ".engines", absl::StrCat("no engine named '", e, "'"));
+      }
+    }
+  }
+  std::set<uint32_t> ids;
+  std::set<uint64_t> macs;
+  std::set<uint32_t> ips;
+  for (int i = 0; i < cfg->apps_size(); ++i) {
+    config::App* app = cfg->mutable_apps(i);
+    std::string field = absl::StrCat("apps[", i, "]");
+    if (!ids.insert(app->id()).second) {
+      return Invalid(field + ".id", absl::StrCat("id ", app->id(), " used twice"));
+    }
+    uint64_t mac;
+    if (!ParseMac(app->mac(), &mac)) {
+      return Invalid(field + ".mac",
+                     absl::StrCat("'", app->mac(), "' is not a MAC like 02:00:00:00:00:01"));
+    }
+    if (IsMulticast(mac) || mac == 0) return Invalid(field + ".mac", "must be a unicast address");
+    if (!macs.insert(mac).second) return Invalid(field + ".mac", "given to two apps");
+    uint32_t ip;
+    if (!ParseIpv4(app->ipv4(), &ip)) {
+      return Invalid(field + ".ipv4", absl::StrCat("'", app->ipv4(), "' is not an IPv4 address"));
+    }
+    if (!ips.insert(ip).second) return Invalid(field + ".ipv4", "given to two apps");
+    if (app->secret().size() > 23) return Invalid(field + ".secret", "at most 23 bytes");
+    if (app->engine().empty()) app->set_engine(first_engine);
+    if (!engine_names.count(app->engine())) {
+      return Invalid(field + ".engine", absl::StrCat("no engine named '", app->engine(), "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace snapd

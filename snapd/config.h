@@ -1,0 +1,36 @@
+// Building, checking and completing snapd's configuration: from a text-format file, from flags, or
+// the embedded default that needs nothing (a virtual NIC that receives nothing, one vswitch).
+#ifndef SNAPD_SNAPD_CONFIG_H_
+#define SNAPD_SNAPD_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "snapd/config.pb.h"
+
+namespace snapd {
+
+// Reads a text-format SnapdConfig. Errors name the file, line and field.
+absl::StatusOr<config::SnapdConfig> LoadConfigFile(const std::string& path);
+
+// Parses a text-format SnapdConfig from a string ("" is an empty config).
+absl::StatusOr<config::SnapdConfig> ParseConfig(const std::string& text,
+                                                const std::string& origin = "config");
+
+// "DEVARGS[@QUEUES]" from --nic.
+absl::StatusOr<config::Nic> ParseNicFlag(const std::string& flag);
+// "id=N,mac=M,ip=A[,secret=S][,engine=E]" from --app.
+absl::StatusOr<config::App> ParseAppFlag(const std::string& flag);
+
+// Fills in defaults (run dir, sockets, default NIC and engine when none is given, queue counts)
+// and checks everything: unique names, known engine references, valid and unique app ids, MACs
+// and addresses. INVALID_ARGUMENT names the field.
+absl::Status CompleteConfig(config::SnapdConfig* config);
+
+// The name DPDK gives the device of `devargs`: everything before the first comma.
+std::string DeviceName(const std::string& devargs);
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_CONFIG_H_

@@ -1,0 +1,79 @@
+// Daemon: snapd's process. It owns the NICs, the engines, the workers that run them and the memif
+// server apps attach to, and runs the control loop on the main thread: app attach and detach,
+// dropping apps that break the protocol, periodic stats, and an orderly stop on SIGTERM.
+//
+// Threads: Start, Run and the destructor run on the main thread; Stop may be called from any.
+#ifndef SNAPD_SNAPD_DAEMON_H_
+#define SNAPD_SNAPD_DAEMON_H_
+
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engines/engine.h"
+#include "ipc/server.h"
+#include "ipc/unique_fd.h"
+#include "snapd/config.pb.h"
+#include "snapd/dpdk.h"
+#include "snapd/worker.h"
+
+namespace snapd {
+
+// The interface name snapd sends an app in memif's connected message: "snap/<12 hex digits of
+// MAC>/<8 hex digits of IPv4, network order>". libsnap reads the app's addresses from it.
+std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
+
+// SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any
+// thread starts (DPDK's and the workers inherit the mask), so main() calls this first.
+sigset_t DaemonSignals();
+void BlockDaemonSignals();
+
+class Daemon {
+ public:
+  // Brings everything up from a completed config (CompleteConfig): the memif socket first (so a
+  // second snapd fails fast, before DPDK starts), then the EAL, NICs, engines, workers.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::SnapdConfig& config);
+  // Stops in order: apps detached, ports removed, workers joined, NICs closed, sockets removed.
+  ~Daemon();
+
+  // Serves until SIGTERM or SIGINT (or Stop()). SIGUSR1 logs the stats table.
+  void Run();
+  void Stop();
+
+  // A human-readable table of every engine, port and NIC counter.
+  std::string StatsText();
+
+ private:
+  struct EngineSlot {
+    std::unique_ptr<Engine> engine;
+    std::unique_ptr<Worker> worker;
+  };
+  struct AppInfo {
+    config::App config;
+    uint64_t mac = 0;
+    uint32_t ipv4 = 0;
+  };
+
+  Daemon() = default;
+  absl::Status Init();
+  void OnAppConnected(memif::Connection& conn);
+  void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
+  EngineSlot* FindEngine(const std::string& name);
+
+  config::SnapdConfig config_;
+  std::unique_ptr<memif::MemifServer> memif_;
+  std::vector<std::unique_ptr<Nic>> nics_;
+  std::vector<EngineSlot> engines_;
+  std::map<uint32_t, AppInfo> apps_;  // by memif interface id
+  UniqueFd signals_;
+  UniqueFd wake_;
+  bool eal_started_ = false;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_DAEMON_H_

@@ -1,0 +1,279 @@
+#include "snapd/dpdk.h"
+
+#include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <regex>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "snapd/config.h"
+
+namespace snapd {
+namespace {
+
+rte_mempool* g_pool = nullptr;
+constexpr uint16_t kRxDescriptors = 512;
+constexpr uint16_t kTxDescriptors = 512;
+constexpr unsigned kMbufs = 16383;
+constexpr uint16_t kMaxBurst = 256;
+
+bool IsPciAddress(const std::string& devargs) {
+  static const std::regex pci("^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
+  return std::regex_match(DeviceName(devargs), pci);
+}
+
+std::string DpdkError(int ret) { return rte_strerror(ret < 0 ? -ret : ret); }
+
+// One NIC queue as a Port. Receive hands out views of the mbufs' data; Release frees them;
+// Transmit copies frames into new mbufs (chained when a frame is larger than one).
+class NicQueuePort : public Port {
+ public:
+  NicQueuePort(std::string name, uint16_t port_id, uint16_t queue)
+      : Port(std::move(name), PortKind::kNic), port_id_(port_id), queue_(queue) {}
+  ~NicQueuePort() override { Release(); }
+
+  uint16_t Receive(Packet* pkts, uint16_t max) override {
+    if (max > kMaxBurst) max = kMaxBurst;
+    uint16_t n = rte_eth_rx_burst(port_id_, queue_, rx_, max);
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = rx_[i];
+      if (ABSL_PREDICT_FALSE(m->nb_segs != 1)) {  // frames larger than one mbuf: not supported
+        stats().rx_errors.Add();
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      rx_[k] = m;
+      pkts[k++] = Packet{rte_pktmbuf_mtod(m, uint8_t*), m->data_len};
+    }
+    held_ = k;
+    return k;
+  }
+
+  void Release() override {
+    if (held_ > 0) rte_pktmbuf_free_bulk(rx_, held_);
+    held_ = 0;
+  }
+
+  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+    if (n > kMaxBurst) n = kMaxBurst;
+    if (ABSL_PREDICT_FALSE(rte_pktmbuf_alloc_bulk(g_pool, tx_, n) != 0)) return 0;
+    uint16_t built = 0;
+    for (; built < n; ++built) {
+      if (!Fill(tx_[built], pkts[built])) break;
+    }
+    if (built < n) rte_pktmbuf_free_bulk(tx_ + built, n - built);
+    uint16_t sent = rte_eth_tx_burst(port_id_, queue_, tx_, built);
+    if (sent < built) rte_pktmbuf_free_bulk(tx_ + sent, built - sent);
+    return sent;
+  }
+
+ private:
+  // Copies `pkt` into `m`, chaining more mbufs when it does not fit in one.
+  static bool Fill(rte_mbuf* m, const Packet& pkt) {
+    uint32_t room = rte_pktmbuf_tailroom(m);
+    if (ABSL_PREDICT_TRUE(pkt.len <= room)) {
+      rte_memcpy(rte_pktmbuf_mtod(m, void*), pkt.data, pkt.len);
+      m->data_len = static_cast<uint16_t>(pkt.len);
+      m->pkt_len = pkt.len;
+      return true;
+    }
+    uint32_t done = 0;
+    rte_mbuf* seg = m;
+    while (true) {
+      uint32_t chunk = std::min(pkt.len - done, static_cast<uint32_t>(rte_pktmbuf_tailroom(seg)));
+      rte_memcpy(rte_pktmbuf_mtod(seg, void*), pkt.data + done, chunk);
+      seg->data_len = static_cast<uint16_t>(chunk);
+      if (seg != m) {
+        seg->pkt_len = chunk;
+        if (rte_pktmbuf_chain(m, seg) != 0) {
+          rte_pktmbuf_free(seg);
+          return false;
+        }
+      } else {
+        m->pkt_len = chunk;
+      }
+      done += chunk;
+      if (done == pkt.len) return true;
+      seg = rte_pktmbuf_alloc(g_pool);
+      if (seg == nullptr) return false;
+    }
+  }
+
+  const uint16_t port_id_;
+  const uint16_t queue_;
+  rte_mbuf* rx_[kMaxBurst];
+  rte_mbuf* tx_[kMaxBurst];
+  uint16_t held_ = 0;
+};
+
+}  // namespace
+
+absl::Status InitEal(const config::SnapdConfig& config) {
+  std::vector<std::string> args = {"snapd"};
+  if (!config.eal().args().empty()) {
+    args.insert(args.end(), config.eal().args().begin(), config.eal().args().end());
+  } else {
+    uint32_t mb = config.eal().memory_mb() == 0 ? 512 : config.eal().memory_mb();
+    args.insert(args.end(), {"--no-huge", "-m", std::to_string(mb), "--no-shconf",
+                             "--log-level=lib.eal:error", "--log-level=pmd:warning"});
+    std::vector<std::string> pci;
+    for (const config::Nic& nic : config.nics()) {
+      if (IsPciAddress(nic.devargs())) pci.push_back(nic.devargs());
+    }
+    if (pci.empty()) {
+      args.push_back("--no-pci");
+    } else {
+      for (const std::string& p : pci) args.insert(args.end(), {"-a", p});
+    }
+  }
+  // The EAL pins the main thread to its lcore; remember the process's CPUs to give them back, so
+  // that threads started later (workers) are free to go anywhere.
+  cpu_set_t cpus;
+  sched_getaffinity(0, sizeof(cpus), &cpus);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  int ret = rte_eal_init(static_cast<int>(argv.size()), argv.data());
+  sched_setaffinity(0, sizeof(cpus), &cpus);
+  if (ret < 0) {
+    return absl::UnavailableError(absl::StrCat("DPDK EAL failed to start: ", DpdkError(rte_errno)));
+  }
+  g_pool = rte_pktmbuf_pool_create("snapd_mbufs", kMbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                   rte_socket_id());
+  if (g_pool == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot create the mbuf pool: ", DpdkError(rte_errno), " (raise eal.memory_mb)"));
+  }
+  return absl::OkStatus();
+}
+
+rte_mempool* MbufPool() { return g_pool; }
+
+void CleanupEal() {
+  if (g_pool != nullptr) rte_mempool_free(g_pool);
+  g_pool = nullptr;
+  rte_eal_cleanup();
+}
+
+void RegisterDataplaneThread() {
+  if (rte_lcore_id() == LCORE_ID_ANY) rte_thread_register();
+}
+
+void UnregisterDataplaneThread() {
+  if (rte_lcore_id() != LCORE_ID_ANY) rte_thread_unregister();
+}
+
+absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index) {
+  std::unique_ptr<Nic> nic(new Nic());
+  nic->name_ = absl::StrCat("nic", index);
+  std::string devargs = cfg.devargs();
+  uint16_t queues = static_cast<uint16_t>(cfg.queues() == 0 ? 1 : cfg.queues());
+  // af_packet opens one socket per queue pair; ask for as many as queues.
+  if (absl::StartsWith(devargs, "net_af_packet") && queues > 1 &&
+      devargs.find("qpairs=") == std::string::npos) {
+    absl::StrAppend(&devargs, ",qpairs=", queues);
+  }
+  nic->device_ = DeviceName(devargs);
+  if (!IsPciAddress(devargs)) {
+    int ret = rte_dev_probe(devargs.c_str());
+    if (ret < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot open NIC '", devargs, "': ", DpdkError(ret)));
+    }
+  }
+  uint16_t port;
+  if (rte_eth_dev_get_port_by_name(nic->device_.c_str(), &port) != 0) {
+    return absl::NotFoundError(absl::StrCat("NIC '", devargs, "' has no ethdev port"));
+  }
+  nic->port_id_ = port;
+  rte_eth_dev_info info;
+  int ret = rte_eth_dev_info_get(port, &info);
+  if (ret != 0)
+    return absl::InternalError(absl::StrCat("dev_info of ", devargs, ": ", DpdkError(ret)));
+  if (queues > info.max_rx_queues || queues > info.max_tx_queues) {
+    return absl::InvalidArgumentError(absl::StrCat("NIC '", devargs, "' has at most ",
+                                                   std::min(info.max_rx_queues, info.max_tx_queues),
+                                                   " queue pairs; ", queues, " asked"));
+  }
+  rte_eth_conf conf{};
+  uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+  if (queues > 1 && rss != 0) {
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf = rss;
+    nic->rss_ = true;
+  }
+  ret = rte_eth_dev_configure(port, queues, queues, &conf);
+  if (ret != 0) {
+    return absl::InternalError(absl::StrCat("configuring NIC '", devargs, "': ", DpdkError(ret)));
+  }
+  uint16_t rxd = kRxDescriptors, txd = kTxDescriptors;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+  for (uint16_t q = 0; q < queues; ++q) {
+    ret = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, g_pool);
+    if (ret == 0) ret = rte_eth_tx_queue_setup(port, q, txd, rte_eth_dev_socket_id(port), nullptr);
+    if (ret != 0) {
+      return absl::InternalError(
+          absl::StrCat("setting up queue ", q, " of NIC '", devargs, "': ", DpdkError(ret)));
+    }
+  }
+  ret = rte_eth_promiscuous_enable(port);
+  if (ret != 0 && ret != -ENOTSUP) {
+    LOG(WARNING) << nic->name_ << ": promiscuous mode not enabled: " << DpdkError(ret);
+  }
+  ret = rte_eth_dev_start(port);
+  if (ret != 0) {
+    return absl::InternalError(absl::StrCat("starting NIC '", devargs, "': ", DpdkError(ret)));
+  }
+  nic->queues_ = queues;
+  nic->taken_.assign(queues, false);
+  LOG(INFO) << nic->name_ << ": " << devargs << " (port " << port << ", " << queues
+            << " queue pair(s)" << (nic->rss_ ? ", RSS" : "") << ", driver " << info.driver_name
+            << ")";
+  return nic;
+}
+
+Nic::~Nic() {
+  rte_eth_dev_stop(port_id_);
+  rte_eth_dev_close(port_id_);
+  if (!IsPciAddress(device_)) rte_eal_hotplug_remove("vdev", device_.c_str());
+}
+
+std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
+  if (q >= queues_ || taken_[q]) return nullptr;
+  taken_[q] = true;
+  return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), port_id_, q);
+}
+
+NicStats Nic::Stats() const {
+  NicStats s;
+  rte_eth_link link;
+  if (rte_eth_link_get_nowait(port_id_, &link) == 0) {
+    s.link_up = link.link_status == RTE_ETH_LINK_UP;
+    s.speed_mbps = link.link_speed;
+  }
+  rte_eth_stats st;
+  if (rte_eth_stats_get(port_id_, &st) == 0) {
+    s.rx_frames = st.ipackets;
+    s.tx_frames = st.opackets;
+    s.rx_bytes = st.ibytes;
+    s.tx_bytes = st.obytes;
+    s.rx_missed = st.imissed;
+    s.rx_errors = st.ierrors;
+    s.tx_errors = st.oerrors;
+    s.rx_nombuf = st.rx_nombuf;
+  }
+  return s;
+}
+
+}  // namespace snapd

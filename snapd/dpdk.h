@@ -1,0 +1,75 @@
+// DPDK inside snapd: the EAL, the mbuf pool, and NICs (any device DPDK can probe: virtual devices
+// like net_af_packet, net_tap, net_ring, net_null, or PCI NICs) with one Port per queue.
+//
+// Threads: InitEal, Nic::Open and Nic's destructor run on the main thread. A NicQueuePort is used
+// by the one engine that owns the queue; Nic::Stats may run on any thread.
+//
+// What a PCI NIC needs (not available on the development machines): hugepages (drop --no-huge and
+// set eal.args), the device bound to vfio-pci (dpdk-devbind.py), and its address as devargs; snapd
+// then omits --no-pci and allow-lists the addresses given.
+#ifndef SNAPD_SNAPD_DPDK_H_
+#define SNAPD_SNAPD_DPDK_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engines/port.h"
+#include "snapd/config.pb.h"
+
+struct rte_mempool;
+struct rte_mbuf;
+
+namespace snapd {
+
+// Starts DPDK's EAL with arguments that work without hugepages or PCI devices (or eal.args when
+// set), and creates the mbuf pool every NIC queue shares. Call once.
+absl::Status InitEal(const config::SnapdConfig& config);
+rte_mempool* MbufPool();
+// Releases what the EAL holds; after every Nic is closed.
+void CleanupEal();
+
+// Registers the calling (non-EAL) thread with DPDK so that mempool caches work for it.
+void RegisterDataplaneThread();
+void UnregisterDataplaneThread();
+
+struct NicStats {
+  bool link_up = false;
+  uint32_t speed_mbps = 0;
+  uint64_t rx_frames = 0, tx_frames = 0, rx_bytes = 0, tx_bytes = 0;
+  uint64_t rx_missed = 0;  // dropped by the NIC: no room in the rx queue
+  uint64_t rx_errors = 0, tx_errors = 0;
+  uint64_t rx_nombuf = 0;  // dropped: the mbuf pool was empty
+};
+
+class Nic {
+ public:
+  // Probes `cfg.devargs`, configures cfg.queues queue pairs (RSS over IP/TCP/UDP where the PMD
+  // has it), turns on promiscuous mode and starts the port. Errors say which step failed.
+  static absl::StatusOr<std::unique_ptr<Nic>> Open(const config::Nic& cfg, int index);
+  ~Nic();
+
+  const std::string& name() const { return name_; }  // "nic0"
+  const std::string& device() const { return device_; }
+  uint16_t port_id() const { return port_id_; }
+  uint16_t queues() const { return queues_; }
+  bool rss() const { return rss_; }
+
+  // The port for queue q, for an engine to own; each queue can be taken once.
+  std::unique_ptr<Port> TakeQueuePort(uint16_t q);
+  NicStats Stats() const;
+
+ private:
+  Nic() = default;
+  std::string name_;
+  std::string device_;
+  uint16_t port_id_ = 0;
+  uint16_t queues_ = 0;
+  bool rss_ = false;
+  std::vector<bool> taken_;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_DPDK_H_

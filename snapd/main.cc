@@ -1,0 +1,113 @@
+// snapd: the host networking daemon. See --help, README.md and ../shared/DESIGN.md.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "glog/logging.h"
+#include "snapd/config.h"
+#include "snapd/daemon.h"
+
+ABSL_FLAG(std::string, config, "",
+          "Configuration file (text-format snapd.config.SnapdConfig). Flags below add to it.");
+ABSL_FLAG(std::vector<std::string>, nic, {},
+          "A NIC, as DPDK device arguments with an optional queue count: DEVARGS[@QUEUES], e.g. "
+          "net_af_packet0,iface=veth1@2 or net_tap0 or 0000:03:00.0. Repeatable. Default: "
+          "net_null0,no-rx=1 (a virtual NIC that needs nothing).");
+ABSL_FLAG(std::vector<std::string>, app, {},
+          "Register an app interface: id=N,mac=02:00:00:00:00:01,ip=10.0.0.1[,secret=S][,engine=E]."
+          " Repeatable.");
+ABSL_FLAG(std::string, run_dir, "",
+          "Directory for snapd's sockets (default $XDG_RUNTIME_DIR/snapd, /run/snapd as root).");
+ABSL_FLAG(std::string, memif_socket, "",
+          "memif socket apps attach to (default RUN_DIR/memif.sock).");
+ABSL_FLAG(int, core, -1, "Pin the default engine's worker to this core (-1: not pinned).");
+ABSL_FLAG(int, stats_interval_s, 0,
+          "Log a stats table this often (0: at exit only; SIGUSR1: now).");
+
+namespace snapd {
+namespace {
+
+// --nic and --app repeat, and DPDK device arguments contain commas, so their values are taken
+// from argv here, whole, before the flags library (which would split at commas) sees the rest.
+std::vector<char*> TakeRepeated(int argc, char** argv, std::vector<std::string>* nics,
+                                std::vector<std::string>* apps) {
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    for (auto [name, out] : {std::pair{"nic", nics}, std::pair{"app", apps}}) {
+      for (const std::string& prefix : {std::string("--") + name, std::string("-") + name}) {
+        if (a == prefix && i + 1 < argc) {
+          out->push_back(argv[++i]);
+          a.clear();
+        } else if (absl::StartsWith(a, prefix + "=")) {
+          out->push_back(a.substr(prefix.size() + 1));
+          a.clear();
+        }
+      }
+    }
+    if (!a.empty() || argv[i][0] == '\0') rest.push_back(argv[i]);
+  }
+  return rest;
+}
+
+int Fail(const absl::Status& status) {
+  fprintf(stderr, "snapd: %s\n", std::string(status.message()).c_str());
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "snapd: the host networking daemon.\n"
+      "Usage: snapd [--config=FILE] [--nic=DEVARGS[@QUEUES]]... [--app=id=N,mac=M,ip=A]...\n"
+      "With no arguments it starts on an embedded default: a virtual NIC, one vswitch engine, its\n"
+      "sockets under $XDG_RUNTIME_DIR/snapd (or /run/snapd as root). SIGTERM stops it cleanly.");
+  std::vector<std::string> nic_flags, app_flags;
+  std::vector<char*> rest = TakeRepeated(argc, argv, &nic_flags, &app_flags);
+  absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+
+  BlockDaemonSignals();
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging("snapd");
+
+  config::SnapdConfig cfg;
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    auto loaded = LoadConfigFile(absl::GetFlag(FLAGS_config));
+    if (!loaded.ok()) return Fail(loaded.status());
+    cfg = std::move(*loaded);
+  }
+  for (const std::string& f : nic_flags) {
+    auto nic = ParseNicFlag(f);
+    if (!nic.ok()) return Fail(nic.status());
+    *cfg.add_nics() = *nic;
+  }
+  for (const std::string& f : app_flags) {
+    auto app = ParseAppFlag(f);
+    if (!app.ok()) return Fail(app.status());
+    *cfg.add_apps() = *app;
+  }
+  if (!absl::GetFlag(FLAGS_run_dir).empty()) cfg.set_run_dir(absl::GetFlag(FLAGS_run_dir));
+  if (!absl::GetFlag(FLAGS_memif_socket).empty()) {
+    cfg.set_memif_socket(absl::GetFlag(FLAGS_memif_socket));
+  }
+  if (absl::GetFlag(FLAGS_stats_interval_s) > 0) {
+    cfg.set_stats_interval_s(absl::GetFlag(FLAGS_stats_interval_s));
+  }
+  absl::Status status = CompleteConfig(&cfg);
+  if (!status.ok()) return Fail(status);
+  if (absl::GetFlag(FLAGS_core) >= 0) cfg.mutable_engines(0)->set_core(absl::GetFlag(FLAGS_core));
+
+  auto daemon = Daemon::Start(cfg);
+  if (!daemon.ok()) return Fail(daemon.status());
+  (*daemon)->Run();
+  daemon->reset();
+  return 0;
+}
+
+}  // namespace
+}  // namespace snapd
+
+int main(int argc, char** argv) { return snapd::Main(argc, argv); }

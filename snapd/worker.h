@@ -1,0 +1,76 @@
+// Worker: a thread that runs engines. It loops over its engines' Poll() and, between polls, runs
+// the closures posted to its mailbox: control operations (attach a port, save state, move an
+// engine) execute on the engine's own thread at a batch boundary, so engines need no locks.
+//
+// When no engine found work for a while, the worker backs off: it sleeps, from a microsecond
+// doubling up to a millisecond, and resets on the first frame. (Blocking on the rings' interrupt
+// eventfds, and dedicated spinning, are scheduling modes of #4.)
+#ifndef SNAPD_SNAPD_WORKER_H_
+#define SNAPD_SNAPD_WORKER_H_
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engines/engine.h"
+#include "ipc/counter.h"
+
+namespace snapd {
+
+struct alignas(64) WorkerStats {
+  Counter loops;
+  Counter sleeps;
+  Counter busy_ns;  // time in loops that found work
+};
+
+class Worker {
+ public:
+  // Starts the thread, pinned to `core` when core >= 0.
+  explicit Worker(std::string name, int core = -1);
+  // Stops and joins the thread; the engines it ran are not destroyed (the daemon owns them).
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  const std::string& name() const { return name_; }
+  int core() const { return core_; }
+
+  // Runs `fn` on the worker's thread between two polls and returns when it has run. Any thread but
+  // the worker's own.
+  void RunSync(const std::function<void()>& fn);
+
+  // Starts / stops polling `engine` on this worker, at a batch boundary. Any thread but the
+  // worker's.
+  void AddEngine(Engine* engine);
+  void RemoveEngine(Engine* engine);
+  // Engines polled now (a copy). Any thread.
+  std::vector<Engine*> engines();
+
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  void Loop();
+  void RunMail();
+
+  const std::string name_;
+  const int core_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> has_mail_{false};
+  std::mutex mu_;
+  std::vector<std::function<void()>> mail_;  // guarded by mu_
+  std::vector<Engine*> engines_;             // worker thread only
+  std::vector<Engine*> engines_copy_;        // guarded by mu_
+  WorkerStats stats_;
+  std::thread thread_;
+};
+
+// Moves `engine` from one worker to another: it stops at a batch boundary on `from` and resumes on
+// `to`; frames wait in their queues meanwhile and none is lost.
+void MoveEngine(Engine* engine, Worker& from, Worker& to);
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_WORKER_H_
