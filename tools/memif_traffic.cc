@@ -13,9 +13,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "clients/traffic.h"
 #include "ipc/client.h"
 #include "tools/cpu.h"
-#include "tools/memif_load.h"
 
 ABSL_FLAG(std::string, socket, "", "memif control socket of the server (required).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id to connect with.");
@@ -59,21 +59,21 @@ int main(int argc, char** argv) {
     fprintf(stderr, "memif_traffic: %s\n", std::string(client.status().message()).c_str());
     return 1;
   }
-  snapd::tools::LoadOptions load;
+  snap::LoadOptions load;
   load.frames = absl::GetFlag(FLAGS_frames);
   load.frame_size = absl::GetFlag(FLAGS_size);
   load.window = absl::GetFlag(FLAGS_window);
   load.poll = absl::GetFlag(FLAGS_poll);
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
-  snapd::tools::LoadResult r = snapd::tools::RunLoad(**client, load);
+  snap::LoadResult r = snap::RunLoad(**client, load);
   printf(
       "memif_traffic: id=%u sent=%lu received=%lu lost=%lu reordered=%lu corrupt=%lu "
       "seconds=%.3f",
       copts.id, r.sent, r.received, r.sent - r.received, r.reordered, r.corrupt, r.seconds);
   if (!r.rtt_ns.empty()) {
-    printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snapd::tools::Percentile(r.rtt_ns, 50),
-           snapd::tools::Percentile(r.rtt_ns, 99));
+    printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
+           snap::Percentile(r.rtt_ns, 99));
   }
   printf("%s\n", r.timed_out ? " TIMED-OUT" : "");
   fflush(stdout);

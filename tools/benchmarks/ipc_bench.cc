@@ -22,9 +22,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "clients/traffic.h"
 #include "ipc/client.h"
 #include "tools/cpu.h"
-#include "tools/memif_load.h"
 
 ABSL_FLAG(std::string, memif_echo, "", "Path of the memif_echo binary (required).");
 ABSL_FLAG(int, samples, 200000, "Round trips per measurement.");
@@ -33,6 +33,12 @@ ABSL_FLAG(int, server_core, 1, "Core for the echo process.");
 
 namespace snapd::tools {
 namespace {
+
+using snap::LoadOptions;
+using snap::LoadResult;
+using snap::NowNs;
+using snap::Percentile;
+using snap::RunLoad;
 
 void Pin(int core) {
   if (absl::Status pinned = PinToCore(core); !pinned.ok()) {

@@ -1,4 +1,4 @@
-#include "tools/memif_load.h"
+#include "clients/traffic.h"
 
 #include <poll.h>
 #include <string.h>
@@ -6,27 +6,25 @@
 
 #include <algorithm>
 
-namespace snapd::tools {
+namespace snap {
+
+namespace memif = snapd::memif;
 namespace {
 
-constexpr uint8_t kDstMac[6] = {0x02, 0, 0, 0, 0, 0x02};
-constexpr uint8_t kSrcMac[6] = {0x02, 0, 0, 0, 0, 0x01};
-constexpr size_t kSeqOffset = 14;
-constexpr size_t kTimeOffset = 22;
-constexpr uint32_t kMinFrame = 30;
-
-void Build(uint8_t* frame, uint32_t size, uint64_t seq) {
-  memcpy(frame, kDstMac, 6);
-  memcpy(frame + 6, kSrcMac, 6);
-  frame[12] = 0x88;
-  frame[13] = 0xb5;
-  memcpy(frame + kSeqOffset, &seq, 8);
+// Header, then the sequence number and the send time, then filler.
+void Build(uint8_t* frame, const std::string& header, uint32_t size, uint64_t seq) {
+  memcpy(frame, header.data(), header.size());
+  memcpy(frame + header.size(), &seq, 8);
   int64_t now = NowNs();
-  memcpy(frame + kTimeOffset, &now, 8);
-  for (uint32_t i = kMinFrame; i < size; ++i) frame[i] = static_cast<uint8_t>(seq + i);
+  memcpy(frame + header.size() + 8, &now, 8);
+  for (uint32_t i = header.size() + 16; i < size; ++i) frame[i] = static_cast<uint8_t>(seq + i);
 }
 
 }  // namespace
+
+std::string DefaultHeader() {
+  return std::string("\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5", 14);
+}
 
 int64_t NowNs() {
   timespec ts;
@@ -42,12 +40,18 @@ int64_t Percentile(std::vector<int64_t>& values, double p) {
 }
 
 LoadResult RunLoad(memif::MemifClient& client, const LoadOptions& options) {
+  return RunLoad(
+      client.tx(0), client.rx(0), [&] { return client.CheckControl().ok(); }, options);
+}
+
+LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<bool()>& alive,
+                   const LoadOptions& options) {
   LoadResult result;
-  const uint32_t size = std::max(options.frame_size, kMinFrame);
+  const std::string header = options.header.empty() ? DefaultHeader() : options.header;
+  const uint32_t size = std::max<uint32_t>(options.frame_size, header.size() + 16);
+  const size_t seq_offset = header.size();
   const uint32_t window = std::max<uint32_t>(1, options.window);
   if (options.record_rtt) result.rtt_ns.reserve(options.frames);
-  memif::TxRing& tx = client.tx(0);
-  memif::RxRing& rx = client.rx(0);
   constexpr int kBurst = 32;
   std::vector<uint8_t> storage(size * kBurst);
   memif::Frame out[kBurst];
@@ -65,7 +69,7 @@ LoadResult RunLoad(memif::MemifClient& client, const LoadOptions& options) {
           std::min<uint64_t>({options.frames - result.sent, window - in_flight, kBurst});
       for (uint64_t i = 0; i < want; ++i) {
         out[i] = memif::Frame{storage.data() + i * size, size};
-        Build(out[i].data, size, result.sent + i);
+        Build(out[i].data, header, size, result.sent + i);
       }
       result.sent += tx.Transmit(out, static_cast<uint16_t>(want));
     }
@@ -73,14 +77,14 @@ LoadResult RunLoad(memif::MemifClient& client, const LoadOptions& options) {
     int64_t now = n > 0 ? NowNs() : 0;
     for (uint16_t i = 0; i < n; ++i) {
       const memif::Frame& f = got[i];
-      if (f.len != size || f.data[12] != 0x88 || f.data[13] != 0xb5) {
+      if (f.len != size || f.data[12] != uint8_t(header[12]) || f.data[13] != uint8_t(header[13])) {
         ++result.corrupt;
         continue;
       }
       uint64_t seq;
       int64_t sent_at;
-      memcpy(&seq, f.data + kSeqOffset, 8);
-      memcpy(&sent_at, f.data + kTimeOffset, 8);
+      memcpy(&seq, f.data + seq_offset, 8);
+      memcpy(&sent_at, f.data + seq_offset + 8, 8);
       if (seq != expected) ++result.reordered;
       expected = seq + 1;
       ++result.received;
@@ -95,7 +99,7 @@ LoadResult RunLoad(memif::MemifClient& client, const LoadOptions& options) {
     if (++idle_spins < 256) continue;
     idle_spins = 0;
     int64_t t = NowNs();
-    if (t - last_progress > idle_limit || !client.CheckControl().ok()) {
+    if (t - last_progress > idle_limit || !alive()) {
       result.timed_out = true;
       break;
     }
@@ -113,4 +117,4 @@ LoadResult RunLoad(memif::MemifClient& client, const LoadOptions& options) {
   return result;
 }
 
-}  // namespace snapd::tools
+}  // namespace snap

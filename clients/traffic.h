@@ -1,0 +1,61 @@
+// Sequenced traffic over a memif client: what the demos, the tests and the benchmarks send. Every
+// frame starts with a header (by default an Ethernet header with locally administered MACs and
+// ethertype 0x88b5, the one IEEE set aside for local experiments; or Ethernet+IPv4+UDP from
+// packet.h) and carries a 64-bit sequence number and a send timestamp, so the far end may be any
+// echo (memif_echo, dpdk-testpmd in io mode, udp_echo through snapd) and losses and reordering
+// are seen.
+#ifndef SNAPD_CLIENTS_TRAFFIC_H_
+#define SNAPD_CLIENTS_TRAFFIC_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "ipc/client.h"
+
+namespace snap {
+
+struct LoadOptions {
+  uint64_t frames = 10000;   // how many to send
+  uint32_t frame_size = 64;  // bytes, at least the header + 16
+  // The first bytes of every frame; empty: DefaultHeader(). The echo must keep its length and
+  // bytes 12-13 (the ethertype); it may swap addresses.
+  std::string header;
+  uint32_t window = 1;       // frames in flight at most; 1 is a ping-pong
+  bool poll = true;          // spin while waiting; false: sleep on the ring's interrupt
+  absl::Duration idle_timeout = absl::Seconds(5);  // give up after this long without progress
+  bool record_rtt = false;                         // keep every round-trip time (ping-pong)
+};
+
+struct LoadResult {
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  uint64_t reordered = 0;  // frames that came back with a sequence number other than expected
+  uint64_t corrupt = 0;    // frames of the wrong size or with a damaged header
+  double seconds = 0;
+  std::vector<int64_t> rtt_ns;
+  bool timed_out = false;
+  bool lost() const { return received < sent; }
+};
+
+// An Ethernet header from 02:00:00:00:00:01 to 02:00:00:00:00:02, ethertype 0x88b5.
+std::string DefaultHeader();
+
+// Sends options.frames frames on `tx` and collects the echoes from `rx`. `alive` is asked now and
+// then whether the connection still stands.
+LoadResult RunLoad(snapd::memif::TxRing& tx, snapd::memif::RxRing& rx,
+                   const std::function<bool()>& alive, const LoadOptions& options);
+// The same on queue 0 of a memif client.
+LoadResult RunLoad(snapd::memif::MemifClient& client, const LoadOptions& options);
+
+// Monotonic time in nanoseconds.
+int64_t NowNs();
+
+// The p-th percentile (0..100) of `values`, which it sorts.
+int64_t Percentile(std::vector<int64_t>& values, double p);
+
+}  // namespace snap
+
+#endif  // SNAPD_CLIENTS_TRAFFIC_H_
