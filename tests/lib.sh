@@ -71,3 +71,46 @@ finish() {
   fi
   echo "$TEST_NAME: all checks passed"
 }
+
+# --- network namespaces -------------------------------------------------------------------------
+# Namespaces and veths this test made; removed at exit, also on failure.
+_netns=()
+_veths=()
+_cleanup_net() {
+  local n v
+  for v in "${_veths[@]}"; do ip link del "$v" 2>/dev/null || true; done
+  for n in "${_netns[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+}
+trap 'cleanup; _cleanup_net' EXIT
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$TEST_NAME needs root (network namespaces, af_packet)" >&2
+    exit 1
+  fi
+}
+
+# make_host NS HOST_IF NS_IF ADDR/LEN: a namespace NS holding NS_IF (with ADDR), whose veth peer
+# HOST_IF stays in this namespace, up, without an address, offloads off (so that a packet socket
+# on it sees wire-sized frames).
+make_host() {
+  local ns=$1 host_if=$2 ns_if=$3 addr=$4
+  ip netns add "$ns"
+  _netns+=("$ns")
+  ip link add "$host_if" type veth peer name "$ns_if"
+  _veths+=("$host_if")
+  ip link set "$ns_if" netns "$ns"
+  ethtool -K "$host_if" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  ip netns exec "$ns" ethtool -K "$ns_if" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  ip link set "$host_if" up
+  ip netns exec "$ns" ip link set lo up
+  ip netns exec "$ns" ip addr add "$addr" dev "$ns_if"
+  ip netns exec "$ns" ip link set "$ns_if" up
+}
+
+# The value in column COL (1 = the first column after the name) of the row for NAME in the last
+# stats table snapd logged to FILE.
+stat_of() {
+  local file=$1 name=$2 col=$3
+  grep -E "^$name +" "$file" | tail -1 | awk -v c=$((col + 1)) '{print $c}'
+}
