@@ -143,6 +143,7 @@ absl::Status Daemon::Init() {
   sigset_t mask = DaemonSignals();
   signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ready_ = true;
   LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
             << " interface(s) registered)";
   return absl::OkStatus();
@@ -276,7 +277,7 @@ std::string Daemon::StatsText() {
 }
 
 Daemon::~Daemon() {
-  if (memif_ != nullptr && !engines_.empty()) LOG(INFO) << "final stats\n" << StatsText();
+  if (ready_) LOG(INFO) << "final stats\n" << StatsText();
   // Apps first: each detach removes its port from its engine while the worker still runs.
   memif_.reset();
   for (EngineSlot& slot : engines_) {
@@ -288,7 +289,7 @@ Daemon::~Daemon() {
   engines_.clear();  // joins workers, destroys engines
   nics_.clear();
   if (eal_started_) CleanupEal();
-  LOG(INFO) << "snapd stopped";
+  if (ready_) LOG(INFO) << "snapd stopped";
 }
 
 }  // namespace snapd

@@ -72,6 +72,7 @@ class Daemon {
   UniqueFd signals_;
   UniqueFd wake_;
   bool eal_started_ = false;
+  bool ready_ = false;  // Init finished: the daemon served, and says so when it stops
 };
 
 }  // namespace snapd

@@ -1,6 +1,8 @@
 # Helpers for the shell integration tests: waiting on conditions with deadlines, cleanup on exit,
 # and assertions that say what was expected. Source it; it sets -euo pipefail.
 set -euo pipefail
+# Bazel runs tests with a minimal PATH; ip, ethtool and ss live in sbin on Debian.
+export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 WORK=$(mktemp -d "/tmp/snapd-${TEST_NAME}.XXXXXX")
@@ -100,8 +102,9 @@ make_host() {
   ip link add "$host_if" type veth peer name "$ns_if"
   _veths+=("$host_if")
   ip link set "$ns_if" netns "$ns"
-  ethtool -K "$host_if" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
-  ip netns exec "$ns" ethtool -K "$ns_if" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  # Without this the kernel hands the packet socket offload super-frames and partial checksums.
+  ethtool -K "$host_if" tso off gso off gro off tx off >/dev/null
+  ip netns exec "$ns" ethtool -K "$ns_if" tso off gso off gro off tx off >/dev/null
   ip link set "$host_if" up
   ip netns exec "$ns" ip link set lo up
   ip netns exec "$ns" ip addr add "$addr" dev "$ns_if"

@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, secret, "", "Interface secret, if registered with one.");
 ABSL_FLAG(std::string, dst_ip, "", "IPv4 address of the echo (required).");
 ABSL_FLAG(std::string, dst_mac, "", "MAC of the echo (default: ask by ARP).");
 ABSL_FLAG(uint16_t, dst_port, 7, "UDP port of the echo.");
+ABSL_FLAG(std::string, src_ip, "",
+          "Source IPv4 address to send from (default: the app's own; another one is spoofing, "
+          "which snapd drops and counts).");
 ABSL_FLAG(uint64_t, frames, 10000, "Frames to send.");
 ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 58).");
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
@@ -83,7 +86,12 @@ int main(int argc, char** argv) {
   snap::LoadOptions load;
   load.frames = absl::GetFlag(FLAGS_frames);
   load.frame_size = std::max<uint32_t>(absl::GetFlag(FLAGS_size), snap::kUdpHeaderBytes + 16);
-  load.header = snap::UdpHeader((*app)->mac(), dst_mac, (*app)->ipv4(), dst_ip, 9000,
+  uint32_t src_ip = (*app)->ipv4();
+  if (!absl::GetFlag(FLAGS_src_ip).empty() && !snapd::ParseIpv4(absl::GetFlag(FLAGS_src_ip), &src_ip)) {
+    fprintf(stderr, "snap_traffic: --src_ip is not an IPv4 address\n");
+    return 2;
+  }
+  load.header = snap::UdpHeader((*app)->mac(), dst_mac, src_ip, dst_ip, 9000,
                                 absl::GetFlag(FLAGS_dst_port), load.frame_size);
   load.window = absl::GetFlag(FLAGS_window);
   load.poll = absl::GetFlag(FLAGS_poll);
