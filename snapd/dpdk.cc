@@ -175,8 +175,6 @@ void UnregisterDataplaneThread() {
 }
 
 absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index) {
-  std::unique_ptr<Nic> nic(new Nic());
-  nic->name_ = absl::StrCat("nic", index);
   std::string devargs = cfg.devargs();
   uint16_t queues = static_cast<uint16_t>(cfg.queues() == 0 ? 1 : cfg.queues());
   // af_packet opens one socket per queue pair; ask for as many as queues.
@@ -184,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index
       devargs.find("qpairs=") == std::string::npos) {
     absl::StrAppend(&devargs, ",qpairs=", queues);
   }
-  nic->device_ = DeviceName(devargs);
+  std::string device = DeviceName(devargs);
   if (!IsPciAddress(devargs)) {
     int ret = rte_dev_probe(devargs.c_str());
     if (ret < 0) {
@@ -193,16 +191,28 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index
     }
   }
   uint16_t port;
-  if (rte_eth_dev_get_port_by_name(nic->device_.c_str(), &port) != 0) {
+  if (rte_eth_dev_get_port_by_name(device.c_str(), &port) != 0) {
     return absl::NotFoundError(absl::StrCat("NIC '", devargs, "' has no ethdev port"));
   }
+  auto nic = Adopt(port, absl::StrCat("nic", index), device, queues);
+  if (!nic.ok()) {
+    return absl::Status(nic.status().code(),
+                        absl::StrCat("NIC '", devargs, "': ", nic.status().message()));
+  }
+  return nic;
+}
+
+absl::StatusOr<std::unique_ptr<Nic>> Nic::Adopt(uint16_t port, const std::string& name,
+                                                const std::string& device, uint16_t queues) {
+  std::unique_ptr<Nic> nic(new Nic());
+  nic->name_ = name;
+  nic->device_ = device;
   nic->port_id_ = port;
   rte_eth_dev_info info;
   int ret = rte_eth_dev_info_get(port, &info);
-  if (ret != 0)
-    return absl::InternalError(absl::StrCat("dev_info of ", devargs, ": ", DpdkError(ret)));
+  if (ret != 0) return absl::InternalError(absl::StrCat("device info: ", DpdkError(ret)));
   if (queues > info.max_rx_queues || queues > info.max_tx_queues) {
-    return absl::InvalidArgumentError(absl::StrCat("NIC '", devargs, "' has at most ",
+    return absl::InvalidArgumentError(absl::StrCat("has at most ",
                                                    std::min(info.max_rx_queues, info.max_tx_queues),
                                                    " queue pairs; ", queues, " asked"));
   }
@@ -214,32 +224,24 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index
     nic->rss_ = true;
   }
   ret = rte_eth_dev_configure(port, queues, queues, &conf);
-  if (ret != 0) {
-    return absl::InternalError(absl::StrCat("configuring NIC '", devargs, "': ", DpdkError(ret)));
-  }
+  if (ret != 0) return absl::InternalError(absl::StrCat("configure: ", DpdkError(ret)));
   uint16_t rxd = kRxDescriptors, txd = kTxDescriptors;
   rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
   for (uint16_t q = 0; q < queues; ++q) {
     ret = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, g_pool);
     if (ret == 0) ret = rte_eth_tx_queue_setup(port, q, txd, rte_eth_dev_socket_id(port), nullptr);
-    if (ret != 0) {
-      return absl::InternalError(
-          absl::StrCat("setting up queue ", q, " of NIC '", devargs, "': ", DpdkError(ret)));
-    }
+    if (ret != 0) return absl::InternalError(absl::StrCat("queue ", q, " setup: ", DpdkError(ret)));
   }
   ret = rte_eth_promiscuous_enable(port);
   if (ret != 0 && ret != -ENOTSUP) {
-    LOG(WARNING) << nic->name_ << ": promiscuous mode not enabled: " << DpdkError(ret);
+    LOG(WARNING) << name << ": promiscuous mode not enabled: " << DpdkError(ret);
   }
   ret = rte_eth_dev_start(port);
-  if (ret != 0) {
-    return absl::InternalError(absl::StrCat("starting NIC '", devargs, "': ", DpdkError(ret)));
-  }
+  if (ret != 0) return absl::InternalError(absl::StrCat("start: ", DpdkError(ret)));
   nic->queues_ = queues;
   nic->taken_.assign(queues, false);
-  LOG(INFO) << nic->name_ << ": " << devargs << " (port " << port << ", " << queues
-            << " queue pair(s)" << (nic->rss_ ? ", RSS" : "") << ", driver " << info.driver_name
-            << ")";
+  LOG(INFO) << name << ": " << device << " (port " << port << ", " << queues << " queue pair(s)"
+            << (nic->rss_ ? ", RSS" : "") << ", driver " << info.driver_name << ")";
   return nic;
 }
 

@@ -48,6 +48,10 @@ class Nic {
   // Probes `cfg.devargs`, configures cfg.queues queue pairs (RSS over IP/TCP/UDP where the PMD
   // has it), turns on promiscuous mode and starts the port. Errors say which step failed.
   static absl::StatusOr<std::unique_ptr<Nic>> Open(const config::Nic& cfg, int index);
+  // Configures and starts an ethdev created some other way (rte_eth_from_rings, say), as Open
+  // does after probing. `device` is what the destructor hot-unplugs.
+  static absl::StatusOr<std::unique_ptr<Nic>> Adopt(uint16_t port_id, const std::string& name,
+                                                    const std::string& device, uint16_t queues);
   ~Nic();
 
   const std::string& name() const { return name_; }  // "nic0"
