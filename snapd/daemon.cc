@@ -144,6 +144,7 @@ absl::Status Daemon::Init() {
   signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   ready_ = true;
+  started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
             << " interface(s) registered)";
   return absl::OkStatus();
@@ -235,16 +236,19 @@ void Daemon::Run() {
 
 std::string Daemon::StatsText() {
   std::string out;
-  absl::StrAppendFormat(&out, "%-12s %-8s %12s %14s %10s %9s %7s %10s %10s\n", "engine", "kind",
-                        "frames", "bytes", "batches", "avg_batch", "empty%", "drops", "delay_us");
+  absl::StrAppendFormat(&out, "%-12s %-8s %12s %14s %10s %9s %7s %6s %10s %10s\n", "engine", "kind",
+                        "frames", "bytes", "batches", "avg_batch", "empty%", "busy%", "drops",
+                        "delay_us");
   int64_t now = MonotonicNs();
+  double uptime_ns = std::max<int64_t>(1, now - started_ns_);
   for (EngineSlot& slot : engines_) {
     const EngineStats& s = slot.engine->stats();
     uint64_t polls = s.polls.Get(), batches = s.batches.Get();
-    absl::StrAppendFormat(&out, "%-12s %-8s %12d %14d %10d %9.1f %7.1f %10d %10d\n",
+    absl::StrAppendFormat(&out, "%-12s %-8s %12d %14d %10d %9.1f %7.1f %6.1f %10d %10d\n",
                           slot.engine->name(), slot.engine->kind(), s.frames.Get(), s.bytes.Get(),
                           batches, batches ? double(s.frames.Get()) / batches : 0.0,
-                          polls ? 100.0 * s.empty_polls.Get() / polls : 0.0, s.drops.Get(),
+                          polls ? 100.0 * s.empty_polls.Get() / polls : 0.0,
+                          100.0 * s.busy_ns.Get() / uptime_ns, s.drops.Get(),
                           slot.engine->QueueingDelayNs(now) / 1000);
   }
   absl::StrAppendFormat(&out, "%-12s %-12s %12s %12s %10s %10s %9s %9s\n", "port", "engine",

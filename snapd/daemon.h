@@ -72,7 +72,8 @@ class Daemon {
   UniqueFd signals_;
   UniqueFd wake_;
   bool eal_started_ = false;
-  bool ready_ = false;  // Init finished: the daemon served, and says so when it stops
+  bool ready_ = false;
+  int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
 };
 
 }  // namespace snapd

@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   load.frames = absl::GetFlag(FLAGS_frames);
   load.frame_size = std::max<uint32_t>(absl::GetFlag(FLAGS_size), snap::kUdpHeaderBytes + 16);
   uint32_t src_ip = (*app)->ipv4();
-  if (!absl::GetFlag(FLAGS_src_ip).empty() && !snapd::ParseIpv4(absl::GetFlag(FLAGS_src_ip), &src_ip)) {
+  if (!absl::GetFlag(FLAGS_src_ip).empty() &&
+      !snapd::ParseIpv4(absl::GetFlag(FLAGS_src_ip), &src_ip)) {
     fprintf(stderr, "snap_traffic: --src_ip is not an IPv4 address\n");
     return 2;
   }

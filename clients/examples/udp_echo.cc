@@ -42,11 +42,13 @@ int main(int argc, char** argv) {
   fflush(stdout);
   uint64_t arp = 0, icmp = 0, udp = 0, ignored = 0, dropped = 0;
   snap::Frame frames[32], replies[32];
+  absl::Status why;  // why snapd detached us, if it did
   while (!g_stop) {
     uint16_t n = (*app)->Receive(frames, 32);
     if (n == 0) {
       (*app)->Release();
-      if (!(*app)->CheckConnection().ok()) break;
+      why = (*app)->CheckConnection();
+      if (!why.ok()) break;
       (*app)->Wait(100);
       continue;
     }
@@ -71,7 +73,6 @@ int main(int argc, char** argv) {
     dropped += k - (*app)->Send(replies, k);
     (*app)->Release();
   }
-  absl::Status why = (*app)->CheckConnection();
   printf("udp_echo: arp=%lu icmp=%lu udp=%lu ignored=%lu dropped=%lu%s%s\n", arp, icmp, udp,
          ignored, dropped,
          why.ok() ? "" : " detached: ", why.ok() ? "" : std::string(why.message()).c_str());
