@@ -49,6 +49,14 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
+absl::Status ParseTextProto(const std::string& text, google::protobuf::Message* out) {
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, out)) return absl::InvalidArgumentError(errors.error);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Engine>> EngineRegistry::Create(
     absl::string_view kind, const std::string& name, const std::string& text_config) const {
   const EngineFactory* factory = Find(kind);
@@ -57,12 +65,10 @@ absl::StatusOr<std::unique_ptr<Engine>> EngineRegistry::Create(
                                             "'; known kinds: ", absl::StrJoin(Kinds(), ", ")));
   }
   std::unique_ptr<google::protobuf::Message> config = factory->DefaultConfig();
-  google::protobuf::TextFormat::Parser parser;
-  ErrorCollector errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text_config, config.get())) {
+  absl::Status parsed = ParseTextProto(text_config, config.get());
+  if (!parsed.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("config of engine '", name, "' (", kind, "): ", errors.error));
+        absl::StrCat("config of engine '", name, "' (", kind, "): ", parsed.message()));
   }
   return factory->Create(name, *config);
 }

@@ -16,6 +16,9 @@
 
 namespace snapd {
 
+// Parses protobuf text format into *out; the error names the line and column and what was wrong.
+absl::Status ParseTextProto(const std::string& text, google::protobuf::Message* out);
+
 class EngineFactory {
  public:
   virtual ~EngineFactory() = default;

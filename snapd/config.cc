@@ -13,19 +13,9 @@
 #include "absl/strings/str_split.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 
 namespace snapd {
 namespace {
-
-class ErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (error.empty()) error = absl::StrCat("line ", line + 1, ": ", message);
-  }
-  std::string error;
-};
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -36,12 +26,8 @@ absl::Status Invalid(absl::string_view field, absl::string_view what) {
 absl::StatusOr<config::SnapdConfig> ParseConfig(const std::string& text,
                                                 const std::string& origin) {
   config::SnapdConfig cfg;
-  google::protobuf::TextFormat::Parser parser;
-  ErrorCollector errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &cfg)) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", errors.error));
-  }
+  absl::Status parsed = ParseTextProto(text, &cfg);
+  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(origin, ": ", parsed.message()));
   return cfg;
 }
 
