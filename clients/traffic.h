@@ -23,8 +23,8 @@ struct LoadOptions {
   // The first bytes of every frame; empty: DefaultHeader(). The echo must keep its length and
   // bytes 12-13 (the ethertype); it may swap addresses.
   std::string header;
-  uint32_t window = 1;       // frames in flight at most; 1 is a ping-pong
-  bool poll = true;          // spin while waiting; false: sleep on the ring's interrupt
+  uint32_t window = 1;  // frames in flight at most; 1 is a ping-pong
+  bool poll = true;     // spin while waiting; false: sleep on the ring's interrupt
   absl::Duration idle_timeout = absl::Seconds(5);  // give up after this long without progress
   bool record_rtt = false;                         // keep every round-trip time (ping-pong)
 };

@@ -57,8 +57,8 @@ MemifServer::~MemifServer() {
 
 absl::Status MemifServer::AddInterface(const InterfaceConfig& config) {
   if (config.connected_name.size() > kNameSize - 1) {
-    return absl::InvalidArgumentError(absl::StrCat("connected name is at most ", kNameSize - 1,
-                                                   " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("connected name is at most ", kNameSize - 1, " bytes"));
   }
   if (config.secret.size() > kSecretSize - 1) {
     return absl::InvalidArgumentError(
