@@ -42,6 +42,9 @@ class Port {
   // "app7".
   const std::string& name() const { return name_; }
   PortKind kind() const { return kind_; }
+  // The wire this port is one queue of: queues of one NIC share a link ("nic0"), and a switch
+  // never forwards between them nor floods to more than one of them. An app port is its own link.
+  const std::string& link() const { return link_; }
 
   virtual uint16_t Receive(Packet* pkts, uint16_t max) = 0;
   virtual void Release() = 0;
@@ -55,11 +58,13 @@ class Port {
   const PortStats& stats() const { return stats_; }
 
  protected:
-  Port(std::string name, PortKind kind) : name_(std::move(name)), kind_(kind) {}
+  Port(std::string name, PortKind kind, std::string link = "")
+      : name_(std::move(name)), kind_(kind), link_(link.empty() ? name_ : std::move(link)) {}
 
  private:
   const std::string name_;
   const PortKind kind_;
+  const std::string link_;
   PortStats stats_;
 };
 

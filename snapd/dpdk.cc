@@ -39,8 +39,8 @@ std::string DpdkError(int ret) { return rte_strerror(ret < 0 ? -ret : ret); }
 // Transmit copies frames into new mbufs (chained when a frame is larger than one).
 class NicQueuePort : public Port {
  public:
-  NicQueuePort(std::string name, uint16_t port_id, uint16_t queue)
-      : Port(std::move(name), PortKind::kNic), port_id_(port_id), queue_(queue) {}
+  NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue)
+      : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {}
   ~NicQueuePort() override { Release(); }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
@@ -254,7 +254,7 @@ Nic::~Nic() {
 std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
   if (q >= queues_ || taken_[q]) return nullptr;
   taken_[q] = true;
-  return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), port_id_, q);
+  return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), name_, port_id_, q);
 }
 
 NicStats Nic::Stats() const {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # snapd as a switch between two namespaces: each namespace holds one end of a veth, snapd drives
-# the two other ends with net_af_packet as two NIC ports of one vswitch. ping, UDP and TCP flow
-# between the namespaces through snapd, and the vswitch learns both hosts' MACs.
+# the two other ends with net_af_packet as two NICs of one vswitch, the second with two queue pairs
+# (af_packet spreads flows over them). ping, UDP and TCP flow between the namespaces through snapd.
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
@@ -12,7 +12,7 @@ NS1="snapd-sw1-$tag"
 NS2="snapd-sw2-$tag"
 
 start snapd "$SNAPD" --run_dir="$WORK/run" --nic="net_af_packet0,iface=sw${tag}a" \
-  --nic="net_af_packet1,iface=sw${tag}b"
+  --nic="net_af_packet1,iface=sw${tag}b@2"
 wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
 
 check "ping from one namespace to the other" ip netns exec "$NS1" ping -c 3 -i 0.2 -W 2 10.78.0.2
@@ -34,5 +34,8 @@ check "TCP crosses the switch (iperf3 moved data)" [ "$bits" -gt 1000000 ]
 kill -USR1 "$PID_snapd"
 wait_for 10 "stats logged" grep -q "^nic1/q0 " "$WORK/snapd.log"
 check "no frame was malformed" [ "$(stat_of "$WORK/snapd.log" nic0/q0 5)" -eq 0 ]
-check "both NIC ports forwarded" [ "$(stat_of "$WORK/snapd.log" nic0/q0 2)" -gt 100 -a "$(stat_of "$WORK/snapd.log" nic1/q0 2)" -gt 100 ]
+check "both NICs carried the traffic" \
+  [ "$(stat_of "$WORK/snapd.log" nic0 3)" -gt 100 -a "$(stat_of "$WORK/snapd.log" nic1 3)" -gt 100 ]
+q_sum=$(( $(stat_of "$WORK/snapd.log" nic1/q0 2) + $(stat_of "$WORK/snapd.log" nic1/q1 2) ))
+check "nic1's two queues together received what the NIC did" [ "$q_sum" -eq "$(stat_of "$WORK/snapd.log" nic1 3)" ]
 finish

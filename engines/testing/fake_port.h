@@ -14,8 +14,8 @@ namespace snapd {
 
 class FakePort : public Port {
  public:
-  FakePort(std::string name, PortKind kind, size_t tx_room = 1 << 20)
-      : Port(std::move(name), kind), tx_room_(tx_room) {}
+  FakePort(std::string name, PortKind kind, size_t tx_room = 1 << 20, std::string link = "")
+      : Port(std::move(name), kind, std::move(link)), tx_room_(tx_room) {}
 
   // Frames the engine will receive, in order.
   void Inject(std::string frame) { inbox_.push_back(std::move(frame)); }

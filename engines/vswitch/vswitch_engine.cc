@@ -56,6 +56,7 @@ absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
   } else {
     slots_[index] = std::move(slot);
   }
+  RelinkSlots();
   ApplyPendingEntries();
   return absl::OkStatus();
 }
@@ -66,10 +67,22 @@ std::unique_ptr<Port> VswitchEngine::RemovePort(absl::string_view name) {
       macs_.ForgetPort(static_cast<uint16_t>(i));
       std::unique_ptr<Port> port = std::move(slots_[i].port);
       slots_[i] = Slot();
+      RelinkSlots();
       return port;
     }
   }
   return nullptr;
+}
+
+void VswitchEngine::RelinkSlots() {
+  std::vector<std::string> links;
+  for (Slot& s : slots_) {
+    if (!s.port) continue;
+    auto it = std::find(links.begin(), links.end(), s.port->link());
+    s.floods = it == links.end();
+    s.link = static_cast<uint16_t>(it - links.begin());
+    if (s.floods) links.push_back(s.port->link());
+  }
 }
 
 std::vector<std::string> VswitchEngine::PortNames() const {
@@ -160,7 +173,7 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
     Flood(in, pkt, /*apps_too=*/false);
     return;
   }
-  if (out == in) {  // the destination sits behind the port the frame came from
+  if (slots_[out].link == src.link) {  // the destination sits behind the link it came from
     stats().drops.Add();
     return;
   }
@@ -172,7 +185,8 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
 void VswitchEngine::Flood(uint16_t in, const Packet& pkt, bool apps_too) {
   for (size_t k = 0; k < slots_.size(); ++k) {
     Slot& s = slots_[k];
-    if (k == in || !s.port || (s.is_app && !apps_too)) continue;
+    // One copy per link, never back onto the link it came from.
+    if (!s.port || !s.floods || s.link == slots_[in].link || (s.is_app && !apps_too)) continue;
     if (s.out.empty()) busy_outputs_.push_back(static_cast<uint16_t>(k));
     s.out.push_back(pkt);
   }

@@ -47,6 +47,8 @@ class VswitchEngine : public Engine {
     uint64_t mac = 0;         // app: the only source MAC allowed
     uint32_t ipv4 = 0;        // app: the only IPv4 source allowed (network order), 0 for none
     std::vector<Packet> out;  // frames to transmit on this port in the current burst
+    uint16_t link = 0;        // slots on one link (queues of one NIC) share this number
+    bool floods = false;      // the one slot of its link that floods go out of
   };
 
   // Decides where one frame from port `in` goes, appending it to the output lists.
@@ -55,6 +57,8 @@ class VswitchEngine : public Engine {
   void Flood(uint16_t in, const Packet& pkt, bool apps_too);
   void FlushOutputs();
   void ApplyPendingEntries();
+  // Recomputes link numbers and which slot of each link carries floods.
+  void RelinkSlots();
 
   const uint32_t burst_;
   const uint32_t max_frame_;

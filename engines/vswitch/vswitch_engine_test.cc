@@ -226,6 +226,29 @@ TEST_F(VswitchTest, RestoredEngineForwardsAsTheSavedOneDid) {
   EXPECT_EQ(nic0_->TakeSent().size(), 1u);
 }
 
+TEST_F(VswitchTest, QueuesOfOneNicAreOneLink) {
+  // A second queue of nic1: floods must leave through one queue of each NIC only, and nothing
+  // goes from one queue of a NIC back out another of the same NIC.
+  auto q1 = std::make_unique<FakePort>("nic1/q1", PortKind::kNic, 1 << 20, "nic1/q0");
+  FakePort* nic1_q1 = q1.get();
+  ASSERT_TRUE(engine_->AddPort(std::move(q1), {}).ok());
+  a_->Inject(ArpFrame(kMacA, kIpA, "10.0.0.99"));
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(nic1_->TakeSent().size() + nic1_q1->TakeSent().size(), 1u);
+  b_->TakeSent();
+  nic1_q1->Inject(Ipv4Frame(kBroadcast, kMacH, "10.0.0.50", "10.0.0.255"));
+  Run();
+  EXPECT_TRUE(nic1_->TakeSent().empty());
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(a_->TakeSent().size(), 1u);
+  // H was learned on nic1/q1; a frame to H from the other queue of nic1 is not hairpinned.
+  nic1_->Inject(Ipv4Frame(kMacH, "02:00:00:00:00:12", "10.0.0.51", "10.0.0.50"));
+  Run();
+  EXPECT_TRUE(nic1_q1->TakeSent().empty());
+  EXPECT_TRUE(nic1_->TakeSent().empty());
+}
+
 TEST_F(VswitchTest, StateOfAnotherKindIsRefused) {
   engines::EngineState state;
   state.set_kind("echo");
