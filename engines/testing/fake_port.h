@@ -5,6 +5,7 @@
 #define SNAPD_ENGINES_TESTING_FAKE_PORT_H_
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,13 @@ class FakePort : public Port {
     return n;
   }
   void Release() override { held_.clear(); }
+  // Runs at the start of every Transmit (a test's chance to act between check and send).
+  void set_on_transmit(std::function<void()> fn) { on_transmit_ = std::move(fn); }
+  // The frames handed out by the last Receive and not yet released (to scribble on).
+  std::deque<std::string>& held() { return held_; }
+
   uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+    if (on_transmit_) on_transmit_();
     uint16_t sent = 0;
     for (; sent < n && tx_room_ > 0; ++sent, --tx_room_) {
       sent_.emplace_back(reinterpret_cast<const char*>(pkts[sent].data), pkts[sent].len);
@@ -50,6 +57,7 @@ class FakePort : public Port {
   std::deque<std::string> held_;  // received, not yet released (views point here)
   std::vector<std::string> sent_;
   size_t tx_room_;
+  std::function<void()> on_transmit_;
 };
 
 }  // namespace snapd

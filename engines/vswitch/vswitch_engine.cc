@@ -1,5 +1,7 @@
 #include "engines/vswitch/vswitch_engine.h"
 
+#include <string.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +21,7 @@ VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& con
       macs_(OrDefault(config.mac_table_size(), 4096),
             int64_t{OrDefault(config.mac_aging_s(), 300)} * 1000000000) {
   rx_.resize(burst_);
+  app_copy_.resize(size_t{burst_} * max_frame_);
 }
 
 absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
@@ -116,6 +119,7 @@ uint32_t VswitchEngine::PollPorts(uint32_t* full_bursts) {
     if (now == 0) now = MonotonicNs();
     if (n == burst_) ++*full_bursts;
     uint64_t bytes = 0;
+    if (slots_[i].is_app) CopyOutOfApp(n);
     for (uint16_t k = 0; k < n; ++k) {
       bytes += rx_[k].len;
       Forward(static_cast<uint16_t>(i), rx_[k], now);
@@ -130,6 +134,18 @@ uint32_t VswitchEngine::PollPorts(uint32_t* full_bursts) {
     total += n;
   }
   return total;
+}
+
+void VswitchEngine::CopyOutOfApp(uint16_t n) {
+  // The app can rewrite its buffers at any moment; what is checked must be what is sent.
+  size_t used = 0;
+  for (uint16_t k = 0; k < n; ++k) {
+    Packet& p = rx_[k];
+    if (p.len > max_frame_) continue;  // refused on length alone, never read
+    memcpy(app_copy_.data() + used, p.data, p.len);
+    p.data = app_copy_.data() + used;
+    used += p.len;
+  }
 }
 
 bool VswitchEngine::Spoofed(const Slot& slot, const FrameInfo& info) const {

@@ -5,6 +5,8 @@
 //  - Anti-spoofing on app ports: a frame whose source MAC is not the app's, an IPv4 packet whose
 //    source is not the app's address, or an ARP whose sender is not the app, is dropped and counted
 //    (PortStats::drop_spoofed). Malformed frames are dropped and counted (drop_malformed).
+//  - Frames from apps are copied out of the app's memory before they are checked, so an app cannot
+//    change a frame between the check and the send (the price: a second copy on the app path).
 #ifndef SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
 #define SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
 
@@ -54,6 +56,8 @@ class VswitchEngine : public Engine {
   // Decides where one frame from port `in` goes, appending it to the output lists.
   void Forward(uint16_t in, const Packet& pkt, int64_t now);
   bool Spoofed(const Slot& slot, const FrameInfo& info) const;
+  // Replaces the views of the n frames in rx_ with copies in app_copy_.
+  void CopyOutOfApp(uint16_t n);
   void Flood(uint16_t in, const Packet& pkt, bool apps_too);
   void FlushOutputs();
   void ApplyPendingEntries();
@@ -66,6 +70,8 @@ class VswitchEngine : public Engine {
   std::vector<Slot> slots_;
   std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
   std::vector<Packet> rx_;
+  // Frames from apps are copied here before they are checked (burst x max frame bytes).
+  std::vector<uint8_t> app_copy_;
   engines::VswitchState pending_;  // restored entries whose port is not attached yet
 };
 

@@ -151,6 +151,17 @@ TEST_F(VswitchTest, SpoofedFramesFromAppsAreDroppedAndCounted) {
   EXPECT_EQ(engine_->stats().drops.Get(), 3u);
 }
 
+TEST_F(VswitchTest, AppCannotChangeAFrameBetweenCheckAndSend) {
+  std::string f = Ipv4Frame(kMacB, kMacA, kIpA, kIpB);
+  a_->Inject(f);
+  // While the switch transmits to B, app A rewrites the source MAC in its own buffer.
+  b_->set_on_transmit([&] {
+    for (std::string& held : a_->held()) held.replace(6, 6, MacBytes("02:00:00:00:00:66"));
+  });
+  Run();
+  EXPECT_EQ(b_->TakeSent(), std::vector<std::string>{f});  // what was checked is what was sent
+}
+
 TEST_F(VswitchTest, NicHostClaimingAnAppMacIsDropped) {
   nic0_->Inject(Ipv4Frame(kBroadcast, kMacA, "10.0.0.66", "10.0.0.255"));
   Run();
