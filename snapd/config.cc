@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -89,12 +90,51 @@ absl::StatusOr<config::App> ParseAppFlag(const std::string& flag) {
 
 std::string DeviceName(const std::string& devargs) { return devargs.substr(0, devargs.find(',')); }
 
+absl::Status CheckApp(const config::App& app, const std::string& field,
+                      const std::vector<const config::App*>& others,
+                      const std::vector<std::string>& engines) {
+  const std::string prefix = field.empty() ? "" : field + ".";
+  uint64_t mac;
+  if (!ParseMac(app.mac(), &mac)) {
+    return Invalid(prefix + "mac",
+                   absl::StrCat("'", app.mac(), "' is not a MAC like 02:00:00:00:00:01"));
+  }
+  if (IsMulticast(mac) || mac == 0) return Invalid(prefix + "mac", "must be a unicast address");
+  uint32_t ip;
+  if (!ParseIpv4(app.ipv4(), &ip)) {
+    return Invalid(prefix + "ipv4", absl::StrCat("'", app.ipv4(), "' is not an IPv4 address"));
+  }
+  if (app.secret().size() > 23) return Invalid(prefix + "secret", "at most 23 bytes");
+  if (std::find(engines.begin(), engines.end(), app.engine()) == engines.end()) {
+    return Invalid(prefix + "engine", absl::StrCat("no engine named '", app.engine(), "'"));
+  }
+  for (const config::App* other : others) {
+    uint64_t other_mac = 0;
+    uint32_t other_ip = 0;
+    ParseMac(other->mac(), &other_mac);
+    ParseIpv4(other->ipv4(), &other_ip);
+    if (other->id() == app.id()) {
+      return absl::AlreadyExistsError(absl::StrCat(prefix, "id: id ", app.id(), " used twice"));
+    }
+    if (other_mac == mac) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          prefix, "mac: ", app.mac(), " given to two apps (also app ", other->id(), ")"));
+    }
+    if (other_ip == ip) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          prefix, "ipv4: ", app.ipv4(), " given to two apps (also app ", other->id(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CompleteConfig(config::SnapdConfig* cfg) {
   if (cfg->run_dir().empty()) {
     const char* xdg = getenv("XDG_RUNTIME_DIR");
     cfg->set_run_dir(geteuid() == 0 || xdg == nullptr ? "/run/snapd" : absl::StrCat(xdg, "/snapd"));
   }
   if (cfg->memif_socket().empty()) cfg->set_memif_socket(cfg->run_dir() + "/memif.sock");
+  if (cfg->control_socket().empty()) cfg->set_control_socket(cfg->run_dir() + "/control.sock");
   if (cfg->engines().empty()) {
     config::Engine* e = cfg->add_engines();
     e->set_name("vswitch0");
@@ -135,32 +175,14 @@ absl::Status CompleteConfig(config::SnapdConfig* cfg) {
       }
     }
   }
-  std::set<uint32_t> ids;
-  std::set<uint64_t> macs;
-  std::set<uint32_t> ips;
+  std::vector<std::string> engines(engine_names.begin(), engine_names.end());
+  std::vector<const config::App*> accepted;
   for (int i = 0; i < cfg->apps_size(); ++i) {
     config::App* app = cfg->mutable_apps(i);
-    std::string field = absl::StrCat("apps[", i, "]");
-    if (!ids.insert(app->id()).second) {
-      return Invalid(field + ".id", absl::StrCat("id ", app->id(), " used twice"));
-    }
-    uint64_t mac;
-    if (!ParseMac(app->mac(), &mac)) {
-      return Invalid(field + ".mac",
-                     absl::StrCat("'", app->mac(), "' is not a MAC like 02:00:00:00:00:01"));
-    }
-    if (IsMulticast(mac) || mac == 0) return Invalid(field + ".mac", "must be a unicast address");
-    if (!macs.insert(mac).second) return Invalid(field + ".mac", "given to two apps");
-    uint32_t ip;
-    if (!ParseIpv4(app->ipv4(), &ip)) {
-      return Invalid(field + ".ipv4", absl::StrCat("'", app->ipv4(), "' is not an IPv4 address"));
-    }
-    if (!ips.insert(ip).second) return Invalid(field + ".ipv4", "given to two apps");
-    if (app->secret().size() > 23) return Invalid(field + ".secret", "at most 23 bytes");
     if (app->engine().empty()) app->set_engine(first_engine);
-    if (!engine_names.count(app->engine())) {
-      return Invalid(field + ".engine", absl::StrCat("no engine named '", app->engine(), "'"));
-    }
+    absl::Status status = CheckApp(*app, absl::StrCat("apps[", i, "]"), accepted, engines);
+    if (!status.ok()) return status;
+    accepted.push_back(app);
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,13 @@ absl::StatusOr<config::App> ParseAppFlag(const std::string& flag);
 // and addresses. INVALID_ARGUMENT names the field.
 absl::Status CompleteConfig(config::SnapdConfig* config);
 
+// Checks one app interface: MAC, address and secret well formed, its engine among `engines`, and
+// its id, MAC and address not those of any app in `others` (ALREADY_EXISTS). Errors name the
+// field, prefixed with `field` ("apps[2]"; "" for none).
+absl::Status CheckApp(const config::App& app, const std::string& field,
+                      const std::vector<const config::App*>& others,
+                      const std::vector<std::string>& engines);
+
 // The name DPDK gives the device of `devargs`: everything before the first comma.
 std::string DeviceName(const std::string& devargs);
 

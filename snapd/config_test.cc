@@ -66,7 +66,7 @@ TEST(ConfigTest, CheckedFieldsNameTheProblem) {
       {"duplicate mac",
        "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' } apps { id: 2 mac: "
        "'02:00:00:00:00:01' ipv4: '10.0.0.2' }",
-       "apps[1].mac: given to two apps"},
+       "apps[1].mac: 02:00:00:00:00:01 given to two apps"},
       {"long secret",
        "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' secret: '012345678901234567890123' "
        "}",

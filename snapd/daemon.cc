@@ -9,14 +9,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <future>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
 #include "glog/logging.h"
 #include "snapd/app_port.h"
+#include "snapd/config.h"
 
 namespace snapd {
 namespace {
@@ -114,6 +119,7 @@ absl::Status Daemon::Init() {
     auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
     if (!engine.ok()) return engine.status();
     EngineSlot slot;
+    slot.config = e;
     slot.engine = std::move(*engine);
     slot.worker =
         std::make_unique<Worker>(absl::StrCat("w-", e.name()), e.has_core() ? e.core() : -1);
@@ -143,6 +149,7 @@ absl::Status Daemon::Init() {
   sigset_t mask = DaemonSignals();
   signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  tasks_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   ready_ = true;
   started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
@@ -187,6 +194,37 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   LOG(INFO) << "app " << conn.id() << " detached: " << reason;
 }
 
+absl::Status Daemon::RunOnMain(const std::function<void()>& fn) {
+  std::promise<void> done;
+  {
+    std::lock_guard<std::mutex> lock(tasks_mu_);
+    if (stopping_) return absl::UnavailableError("snapd is stopping");
+    tasks_.push_back([&] {
+      fn();
+      done.set_value();
+    });
+  }
+  uint64_t one = 1;
+  (void)!write(tasks_fd_.get(), &one, sizeof(one));
+  done.get_future().wait();
+  return absl::OkStatus();
+}
+
+void Daemon::RunTasks() {
+  uint64_t count;
+  (void)!read(tasks_fd_.get(), &count, sizeof(count));
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(tasks_mu_);
+    tasks.swap(tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+void Daemon::Watch(int fd, std::function<void()> on_readable) {
+  watched_[fd] = std::move(on_readable);
+}
+
 void Daemon::Stop() {
   uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
@@ -194,7 +232,9 @@ void Daemon::Stop() {
 
 void Daemon::Run() {
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  for (int fd : {memif_->epoll_fd(), signals_.get(), wake_.get()}) {
+  std::vector<int> fds = {memif_->epoll_fd(), signals_.get(), wake_.get(), tasks_fd_.get()};
+  for (const auto& [fd, fn] : watched_) fds.push_back(fd);
+  for (int fd : fds) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -221,6 +261,10 @@ void Daemon::Run() {
         }
       } else if (fd == wake_.get()) {
         stop = true;
+      } else if (fd == tasks_fd_.get()) {
+        RunTasks();
+      } else if (auto it = watched_.find(fd); it != watched_.end()) {
+        it->second();
       }
     }
     if (stop) break;
@@ -234,53 +278,231 @@ void Daemon::Run() {
   }
 }
 
-std::string Daemon::StatsText() {
+v1::Stats Daemon::Snapshot() {
+  v1::Stats out;
+  int64_t now = MonotonicNs();
+  double uptime_ns = std::max<int64_t>(1, now - started_ns_);
+  for (EngineSlot& slot : engines_) {
+    v1::Engine* e = out.add_engines();
+    e->set_name(slot.engine->name());
+    e->set_kind(std::string(slot.engine->kind()));
+    e->set_config(slot.config.config());
+    e->set_worker(slot.worker->name());
+    e->set_core(slot.worker->core());
+    const EngineStats& s = slot.engine->stats();
+    v1::EngineStats* es = e->mutable_stats();
+    es->set_frames(s.frames.Get());
+    es->set_bytes(s.bytes.Get());
+    es->set_batches(s.batches.Get());
+    es->set_polls(s.polls.Get());
+    es->set_empty_polls(s.empty_polls.Get());
+    es->set_drops(s.drops.Get());
+    es->set_busy_percent(100.0 * s.busy_ns.Get() / uptime_ns);
+    es->set_queueing_delay_ns(slot.engine->QueueingDelayNs(now));
+    // The port list belongs to the engine's thread.
+    slot.worker->RunSync([&] {
+      slot.engine->ForEachPort([&](Port& p) {
+        e->add_ports(p.name());
+        v1::Port* port = out.add_ports();
+        port->set_name(p.name());
+        port->set_engine(slot.engine->name());
+        port->set_kind(p.kind() == PortKind::kNic ? "nic" : "app");
+        port->set_link(p.link());
+        const PortStats& ps = p.stats();
+        v1::PortStats* st = port->mutable_stats();
+        st->set_rx_frames(ps.rx_frames.Get());
+        st->set_rx_bytes(ps.rx_bytes.Get());
+        st->set_tx_frames(ps.tx_frames.Get());
+        st->set_tx_bytes(ps.tx_bytes.Get());
+        st->set_tx_dropped(ps.tx_dropped.Get());
+        uint64_t rx_err = ps.rx_errors.Get();
+        if (auto* app = dynamic_cast<AppPort*>(&p)) rx_err += app->ring_drops();
+        st->set_rx_errors(rx_err);
+        st->set_drop_malformed(ps.drop_malformed.Get());
+        st->set_drop_spoofed(ps.drop_spoofed.Get());
+      });
+    });
+    v1::Worker* w = out.add_workers();
+    w->set_name(slot.worker->name());
+    w->set_core(slot.worker->core());
+    for (Engine* we : slot.worker->engines()) w->add_engines(we->name());
+    w->set_loops(slot.worker->stats().loops.Get());
+    w->set_sleeps(slot.worker->stats().sleeps.Get());
+    w->set_busy_percent(100.0 * slot.worker->stats().busy_ns.Get() / uptime_ns);
+  }
+  for (const auto& nic : nics_) {
+    NicStats s = nic->Stats();
+    v1::Nic* n = out.add_nics();
+    n->set_name(nic->name());
+    n->set_device(nic->device());
+    n->set_link_up(s.link_up);
+    n->set_speed_mbps(s.speed_mbps);
+    n->set_queues(nic->queues());
+    n->set_rss(nic->rss());
+    n->set_rx_frames(s.rx_frames);
+    n->set_tx_frames(s.tx_frames);
+    n->set_rx_missed(s.rx_missed);
+    n->set_rx_errors(s.rx_errors);
+    n->set_tx_errors(s.tx_errors);
+    n->set_rx_nombuf(s.rx_nombuf);
+  }
+  const memif::ServerStats& ms = memif_->stats();
+  out.set_apps_attached(memif_->connections().size());
+  out.set_apps_refused(ms.refused.Get());
+  out.set_apps_detached(ms.disconnected.Get());
+  return out;
+}
+
+std::string StatsTable(const v1::Stats& stats) {
   std::string out;
   absl::StrAppendFormat(&out, "%-12s %-8s %12s %14s %10s %9s %7s %6s %10s %10s\n", "engine", "kind",
                         "frames", "bytes", "batches", "avg_batch", "empty%", "busy%", "drops",
                         "delay_us");
-  int64_t now = MonotonicNs();
-  double uptime_ns = std::max<int64_t>(1, now - started_ns_);
-  for (EngineSlot& slot : engines_) {
-    const EngineStats& s = slot.engine->stats();
-    uint64_t polls = s.polls.Get(), batches = s.batches.Get();
-    absl::StrAppendFormat(&out, "%-12s %-8s %12d %14d %10d %9.1f %7.1f %6.1f %10d %10d\n",
-                          slot.engine->name(), slot.engine->kind(), s.frames.Get(), s.bytes.Get(),
-                          batches, batches ? double(s.frames.Get()) / batches : 0.0,
-                          polls ? 100.0 * s.empty_polls.Get() / polls : 0.0,
-                          100.0 * s.busy_ns.Get() / uptime_ns, s.drops.Get(),
-                          slot.engine->QueueingDelayNs(now) / 1000);
+  for (const v1::Engine& e : stats.engines()) {
+    const v1::EngineStats& s = e.stats();
+    absl::StrAppendFormat(&out, "%-12s %-8s %12d %14d %10d %9.1f %7.1f %6.1f %10d %10d\n", e.name(),
+                          e.kind(), s.frames(), s.bytes(), s.batches(),
+                          s.batches() ? double(s.frames()) / s.batches() : 0.0,
+                          s.polls() ? 100.0 * s.empty_polls() / s.polls() : 0.0, s.busy_percent(),
+                          s.drops(), s.queueing_delay_ns() / 1000);
   }
   absl::StrAppendFormat(&out, "%-12s %-12s %12s %12s %10s %10s %9s %9s\n", "port", "engine",
                         "rx_frames", "tx_frames", "tx_drop", "malformed", "spoofed", "rx_err");
-  for (EngineSlot& slot : engines_) {
-    slot.worker->RunSync([&] {
-      slot.engine->ForEachPort([&](Port& p) {
-        const PortStats& ps = p.stats();
-        uint64_t rx_err = ps.rx_errors.Get();
-        if (auto* app = dynamic_cast<AppPort*>(&p)) rx_err += app->ring_drops();
-        absl::StrAppendFormat(&out, "%-12s %-12s %12d %12d %10d %10d %9d %9d\n", p.name(),
-                              slot.engine->name(), ps.rx_frames.Get(), ps.tx_frames.Get(),
-                              ps.tx_dropped.Get(), ps.drop_malformed.Get(), ps.drop_spoofed.Get(),
-                              rx_err);
-      });
-    });
+  for (const v1::Port& p : stats.ports()) {
+    const v1::PortStats& ps = p.stats();
+    absl::StrAppendFormat(&out, "%-12s %-12s %12d %12d %10d %10d %9d %9d\n", p.name(), p.engine(),
+                          ps.rx_frames(), ps.tx_frames(), ps.tx_dropped(), ps.drop_malformed(),
+                          ps.drop_spoofed(), ps.rx_errors());
   }
   absl::StrAppendFormat(&out, "%-12s %-16s %5s %12s %12s %9s %9s %9s %9s\n", "nic", "device",
                         "link", "rx_frames", "tx_frames", "missed", "rx_err", "tx_err", "nombuf");
-  for (const auto& nic : nics_) {
-    NicStats s = nic->Stats();
-    absl::StrAppendFormat(&out, "%-12s %-16s %5s %12d %12d %9d %9d %9d %9d\n", nic->name(),
-                          nic->device(), s.link_up ? "up" : "down", s.rx_frames, s.tx_frames,
-                          s.rx_missed, s.rx_errors, s.tx_errors, s.rx_nombuf);
+  for (const v1::Nic& n : stats.nics()) {
+    absl::StrAppendFormat(&out, "%-12s %-16s %5s %12d %12d %9d %9d %9d %9d\n", n.name(), n.device(),
+                          n.link_up() ? "up" : "down", n.rx_frames(), n.tx_frames(), n.rx_missed(),
+                          n.rx_errors(), n.tx_errors(), n.rx_nombuf());
   }
-  const memif::ServerStats& ms = memif_->stats();
   absl::StrAppendFormat(&out, "apps: connected=%d refused=%d disconnected=%d\n",
-                        memif_->connections().size(), ms.refused.Get(), ms.disconnected.Get());
+                        stats.apps_attached(), stats.apps_refused(), stats.apps_detached());
   return out;
 }
 
+std::string Daemon::StatsText() { return StatsTable(Snapshot()); }
+
+std::vector<v1::App> Daemon::Apps() const {
+  std::vector<v1::App> out;
+  std::map<uint32_t, memif::Connection*> attached;
+  for (memif::Connection* c : memif_->connections()) attached[c->id()] = c;
+  for (const auto& [id, info] : apps_) {
+    v1::App a;
+    a.set_id(id);
+    a.set_mac(info.config.mac());
+    a.set_ipv4(info.config.ipv4());
+    a.set_engine(info.config.engine());
+    a.set_has_secret(!info.config.secret().empty());
+    auto it = attached.find(id);
+    if (it != attached.end()) {
+      a.set_attached(true);
+      a.set_pid(it->second->peer_cred().pid);
+      a.set_app_name(it->second->peer_name());
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+v1::DaemonInfo Daemon::Info() const {
+  v1::DaemonInfo info;
+  info.set_version(kSnapdVersion);
+  info.set_build(absl::StrCat("built ", __DATE__, " ", __TIME__));
+  info.set_uptime_ms((MonotonicNs() - started_ns_) / 1000000);
+  info.set_pid(getpid());
+  info.set_memif_socket(config_.memif_socket());
+  info.set_control_socket(config_.control_socket());
+  for (const std::string& kind : EngineRegistry::Global().Kinds()) info.add_engine_kinds(kind);
+  return info;
+}
+
+absl::Status Daemon::AddApp(config::App app) {
+  if (app.engine().empty()) app.set_engine(engines_.front().config.name());
+  std::vector<const config::App*> others;
+  for (const auto& [id, info] : apps_) others.push_back(&info.config);
+  std::vector<std::string> engine_names;
+  for (const EngineSlot& slot : engines_) engine_names.push_back(slot.config.name());
+  absl::Status status = CheckApp(app, "", others, engine_names);
+  if (!status.ok()) return status;
+  AppInfo info{app};
+  ParseMac(app.mac(), &info.mac);
+  ParseIpv4(app.ipv4(), &info.ipv4);
+  status = memif_->AddInterface({app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)});
+  if (!status.ok()) return status;
+  apps_.emplace(app.id(), info);
+  LOG(INFO) << "app " << app.id() << " registered: " << app.mac() << " " << app.ipv4() << " on "
+            << app.engine();
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::RemoveApp(uint32_t id) {
+  if (!apps_.count(id)) return absl::NotFoundError(absl::StrCat("no app with id ", id));
+  // Detaches a connected app first (its port leaves the engine), then forgets the interface.
+  absl::Status status = memif_->RemoveInterface(id, "removed by operator");
+  apps_.erase(id);
+  LOG(INFO) << "app " << id << " removed";
+  return status;
+}
+
+absl::Status Daemon::CreateEngine(config::Engine e) {
+  if (e.name().empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (FindEngine(e.name()) != nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("an engine named '", e.name(), "' exists"));
+  }
+  if (e.has_core() &&
+      (e.core() < -1 || e.core() >= static_cast<int>(std::thread::hardware_concurrency()))) {
+    return absl::InvalidArgumentError(absl::StrCat("core: ", e.core(),
+                                                   " is not a core of this machine (0..",
+                                                   std::thread::hardware_concurrency() - 1, ")"));
+  }
+  auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
+  if (!engine.ok()) return engine.status();
+  EngineSlot slot;
+  slot.config = e;
+  slot.engine = std::move(*engine);
+  slot.worker =
+      std::make_unique<Worker>(absl::StrCat("w-", e.name()), e.has_core() ? e.core() : -1);
+  slot.worker->AddEngine(slot.engine.get());
+  engines_.push_back(std::move(slot));
+  LOG(INFO) << "engine " << e.name() << " (" << e.kind() << ") created";
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::DestroyEngine(const std::string& name) {
+  auto it = std::find_if(engines_.begin(), engines_.end(),
+                         [&](const EngineSlot& s) { return s.config.name() == name; });
+  if (it == engines_.end())
+    return absl::NotFoundError(absl::StrCat("no engine named '", name, "'"));
+  std::vector<std::string> ports;
+  it->worker->RunSync([&] { ports = it->engine->PortNames(); });
+  std::vector<std::string> apps;
+  for (const auto& [id, info] : apps_) {
+    if (info.config.engine() == name) apps.push_back(absl::StrCat(id));
+  }
+  if (!ports.empty() || !apps.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("engine '", name, "' still serves", ports.empty() ? "" : " ports ",
+                     absl::StrJoin(ports, ","), apps.empty() ? "" : " apps ",
+                     absl::StrJoin(apps, ","), "; remove them first"));
+  }
+  it->worker->RemoveEngine(it->engine.get());
+  engines_.erase(it);
+  LOG(INFO) << "engine " << name << " destroyed";
+  return absl::OkStatus();
+}
+
 Daemon::~Daemon() {
+  {
+    std::lock_guard<std::mutex> lock(tasks_mu_);
+    stopping_ = true;
+  }
+  if (tasks_fd_) RunTasks();  // anyone still waiting gets an answer
   if (ready_) LOG(INFO) << "final stats\n" << StatsText();
   // Apps first: each detach removes its port from its engine while the worker still runs.
   memif_.reset();

@@ -8,12 +8,15 @@
 
 #include <signal.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "ipc/unique_fd.h"
@@ -26,6 +29,11 @@ namespace snapd {
 // The interface name snapd sends an app in memif's connected message: "snap/<12 hex digits of
 // MAC>/<8 hex digits of IPv4, network order>". libsnap reads the app's addresses from it.
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
+
+inline constexpr char kSnapdVersion[] = "0.3.0";
+
+// The stats table snapd logs (SIGUSR1, at exit) and snapctl prints.
+std::string StatsTable(const v1::Stats& stats);
 
 // SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any
 // thread starts (DPDK's and the workers inherit the mask), so main() calls this first.
@@ -44,11 +52,31 @@ class Daemon {
   void Run();
   void Stop();
 
-  // A human-readable table of every engine, port and NIC counter.
+  // A human-readable table of every engine, port and NIC counter. Main thread.
   std::string StatsText();
+
+  // Runs `fn` on the main thread, between control events, and returns when it has run. Any thread
+  // but the main one (the control plane's RPC threads); UNAVAILABLE once the daemon stops.
+  absl::Status RunOnMain(const std::function<void()>& fn);
+  // Adds `fd` to the main loop; `on_readable` runs on the main thread whenever it is readable.
+  // Main thread, before Run.
+  void Watch(int fd, std::function<void()> on_readable);
+
+  // Control operations, main thread only. Errors name the field (INVALID_ARGUMENT), or say
+  // NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION; a failed operation changes nothing.
+  absl::Status AddApp(config::App app);
+  absl::Status RemoveApp(uint32_t id);
+  absl::Status CreateEngine(config::Engine engine);
+  absl::Status DestroyEngine(const std::string& name);
+  // Everything an operator can read: engines, ports, NICs, workers, app counters.
+  v1::Stats Snapshot();
+  std::vector<v1::App> Apps() const;
+  v1::DaemonInfo Info() const;
+  const config::SnapdConfig& config() const { return config_; }
 
  private:
   struct EngineSlot {
+    config::Engine config;
     std::unique_ptr<Engine> engine;
     std::unique_ptr<Worker> worker;
   };
@@ -63,6 +91,8 @@ class Daemon {
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   EngineSlot* FindEngine(const std::string& name);
+  absl::Status StartEngine(const config::Engine& config);
+  void RunTasks();
 
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
@@ -71,6 +101,11 @@ class Daemon {
   std::map<uint32_t, AppInfo> apps_;  // by memif interface id
   UniqueFd signals_;
   UniqueFd wake_;
+  UniqueFd tasks_fd_;  // readable when tasks_ has work
+  std::mutex tasks_mu_;
+  std::vector<std::function<void()>> tasks_;  // guarded by tasks_mu_
+  bool stopping_ = false;                     // guarded by tasks_mu_
+  std::map<int, std::function<void()>> watched_;
   bool eal_started_ = false;
   bool ready_ = false;
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
