@@ -32,9 +32,6 @@ std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
 
 inline constexpr char kSnapdVersion[] = "0.3.0";
 
-// The stats table snapd logs (SIGUSR1, at exit) and snapctl prints.
-std::string StatsTable(const v1::Stats& stats);
-
 // SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any
 // thread starts (DPDK's and the workers inherit the mask), so main() calls this first.
 sigset_t DaemonSignals();
@@ -58,6 +55,9 @@ class Daemon {
   // Runs `fn` on the main thread, between control events, and returns when it has run. Any thread
   // but the main one (the control plane's RPC threads); UNAVAILABLE once the daemon stops.
   absl::Status RunOnMain(const std::function<void()>& fn);
+  // From now on RunOnMain refuses new work; work already queued runs now. Main thread, after Run
+  // and before the control plane's RPC threads are stopped.
+  void StopServingTasks();
   // Adds `fd` to the main loop; `on_readable` runs on the main thread whenever it is readable.
   // Main thread, before Run.
   void Watch(int fd, std::function<void()> on_readable);

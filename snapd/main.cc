@@ -7,6 +7,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "control/control_server.h"
 #include "glog/logging.h"
 #include "snapd/config.h"
 #include "snapd/daemon.h"
@@ -24,6 +25,10 @@ ABSL_FLAG(std::string, run_dir, "",
           "Directory for snapd's sockets (default $XDG_RUNTIME_DIR/snapd, /run/snapd as root).");
 ABSL_FLAG(std::string, memif_socket, "",
           "memif socket apps attach to (default RUN_DIR/memif.sock).");
+ABSL_FLAG(std::string, control_socket, "",
+          "gRPC control socket for snapctl (default RUN_DIR/control.sock; mode 0660).");
+ABSL_FLAG(std::string, control_group, "",
+          "Group whose members may use the control socket, besides root and snapd's own user.");
 ABSL_FLAG(int, core, -1, "Pin the default engine's worker to this core (-1: not pinned).");
 ABSL_FLAG(int, stats_interval_s, 0,
           "Log a stats table this often (0: at exit only; SIGUSR1: now).");
@@ -93,6 +98,12 @@ int Main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_memif_socket).empty()) {
     cfg.set_memif_socket(absl::GetFlag(FLAGS_memif_socket));
   }
+  if (!absl::GetFlag(FLAGS_control_socket).empty()) {
+    cfg.set_control_socket(absl::GetFlag(FLAGS_control_socket));
+  }
+  if (!absl::GetFlag(FLAGS_control_group).empty()) {
+    cfg.set_control_group(absl::GetFlag(FLAGS_control_group));
+  }
   if (absl::GetFlag(FLAGS_stats_interval_s) > 0) {
     cfg.set_stats_interval_s(absl::GetFlag(FLAGS_stats_interval_s));
   }
@@ -102,7 +113,14 @@ int Main(int argc, char** argv) {
 
   auto daemon = Daemon::Start(cfg);
   if (!daemon.ok()) return Fail(daemon.status());
+  auto control = ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
+  if (!control.ok()) return Fail(control.status());
+  ControlServer* cs = control->get();
+  (*daemon)->Watch(cs->listen_fd(), [cs] { cs->OnAcceptable(); });
   (*daemon)->Run();
+  // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
+  (*daemon)->StopServingTasks();
+  control->reset();
   daemon->reset();
   return 0;
 }

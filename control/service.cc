@@ -1,0 +1,125 @@
+#include "control/service.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace snapd {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status SnapdService::OnMain(const std::function<absl::Status()>& fn) {
+  absl::Status result;
+  absl::Status ran = daemon_->RunOnMain([&] { result = fn(); });
+  return ran.ok() ? result : ran;
+}
+
+grpc::Status SnapdService::GetDaemonInfo(grpc::ServerContext*, const v1::GetDaemonInfoRequest*,
+                                         v1::DaemonInfo* out) {
+  return ToGrpc(OnMain([&] {
+    *out = daemon_->Info();
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::ListEngines(grpc::ServerContext*, const v1::ListEnginesRequest*,
+                                       v1::ListEnginesResponse* out) {
+  return ToGrpc(OnMain([&] {
+    v1::Stats stats = daemon_->Snapshot();
+    *out->mutable_engines() = stats.engines();
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::GetEngine(grpc::ServerContext*, const v1::GetEngineRequest* req,
+                                     v1::Engine* out) {
+  if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
+  return ToGrpc(OnMain([&] {
+    v1::Stats stats = daemon_->Snapshot();  // a local: the loop must not outlive it
+    for (const v1::Engine& e : stats.engines()) {
+      if (e.name() == req->name()) {
+        *out = e;
+        return absl::OkStatus();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("no engine named '", req->name(), "'"));
+  }));
+}
+
+grpc::Status SnapdService::CreateEngine(grpc::ServerContext*, const v1::CreateEngineRequest* req,
+                                        v1::Engine* out) {
+  if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
+  if (req->kind().empty()) return ToGrpc(absl::InvalidArgumentError("kind: must not be empty"));
+  config::Engine e;
+  e.set_name(req->name());
+  e.set_kind(req->kind());
+  e.set_config(req->config());
+  if (req->has_core() && req->core() >= 0) e.set_core(req->core());
+  return ToGrpc(OnMain([&] {
+    absl::Status status = daemon_->CreateEngine(e);
+    if (!status.ok()) return status;
+    v1::Stats stats = daemon_->Snapshot();
+    for (const v1::Engine& got : stats.engines()) {
+      if (got.name() == e.name()) *out = got;
+    }
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::DestroyEngine(grpc::ServerContext*, const v1::DestroyEngineRequest* req,
+                                         v1::DestroyEngineResponse*) {
+  if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
+  return ToGrpc(OnMain([&] { return daemon_->DestroyEngine(req->name()); }));
+}
+
+grpc::Status SnapdService::ListApps(grpc::ServerContext*, const v1::ListAppsRequest*,
+                                    v1::ListAppsResponse* out) {
+  return ToGrpc(OnMain([&] {
+    for (v1::App& a : daemon_->Apps()) *out->add_apps() = std::move(a);
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::AddApp(grpc::ServerContext*, const v1::AddAppRequest* req,
+                                  v1::App* out) {
+  config::App app;
+  app.set_id(req->id());
+  app.set_mac(req->mac());
+  app.set_ipv4(req->ipv4());
+  app.set_secret(req->secret());
+  app.set_engine(req->engine());
+  return ToGrpc(OnMain([&] {
+    absl::Status status = daemon_->AddApp(app);
+    if (!status.ok()) return status;
+    for (v1::App& a : daemon_->Apps()) {
+      if (a.id() == req->id()) *out = std::move(a);
+    }
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::RemoveApp(grpc::ServerContext*, const v1::RemoveAppRequest* req,
+                                     v1::RemoveAppResponse*) {
+  return ToGrpc(OnMain([&] { return daemon_->RemoveApp(req->id()); }));
+}
+
+grpc::Status SnapdService::ListPorts(grpc::ServerContext*, const v1::ListPortsRequest*,
+                                     v1::ListPortsResponse* out) {
+  return ToGrpc(OnMain([&] {
+    v1::Stats stats = daemon_->Snapshot();
+    *out->mutable_nics() = stats.nics();
+    *out->mutable_ports() = stats.ports();
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                                    v1::Stats* out) {
+  return ToGrpc(OnMain([&] {
+    *out = daemon_->Snapshot();
+    return absl::OkStatus();
+  }));
+}
+
+}  // namespace snapd

@@ -1,0 +1,293 @@
+// snapctl: the operator's command line over snapd's gRPC control API (snapd.v1).
+//
+//   snapctl [--socket=PATH] [--json] COMMAND ...
+//     info                                   daemon version, uptime, sockets
+//     engines                                engines and their counters
+//     engine create NAME KIND [--config=TEXT] [--core=N]
+//     engine destroy NAME
+//     apps                                   registered app interfaces, attached or not
+//     app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E]
+//     app remove ID
+//     ports                                  NICs and every port with its counters
+//     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
+//
+// Read commands print aligned tables, or JSON with --json. An error is one line on stderr naming
+// the problem, and a non-zero exit.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "control/proto/snapd.grpc.pb.h"
+#include "control/stats_table.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, socket, "",
+          "snapd's control socket (default $XDG_RUNTIME_DIR/snapd/control.sock, or "
+          "/run/snapd/control.sock as root).");
+ABSL_FLAG(bool, json, false, "Print read commands as JSON.");
+ABSL_FLAG(std::string, config, "", "engine create: the engine's config in text format.");
+ABSL_FLAG(int, core, -1, "engine create: pin the engine's worker to this core.");
+ABSL_FLAG(std::string, mac, "", "app add: the MAC the app is given.");
+ABSL_FLAG(std::string, ip, "", "app add: the IPv4 address the app is given.");
+ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
+ABSL_FLAG(std::string, engine, "", "app add: the engine the app's port joins.");
+ABSL_FLAG(double, watch, 0, "stats: redraw every this many seconds until interrupted.");
+ABSL_FLAG(double, timeout_s, 5, "Give up on a call after this many seconds.");
+
+namespace snapd {
+namespace {
+
+std::string DefaultControlSocket() {
+  const char* xdg = getenv("XDG_RUNTIME_DIR");
+  if (geteuid() == 0 || xdg == nullptr) return "/run/snapd/control.sock";
+  return absl::StrCat(xdg, "/snapd/control.sock");
+}
+
+int Usage(const std::string& why) {
+  fprintf(stderr, "snapctl: %s (see snapctl --help)\n", why.c_str());
+  return 2;
+}
+
+// Prints a proto as JSON.
+void PrintJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  printf("%s", out.c_str());
+}
+
+class Cli {
+ public:
+  explicit Cli(const std::string& socket)
+      : socket_(socket),
+        stub_(v1::Snapd::NewStub(
+            grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()))) {}
+
+  // Runs one RPC; on failure prints one line and returns false.
+  template <typename Req, typename Resp, typename Method>
+  bool Call(Method method, const Req& req, Resp* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(int64_t(absl::GetFlag(FLAGS_timeout_s) * 1000)));
+    grpc::Status status = ((*stub_).*method)(&ctx, req, resp);
+    if (status.ok()) return true;
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      fprintf(stderr, "snapctl: cannot reach snapd at %s: %s\n", socket_.c_str(),
+              status.error_message().c_str());
+    } else {
+      fprintf(stderr, "snapctl: %s\n", status.error_message().c_str());
+    }
+    return false;
+  }
+
+  int Info() {
+    v1::DaemonInfo info;
+    if (!Call(&v1::Snapd::Stub::GetDaemonInfo, v1::GetDaemonInfoRequest(), &info)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(info);
+      return 0;
+    }
+    printf("version       %s (%s)\n", info.version().c_str(), info.build().c_str());
+    printf("pid           %d\n", info.pid());
+    printf("uptime        %.1f s\n", info.uptime_ms() / 1000.0);
+    printf("memif socket  %s\n", info.memif_socket().c_str());
+    printf("control       %s\n", info.control_socket().c_str());
+    std::string kinds;
+    for (const std::string& k : info.engine_kinds())
+      absl::StrAppend(&kinds, kinds.empty() ? "" : ", ", k);
+    printf("engine kinds  %s\n", kinds.c_str());
+    return 0;
+  }
+
+  int Engines() {
+    v1::ListEnginesResponse resp;
+    if (!Call(&v1::Snapd::Stub::ListEngines, v1::ListEnginesRequest(), &resp)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(resp);
+      return 0;
+    }
+    printf("%-14s %-8s %-16s %5s %12s %10s %7s %10s  %s\n", "NAME", "KIND", "WORKER", "CORE",
+           "FRAMES", "DROPS", "BUSY%", "DELAY_US", "PORTS");
+    for (const v1::Engine& e : resp.engines()) {
+      std::string ports;
+      for (const std::string& p : e.ports()) absl::StrAppend(&ports, ports.empty() ? "" : ",", p);
+      printf("%-14s %-8s %-16s %5s %12lu %10lu %7.1f %10ld  %s\n", e.name().c_str(),
+             e.kind().c_str(), e.worker().c_str(),
+             e.core() < 0 ? "-" : std::to_string(e.core()).c_str(), e.stats().frames(),
+             e.stats().drops(), e.stats().busy_percent(), e.stats().queueing_delay_ns() / 1000,
+             ports.c_str());
+    }
+    return 0;
+  }
+
+  int EngineCreate(const std::string& name, const std::string& kind) {
+    v1::CreateEngineRequest req;
+    req.set_name(name);
+    req.set_kind(kind);
+    req.set_config(absl::GetFlag(FLAGS_config));
+    if (absl::GetFlag(FLAGS_core) >= 0) req.set_core(absl::GetFlag(FLAGS_core));
+    v1::Engine e;
+    if (!Call(&v1::Snapd::Stub::CreateEngine, req, &e)) return 1;
+    printf("engine %s (%s) created on worker %s\n", e.name().c_str(), e.kind().c_str(),
+           e.worker().c_str());
+    return 0;
+  }
+
+  int EngineDestroy(const std::string& name) {
+    v1::DestroyEngineRequest req;
+    req.set_name(name);
+    v1::DestroyEngineResponse resp;
+    if (!Call(&v1::Snapd::Stub::DestroyEngine, req, &resp)) return 1;
+    printf("engine %s destroyed\n", name.c_str());
+    return 0;
+  }
+
+  int Apps() {
+    v1::ListAppsResponse resp;
+    if (!Call(&v1::Snapd::Stub::ListApps, v1::ListAppsRequest(), &resp)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(resp);
+      return 0;
+    }
+    printf("%6s %-17s %-15s %-14s %-6s %-9s %8s  %s\n", "ID", "MAC", "IPV4", "ENGINE", "SECRET",
+           "ATTACHED", "PID", "APP");
+    for (const v1::App& a : resp.apps()) {
+      printf("%6u %-17s %-15s %-14s %-6s %-9s %8s  %s\n", a.id(), a.mac().c_str(), a.ipv4().c_str(),
+             a.engine().c_str(), a.has_secret() ? "yes" : "no", a.attached() ? "yes" : "no",
+             a.attached() ? std::to_string(a.pid()).c_str() : "-", a.app_name().c_str());
+    }
+    return 0;
+  }
+
+  int AppAdd(uint32_t id) {
+    v1::AddAppRequest req;
+    req.set_id(id);
+    req.set_mac(absl::GetFlag(FLAGS_mac));
+    req.set_ipv4(absl::GetFlag(FLAGS_ip));
+    req.set_secret(absl::GetFlag(FLAGS_secret));
+    req.set_engine(absl::GetFlag(FLAGS_engine));
+    v1::App app;
+    if (!Call(&v1::Snapd::Stub::AddApp, req, &app)) return 1;
+    printf("app %u added: %s %s on %s\n", app.id(), app.mac().c_str(), app.ipv4().c_str(),
+           app.engine().c_str());
+    return 0;
+  }
+
+  int AppRemove(uint32_t id) {
+    v1::RemoveAppRequest req;
+    req.set_id(id);
+    v1::RemoveAppResponse resp;
+    if (!Call(&v1::Snapd::Stub::RemoveApp, req, &resp)) return 1;
+    printf("app %u removed\n", id);
+    return 0;
+  }
+
+  int Ports() {
+    v1::ListPortsResponse resp;
+    if (!Call(&v1::Snapd::Stub::ListPorts, v1::ListPortsRequest(), &resp)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(resp);
+      return 0;
+    }
+    printf("%-10s %-18s %-5s %6s %4s %12s %12s %9s %9s\n", "NIC", "DEVICE", "LINK", "QUEUES", "RSS",
+           "RX", "TX", "MISSED", "ERRORS");
+    for (const v1::Nic& n : resp.nics()) {
+      printf("%-10s %-18s %-5s %6u %4s %12lu %12lu %9lu %9lu\n", n.name().c_str(),
+             n.device().c_str(), n.link_up() ? "up" : "down", n.queues(), n.rss() ? "yes" : "no",
+             n.rx_frames(), n.tx_frames(), n.rx_missed(), n.rx_errors() + n.tx_errors());
+    }
+    printf("\n%-12s %-12s %-4s %12s %12s %9s %10s %9s %8s\n", "PORT", "ENGINE", "KIND", "RX", "TX",
+           "TX_DROP", "MALFORMED", "SPOOFED", "RX_ERR");
+    for (const v1::Port& p : resp.ports()) {
+      const v1::PortStats& s = p.stats();
+      printf("%-12s %-12s %-4s %12lu %12lu %9lu %10lu %9lu %8lu\n", p.name().c_str(),
+             p.engine().c_str(), p.kind().c_str(), s.rx_frames(), s.tx_frames(), s.tx_dropped(),
+             s.drop_malformed(), s.drop_spoofed(), s.rx_errors());
+    }
+    return 0;
+  }
+
+  int Stats() {
+    double watch = absl::GetFlag(FLAGS_watch);
+    while (true) {
+      v1::Stats stats;
+      if (!Call(&v1::Snapd::Stub::GetStats, v1::GetStatsRequest(), &stats)) return 1;
+      if (absl::GetFlag(FLAGS_json)) {
+        PrintJson(stats);
+      } else {
+        if (watch > 0) printf("\033[H\033[2J");  // redraw in place
+        printf("%s", StatsTable(stats).c_str());
+        printf("%-16s %5s %12s %10s %7s  %s\n", "worker", "core", "loops", "sleeps", "busy%",
+               "engines");
+        for (const v1::Worker& w : stats.workers()) {
+          std::string engines;
+          for (const std::string& e : w.engines())
+            absl::StrAppend(&engines, engines.empty() ? "" : ",", e);
+          printf("%-16s %5s %12lu %10lu %7.1f  %s\n", w.name().c_str(),
+                 w.core() < 0 ? "-" : std::to_string(w.core()).c_str(), w.loops(), w.sleeps(),
+                 w.busy_percent(), engines.c_str());
+        }
+      }
+      fflush(stdout);
+      if (watch <= 0) return 0;
+      usleep(static_cast<useconds_t>(watch * 1e6));
+    }
+  }
+
+ private:
+  std::string socket_;
+  std::unique_ptr<v1::Snapd::Stub> stub_;
+};
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "snapd's operator command line.\n"
+      "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
+      "  info | engines | apps | ports | stats [--watch=SECONDS]\n"
+      "  engine create NAME KIND [--config=TEXT] [--core=N] | engine destroy NAME\n"
+      "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> a(args.begin() + 1, args.end());
+  if (a.empty()) return Usage("no command");
+  std::string socket = absl::GetFlag(FLAGS_socket);
+  Cli cli(socket.empty() ? DefaultControlSocket() : socket);
+  const std::string& cmd = a[0];
+  auto want = [&](size_t n) { return a.size() == n; };
+  if (cmd == "info" && want(1)) return cli.Info();
+  if (cmd == "engines" && want(1)) return cli.Engines();
+  if (cmd == "apps" && want(1)) return cli.Apps();
+  if (cmd == "ports" && want(1)) return cli.Ports();
+  if (cmd == "stats" && want(1)) return cli.Stats();
+  if (cmd == "engine" && a.size() >= 2) {
+    if (a[1] == "create" && want(4)) return cli.EngineCreate(a[2], a[3]);
+    if (a[1] == "destroy" && want(3)) return cli.EngineDestroy(a[2]);
+    return Usage("engine create NAME KIND | engine destroy NAME");
+  }
+  if (cmd == "app" && a.size() >= 2) {
+    uint32_t id;
+    if (a.size() != 3 || !absl::SimpleAtoi(a[2], &id)) {
+      return Usage("app add ID --mac=MAC --ip=ADDR | app remove ID (ID a number)");
+    }
+    if (a[1] == "add") return cli.AppAdd(id);
+    if (a[1] == "remove") return cli.AppRemove(id);
+    return Usage("app add|remove ID");
+  }
+  return Usage(absl::StrCat("unknown command '", absl::StrJoin(a, " "), "'"));
+}
+
+}  // namespace
+}  // namespace snapd
+
+int main(int argc, char** argv) { return snapd::Main(argc, argv); }
