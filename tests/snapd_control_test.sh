@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The control API through snapctl against a real snapd: every RPC, with its bad inputs and the
+# precise errors, apps added and removed live, and the control socket's credential checks
+# (PERMISSION_DENIED for a caller of another uid, allowed for a member of the control group).
+source "$(dirname "$0")/lib.sh"
+need_root
+SNAPD=$(bin snapd/snapd)
+SNAPCTL=$(bin tools/snapctl)
+UDP_ECHO=$(bin clients/udp_echo)
+RUN="$WORK/run"
+chmod 755 "$WORK"  # the other users of the credential checks below must reach the socket
+ctl() { "$SNAPCTL" --socket="$RUN/control.sock" "$@"; }
+# fails_with TEXT COMMAND...: the command exits non-zero with one line containing TEXT.
+fails_with() {
+  local want=$1; shift
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  [ "$status" -ne 0 ] && [ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] && [[ "$out" == *"$want"* ]] ||
+    { echo "  got (exit $status): $out" >&2; return 1; }
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+start snapd "$SNAPD" --run_dir="$RUN" --control_group=daemon --app=id=1,mac=02:00:00:00:80:01,ip=10.80.0.1
+wait_for 30 "snapd ready" test -S "$RUN/control.sock"
+wait_for 30 "control up" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' info >/dev/null 2>&1"
+
+check "info names the version and the memif socket" bash -c "ctl() { '$SNAPCTL' --socket='$RUN/control.sock' \"\$@\"; }; ctl info | grep -q 'memif socket  $RUN/memif.sock'"
+check "info --json is JSON" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json info | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"pid\"] > 0'"
+
+# Engines.
+check "engine create" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine create e1 echo --core=1 | grep -q 'engine e1 (echo) created'"
+check "engines lists it pinned to core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engines | grep -qE '^e1 +echo +w-e1 +1 '"
+check "duplicate engine: ALREADY_EXISTS" fails_with "an engine named 'e1' exists" ctl engine create e1 echo
+check "unknown kind: NOT_FOUND with the known ones" fails_with "unknown engine kind 'router'; known kinds: echo, vswitch" ctl engine create e2 router
+check "bad config names the field" fails_with "burst: at most 256" ctl engine create e2 vswitch --config='burst: 999'
+check "config that does not parse names the line" fails_with "line 1" ctl engine create e2 vswitch --config='bogus: 1'
+check "core outside the machine" fails_with "core: 64 is not a core of this machine" ctl engine create e2 echo --core=64
+check "destroying a busy engine: FAILED_PRECONDITION" fails_with "engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0
+check "engine destroy" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine destroy e1 | grep -q 'engine e1 destroyed'"
+check "destroying a missing engine: NOT_FOUND" fails_with "no engine named 'e1'" ctl engine destroy e1
+check "engines --json has one engine left" bash -c "[ \"\$('$SNAPCTL' --socket='$RUN/control.sock' --json engines | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"engines\"]))')\" = 1 ]"
+
+# Apps, added and removed live.
+check "app add" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' app add 2 --mac=02:00:00:00:80:02 --ip=10.80.0.2 --secret=s | grep -q 'app 2 added'"
+check "duplicate id" fails_with "id: id 2 used twice" ctl app add 2 --mac=02:00:00:00:80:09 --ip=10.80.0.9
+check "duplicate MAC" fails_with "mac: 02:00:00:00:80:01 given to two apps (also app 1)" ctl app add 3 --mac=02:00:00:00:80:01 --ip=10.80.0.3
+check "bad MAC names the field" fails_with "mac: 'zz' is not a MAC" ctl app add 3 --mac=zz --ip=10.80.0.3
+check "bad address names the field" fails_with "ipv4: '10.80.0' is not an IPv4 address" ctl app add 3 --mac=02:00:00:00:80:03 --ip=10.80.0
+check "unknown engine names the field" fails_with "engine: no engine named 'nope'" ctl app add 3 --mac=02:00:00:00:80:03 --ip=10.80.0.3 --engine=nope
+check "removing a missing app: NOT_FOUND" fails_with "no app with id 9" ctl app remove 9
+start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=2 --secret=s
+wait_for 10 "app 2 attached" grep -q "attached as 02:00:00:00:80:02 10.80.0.2" "$WORK/echo.log"
+check "apps shows app 2 attached with its pid" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json apps | python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin)[\"apps\"] if x[\"id\"]==2][0]; assert a.get(\"attached\") and a[\"pid\"]==$PID_echo and a[\"app_name\"]==\"udp_echo\"'"
+check "ports lists the app's port" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' ports | grep -qE '^app2 +vswitch0 +app '"
+check "app remove" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' app remove 2 | grep -q 'app 2 removed'"
+wait_for 10 "the removed app was told why" grep -q "removed by operator" "$WORK/echo.log"
+check "stats --json has engines, ports, NICs and workers" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"engines\"] and d[\"ports\"] and d[\"nics\"] and d[\"workers\"]'"
+check "usage errors are one line" fails_with "unknown command 'frobnicate'" ctl frobnicate
+
+# Credentials. The socket is root:daemon 0660.
+check "the control socket is mode 0660, group daemon" bash -c "[ \"\$(stat -c '%a %G' '$RUN/control.sock')\" = '660 daemon' ]"
+check "a member of the control group may use it" \
+  setpriv --reuid=4321 --regid=4321 --groups=1 "$SNAPCTL" --socket="$RUN/control.sock" info
+chmod 0666 "$RUN/control.sock"  # even when the file lets anyone connect...
+check "...a caller of another uid gets PERMISSION_DENIED" \
+  fails_with "only root and the control group may use snapd's control socket" \
+  setpriv --reuid=4321 --regid=4321 --clear-groups "$SNAPCTL" --socket="$RUN/control.sock" info
+wait_for 10 "the refusal is logged" grep -q "control: refused .* uid 4321" "$WORK/snapd.log"
+finish
