@@ -54,6 +54,15 @@ class Port {
   // removes it).
   virtual bool healthy() const { return true; }
 
+  // For an idle worker that wants to block instead of spin. wake_fd() turns readable when frames
+  // arrive while the port is armed; -1 means the port cannot wake anyone and must be polled (a
+  // NIC queue without rx interrupts). Arm, then check Pending() before blocking: a frame that came
+  // before the arming raised no wake-up.
+  virtual int wake_fd() const { return -1; }
+  virtual void ArmWake(bool armed) {}
+  virtual bool Pending() const { return false; }
+  virtual void DrainWake() {}
+
   PortStats& stats() { return stats_; }
   const PortStats& stats() const { return stats_; }
 

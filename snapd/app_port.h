@@ -21,6 +21,11 @@ class AppPort : public Port {
   void Release() override { rx_.Release(); }
   uint16_t Transmit(const Packet* pkts, uint16_t n) override;
   bool healthy() const override { return rx_.error() == nullptr && tx_.error() == nullptr; }
+  // The ring's interrupt eventfd: the app writes it after filling the ring while we are armed.
+  int wake_fd() const override { return rx_.eventfd(); }
+  void ArmWake(bool armed) override { rx_.SetInterruptMode(armed); }
+  bool Pending() const override { return rx_.HasPending(); }
+  void DrainWake() override { rx_.DrainInterrupt(); }
 
   // Frames the app wrote that the ring refused (bad descriptors, oversize chains).
   uint64_t ring_drops() const {

@@ -2,9 +2,13 @@
 // the closures posted to its mailbox: control operations (attach a port, save state, move an
 // engine) execute on the engine's own thread at a batch boundary, so engines need no locks.
 //
-// When no engine found work for a while, the worker backs off: it sleeps, from a microsecond
-// doubling up to a millisecond, and resets on the first frame. (Blocking on the rings' interrupt
-// eventfds, and dedicated spinning, are scheduling modes of #4.)
+// Modes:
+//  - kDedicated: the worker spins on its engines without ever sleeping (pin it to a core of its
+//    own); lowest latency, a whole core spent whether or not there is traffic.
+//  - kBlocking: after a short spin with no work, it arms every port that can wake it (app rings'
+//    interrupt eventfds) and blocks in ppoll on them and its mailbox; ports that cannot wake it
+//    (NIC queues without rx interrupts) bound the sleep, from a microsecond doubling up to four
+//    milliseconds. CPU use follows load.
 #ifndef SNAPD_SNAPD_WORKER_H_
 #define SNAPD_SNAPD_WORKER_H_
 
@@ -17,6 +21,7 @@
 
 #include "engines/engine.h"
 #include "ipc/counter.h"
+#include "ipc/unique_fd.h"
 
 namespace snapd {
 
@@ -28,8 +33,10 @@ struct alignas(64) WorkerStats {
 
 class Worker {
  public:
+  enum class Mode { kBlocking, kDedicated };
+
   // Starts the thread, pinned to `core` when core >= 0.
-  explicit Worker(std::string name, int core = -1);
+  explicit Worker(std::string name, int core = -1, Mode mode = Mode::kBlocking);
   // Stops and joins the thread; the engines it ran are not destroyed (the daemon owns them).
   ~Worker();
   Worker(const Worker&) = delete;
@@ -49,14 +56,22 @@ class Worker {
   // Engines polled now (a copy). Any thread.
   std::vector<Engine*> engines();
 
+  // Changes the mode, at a batch boundary. Any thread but the worker's.
+  void SetMode(Mode mode);
+  Mode mode() const { return mode_.load(std::memory_order_relaxed); }
+
   const WorkerStats& stats() const { return stats_; }
 
  private:
   void Loop();
   void RunMail();
+  // Blocks until a port has frames, mail arrives, or `max_ns` passes when a port cannot wake us.
+  void Sleep(int64_t max_ns);
 
   const std::string name_;
   const int core_;
+  std::atomic<Mode> mode_;
+  UniqueFd mail_fd_;  // eventfd: written with every posted closure, to wake a blocked worker
   std::atomic<bool> stop_{false};
   std::atomic<bool> has_mail_{false};
   std::mutex mu_;

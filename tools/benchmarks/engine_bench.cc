@@ -296,7 +296,7 @@ int Main(int argc, char** argv) {
   uint64_t drops = 0;
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
     Rig rig(round);
-    Worker worker("bench-engine", engine_core);
+    Worker worker("bench-engine", engine_core, Worker::Mode::kDedicated);
     worker.AddEngine(&rig.engine());
     a2a_rounds.push_back(AppToApp(rig, seconds));
     n2a_rounds.push_back(NicToApp(rig, worker, seconds, round));
