@@ -55,7 +55,7 @@ grpc::Status SnapdService::CreateEngine(grpc::ServerContext*, const v1::CreateEn
   e.set_name(req->name());
   e.set_kind(req->kind());
   e.set_config(req->config());
-  if (req->has_core() && req->core() >= 0) e.set_core(req->core());
+  e.set_group(req->group());
   return ToGrpc(OnMain([&] {
     absl::Status status = daemon_->CreateEngine(e);
     if (!status.ok()) return status;
@@ -110,6 +110,33 @@ grpc::Status SnapdService::ListPorts(grpc::ServerContext*, const v1::ListPortsRe
     v1::Stats stats = daemon_->Snapshot();
     *out->mutable_nics() = stats.nics();
     *out->mutable_ports() = stats.ports();
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::ListGroups(grpc::ServerContext*, const v1::ListGroupsRequest*,
+                                      v1::ListGroupsResponse* out) {
+  return ToGrpc(OnMain([&] {
+    for (v1::Group& g : daemon_->Groups()) *out->add_groups() = std::move(g);
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status SnapdService::SetGroup(grpc::ServerContext*, const v1::SetGroupRequest* req,
+                                    v1::Group* out) {
+  if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
+  std::optional<std::string> mode;
+  if (req->has_mode()) mode = req->mode();
+  std::optional<std::vector<int>> cores;
+  if (req->set_cores()) cores.emplace(req->cores().begin(), req->cores().end());
+  std::optional<int64_t> slo;
+  if (req->has_slo_ns()) slo = req->slo_ns();
+  return ToGrpc(OnMain([&] {
+    absl::Status status = daemon_->SetGroup(req->name(), mode, cores, slo);
+    if (!status.ok()) return status;
+    for (v1::Group& g : daemon_->Groups()) {
+      if (g.name() == req->name()) *out = std::move(g);
+    }
     return absl::OkStatus();
   }));
 }

@@ -33,6 +33,9 @@ class SnapdService final : public v1::Snapd::Service {
   grpc::Status ListPorts(grpc::ServerContext*, const v1::ListPortsRequest*,
                          v1::ListPortsResponse*) override;
   grpc::Status GetStats(grpc::ServerContext*, const v1::GetStatsRequest*, v1::Stats*) override;
+  grpc::Status ListGroups(grpc::ServerContext*, const v1::ListGroupsRequest*,
+                          v1::ListGroupsResponse*) override;
+  grpc::Status SetGroup(grpc::ServerContext*, const v1::SetGroupRequest*, v1::Group*) override;
 
  private:
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.

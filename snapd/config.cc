@@ -7,11 +7,13 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "control/placement.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
 
@@ -128,6 +130,29 @@ absl::Status CheckApp(const config::App& app, const std::string& field,
   return absl::OkStatus();
 }
 
+absl::Status CheckGroup(config::Group* group, const std::string& field) {
+  const std::string prefix = field.empty() ? "" : field + ".";
+  if (group->name().empty()) return Invalid(prefix + "name", "must not be empty");
+  if (group->mode().empty()) group->set_mode("spreading");
+  SchedulingMode mode;
+  if (!ParseSchedulingMode(group->mode(), &mode)) {
+    return Invalid(prefix + "mode",
+                   absl::StrCat("'", group->mode(), "' is not dedicated, spreading or compacting"));
+  }
+  int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  std::set<int> seen;
+  for (int core : group->cores()) {
+    if (core < 0 || core >= ncpu) {
+      return Invalid(prefix + "cores",
+                     absl::StrCat(core, " is not a core of this machine (0..", ncpu - 1, ")"));
+    }
+    if (!seen.insert(core).second)
+      return Invalid(prefix + "cores", absl::StrCat(core, " given twice"));
+  }
+  if (group->slo_us() == 0) group->set_slo_us(200);
+  return absl::OkStatus();
+}
+
 absl::Status CompleteConfig(config::SnapdConfig* cfg) {
   if (cfg->run_dir().empty()) {
     const char* xdg = getenv("XDG_RUNTIME_DIR");
@@ -139,6 +164,22 @@ absl::Status CompleteConfig(config::SnapdConfig* cfg) {
     config::Engine* e = cfg->add_engines();
     e->set_name("vswitch0");
     e->set_kind("vswitch");
+  }
+  std::vector<std::string> group_names;
+  for (int i = 0; i < cfg->groups_size(); ++i) {
+    absl::Status status = CheckGroup(cfg->mutable_groups(i), absl::StrCat("groups[", i, "]"));
+    if (!status.ok()) return status;
+    if (std::count(group_names.begin(), group_names.end(), cfg->groups(i).name()) > 0) {
+      return Invalid(absl::StrCat("groups[", i, "].name"),
+                     absl::StrCat("'", cfg->groups(i).name(), "' used twice"));
+    }
+    group_names.push_back(cfg->groups(i).name());
+  }
+  if (std::count(group_names.begin(), group_names.end(), kDefaultGroup) == 0) {
+    config::Group* g = cfg->add_groups();
+    g->set_name(kDefaultGroup);
+    (void)CheckGroup(g, "");
+    group_names.push_back(kDefaultGroup);
   }
   if (cfg->nics().empty()) {
     // A NIC that needs nothing: DPDK's null device, receiving nothing, dropping what it is sent.
@@ -154,6 +195,10 @@ absl::Status CompleteConfig(config::SnapdConfig* cfg) {
     }
     if (EngineRegistry::Global().Find(e.kind()) == nullptr) {
       return Invalid(field + ".kind", absl::StrCat("unknown engine kind '", e.kind(), "'"));
+    }
+    if (e.group().empty()) cfg->mutable_engines(i)->set_group(kDefaultGroup);
+    if (std::count(group_names.begin(), group_names.end(), cfg->engines(i).group()) == 0) {
+      return Invalid(field + ".group", absl::StrCat("no group named '", e.group(), "'"));
     }
   }
   const std::string& first_engine = cfg->engines(0).name();

@@ -28,6 +28,12 @@ absl::StatusOr<config::App> ParseAppFlag(const std::string& flag);
 // and addresses. INVALID_ARGUMENT names the field.
 absl::Status CompleteConfig(config::SnapdConfig* config);
 
+inline constexpr char kDefaultGroup[] = "default";
+
+// Checks an engine group and fills its defaults (mode spreading, SLO 200 us): a known mode, cores
+// of this machine, none twice. Errors name the field, prefixed with `field`.
+absl::Status CheckGroup(config::Group* group, const std::string& field);
+
 // Checks one app interface: MAC, address and secret well formed, its engine among `engines`, and
 // its id, MAC and address not those of any app in `others` (ALREADY_EXISTS). Errors name the
 // field, prefixed with `field` ("apps[2]"; "" for none).

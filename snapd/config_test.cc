@@ -16,7 +16,10 @@ TEST(ConfigTest, EmbeddedDefaultNeedsNothing) {
   EXPECT_EQ(cfg.nics(0).engines(0), "vswitch0");
   ASSERT_EQ(cfg.engines_size(), 1);
   EXPECT_EQ(cfg.engines(0).kind(), "vswitch");
-  EXPECT_FALSE(cfg.engines(0).has_core());
+  EXPECT_EQ(cfg.engines(0).group(), "default");
+  ASSERT_EQ(cfg.groups_size(), 1);
+  EXPECT_EQ(cfg.groups(0).mode(), "spreading");
+  EXPECT_EQ(cfg.groups(0).slo_us(), 200u);
 }
 
 TEST(ConfigTest, Flags) {
@@ -67,6 +70,11 @@ TEST(ConfigTest, CheckedFieldsNameTheProblem) {
        "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' } apps { id: 2 mac: "
        "'02:00:00:00:00:01' ipv4: '10.0.0.2' }",
        "apps[1].mac: 02:00:00:00:00:01 given to two apps"},
+      {"bad mode", "groups { name: 'g' mode: 'turbo' }", "groups[0].mode: 'turbo' is not"},
+      {"core out of range", "groups { name: 'g' cores: 99 }", "groups[0].cores: 99 is not a core"},
+      {"core twice", "groups { name: 'g' cores: 0 cores: 0 }", "groups[0].cores: 0 given twice"},
+      {"engine in unknown group", "engines { name: 'a' kind: 'echo' group: 'zz' }",
+       "engines[0].group: no group named 'zz'"},
       {"long secret",
        "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' secret: '012345678901234567890123' "
        "}",

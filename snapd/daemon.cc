@@ -43,6 +43,9 @@ absl::Status MakeDirs(const std::string& path) {
 
 std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 
+// How often compacting groups are rebalanced (and engine loads sampled).
+constexpr int kRebalanceMs = 2;
+
 }  // namespace
 
 sigset_t DaemonSignals() {
@@ -116,14 +119,19 @@ absl::Status Daemon::Init() {
   if (!status.ok()) return status;
   eal_started_ = true;
 
+  for (const config::Group& g : config_.groups()) {
+    Group& group = groups_[g.name()];
+    group.config = g;
+    ParseSchedulingMode(g.mode(), &group.policy.mode);
+    group.policy.cores.assign(g.cores().begin(), g.cores().end());
+    group.policy.slo_ns = int64_t{g.slo_us()} * 1000;
+  }
   for (const config::Engine& e : config_.engines()) {
     auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
     if (!engine.ok()) return engine.status();
-    EngineSlot slot;
-    slot.config = e;
-    slot.engine = std::move(*engine);
-    slot.worker =
-        std::make_unique<Worker>(absl::StrCat("w-", e.name()), e.has_core() ? e.core() : -1);
+    auto slot = std::make_unique<EngineSlot>();
+    slot->config = e;
+    slot->engine = std::move(*engine);
     engines_.push_back(std::move(slot));
   }
   for (int i = 0; i < config_.nics_size(); ++i) {
@@ -139,12 +147,16 @@ absl::Status Daemon::Init() {
     }
     nics_.push_back(std::move(*nic));
   }
-  for (EngineSlot& slot : engines_) {
-    slot.worker->AddEngine(slot.engine.get());
-    LOG(INFO) << "engine " << slot.engine->name() << " (" << slot.engine->kind() << ") on worker "
-              << slot.worker->name()
-              << (slot.worker->core() >= 0 ? absl::StrCat(" pinned to core ", slot.worker->core())
-                                           : std::string());
+  for (auto& [name, group] : groups_) {
+    status = Replace(group);
+    if (!status.ok())
+      return absl::Status(status.code(), absl::StrCat("group ", name, ": ", status.message()));
+  }
+  for (const auto& slot : engines_) {
+    LOG(INFO) << "engine " << slot->engine->name() << " (" << slot->engine->kind() << ") in group "
+              << slot->config.group() << " on worker " << slot->worker->name()
+              << (slot->worker->core() >= 0 ? absl::StrCat(" pinned to core ", slot->worker->core())
+                                            : std::string());
   }
 
   sigset_t mask = DaemonSignals();
@@ -159,10 +171,86 @@ absl::Status Daemon::Init() {
 }
 
 Daemon::EngineSlot* Daemon::FindEngine(const std::string& name) {
-  for (EngineSlot& slot : engines_) {
-    if (slot.engine->name() == name) return &slot;
+  for (auto& slot : engines_) {
+    if (slot->engine->name() == name) return slot.get();
   }
   return nullptr;
+}
+
+std::vector<EngineLoad> Daemon::LoadsOf(const Group& group) {
+  std::vector<EngineLoad> loads;
+  int64_t now = MonotonicNs();
+  for (const auto& slot : engines_) {
+    if (slot->config.group() != group.config.name()) continue;
+    loads.push_back({slot->engine->name(), slot->busy, slot->engine->QueueingDelayNs(now)});
+  }
+  return loads;
+}
+
+absl::Status Daemon::Replace(Group& group) {
+  absl::StatusOr<Placement> placement = Place(LoadsOf(group), group.policy);
+  if (!placement.ok()) return placement.status();
+  ApplyPlacement(group, *placement);
+  return absl::OkStatus();
+}
+
+void Daemon::ApplyPlacement(Group& group, const Placement& placement) {
+  const Worker::Mode mode = group.policy.mode == SchedulingMode::kDedicated
+                                ? Worker::Mode::kDedicated
+                                : Worker::Mode::kBlocking;
+  for (size_t i = 0; i < placement.workers.size(); ++i) {
+    if (i == group.workers.size()) {
+      group.workers.push_back(std::make_unique<Worker>(
+          absl::StrCat("w-", group.config.name(), "-", i), placement.cores[i], mode));
+      continue;
+    }
+    Worker& w = *group.workers[i];
+    if (w.core() != placement.cores[i]) w.SetCore(placement.cores[i]);
+    if (w.mode() != mode) w.SetMode(mode);
+  }
+  for (auto& slot : engines_) {
+    if (slot->config.group() != group.config.name()) continue;
+    int target_index = placement.WorkerOf(slot->engine->name());
+    Worker* target = group.workers[target_index].get();
+    if (slot->worker == target) continue;
+    if (slot->worker == nullptr) {
+      target->AddEngine(slot->engine.get());
+    } else {
+      MoveEngine(slot->engine.get(), *slot->worker, *target);
+    }
+    slot->worker = target;
+  }
+  // Workers beyond the placement have no engine left.
+  while (group.workers.size() > placement.workers.size()) group.workers.pop_back();
+  group.placement = placement;
+  group.last_change_ns = MonotonicNs();
+}
+
+void Daemon::RebalanceTick() {
+  int64_t now = MonotonicNs();
+  for (auto& slot : engines_) {
+    uint64_t busy = slot->engine->stats().busy_ns.Get();
+    if (slot->sampled_at_ns != 0 && now > slot->sampled_at_ns) {
+      slot->busy =
+          std::min(1.0, double(busy - slot->sampled_busy_ns) / (now - slot->sampled_at_ns));
+    }
+    slot->sampled_busy_ns = busy;
+    slot->sampled_at_ns = now;
+  }
+  for (auto& [name, group] : groups_) {
+    if (group.policy.mode != SchedulingMode::kCompacting) continue;
+    absl::StatusOr<Placement> next =
+        Rebalance(LoadsOf(group), group.policy, group.placement, now - group.last_change_ns);
+    if (!next.ok() || *next == group.placement) continue;
+    size_t before = group.placement.workers.size();
+    ApplyPlacement(group, *next);
+    size_t after = group.placement.workers.size();
+    if (after > before) ++group.scale_outs;
+    if (after < before) ++group.scale_ins;
+    group.last_rebalance_us = (MonotonicNs() - now) / 1000;
+    LOG(INFO) << "group " << name << " rebalanced: " << before << " -> " << after
+              << " worker(s) in " << group.last_rebalance_us << " us";
+  }
 }
 
 void Daemon::OnAppConnected(memif::Connection& conn) {
@@ -244,9 +332,14 @@ void Daemon::Run() {
   int64_t next_stats = config_.stats_interval_s() > 0
                            ? MonotonicNs() + config_.stats_interval_s() * 1000000000ll
                            : 0;
+  int64_t next_tick = 0;
   while (true) {
+    // Compacting groups are rebalanced every few milliseconds; otherwise the loop idles.
+    bool compacting = false;
+    for (const auto& [name, g] : groups_)
+      compacting |= g.policy.mode == SchedulingMode::kCompacting;
     epoll_event events[8];
-    int n = epoll_wait(ep.get(), events, 8, 100);
+    int n = epoll_wait(ep.get(), events, 8, compacting ? kRebalanceMs : 100);
     bool stop = false;
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
@@ -272,6 +365,10 @@ void Daemon::Run() {
     memif_->Poll(0);
     // Apps whose rings broke the protocol: their ports stopped themselves; disconnect them.
     memif_->DropFailedConnections();
+    if (MonotonicNs() >= next_tick) {
+      RebalanceTick();
+      next_tick = MonotonicNs() + kRebalanceMs * 1000000ll;
+    }
     if (next_stats != 0 && MonotonicNs() >= next_stats) {
       LOG(INFO) << "stats\n" << StatsText();
       next_stats = MonotonicNs() + config_.stats_interval_s() * 1000000000ll;
@@ -283,11 +380,13 @@ v1::Stats Daemon::Snapshot() {
   v1::Stats out;
   int64_t now = MonotonicNs();
   double uptime_ns = std::max<int64_t>(1, now - started_ns_);
-  for (EngineSlot& slot : engines_) {
+  for (auto& slot_ptr : engines_) {
+    EngineSlot& slot = *slot_ptr;
     v1::Engine* e = out.add_engines();
     e->set_name(slot.engine->name());
     e->set_kind(std::string(slot.engine->kind()));
     e->set_config(slot.config.config());
+    e->set_group(slot.config.group());
     e->set_worker(slot.worker->name());
     e->set_core(slot.worker->core());
     const EngineStats& s = slot.engine->stats();
@@ -323,13 +422,17 @@ v1::Stats Daemon::Snapshot() {
         st->set_drop_spoofed(ps.drop_spoofed.Get());
       });
     });
-    v1::Worker* w = out.add_workers();
-    w->set_name(slot.worker->name());
-    w->set_core(slot.worker->core());
-    for (Engine* we : slot.worker->engines()) w->add_engines(we->name());
-    w->set_loops(slot.worker->stats().loops.Get());
-    w->set_sleeps(slot.worker->stats().sleeps.Get());
-    w->set_busy_percent(100.0 * slot.worker->stats().busy_ns.Get() / uptime_ns);
+  }
+  for (auto& [name, group] : groups_) {
+    for (const auto& worker : group.workers) {
+      v1::Worker* w = out.add_workers();
+      w->set_name(worker->name());
+      w->set_core(worker->core());
+      for (Engine* we : worker->engines()) w->add_engines(we->name());
+      w->set_loops(worker->stats().loops.Get());
+      w->set_sleeps(worker->stats().sleeps.Get());
+      w->set_busy_percent(100.0 * worker->stats().busy_ns.Get() / uptime_ns);
+    }
   }
   for (const auto& nic : nics_) {
     NicStats s = nic->Stats();
@@ -391,11 +494,11 @@ v1::DaemonInfo Daemon::Info() const {
 }
 
 absl::Status Daemon::AddApp(config::App app) {
-  if (app.engine().empty()) app.set_engine(engines_.front().config.name());
+  if (app.engine().empty()) app.set_engine(engines_.front()->config.name());
   std::vector<const config::App*> others;
   for (const auto& [id, info] : apps_) others.push_back(&info.config);
   std::vector<std::string> engine_names;
-  for (const EngineSlot& slot : engines_) engine_names.push_back(slot.config.name());
+  for (const auto& slot : engines_) engine_names.push_back(slot->config.name());
   absl::Status status = CheckApp(app, "", others, engine_names);
   if (!status.ok()) return status;
   AppInfo info{app};
@@ -423,32 +526,101 @@ absl::Status Daemon::CreateEngine(config::Engine e) {
   if (FindEngine(e.name()) != nullptr) {
     return absl::AlreadyExistsError(absl::StrCat("an engine named '", e.name(), "' exists"));
   }
-  if (e.has_core() &&
-      (e.core() < -1 || e.core() >= static_cast<int>(std::thread::hardware_concurrency()))) {
-    return absl::InvalidArgumentError(absl::StrCat("core: ", e.core(),
-                                                   " is not a core of this machine (0..",
-                                                   std::thread::hardware_concurrency() - 1, ")"));
+  if (e.group().empty()) e.set_group(kDefaultGroup);
+  auto group = groups_.find(e.group());
+  if (group == groups_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("group: no group named '", e.group(), "'"));
   }
   auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
   if (!engine.ok()) return engine.status();
-  EngineSlot slot;
-  slot.config = e;
-  slot.engine = std::move(*engine);
-  slot.worker =
-      std::make_unique<Worker>(absl::StrCat("w-", e.name()), e.has_core() ? e.core() : -1);
-  slot.worker->AddEngine(slot.engine.get());
+  auto slot = std::make_unique<EngineSlot>();
+  slot->config = e;
+  slot->engine = std::move(*engine);
   engines_.push_back(std::move(slot));
-  LOG(INFO) << "engine " << e.name() << " (" << e.kind() << ") created";
+  absl::Status status = Replace(group->second);
+  if (!status.ok()) {  // e.g. a dedicated group without a core for it: undo
+    engines_.pop_back();
+    return status;
+  }
+  LOG(INFO) << "engine " << e.name() << " (" << e.kind() << ") created in group " << e.group();
   return absl::OkStatus();
+}
+
+absl::Status Daemon::SetGroup(const std::string& name, const std::optional<std::string>& mode,
+                              const std::optional<std::vector<int>>& cores,
+                              const std::optional<int64_t>& slo_ns) {
+  if (name.empty()) return absl::InvalidArgumentError("name: must not be empty");
+  auto existing = groups_.find(name);
+  config::Group cfg;
+  if (existing != groups_.end()) {
+    cfg = existing->second.config;
+  } else {
+    cfg.set_name(name);
+  }
+  if (mode) cfg.set_mode(*mode);
+  if (cores) {
+    cfg.clear_cores();
+    for (int c : *cores) cfg.add_cores(c);
+  }
+  if (slo_ns) {
+    if (*slo_ns <= 0) return absl::InvalidArgumentError("slo_ns: must be positive");
+    cfg.set_slo_us(static_cast<uint32_t>(std::max<int64_t>(1, *slo_ns / 1000)));
+  }
+  absl::Status status = CheckGroup(&cfg, "");
+  if (!status.ok()) return status;
+  GroupPolicy policy;
+  ParseSchedulingMode(cfg.mode(), &policy.mode);
+  policy.cores.assign(cfg.cores().begin(), cfg.cores().end());
+  policy.slo_ns = int64_t{cfg.slo_us()} * 1000;
+  if (existing == groups_.end()) {
+    groups_[name].config = cfg;
+    groups_[name].policy = policy;
+    LOG(INFO) << "group " << name << " created: " << cfg.mode();
+    return absl::OkStatus();
+  }
+  Group& group = existing->second;
+  // Check the new policy can place the engines before anything changes.
+  absl::StatusOr<Placement> placement = Place(LoadsOf(group), policy);
+  if (!placement.ok()) return placement.status();
+  group.config = cfg;
+  group.policy = policy;
+  ApplyPlacement(group, *placement);
+  LOG(INFO) << "group " << name << " is now " << cfg.mode() << " on "
+            << group.placement.workers.size() << " worker(s)";
+  return absl::OkStatus();
+}
+
+std::vector<v1::Group> Daemon::Groups() const {
+  std::vector<v1::Group> out;
+  int64_t now = MonotonicNs();
+  for (const auto& [name, group] : groups_) {
+    v1::Group g;
+    g.set_name(name);
+    g.set_mode(group.config.mode());
+    for (int c : group.config.cores()) g.add_cores(c);
+    g.set_slo_ns(int64_t{group.config.slo_us()} * 1000);
+    for (const auto& slot : engines_) {
+      if (slot->config.group() == name) g.add_engines(slot->engine->name());
+    }
+    g.set_workers(group.workers.size());
+    g.set_scale_outs(group.scale_outs);
+    g.set_scale_ins(group.scale_ins);
+    g.set_last_change_ms_ago(group.last_change_ns == 0 ? -1
+                                                       : (now - group.last_change_ns) / 1000000);
+    g.set_last_rebalance_us(group.last_rebalance_us);
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 absl::Status Daemon::DestroyEngine(const std::string& name) {
   auto it = std::find_if(engines_.begin(), engines_.end(),
-                         [&](const EngineSlot& s) { return s.config.name() == name; });
+                         [&](const auto& s) { return s->config.name() == name; });
   if (it == engines_.end())
     return absl::NotFoundError(absl::StrCat("no engine named '", name, "'"));
   std::vector<std::string> ports;
-  it->worker->RunSync([&] { ports = it->engine->PortNames(); });
+  EngineSlot& slot = **it;
+  slot.worker->RunSync([&] { ports = slot.engine->PortNames(); });
   std::vector<std::string> apps;
   for (const auto& [id, info] : apps_) {
     if (info.config.engine() == name) apps.push_back(absl::StrCat(id));
@@ -459,8 +631,10 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
                      absl::StrJoin(ports, ","), apps.empty() ? "" : " apps ",
                      absl::StrJoin(apps, ","), "; remove them first"));
   }
-  it->worker->RemoveEngine(it->engine.get());
+  slot.worker->RemoveEngine(slot.engine.get());
+  std::string group = slot.config.group();
   engines_.erase(it);
+  (void)Replace(groups_.at(group));  // fewer engines always fit
   LOG(INFO) << "engine " << name << " destroyed";
   return absl::OkStatus();
 }
@@ -478,13 +652,15 @@ Daemon::~Daemon() {
   if (ready_) LOG(INFO) << "final stats\n" << StatsText();
   // Apps first: each detach removes its port from its engine while the worker still runs.
   memif_.reset();
-  for (EngineSlot& slot : engines_) {
-    slot.worker->RunSync([&] {
-      for (const std::string& name : slot.engine->PortNames()) slot.engine->RemovePort(name);
+  for (auto& slot : engines_) {
+    if (slot->worker == nullptr) continue;
+    slot->worker->RunSync([&] {
+      for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
     });
-    slot.worker->RemoveEngine(slot.engine.get());
+    slot->worker->RemoveEngine(slot->engine.get());
   }
-  engines_.clear();  // joins workers, destroys engines
+  groups_.clear();  // joins the workers
+  engines_.clear();
   nics_.clear();
   if (eal_started_) CleanupEal();
   if (ready_) LOG(INFO) << "snapd stopped";

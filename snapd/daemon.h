@@ -12,10 +12,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/placement.h"
 #include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
@@ -68,6 +70,11 @@ class Daemon {
   absl::Status RemoveApp(uint32_t id);
   absl::Status CreateEngine(config::Engine engine);
   absl::Status DestroyEngine(const std::string& name);
+  // Creates or changes an engine group; engines move live. Unset fields keep their values.
+  absl::Status SetGroup(const std::string& name, const std::optional<std::string>& mode,
+                        const std::optional<std::vector<int>>& cores,
+                        const std::optional<int64_t>& slo_ns);
+  std::vector<v1::Group> Groups() const;
   // Everything an operator can read: engines, ports, NICs, workers, app counters.
   v1::Stats Snapshot();
   std::vector<v1::App> Apps() const;
@@ -78,7 +85,21 @@ class Daemon {
   struct EngineSlot {
     config::Engine config;
     std::unique_ptr<Engine> engine;
-    std::unique_ptr<Worker> worker;
+    Worker* worker = nullptr;  // polling it now; owned by the engine's group
+    // The rebalancer's last sample of the engine's busy time, and the load it computed.
+    uint64_t sampled_busy_ns = 0;
+    int64_t sampled_at_ns = 0;
+    double busy = 0;
+  };
+  struct Group {
+    config::Group config;
+    GroupPolicy policy;
+    Placement placement;
+    std::vector<std::unique_ptr<Worker>> workers;  // workers[i] runs placement.workers[i]
+    int64_t last_change_ns = 0;
+    int64_t last_rebalance_us = 0;
+    uint64_t scale_outs = 0;
+    uint64_t scale_ins = 0;
   };
   struct AppInfo {
     config::App config;
@@ -91,13 +112,22 @@ class Daemon {
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   EngineSlot* FindEngine(const std::string& name);
-  absl::Status StartEngine(const config::Engine& config);
   void RunTasks();
+  // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
+  // dropping workers as needed), each move at a batch boundary.
+  void ApplyPlacement(Group& group, const Placement& placement);
+  // Places the group's engines anew from their current loads (after engines come or go, or the
+  // policy changes).
+  absl::Status Replace(Group& group);
+  // Samples every engine's load and lets compacting groups rebalance. Main thread, every few ms.
+  void RebalanceTick();
+  std::vector<EngineLoad> LoadsOf(const Group& group);
 
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
   std::vector<std::unique_ptr<Nic>> nics_;
-  std::vector<EngineSlot> engines_;
+  std::vector<std::unique_ptr<EngineSlot>> engines_;
+  std::map<std::string, Group> groups_;
   std::map<uint32_t, AppInfo> apps_;  // by memif interface id
   UniqueFd signals_;
   UniqueFd wake_;

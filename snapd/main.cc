@@ -7,6 +7,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "control/control_server.h"
 #include "glog/logging.h"
 #include "snapd/config.h"
@@ -29,7 +31,11 @@ ABSL_FLAG(std::string, control_socket, "",
           "gRPC control socket for snapctl (default RUN_DIR/control.sock; mode 0660).");
 ABSL_FLAG(std::string, control_group, "",
           "Group whose members may use the control socket, besides root and snapd's own user.");
-ABSL_FLAG(int, core, -1, "Pin the default engine's worker to this core (-1: not pinned).");
+ABSL_FLAG(std::string, mode, "",
+          "Scheduling mode of the default engine group: dedicated, spreading (the default) or "
+          "compacting.");
+ABSL_FLAG(std::vector<std::string>, cores, {},
+          "Cores the default group's workers are pinned to, e.g. 1 or 0,1 (default: not pinned).");
 ABSL_FLAG(int, stats_interval_s, 0,
           "Log a stats table this often (0: at exit only; SIGUSR1: now).");
 
@@ -107,9 +113,25 @@ int Main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_stats_interval_s) > 0) {
     cfg.set_stats_interval_s(absl::GetFlag(FLAGS_stats_interval_s));
   }
+  if (!absl::GetFlag(FLAGS_mode).empty() || !absl::GetFlag(FLAGS_cores).empty()) {
+    config::Group* group = nullptr;
+    for (config::Group& g : *cfg.mutable_groups()) {
+      if (g.name() == kDefaultGroup) group = &g;
+    }
+    if (group == nullptr) {
+      group = cfg.add_groups();
+      group->set_name(kDefaultGroup);
+    }
+    if (!absl::GetFlag(FLAGS_mode).empty()) group->set_mode(absl::GetFlag(FLAGS_mode));
+    for (const std::string& c : absl::GetFlag(FLAGS_cores)) {
+      int core;
+      if (!absl::SimpleAtoi(c, &core))
+        return Fail(absl::InvalidArgumentError(absl::StrCat("--cores: '", c, "' is not a number")));
+      group->add_cores(core);
+    }
+  }
   absl::Status status = CompleteConfig(&cfg);
   if (!status.ok()) return Fail(status);
-  if (absl::GetFlag(FLAGS_core) >= 0) cfg.mutable_engines(0)->set_core(absl::GetFlag(FLAGS_core));
 
   auto daemon = Daemon::Start(cfg);
   if (!daemon.ok()) return Fail(daemon.status());

@@ -39,6 +39,24 @@ Worker::~Worker() {
   thread_.join();
 }
 
+void Worker::Pin(int core) {
+  cpu_set_t set = process_cpus_;
+  if (core >= 0) {
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+  }
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    LOG(WARNING) << name_ << ": cannot pin to core " << core;
+  }
+}
+
+void Worker::SetCore(int core) {
+  RunSync([&] {
+    Pin(core);
+    core_.store(core, std::memory_order_relaxed);
+  });
+}
+
 void Worker::SetMode(Mode mode) {
   RunSync([&] { mode_.store(mode, std::memory_order_relaxed); });
 }
@@ -91,14 +109,8 @@ void Worker::RunMail() {
 
 void Worker::Loop() {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
-  if (core_ >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(core_, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      LOG(WARNING) << name_ << ": cannot pin to core " << core_;
-    }
-  }
+  sched_getaffinity(0, sizeof(process_cpus_), &process_cpus_);
+  Pin(core());
   // Short sleeps must be short: the default timer slack stretches them to 50 us.
   prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
   RegisterDataplaneThread();

@@ -12,6 +12,8 @@
 #ifndef SNAPD_SNAPD_WORKER_H_
 #define SNAPD_SNAPD_WORKER_H_
 
+#include <sched.h>
+
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -43,7 +45,10 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   const std::string& name() const { return name_; }
-  int core() const { return core_; }
+  // The core the worker is pinned to, -1 if none.
+  int core() const { return core_.load(std::memory_order_relaxed); }
+  // Pins the worker to `core` (-1: any core of the process), at a batch boundary.
+  void SetCore(int core);
 
   // Runs `fn` on the worker's thread between two polls and returns when it has run. Any thread but
   // the worker's own.
@@ -65,11 +70,13 @@ class Worker {
  private:
   void Loop();
   void RunMail();
+  void Pin(int core);  // worker thread only
   // Blocks until a port has frames, mail arrives, or `max_ns` passes when a port cannot wake us.
   void Sleep(int64_t max_ns);
 
   const std::string name_;
-  const int core_;
+  std::atomic<int> core_;
+  cpu_set_t process_cpus_;  // the CPUs the worker may use when not pinned
   std::atomic<Mode> mode_;
   UniqueFd mail_fd_;  // eventfd: written with every posted closure, to wake a blocked worker
   std::atomic<bool> stop_{false};

@@ -28,13 +28,20 @@ check "info names the version and the memif socket" bash -c "ctl() { '$SNAPCTL' 
 check "info --json is JSON" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json info | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"pid\"] > 0'"
 
 # Engines.
-check "engine create" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine create e1 echo --core=1 | grep -q 'engine e1 (echo) created'"
-check "engines lists it pinned to core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engines | grep -qE '^e1 +echo +w-e1 +1 '"
+check "a dedicated group on core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' mode g1 dedicated --cores=1 | grep -q 'group g1: dedicated'"
+check "engine create in it" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine create e1 echo --group=g1 | grep -q 'engine e1 (echo) created in group g1'"
+check "engines lists it on the group's worker, pinned to core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engines | grep -qE '^e1 +echo +w-g1-0 +1 '"
+check "a second engine does not fit a one-core dedicated group: FAILED_PRECONDITION" \
+  fails_with "dedicated mode needs a core per engine: 2 engines, 1 cores allowed" ctl engine create e9 echo --group=g1
+check "an unknown group names the field" fails_with "group: no group named 'zz'" ctl engine create e9 echo --group=zz
+check "a bad mode names the field" fails_with "mode: 'turbo' is not dedicated, spreading or compacting" ctl mode g1 turbo
+check "a core outside the machine names the field" fails_with "cores: 64 is not a core of this machine" ctl mode g1 spreading --cores=64
+check "a bad SLO is refused" fails_with "--slo: 'fast' is not a duration" ctl mode g1 compacting --slo=fast
+check "groups lists both groups" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' groups | grep -qE '^g1 +dedicated +1 ' && '$SNAPCTL' --socket='$RUN/control.sock' groups | grep -qE '^default +spreading +any '"
 check "duplicate engine: ALREADY_EXISTS" fails_with "an engine named 'e1' exists" ctl engine create e1 echo
 check "unknown kind: NOT_FOUND with the known ones" fails_with "unknown engine kind 'router'; known kinds: echo, vswitch" ctl engine create e2 router
 check "bad config names the field" fails_with "burst: at most 256" ctl engine create e2 vswitch --config='burst: 999'
 check "config that does not parse names the line" fails_with "line 1" ctl engine create e2 vswitch --config='bogus: 1'
-check "core outside the machine" fails_with "core: 64 is not a core of this machine" ctl engine create e2 echo --core=64
 check "destroying a busy engine: FAILED_PRECONDITION" fails_with "engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0
 check "engine destroy" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine destroy e1 | grep -q 'engine e1 destroyed'"
 check "destroying a missing engine: NOT_FOUND" fails_with "no engine named 'e1'" ctl engine destroy e1

@@ -3,13 +3,15 @@
 //   snapctl [--socket=PATH] [--json] COMMAND ...
 //     info                                   daemon version, uptime, sockets
 //     engines                                engines and their counters
-//     engine create NAME KIND [--config=TEXT] [--core=N]
+//     engine create NAME KIND [--config=TEXT] [--group=G]
 //     engine destroy NAME
 //     apps                                   registered app interfaces, attached or not
 //     app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E]
 //     app remove ID
 //     ports                                  NICs and every port with its counters
 //     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
+//     groups                                 engine groups: mode, cores, SLO, workers, rebalances
+//     mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]
 //
 // Read commands print aligned tables, or JSON with --json. An error is one line on stderr naming
 // the problem, and a non-zero exit.
@@ -26,6 +28,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "control/proto/snapd.grpc.pb.h"
 #include "control/stats_table.h"
 #include "google/protobuf/util/json_util.h"
@@ -36,7 +40,10 @@ ABSL_FLAG(std::string, socket, "",
           "/run/snapd/control.sock as root).");
 ABSL_FLAG(bool, json, false, "Print read commands as JSON.");
 ABSL_FLAG(std::string, config, "", "engine create: the engine's config in text format.");
-ABSL_FLAG(int, core, -1, "engine create: pin the engine's worker to this core.");
+ABSL_FLAG(std::string, group, "", "engine create: the engine group that places it.");
+ABSL_FLAG(std::string, cores, "-",
+          "mode: the group's cores, e.g. 0,1 (\"\" for any core; default: unchanged).");
+ABSL_FLAG(std::string, slo, "", "mode: the group's queueing-delay SLO, e.g. 200us or 1ms.");
 ABSL_FLAG(std::string, mac, "", "app add: the MAC the app is given.");
 ABSL_FLAG(std::string, ip, "", "app add: the IPv4 address the app is given.");
 ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
@@ -137,11 +144,11 @@ class Cli {
     req.set_name(name);
     req.set_kind(kind);
     req.set_config(absl::GetFlag(FLAGS_config));
-    if (absl::GetFlag(FLAGS_core) >= 0) req.set_core(absl::GetFlag(FLAGS_core));
+    req.set_group(absl::GetFlag(FLAGS_group));
     v1::Engine e;
     if (!Call(&v1::Snapd::Stub::CreateEngine, req, &e)) return 1;
-    printf("engine %s (%s) created on worker %s\n", e.name().c_str(), e.kind().c_str(),
-           e.worker().c_str());
+    printf("engine %s (%s) created in group %s on worker %s\n", e.name().c_str(), e.kind().c_str(),
+           e.group().c_str(), e.worker().c_str());
     return 0;
   }
 
@@ -219,6 +226,55 @@ class Cli {
     return 0;
   }
 
+  int Groups() {
+    v1::ListGroupsResponse resp;
+    if (!Call(&v1::Snapd::Stub::ListGroups, v1::ListGroupsRequest(), &resp)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(resp);
+      return 0;
+    }
+    printf("%-12s %-11s %-8s %8s %7s %10s %9s %11s  %s\n", "GROUP", "MODE", "CORES", "SLO_US",
+           "WORKERS", "SCALE_OUT", "SCALE_IN", "CHANGED_MS", "ENGINES");
+    for (const v1::Group& g : resp.groups()) {
+      printf("%-12s %-11s %-8s %8ld %7u %10lu %9lu %11s  %s\n", g.name().c_str(), g.mode().c_str(),
+             g.cores().empty() ? "any" : absl::StrJoin(g.cores(), ",").c_str(), g.slo_ns() / 1000,
+             g.workers(), g.scale_outs(), g.scale_ins(),
+             g.last_change_ms_ago() < 0 ? "-" : std::to_string(g.last_change_ms_ago()).c_str(),
+             absl::StrJoin(g.engines(), ",").c_str());
+    }
+    return 0;
+  }
+
+  int Mode(const std::string& group, const std::string& mode) {
+    v1::SetGroupRequest req;
+    req.set_name(group);
+    req.set_mode(mode);
+    std::string cores = absl::GetFlag(FLAGS_cores);
+    if (cores != "-") {
+      req.set_set_cores(true);
+      for (absl::string_view c : absl::StrSplit(cores, ',', absl::SkipEmpty())) {
+        int core;
+        if (!absl::SimpleAtoi(c, &core))
+          return Usage(absl::StrCat("--cores: '", c, "' is not a number"));
+        req.add_cores(core);
+      }
+    }
+    std::string slo = absl::GetFlag(FLAGS_slo);
+    if (!slo.empty()) {
+      absl::Duration d;
+      if (!absl::ParseDuration(slo, &d) || d <= absl::ZeroDuration()) {
+        return Usage(absl::StrCat("--slo: '", slo, "' is not a duration like 200us"));
+      }
+      req.set_slo_ns(absl::ToInt64Nanoseconds(d));
+    }
+    v1::Group g;
+    if (!Call(&v1::Snapd::Stub::SetGroup, req, &g)) return 1;
+    printf(
+        "group %s: %s on %u worker(s)%s\n", g.name().c_str(), g.mode().c_str(), g.workers(),
+        g.cores().empty() ? "" : absl::StrCat(", cores ", absl::StrJoin(g.cores(), ",")).c_str());
+    return 0;
+  }
+
   int Stats() {
     double watch = absl::GetFlag(FLAGS_watch);
     while (true) {
@@ -255,8 +311,9 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "snapd's operator command line.\n"
       "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
-      "  info | engines | apps | ports | stats [--watch=SECONDS]\n"
-      "  engine create NAME KIND [--config=TEXT] [--core=N] | engine destroy NAME\n"
+      "  info | engines | apps | ports | groups | stats [--watch=SECONDS]\n"
+      "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
+      "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> a(args.begin() + 1, args.end());
@@ -270,6 +327,11 @@ int Main(int argc, char** argv) {
   if (cmd == "apps" && want(1)) return cli.Apps();
   if (cmd == "ports" && want(1)) return cli.Ports();
   if (cmd == "stats" && want(1)) return cli.Stats();
+  if (cmd == "groups" && want(1)) return cli.Groups();
+  if (cmd == "mode") {
+    if (!want(3)) return Usage("mode GROUP dedicated|spreading|compacting [--cores=..] [--slo=..]");
+    return cli.Mode(a[1], a[2]);
+  }
   if (cmd == "engine" && a.size() >= 2) {
     if (a[1] == "create" && want(4)) return cli.EngineCreate(a[2], a[3]);
     if (a[1] == "destroy" && want(3)) return cli.EngineDestroy(a[2]);
