@@ -111,7 +111,7 @@ absl::StatusOr<Placement> Place(const std::vector<EngineLoad>& engines, const Gr
 
 absl::StatusOr<Placement> Rebalance(const std::vector<EngineLoad>& engines,
                                     const GroupPolicy& policy, const Placement& current,
-                                    int64_t since_last_change_ns) {
+                                    int64_t since_last_change_ns, int64_t since_last_overload_ns) {
   absl::StatusOr<Placement> wanted = Place(engines, policy);
   if (!wanted.ok() || policy.mode != SchedulingMode::kCompacting) return wanted;
   // Every engine must be placed: a current placement that lost or lacks one is replaced at once.
@@ -125,8 +125,22 @@ absl::StatusOr<Placement> Rebalance(const std::vector<EngineLoad>& engines,
   for (const EngineLoad& e : engines) {
     if (OverSlo(e, policy) && current.workers[current.WorkerOf(e.name)].size() > 1) return wanted;
   }
-  // Otherwise change only for a different number of workers (a scale-out or a scale-in).
-  if (wanted->workers.size() != current.workers.size()) return wanted;
+  // Otherwise change only for a different number of workers: a scale-out at once, a scale-in only
+  // when it is safe for a while.
+  if (wanted->workers.size() > current.workers.size()) return wanted;
+  if (wanted->workers.size() < current.workers.size() &&
+      since_last_change_ns >= policy.scale_in_interval_ns &&
+      since_last_overload_ns >= policy.scale_in_interval_ns) {
+    std::map<std::string, double> busy;
+    for (const EngineLoad& e : engines) busy[e.name] = e.busy;
+    double heaviest = 0;
+    for (const auto& w : wanted->workers) {
+      double load = 0;
+      for (const std::string& e : w) load += busy[e];
+      heaviest = std::max(heaviest, load);
+    }
+    if (heaviest <= policy.scale_in_cap) return wanted;
+  }
   return current;
 }
 

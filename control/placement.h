@@ -17,6 +17,7 @@
 #define SNAPD_CONTROL_PLACEMENT_H_
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -43,6 +44,11 @@ struct GroupPolicy {
   int64_t slo_ns = 0;                 // compacting: queueing delay that triggers a scale-out
   double worker_cap = 0.8;            // compacting: most load packed onto one worker
   int64_t min_interval_ns = 5000000;  // compacting: least time between two changes
+  // Compacting: packing back in waits longer, and only while every packed worker would stay
+  // under this load: an engine that just got a core of its own looks lightly loaded there, and
+  // must not be packed straight back into the overload it left (flapping).
+  int64_t scale_in_interval_ns = 50000000;
+  double scale_in_cap = 0.5;
 };
 
 // Engines grouped by worker: workers[i] lists the engines worker i runs; core[i] is the core it is
@@ -61,12 +67,16 @@ struct Placement {
 // dedicated mode has fewer allowed cores than engines.
 absl::StatusOr<Placement> Place(const std::vector<EngineLoad>& engines, const GroupPolicy& policy);
 
-// Compacting with hysteresis: returns `current` unless the placement the loads call for changes the
-// number of workers or relieves an engine over its SLO, and `since_last_change_ns` is at least the
-// policy's min_interval. Other modes: Place().
-absl::StatusOr<Placement> Rebalance(const std::vector<EngineLoad>& engines,
-                                    const GroupPolicy& policy, const Placement& current,
-                                    int64_t since_last_change_ns);
+// Compacting with hysteresis: returns `current` unless the placement the loads call for relieves an
+// engine over its SLO or changes the number of workers, and `since_last_change_ns` is at least the
+// policy's min_interval; a scale-in also needs scale_in_interval and every packed worker under
+// scale_in_cap. Other modes: Place().
+// `since_last_overload_ns` is how long ago an engine of the group last missed its SLO: a scale-in
+// waits for scale_in_interval after that too.
+absl::StatusOr<Placement> Rebalance(
+    const std::vector<EngineLoad>& engines, const GroupPolicy& policy, const Placement& current,
+    int64_t since_last_change_ns,
+    int64_t since_last_overload_ns = std::numeric_limits<int64_t>::max());
 
 }  // namespace snapd
 

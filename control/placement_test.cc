@@ -96,9 +96,25 @@ TEST(RebalanceTest, LoadStepScalesOutThenBackIn) {
   Placement out = *Rebalance(step, policy, packed, 100 * kMs);
   EXPECT_EQ(out.workers.size(), 2u);
   EXPECT_NE(out.WorkerOf("a"), out.WorkerOf("b"));
-  // Load gone: packed back in, once the minimum interval has passed.
+  // Load gone: packed back in, once the (longer) scale-in interval has passed.
   EXPECT_EQ(Rebalance(idle, policy, out, 1 * kMs)->workers.size(), 2u);
-  EXPECT_EQ(Rebalance(idle, policy, out, 10 * kMs)->workers.size(), 1u);
+  EXPECT_EQ(Rebalance(idle, policy, out, 10 * kMs)->workers.size(), 2u);
+  EXPECT_EQ(Rebalance(idle, policy, out, 60 * kMs)->workers.size(), 1u);
+}
+
+TEST(RebalanceTest, NoFlappingBackIntoOverload) {
+  GroupPolicy policy = Policy(SchedulingMode::kCompacting, {}, 2 * kMs);
+  Placement out = *Place({{"a", 0.95, 5 * kMs}, {"b", 0.05}}, policy);
+  ASSERT_EQ(out.workers.size(), 2u);
+  // On its own core, a keeps up (no delay) at 60% busy: packing it back would fit under the cap,
+  // but would overload it again; it stays out.
+  std::vector<EngineLoad> alone = {{"a", 0.6}, {"b", 0.05}};
+  ASSERT_EQ(Place(alone, policy)->workers.size(), 1u);
+  EXPECT_EQ(Rebalance(alone, policy, out, 1000 * kMs)->workers.size(), 2u);
+  // Light now, but an engine missed the SLO 10 ms ago: no scale-in yet.
+  std::vector<EngineLoad> light = {{"a", 0.3}, {"b", 0.05}};
+  EXPECT_EQ(Rebalance(light, policy, out, 1000 * kMs, 10 * kMs)->workers.size(), 2u);
+  EXPECT_EQ(Rebalance(light, policy, out, 1000 * kMs, 100 * kMs)->workers.size(), 1u);
 }
 
 TEST(RebalanceTest, SmallChangesDoNotMoveEngines) {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -43,8 +44,9 @@ absl::Status MakeDirs(const std::string& path) {
 
 std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 
-// How often compacting groups are rebalanced (and engine loads sampled).
-constexpr int kRebalanceMs = 2;
+// How often compacting groups are looked at (engine loads sampled, scale-ins decided). Scale-outs
+// do not wait for it: a worker whose engine misses the SLO wakes the main thread at once.
+constexpr int kRebalanceMs = 20;
 
 }  // namespace
 
@@ -147,6 +149,7 @@ absl::Status Daemon::Init() {
     }
     nics_.push_back(std::move(*nic));
   }
+  overload_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   for (auto& [name, group] : groups_) {
     status = Replace(group);
     if (!status.ok())
@@ -208,6 +211,10 @@ void Daemon::ApplyPlacement(Group& group, const Placement& placement) {
     if (w.core() != placement.cores[i]) w.SetCore(placement.cores[i]);
     if (w.mode() != mode) w.SetMode(mode);
   }
+  // Compacting workers raise an alarm when an engine misses the SLO; the main thread then
+  // rebalances at once instead of waiting for its next tick.
+  int64_t alarm = group.policy.mode == SchedulingMode::kCompacting ? group.policy.slo_ns : 0;
+  for (const auto& w : group.workers) w->SetOverloadAlarm(alarm, overload_fd_.get());
   for (auto& slot : engines_) {
     if (slot->config.group() != group.config.name()) continue;
     int target_index = placement.WorkerOf(slot->engine->name());
@@ -239,8 +246,14 @@ void Daemon::RebalanceTick() {
   }
   for (auto& [name, group] : groups_) {
     if (group.policy.mode != SchedulingMode::kCompacting) continue;
+    std::vector<EngineLoad> loads = LoadsOf(group);
+    for (const EngineLoad& e : loads) {
+      if (e.queueing_delay_ns > group.policy.slo_ns) group.last_overload_ns = now;
+    }
     absl::StatusOr<Placement> next =
-        Rebalance(LoadsOf(group), group.policy, group.placement, now - group.last_change_ns);
+        Rebalance(loads, group.policy, group.placement, now - group.last_change_ns,
+                  group.last_overload_ns == 0 ? std::numeric_limits<int64_t>::max()
+                                              : now - group.last_overload_ns);
     if (!next.ok() || *next == group.placement) continue;
     size_t before = group.placement.workers.size();
     ApplyPlacement(group, *next);
@@ -321,7 +334,8 @@ void Daemon::Stop() {
 
 void Daemon::Run() {
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  std::vector<int> fds = {memif_->epoll_fd(), signals_.get(), wake_.get(), tasks_fd_.get()};
+  std::vector<int> fds = {memif_->epoll_fd(), signals_.get(), wake_.get(), tasks_fd_.get(),
+                          overload_fd_.get()};
   for (const auto& [fd, fn] : watched_) fds.push_back(fd);
   for (int fd : fds) {
     epoll_event ev{};
@@ -357,6 +371,10 @@ void Daemon::Run() {
         stop = true;
       } else if (fd == tasks_fd_.get()) {
         RunTasks();
+      } else if (fd == overload_fd_.get()) {
+        uint64_t count;
+        (void)!read(overload_fd_.get(), &count, sizeof(count));
+        next_tick = 0;  // rebalance now
       } else if (auto it = watched_.find(fd); it != watched_.end()) {
         it->second();
       }

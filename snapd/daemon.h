@@ -97,6 +97,7 @@ class Daemon {
     Placement placement;
     std::vector<std::unique_ptr<Worker>> workers;  // workers[i] runs placement.workers[i]
     int64_t last_change_ns = 0;
+    int64_t last_overload_ns = 0;  // when an engine of the group last missed the SLO
     int64_t last_rebalance_us = 0;
     uint64_t scale_outs = 0;
     uint64_t scale_ins = 0;
@@ -131,7 +132,8 @@ class Daemon {
   std::map<uint32_t, AppInfo> apps_;  // by memif interface id
   UniqueFd signals_;
   UniqueFd wake_;
-  UniqueFd tasks_fd_;  // readable when tasks_ has work
+  UniqueFd tasks_fd_;     // readable when tasks_ has work
+  UniqueFd overload_fd_;  // written by workers of compacting groups when an engine misses its SLO
   std::mutex tasks_mu_;
   std::vector<std::function<void()>> tasks_;  // guarded by tasks_mu_
   bool stopping_ = false;                     // guarded by tasks_mu_

@@ -57,6 +57,25 @@ void Worker::SetCore(int core) {
   });
 }
 
+void Worker::SetOverloadAlarm(int64_t slo_ns, int alarm_fd) {
+  RunSync([&] {
+    alarm_slo_ns_ = slo_ns;
+    alarm_fd_ = alarm_fd;
+  });
+}
+
+void Worker::CheckOverload(int64_t now) {
+  if (now - last_alarm_ns_ < 2000000) return;
+  for (Engine* e : engines_) {
+    if (e->QueueingDelayNs(now) > alarm_slo_ns_) {
+      uint64_t one = 1;
+      (void)!write(alarm_fd_, &one, sizeof(one));
+      last_alarm_ns_ = now;
+      return;
+    }
+  }
+}
+
 void Worker::SetMode(Mode mode) {
   RunSync([&] { mode_.store(mode, std::memory_order_relaxed); });
 }
@@ -124,7 +143,9 @@ void Worker::Loop() {
     for (Engine* e : engines_) work += e->Poll();
     stats_.loops.Add();
     if (work > 0) {
-      stats_.busy_ns.Add(MonotonicNs() - start);
+      int64_t end = MonotonicNs();
+      stats_.busy_ns.Add(end - start);
+      if (alarm_slo_ns_ > 0) CheckOverload(end);
       idle = 0;
       backoff_ns = 1000;
       continue;

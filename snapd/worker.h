@@ -63,6 +63,10 @@ class Worker {
 
   // Changes the mode, at a batch boundary. Any thread but the worker's.
   void SetMode(Mode mode);
+  // While an engine's queueing delay exceeds `slo_ns`, writes `alarm_fd` (an eventfd), at most
+  // every couple of milliseconds: how a compacting group learns of an overload without polling.
+  // slo_ns 0 turns it off. Any thread but the worker's.
+  void SetOverloadAlarm(int64_t slo_ns, int alarm_fd);
   Mode mode() const { return mode_.load(std::memory_order_relaxed); }
 
   const WorkerStats& stats() const { return stats_; }
@@ -71,6 +75,7 @@ class Worker {
   void Loop();
   void RunMail();
   void Pin(int core);  // worker thread only
+  void CheckOverload(int64_t now);
   // Blocks until a port has frames, mail arrives, or `max_ns` passes when a port cannot wake us.
   void Sleep(int64_t max_ns);
 
@@ -80,6 +85,9 @@ class Worker {
   std::atomic<Mode> mode_;
   UniqueFd mail_fd_;  // eventfd: written with every posted closure, to wake a blocked worker
   std::atomic<bool> stop_{false};
+  int64_t alarm_slo_ns_ = 0;  // worker thread only (set through the mailbox)
+  int alarm_fd_ = -1;
+  int64_t last_alarm_ns_ = 0;
   std::atomic<bool> has_mail_{false};
   std::mutex mu_;
   std::vector<std::function<void()>> mail_;  // guarded by mu_
