@@ -44,9 +44,12 @@ absl::Status MakeDirs(const std::string& path) {
 
 std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 
-// How often compacting groups are looked at (engine loads sampled, scale-ins decided). Scale-outs
-// do not wait for it: a worker whose engine misses the SLO wakes the main thread at once.
+// How often engine loads and queueing delays are sampled and compacting groups looked at (scale-ins
+// decided). Scale-outs do not wait for it: a worker whose engine misses the SLO wakes the main
+// thread at once.
 constexpr int kRebalanceMs = 20;
+// Queueing-delay samples kept per engine: five seconds' worth.
+constexpr size_t kDelaySamples = 5000 / kRebalanceMs;
 
 }  // namespace
 
@@ -348,12 +351,9 @@ void Daemon::Run() {
                            : 0;
   int64_t next_tick = 0;
   while (true) {
-    // Compacting groups are rebalanced every few milliseconds; otherwise the loop idles.
-    bool compacting = false;
-    for (const auto& [name, g] : groups_)
-      compacting |= g.policy.mode == SchedulingMode::kCompacting;
     epoll_event events[8];
-    int n = epoll_wait(ep.get(), events, 8, compacting ? kRebalanceMs : 100);
+    int64_t wait_ms = std::max<int64_t>(0, (next_tick - MonotonicNs() + 999999) / 1000000);
+    int n = epoll_wait(ep.get(), events, 8, static_cast<int>(std::min<int64_t>(wait_ms, 100)));
     bool stop = false;
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
@@ -417,6 +417,13 @@ v1::Stats Daemon::Snapshot() {
     es->set_drops(s.drops.Get());
     es->set_busy_percent(100.0 * s.busy_ns.Get() / uptime_ns);
     es->set_queueing_delay_ns(slot.engine->QueueingDelayNs(now));
+    std::vector<int64_t> delays = slot.delays;
+    if (!delays.empty()) {
+      std::sort(delays.begin(), delays.end());
+      es->set_queueing_delay_p50_ns(delays[delays.size() / 2]);
+      es->set_queueing_delay_p99_ns(delays[std::min(delays.size() - 1, delays.size() * 99 / 100)]);
+    }
+    es->set_frames_per_s(slot.frames_per_s);
     // The port list belongs to the engine's thread.
     slot.worker->RunSync([&] {
       slot.engine->ForEachPort([&](Port& p) {

@@ -88,8 +88,12 @@ class Daemon {
     Worker* worker = nullptr;  // polling it now; owned by the engine's group
     // The rebalancer's last sample of the engine's busy time, and the load it computed.
     uint64_t sampled_busy_ns = 0;
+    uint64_t sampled_frames = 0;
     int64_t sampled_at_ns = 0;
     double busy = 0;
+    double frames_per_s = 0;
+    std::vector<int64_t> delays;  // the last kDelaySamples queueing delays, a ring
+    size_t next_delay = 0;
   };
   struct Group {
     config::Group config;

@@ -62,6 +62,7 @@ check "ports lists the app's port" bash -c "'$SNAPCTL' --socket='$RUN/control.so
 check "app remove" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' app remove 2 | grep -q 'app 2 removed'"
 wait_for 10 "the removed app was told why" grep -q "removed by operator" "$WORK/echo.log"
 check "stats --json has engines, ports, NICs and workers" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"engines\"] and d[\"ports\"] and d[\"nics\"] and d[\"workers\"]'"
+check "top draws workers and engines" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' top --iterations=2 --interval=0.1 | grep -qE '^vswitch0 +default +spreading'"
 check "usage errors are one line" fails_with "unknown command 'frobnicate'" ctl frobnicate
 
 # Credentials. The socket is root:daemon 0660.

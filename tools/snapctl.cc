@@ -10,6 +10,7 @@
 //     app remove ID
 //     ports                                  NICs and every port with its counters
 //     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
+//     top [--interval=1] [--iterations=N]    live per-core and per-engine view, redrawn in place
 //     groups                                 engine groups: mode, cores, SLO, workers, rebalances
 //     mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]
 //
@@ -49,6 +50,8 @@ ABSL_FLAG(std::string, ip, "", "app add: the IPv4 address the app is given.");
 ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
 ABSL_FLAG(std::string, engine, "", "app add: the engine the app's port joins.");
 ABSL_FLAG(double, watch, 0, "stats: redraw every this many seconds until interrupted.");
+ABSL_FLAG(double, interval, 1, "top: seconds between redraws.");
+ABSL_FLAG(int, iterations, 0, "top: stop after this many redraws (0: until interrupted).");
 ABSL_FLAG(double, timeout_s, 5, "Give up on a call after this many seconds.");
 
 namespace snapd {
@@ -275,6 +278,44 @@ class Cli {
     return 0;
   }
 
+  int Top() {
+    double interval = absl::GetFlag(FLAGS_interval);
+    int iterations = absl::GetFlag(FLAGS_iterations);
+    for (int i = 0; iterations == 0 || i < iterations; ++i) {
+      v1::Stats stats;
+      v1::ListGroupsResponse groups;
+      if (!Call(&v1::Snapd::Stub::GetStats, v1::GetStatsRequest(), &stats)) return 1;
+      if (!Call(&v1::Snapd::Stub::ListGroups, v1::ListGroupsRequest(), &groups)) return 1;
+      std::string out = "\033[H\033[2J";
+      absl::StrAppendFormat(&out, "snapd top: %d engines, %d workers, %d apps attached\n\n",
+                            stats.engines_size(), stats.workers_size(), stats.apps_attached());
+      absl::StrAppendFormat(&out, "%-16s %5s %7s  %s\n", "WORKER", "CORE", "BUSY%", "ENGINES");
+      for (const v1::Worker& w : stats.workers()) {
+        absl::StrAppendFormat(&out, "%-16s %5s %7.1f  %s\n", w.name(),
+                              w.core() < 0 ? "any" : std::to_string(w.core()), w.busy_percent(),
+                              absl::StrJoin(w.engines(), ","));
+      }
+      absl::StrAppendFormat(&out, "\n%-14s %-10s %-11s %12s %7s %10s %10s %10s\n", "ENGINE",
+                            "GROUP", "MODE", "FRAMES/S", "BUSY%", "DELAY_P50", "DELAY_P99",
+                            "DROPS");
+      for (const v1::Engine& e : stats.engines()) {
+        std::string mode;
+        for (const v1::Group& g : groups.groups()) {
+          if (g.name() == e.group()) mode = g.mode();
+        }
+        const v1::EngineStats& s = e.stats();
+        absl::StrAppendFormat(&out, "%-14s %-10s %-11s %12.0f %7.1f %8dus %8dus %10d\n", e.name(),
+                              e.group(), mode, s.frames_per_s(), s.busy_percent(),
+                              s.queueing_delay_p50_ns() / 1000, s.queueing_delay_p99_ns() / 1000,
+                              s.drops());
+      }
+      printf("%s", out.c_str());
+      fflush(stdout);
+      if (iterations == 0 || i + 1 < iterations) usleep(static_cast<useconds_t>(interval * 1e6));
+    }
+    return 0;
+  }
+
   int Stats() {
     double watch = absl::GetFlag(FLAGS_watch);
     while (true) {
@@ -311,7 +352,7 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "snapd's operator command line.\n"
       "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
-      "  info | engines | apps | ports | groups | stats [--watch=SECONDS]\n"
+      "  info | engines | apps | ports | groups | stats [--watch=SECONDS] | top\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID");
@@ -328,6 +369,7 @@ int Main(int argc, char** argv) {
   if (cmd == "ports" && want(1)) return cli.Ports();
   if (cmd == "stats" && want(1)) return cli.Stats();
   if (cmd == "groups" && want(1)) return cli.Groups();
+  if (cmd == "top" && want(1)) return cli.Top();
   if (cmd == "mode") {
     if (!want(3)) return Usage("mode GROUP dedicated|spreading|compacting [--cores=..] [--slo=..]");
     return cli.Mode(a[1], a[2]);
