@@ -29,6 +29,8 @@ ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 58).");
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
+ABSL_FLAG(bool, print_start, false,
+          "Print to stderr the wall-clock time the first frame goes out (unix_ns=...).");
 
 namespace {
 
@@ -98,6 +100,10 @@ int main(int argc, char** argv) {
   load.poll = absl::GetFlag(FLAGS_poll);
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
+  // When the first frame goes out, for measurements that start there (tools/bench modes).
+  if (absl::GetFlag(FLAGS_print_start)) {
+    fprintf(stderr, "snap_traffic: sending from unix_ns=%ld\n", absl::ToUnixNanos(absl::Now()));
+  }
   snap::LoadResult r = snap::RunLoad((*app)->memif(), load);
   printf("snap_traffic: sent=%lu received=%lu lost=%lu reordered=%lu corrupt=%lu seconds=%.3f",
          r.sent, r.received, r.sent - r.received, r.reordered, r.corrupt, r.seconds);
