@@ -25,6 +25,7 @@ wait_for 30 "snapd ready" test -S "$RUN/control.sock"
 wait_for 30 "control up" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' info >/dev/null 2>&1"
 
 check "info names the version and the memif socket" bash -c "ctl() { '$SNAPCTL' --socket='$RUN/control.sock' \"\$@\"; }; ctl info | grep -q 'memif socket  $RUN/memif.sock'"
+check "the gRPC health service says SERVING" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' health | grep -qx SERVING"
 check "info --json is JSON" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json info | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"pid\"] > 0'"
 
 # Engines.
@@ -32,29 +33,29 @@ check "a dedicated group on core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.s
 check "engine create in it" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine create e1 echo --group=g1 | grep -q 'engine e1 (echo) created in group g1'"
 check "engines lists it on the group's worker, pinned to core 1" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engines | grep -qE '^e1 +echo +w-g1-0 +1 '"
 check "a second engine does not fit a one-core dedicated group: FAILED_PRECONDITION" \
-  fails_with "dedicated mode needs a core per engine: 2 engines, 1 cores allowed" ctl engine create e9 echo --group=g1
-check "an unknown group names the field" fails_with "group: no group named 'zz'" ctl engine create e9 echo --group=zz
+  fails_with "FAILED_PRECONDITION: dedicated mode needs a core per engine: 2 engines, 1 cores allowed" ctl engine create e9 echo --group=g1
+check "an unknown group names the field" fails_with "INVALID_ARGUMENT: group: no group named 'zz'" ctl engine create e9 echo --group=zz
 check "a bad mode names the field" fails_with "mode: 'turbo' is not dedicated, spreading or compacting" ctl mode g1 turbo
 check "a core outside the machine names the field" fails_with "cores: 64 is not a core of this machine" ctl mode g1 spreading --cores=64
 check "a bad SLO is refused" fails_with "--slo: 'fast' is not a duration" ctl mode g1 compacting --slo=fast
 check "groups lists both groups" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' groups | grep -qE '^g1 +dedicated +1 ' && '$SNAPCTL' --socket='$RUN/control.sock' groups | grep -qE '^default +spreading +any '"
-check "duplicate engine: ALREADY_EXISTS" fails_with "an engine named 'e1' exists" ctl engine create e1 echo
-check "unknown kind: NOT_FOUND with the known ones" fails_with "unknown engine kind 'router'; known kinds: echo, vswitch" ctl engine create e2 router
-check "bad config names the field" fails_with "burst: at most 256" ctl engine create e2 vswitch --config='burst: 999'
+check "duplicate engine: ALREADY_EXISTS" fails_with "ALREADY_EXISTS: an engine named 'e1' exists" ctl engine create e1 echo
+check "unknown kind: NOT_FOUND with the known ones" fails_with "NOT_FOUND: unknown engine kind 'router'; known kinds: echo, vswitch" ctl engine create e2 router
+check "bad config names the field" fails_with "INVALID_ARGUMENT: burst: at most 256" ctl engine create e2 vswitch --config='burst: 999'
 check "config that does not parse names the line" fails_with "line 1" ctl engine create e2 vswitch --config='bogus: 1'
-check "destroying a busy engine: FAILED_PRECONDITION" fails_with "engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0
+check "destroying a busy engine: FAILED_PRECONDITION" fails_with "FAILED_PRECONDITION: engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0
 check "engine destroy" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' engine destroy e1 | grep -q 'engine e1 destroyed'"
-check "destroying a missing engine: NOT_FOUND" fails_with "no engine named 'e1'" ctl engine destroy e1
+check "destroying a missing engine: NOT_FOUND" fails_with "NOT_FOUND: no engine named 'e1'" ctl engine destroy e1
 check "engines --json has one engine left" bash -c "[ \"\$('$SNAPCTL' --socket='$RUN/control.sock' --json engines | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"engines\"]))')\" = 1 ]"
 
 # Apps, added and removed live.
 check "app add" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' app add 2 --mac=02:00:00:00:80:02 --ip=10.80.0.2 --secret=s | grep -q 'app 2 added'"
-check "duplicate id" fails_with "id: id 2 used twice" ctl app add 2 --mac=02:00:00:00:80:09 --ip=10.80.0.9
+check "duplicate id" fails_with "ALREADY_EXISTS: id: id 2 used twice" ctl app add 2 --mac=02:00:00:00:80:09 --ip=10.80.0.9
 check "duplicate MAC" fails_with "mac: 02:00:00:00:80:01 given to two apps (also app 1)" ctl app add 3 --mac=02:00:00:00:80:01 --ip=10.80.0.3
-check "bad MAC names the field" fails_with "mac: 'zz' is not a MAC" ctl app add 3 --mac=zz --ip=10.80.0.3
+check "bad MAC names the field" fails_with "INVALID_ARGUMENT: mac: 'zz' is not a MAC" ctl app add 3 --mac=zz --ip=10.80.0.3
 check "bad address names the field" fails_with "ipv4: '10.80.0' is not an IPv4 address" ctl app add 3 --mac=02:00:00:00:80:03 --ip=10.80.0
 check "unknown engine names the field" fails_with "engine: no engine named 'nope'" ctl app add 3 --mac=02:00:00:00:80:03 --ip=10.80.0.3 --engine=nope
-check "removing a missing app: NOT_FOUND" fails_with "no app with id 9" ctl app remove 9
+check "removing a missing app: NOT_FOUND" fails_with "NOT_FOUND: no app with id 9" ctl app remove 9
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=2 --secret=s
 wait_for 10 "app 2 attached" grep -q "attached as 02:00:00:00:80:02 10.80.0.2" "$WORK/echo.log"
 check "apps shows app 2 attached with its pid" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json apps | python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin)[\"apps\"] if x[\"id\"]==2][0]; assert a.get(\"attached\") and a[\"pid\"]==$PID_echo and a[\"app_name\"]==\"udp_echo\"'"
@@ -71,7 +72,7 @@ check "a member of the control group may use it" \
   setpriv --reuid=4321 --regid=4321 --groups=1 "$SNAPCTL" --socket="$RUN/control.sock" info
 chmod 0666 "$RUN/control.sock"  # even when the file lets anyone connect...
 check "...a caller of another uid gets PERMISSION_DENIED" \
-  fails_with "only root and the control group may use snapd's control socket" \
+  fails_with "PERMISSION_DENIED: only root and the control group may use snapd's control socket" \
   setpriv --reuid=4321 --regid=4321 --clear-groups "$SNAPCTL" --socket="$RUN/control.sock" info
 wait_for 10 "the refusal is logged" grep -q "control: refused .* uid 4321" "$WORK/snapd.log"
 finish

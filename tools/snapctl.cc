@@ -2,6 +2,7 @@
 //
 //   snapctl [--socket=PATH] [--json] COMMAND ...
 //     info                                   daemon version, uptime, sockets
+//     health                                 the standard gRPC health check: SERVING or not
 //     engines                                engines and their counters
 //     engine create NAME KIND [--config=TEXT] [--group=G]
 //     engine destroy NAME
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,7 @@
 #include "control/proto/snapd.grpc.pb.h"
 #include "control/stats_table.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, socket, "",
@@ -63,6 +66,29 @@ std::string DefaultControlSocket() {
   return absl::StrCat(xdg, "/snapd/control.sock");
 }
 
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    default:
+      return "ERROR";
+  }
+}
+
 int Usage(const std::string& why) {
   fprintf(stderr, "snapctl: %s (see snapctl --help)\n", why.c_str());
   return 2;
@@ -82,8 +108,8 @@ class Cli {
  public:
   explicit Cli(const std::string& socket)
       : socket_(socket),
-        stub_(v1::Snapd::NewStub(
-            grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()))) {}
+        channel_(grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials())),
+        stub_(v1::Snapd::NewStub(channel_)) {}
 
   // Runs one RPC; on failure prints one line and returns false.
   template <typename Req, typename Resp, typename Method>
@@ -97,9 +123,37 @@ class Cli {
       fprintf(stderr, "snapctl: cannot reach snapd at %s: %s\n", socket_.c_str(),
               status.error_message().c_str());
     } else {
-      fprintf(stderr, "snapctl: %s\n", status.error_message().c_str());
+      fprintf(stderr, "snapctl: %s: %s\n", CodeName(status.error_code()),
+              status.error_message().c_str());
     }
     return false;
+  }
+
+  // The standard gRPC health service (grpc.health.v1.Health/Check, service ""), called without
+  // its generated code: the request is empty, the reply is field 1, a status enum (1 = SERVING).
+  int Health() {
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Slice empty(std::string(""));  // an empty HealthCheckRequest, as one (empty) slice
+    grpc::ByteBuffer request(&empty, 1), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    if (!status.ok()) {
+      fprintf(stderr, "snapctl: health check failed: %s: %s\n", CodeName(status.error_code()),
+              status.error_message().c_str());
+      return 1;
+    }
+    std::vector<grpc::Slice> slices;
+    (void)response.Dump(&slices);
+    std::string bytes;
+    for (const grpc::Slice& sl : slices)
+      bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    bool serving = bytes.size() == 2 && bytes[0] == 0x08 && bytes[1] == 0x01;
+    printf("%s\n", serving ? "SERVING" : "NOT_SERVING");
+    return serving ? 0 : 1;
   }
 
   int Info() {
@@ -345,6 +399,7 @@ class Cli {
 
  private:
   std::string socket_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Snapd::Stub> stub_;
 };
 
@@ -364,6 +419,7 @@ int Main(int argc, char** argv) {
   const std::string& cmd = a[0];
   auto want = [&](size_t n) { return a.size() == n; };
   if (cmd == "info" && want(1)) return cli.Info();
+  if (cmd == "health" && want(1)) return cli.Health();
   if (cmd == "engines" && want(1)) return cli.Engines();
   if (cmd == "apps" && want(1)) return cli.Apps();
   if (cmd == "ports" && want(1)) return cli.Ports();
