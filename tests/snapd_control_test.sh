@@ -26,6 +26,7 @@ wait_for 30 "control up" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' info >
 
 check "info names the version and the memif socket" bash -c "ctl() { '$SNAPCTL' --socket='$RUN/control.sock' \"\$@\"; }; ctl info | grep -q 'memif socket  $RUN/memif.sock'"
 check "the gRPC health service says SERVING" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' health | grep -qx SERVING"
+check "server reflection lists the snapd.v1 service" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' services | grep -qx snapd.v1.Snapd"
 check "info --json is JSON" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' --json info | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"pid\"] > 0'"
 
 # Engines.

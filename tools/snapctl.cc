@@ -3,6 +3,7 @@
 //   snapctl [--socket=PATH] [--json] COMMAND ...
 //     info                                   daemon version, uptime, sockets
 //     health                                 the standard gRPC health check: SERVING or not
+//     services                               the services the server reflects (server reflection)
 //     engines                                engines and their counters
 //     engine create NAME KIND [--config=TEXT] [--group=G]
 //     engine destroy NAME
@@ -35,6 +36,7 @@
 #include "absl/time/time.h"
 #include "control/proto/snapd.grpc.pb.h"
 #include "control/stats_table.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -127,6 +129,75 @@ class Cli {
               status.error_message().c_str());
     }
     return false;
+  }
+
+  // Server reflection (grpc.reflection.v1alpha): asks for the list of services and prints their
+  // names. Without generated code: the request is field 7 (list_services) set to "".
+  int Services() {
+    class Reactor : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+     public:
+      Reactor() {
+        grpc::Slice req(std::string("\x3a\x00", 2));
+        request_ = grpc::ByteBuffer(&req, 1);
+      }
+      void Start() {
+        StartWrite(&request_);
+        StartRead(&response_);
+        StartCall();
+      }
+      void OnWriteDone(bool) override { StartWritesDone(); }
+      void OnReadDone(bool ok) override {
+        if (!ok) return;
+        std::vector<grpc::Slice> slices;
+        (void)response_.Dump(&slices);
+        for (const grpc::Slice& s : slices)
+          bytes_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        StartRead(&response_);
+      }
+      void OnDone(const grpc::Status& s) override { done_.set_value(s); }
+      grpc::Status Wait() { return done_.get_future().get(); }
+      const std::string& bytes() const { return bytes_; }
+
+     private:
+      grpc::ByteBuffer request_, response_;
+      std::string bytes_;
+      std::promise<grpc::Status> done_;
+    };
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    Reactor reactor;
+    stub.PrepareBidiStreamingCall(&ctx,
+                                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                  grpc::StubOptions(), &reactor);
+    reactor.Start();
+    grpc::Status status = reactor.Wait();
+    if (!status.ok()) {
+      fprintf(stderr, "snapctl: reflection failed: %s: %s\n", CodeName(status.error_code()),
+              status.error_message().c_str());
+      return 1;
+    }
+    // ServerReflectionResponse.list_services_response (6) -> ListServiceResponse.service (1,
+    // repeated) -> ServiceResponse.name (1), read as unknown fields.
+    auto fields_of = [](const std::string& bytes, int number) {
+      google::protobuf::UnknownFieldSet set;
+      std::vector<std::string> out;
+      if (!set.ParseFromString(bytes)) return out;
+      for (int i = 0; i < set.field_count(); ++i) {
+        const google::protobuf::UnknownField& f = set.field(i);
+        if (f.number() == number &&
+            f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+          out.push_back(f.length_delimited());
+        }
+      }
+      return out;
+    };
+    for (const std::string& list : fields_of(reactor.bytes(), 6)) {
+      for (const std::string& service : fields_of(list, 1)) {
+        for (const std::string& name : fields_of(service, 1)) printf("%s\n", name.c_str());
+      }
+    }
+    return 0;
   }
 
   // The standard gRPC health service (grpc.health.v1.Health/Check, service ""), called without
@@ -420,6 +491,7 @@ int Main(int argc, char** argv) {
   auto want = [&](size_t n) { return a.size() == n; };
   if (cmd == "info" && want(1)) return cli.Info();
   if (cmd == "health" && want(1)) return cli.Health();
+  if (cmd == "services" && want(1)) return cli.Services();
   if (cmd == "engines" && want(1)) return cli.Engines();
   if (cmd == "apps" && want(1)) return cli.Apps();
   if (cmd == "ports" && want(1)) return cli.Ports();
