@@ -106,12 +106,8 @@ absl::Status Daemon::Init() {
   chmod(config_.memif_socket().c_str(), 0666);
 
   for (const config::App& app : config_.apps()) {
-    AppInfo info{app};
-    ParseMac(app.mac(), &info.mac);
-    ParseIpv4(app.ipv4(), &info.ipv4);
-    status = memif_->AddInterface({app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)});
+    status = RegisterApp(app);
     if (!status.ok()) return status;
-    apps_.emplace(app.id(), info);
   }
   memif_->set_on_connected([this](memif::Connection& c) { OnAppConnected(c); });
   memif_->set_on_disconnected(
@@ -518,6 +514,17 @@ v1::DaemonInfo Daemon::Info() const {
   return info;
 }
 
+absl::Status Daemon::RegisterApp(const config::App& app) {
+  AppInfo info{app};
+  ParseMac(app.mac(), &info.mac);
+  ParseIpv4(app.ipv4(), &info.ipv4);
+  absl::Status status =
+      memif_->AddInterface({app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)});
+  if (!status.ok()) return status;
+  apps_.emplace(app.id(), info);
+  return absl::OkStatus();
+}
+
 absl::Status Daemon::AddApp(config::App app) {
   if (app.engine().empty()) app.set_engine(engines_.front()->config.name());
   std::vector<const config::App*> others;
@@ -526,12 +533,8 @@ absl::Status Daemon::AddApp(config::App app) {
   for (const auto& slot : engines_) engine_names.push_back(slot->config.name());
   absl::Status status = CheckApp(app, "", others, engine_names);
   if (!status.ok()) return status;
-  AppInfo info{app};
-  ParseMac(app.mac(), &info.mac);
-  ParseIpv4(app.ipv4(), &info.ipv4);
-  status = memif_->AddInterface({app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)});
+  status = RegisterApp(app);
   if (!status.ok()) return status;
-  apps_.emplace(app.id(), info);
   LOG(INFO) << "app " << app.id() << " registered: " << app.mac() << " " << app.ipv4() << " on "
             << app.engine();
   return absl::OkStatus();

@@ -117,6 +117,8 @@ class Daemon {
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   EngineSlot* FindEngine(const std::string& name);
+  // Registers a checked app interface with the memif server.
+  absl::Status RegisterApp(const config::App& app);
   void RunTasks();
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
   // dropping workers as needed), each move at a batch boundary.
