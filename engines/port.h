@@ -59,6 +59,8 @@ class Port {
   // NIC queue without rx interrupts). Arm, then check Pending() before blocking: a frame that came
   // before the arming raised no wake-up.
   virtual int wake_fd() const { return -1; }
+  // False when a wake-up may be missed (the worker then still bounds its sleep).
+  virtual bool wake_reliable() const { return wake_fd() >= 0; }
   virtual void ArmWake(bool armed) {}
   virtual bool Pending() const { return false; }
   virtual void DrainWake() {}

@@ -452,6 +452,7 @@ v1::Stats Daemon::Snapshot() {
       for (Engine* we : worker->engines()) w->add_engines(we->name());
       w->set_loops(worker->stats().loops.Get());
       w->set_sleeps(worker->stats().sleeps.Get());
+      w->set_port_wakeups(worker->stats().port_wakeups.Get());
       w->set_busy_percent(100.0 * worker->stats().busy_ns.Get() / uptime_ns);
     }
   }
@@ -464,6 +465,7 @@ v1::Stats Daemon::Snapshot() {
     n->set_speed_mbps(s.speed_mbps);
     n->set_queues(nic->queues());
     n->set_rss(nic->rss());
+    n->set_rx_interrupts(nic->rx_interrupts());
     n->set_rx_frames(s.rx_frames);
     n->set_tx_frames(s.tx_frames);
     n->set_rx_missed(s.rx_missed);

@@ -39,9 +39,42 @@ std::string DpdkError(int ret) { return rte_strerror(ret < 0 ? -ret : ret); }
 // Transmit copies frames into new mbufs (chained when a frame is larger than one).
 class NicQueuePort : public Port {
  public:
-  NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue)
-      : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {}
+  NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue,
+               bool rx_interrupts)
+      : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {
+    if (rx_interrupts) {
+      intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, queue);
+      char target[64] = {};
+      std::string link_path = absl::StrCat("/proc/self/fd/", intr_fd_);
+      intr_is_eventfd_ = intr_fd_ >= 0 &&
+                         readlink(link_path.c_str(), target, sizeof(target) - 1) > 0 &&
+                         std::string(target) == "anon_inode:[eventfd]";
+    }
+  }
   ~NicQueuePort() override { Release(); }
+
+  // Rx interrupts, where the PMD has them. A wake-up can be missed for a frame that came just
+  // before arming (not every PMD can count its queue), so wake_reliable() is false: the worker
+  // still bounds its sleep.
+  int wake_fd() const override { return intr_fd_; }
+  bool wake_reliable() const override { return false; }
+  void ArmWake(bool armed) override {
+    if (intr_fd_ < 0) return;
+    if (armed) {
+      rte_eth_dev_rx_intr_enable(port_id_, queue_);
+    } else {
+      rte_eth_dev_rx_intr_disable(port_id_, queue_);
+    }
+  }
+  bool Pending() const override {
+    return intr_fd_ >= 0 && rte_eth_rx_queue_count(port_id_, queue_) > 0;
+  }
+  void DrainWake() override {
+    // An eventfd counts interrupts and must be read; other fds (tap's own) are readable while
+    // frames wait, and reading them would take a frame.
+    uint64_t count;
+    if (intr_is_eventfd_) (void)!read(intr_fd_, &count, sizeof(count));
+  }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
     if (max > kMaxBurst) max = kMaxBurst;
@@ -113,6 +146,8 @@ class NicQueuePort : public Port {
 
   const uint16_t port_id_;
   const uint16_t queue_;
+  int intr_fd_ = -1;
+  bool intr_is_eventfd_ = false;
   rte_mbuf* rx_[kMaxBurst];
   rte_mbuf* tx_[kMaxBurst];
   uint16_t held_ = 0;
@@ -216,32 +251,47 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Adopt(uint16_t port, const std::string
                                                    std::min(info.max_rx_queues, info.max_tx_queues),
                                                    " queue pairs; ", queues, " asked"));
   }
-  rte_eth_conf conf{};
   uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
-  if (queues > 1 && rss != 0) {
-    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-    conf.rx_adv_conf.rss_conf.rss_hf = rss;
-    nic->rss_ = true;
-  }
-  ret = rte_eth_dev_configure(port, queues, queues, &conf);
-  if (ret != 0) return absl::InternalError(absl::StrCat("configure: ", DpdkError(ret)));
-  uint16_t rxd = kRxDescriptors, txd = kTxDescriptors;
-  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
-  for (uint16_t q = 0; q < queues; ++q) {
-    ret = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, g_pool);
-    if (ret == 0) ret = rte_eth_tx_queue_setup(port, q, txd, rte_eth_dev_socket_id(port), nullptr);
-    if (ret != 0) return absl::InternalError(absl::StrCat("queue ", q, " setup: ", DpdkError(ret)));
+  nic->rss_ = queues > 1 && rss != 0;
+  // Configures and starts the port, with rx interrupts or without.
+  auto bring_up = [&](bool rx_interrupts) -> absl::Status {
+    rte_eth_conf conf{};
+    if (nic->rss_) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = rss;
+    }
+    conf.intr_conf.rxq = rx_interrupts ? 1 : 0;
+    int r = rte_eth_dev_configure(port, queues, queues, &conf);
+    if (r != 0) return absl::InternalError(absl::StrCat("configure: ", DpdkError(r)));
+    uint16_t rxd = kRxDescriptors, txd = kTxDescriptors;
+    rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+    for (uint16_t q = 0; q < queues; ++q) {
+      r = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, g_pool);
+      if (r == 0) r = rte_eth_tx_queue_setup(port, q, txd, rte_eth_dev_socket_id(port), nullptr);
+      if (r != 0) return absl::InternalError(absl::StrCat("queue ", q, " setup: ", DpdkError(r)));
+    }
+    r = rte_eth_dev_start(port);
+    if (r != 0) return absl::InternalError(absl::StrCat("start: ", DpdkError(r)));
+    return absl::OkStatus();
+  };
+  // Rx interrupts let an idle worker sleep until frames come; PMDs without them (af_packet, null,
+  // ring) are polled with a back-off instead.
+  absl::Status status = bring_up(true);
+  nic->rx_interrupts_ = status.ok() && rte_eth_dev_rx_intr_ctl_q_get_fd(port, 0) >= 0;
+  if (!nic->rx_interrupts_) {
+    if (status.ok()) rte_eth_dev_stop(port);
+    status = bring_up(false);
+    if (!status.ok()) return status;
   }
   ret = rte_eth_promiscuous_enable(port);
   if (ret != 0 && ret != -ENOTSUP) {
     LOG(WARNING) << name << ": promiscuous mode not enabled: " << DpdkError(ret);
   }
-  ret = rte_eth_dev_start(port);
-  if (ret != 0) return absl::InternalError(absl::StrCat("start: ", DpdkError(ret)));
   nic->queues_ = queues;
   nic->taken_.assign(queues, false);
   LOG(INFO) << name << ": " << device << " (port " << port << ", " << queues << " queue pair(s)"
-            << (nic->rss_ ? ", RSS" : "") << ", driver " << info.driver_name << ")";
+            << (nic->rss_ ? ", RSS" : "") << (nic->rx_interrupts_ ? ", rx interrupts" : "")
+            << ", driver " << info.driver_name << ")";
   return nic;
 }
 
@@ -254,7 +304,8 @@ Nic::~Nic() {
 std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
   if (q >= queues_ || taken_[q]) return nullptr;
   taken_[q] = true;
-  return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), name_, port_id_, q);
+  return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), name_, port_id_, q,
+                                        rx_interrupts_);
 }
 
 NicStats Nic::Stats() const {

@@ -59,6 +59,7 @@ class Nic {
   uint16_t port_id() const { return port_id_; }
   uint16_t queues() const { return queues_; }
   bool rss() const { return rss_; }
+  bool rx_interrupts() const { return rx_interrupts_; }
 
   // The port for queue q, for an engine to own; each queue can be taken once.
   std::unique_ptr<Port> TakeQueuePort(uint16_t q);
@@ -71,6 +72,7 @@ class Nic {
   uint16_t port_id_ = 0;
   uint16_t queues_ = 0;
   bool rss_ = false;
+  bool rx_interrupts_ = false;
   std::vector<bool> taken_;
 };
 

@@ -167,10 +167,8 @@ void Worker::Sleep(int64_t max_ns) {
     e->ForEachPort([&](Port& p) {
       if (!p.healthy()) return;  // a broken port is not polled either
       int fd = p.wake_fd();
-      if (fd < 0) {
-        all_can_wake = false;
-        return;
-      }
+      if (!p.wake_reliable()) all_can_wake = false;
+      if (fd < 0) return;
       p.ArmWake(true);
       armed.push_back(&p);
       fds.push_back({fd, POLLIN, 0});
@@ -180,7 +178,14 @@ void Worker::Sleep(int64_t max_ns) {
   for (Port* p : armed) pending = pending || p->Pending();
   if (!pending && !has_mail_.load(std::memory_order_acquire) && !stop_.load()) {
     timespec ts{0, max_ns};
-    ppoll(fds.data(), fds.size(), all_can_wake ? nullptr : &ts, nullptr);
+    if (ppoll(fds.data(), fds.size(), all_can_wake ? nullptr : &ts, nullptr) > 0) {
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents & POLLIN) {
+          stats_.port_wakeups.Add();
+          break;
+        }
+      }
+    }
   }
   for (Port* p : armed) {
     p->DrainWake();

@@ -30,7 +30,8 @@ namespace snapd {
 struct alignas(64) WorkerStats {
   Counter loops;
   Counter sleeps;
-  Counter busy_ns;  // time in loops that found work
+  Counter port_wakeups;  // sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)
+  Counter busy_ns;       // time in loops that found work
 };
 
 class Worker {

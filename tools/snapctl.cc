@@ -336,12 +336,13 @@ class Cli {
       PrintJson(resp);
       return 0;
     }
-    printf("%-10s %-18s %-5s %6s %4s %12s %12s %9s %9s\n", "NIC", "DEVICE", "LINK", "QUEUES", "RSS",
-           "RX", "TX", "MISSED", "ERRORS");
+    printf("%-10s %-18s %-5s %6s %4s %6s %12s %12s %9s %9s\n", "NIC", "DEVICE", "LINK", "QUEUES",
+           "RSS", "RXINTR", "RX", "TX", "MISSED", "ERRORS");
     for (const v1::Nic& n : resp.nics()) {
-      printf("%-10s %-18s %-5s %6u %4s %12lu %12lu %9lu %9lu\n", n.name().c_str(),
+      printf("%-10s %-18s %-5s %6u %4s %6s %12lu %12lu %9lu %9lu\n", n.name().c_str(),
              n.device().c_str(), n.link_up() ? "up" : "down", n.queues(), n.rss() ? "yes" : "no",
-             n.rx_frames(), n.tx_frames(), n.rx_missed(), n.rx_errors() + n.tx_errors());
+             n.rx_interrupts() ? "yes" : "no", n.rx_frames(), n.tx_frames(), n.rx_missed(),
+             n.rx_errors() + n.tx_errors());
     }
     printf("\n%-12s %-12s %-4s %12s %12s %9s %10s %9s %8s\n", "PORT", "ENGINE", "KIND", "RX", "TX",
            "TX_DROP", "MALFORMED", "SPOOFED", "RX_ERR");
@@ -451,15 +452,15 @@ class Cli {
       } else {
         if (watch > 0) printf("\033[H\033[2J");  // redraw in place
         printf("%s", StatsTable(stats).c_str());
-        printf("%-16s %5s %12s %10s %7s  %s\n", "worker", "core", "loops", "sleeps", "busy%",
-               "engines");
+        printf("%-16s %5s %12s %10s %10s %7s  %s\n", "worker", "core", "loops", "sleeps",
+               "port_wake", "busy%", "engines");
         for (const v1::Worker& w : stats.workers()) {
           std::string engines;
           for (const std::string& e : w.engines())
             absl::StrAppend(&engines, engines.empty() ? "" : ",", e);
-          printf("%-16s %5s %12lu %10lu %7.1f  %s\n", w.name().c_str(),
+          printf("%-16s %5s %12lu %10lu %10lu %7.1f  %s\n", w.name().c_str(),
                  w.core() < 0 ? "-" : std::to_string(w.core()).c_str(), w.loops(), w.sleeps(),
-                 w.busy_percent(), engines.c_str());
+                 w.port_wakeups(), w.busy_percent(), engines.c_str());
         }
       }
       fflush(stdout);
