@@ -48,7 +48,9 @@ std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 // decided). Scale-outs do not wait for it: a worker whose engine misses the SLO wakes the main
 // thread at once.
 constexpr int kRebalanceMs = 20;
-// Queueing-delay samples kept per engine: five seconds' worth.
+// The sampling period when no group is compacting.
+constexpr int kIdleSampleMs = 200;
+// Queueing-delay samples kept per engine: at most five seconds' worth.
 constexpr size_t kDelaySamples = 5000 / kRebalanceMs;
 
 }  // namespace
@@ -381,7 +383,12 @@ void Daemon::Run() {
     memif_->DropFailedConnections();
     if (MonotonicNs() >= next_tick) {
       RebalanceTick();
-      next_tick = MonotonicNs() + kRebalanceMs * 1000000ll;
+      bool compacting = false;
+      for (const auto& [name, g] : groups_) {
+        compacting |= g.policy.mode == SchedulingMode::kCompacting;
+      }
+      // Without a compacting group only the delay percentiles need samples: five per second.
+      next_tick = MonotonicNs() + (compacting ? kRebalanceMs : kIdleSampleMs) * 1000000ll;
     }
     if (next_stats != 0 && MonotonicNs() >= next_stats) {
       LOG(INFO) << "stats\n" << StatsText();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # modes_bench: snapd's scheduling modes measured end to end, run by `tools/bench modes`.
 # An app (snap_traffic, spinning, pinned to core 0) ping-pongs 64-byte frames through an echo engine
-# in group "bench"; for each mode (dedicated on core 1, spreading, compacting) it reports the round
+# in group "bench" (its workers pinned to core 1); for each mode (dedicated, spreading, compacting)
+# it reports the round
 # trip p50/p99 and snapd's CPU during the ping-pong; snapd's CPU at idle in each mode; and for
 # compacting, the time from a load step (a second app flooding) to the scale-out.
 # Ends with:
@@ -45,8 +46,9 @@ field() { grep -o "$1=[0-9]*" | cut -d= -f2; }
 
 declare -A p50 p99 load_cpu idle_cpu
 for mode in dedicated spreading compacting; do
-  if [ "$mode" = dedicated ]; then ctl mode bench dedicated --cores=1 >/dev/null
-  else ctl mode bench "$mode" --cores= >/dev/null; fi
+  # The group's (first) worker on core 1 in every mode, the app pinned to core 0: the two pollers
+  # never share a core.
+  ctl mode bench "$mode" --cores=1 >/dev/null
   sleep 0.5
   idle_cpu[$mode]=$(cpu_over 2)
   t0=$(ticks); s0=$(date +%s.%N)
@@ -61,7 +63,7 @@ done
 
 # Compacting: a second engine in the group, both packed on one worker; then a load step.
 ctl engine create echo1 echo --group=bench >/dev/null
-ctl mode bench compacting --cores= --slo=20us >/dev/null
+ctl mode bench compacting --cores=1 --slo=20us >/dev/null
 for _ in $(seq 200); do
   [ "$(ctl --json groups | python3 -c 'import json,sys; print([g for g in json.load(sys.stdin)["groups"] if g["name"]=="bench"][0].get("workers",0))')" = 1 ] && break
   sleep 0.05
