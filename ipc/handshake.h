@@ -50,6 +50,8 @@ class ServerHandshake {
   absl::StatusOr<MessageType> OnMessage(const WireMessage& msg, bool has_fd);
 
   Phase phase() const { return phase_; }
+  // For a connection taken over from another server (an upgrade): connected from the start.
+  void Resume() { phase_ = Phase::kConnected; }
   const InitMsg& init() const { return init_; }
   const std::vector<uint64_t>& region_sizes() const { return region_sizes_; }
   const std::vector<RingSpec>& c2s_rings() const { return c2s_; }

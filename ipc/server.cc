@@ -1,6 +1,7 @@
 #include "ipc/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -37,17 +38,35 @@ absl::StatusOr<std::unique_ptr<MemifServer>> MemifServer::Create(ServerOptions o
   if (options.limits.max_regions == 0 || options.limits.max_queue_pairs == 0) {
     return absl::InvalidArgumentError("limits must allow at least one region and queue pair");
   }
-  std::unique_ptr<MemifServer> server(new MemifServer(std::move(options)));
-  absl::StatusOr<UniqueFd> listener = ListenSeqpacket(server->options_.socket_path);
+  absl::StatusOr<UniqueFd> listener = ListenSeqpacket(options.socket_path);
   if (!listener.ok()) return listener.status();
-  server->listener_ = std::move(*listener);
-  server->epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!server->epoll_) return absl::InternalError(absl::StrCat("epoll: ", strerror(errno)));
+  return Adopt(std::move(options), std::move(*listener));
+}
+
+absl::StatusOr<std::unique_ptr<MemifServer>> MemifServer::Adopt(ServerOptions options,
+                                                                UniqueFd listener) {
+  if (options.limits.max_regions == 0 || options.limits.max_queue_pairs == 0) {
+    return absl::InvalidArgumentError("limits must allow at least one region and queue pair");
+  }
+  std::unique_ptr<MemifServer> server(new MemifServer(std::move(options)));
+  absl::Status status = server->Init(std::move(listener));
+  if (!status.ok()) return status;
+  return server;
+}
+
+absl::Status MemifServer::Init(UniqueFd listener) {
+  listener_ = std::move(listener);
+  int flags = ::fcntl(listener_.get(), F_GETFL);
+  ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK);
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) return absl::InternalError(absl::StrCat("epoll: ", strerror(errno)));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = server->listener_.get();
-  ::epoll_ctl(server->epoll_.get(), EPOLL_CTL_ADD, server->listener_.get(), &ev);
-  return server;
+  ev.data.fd = listener_.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("listener fd: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 MemifServer::~MemifServer() {
@@ -199,7 +218,9 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     fds[msg.add_ring.index] = std::move(fd);
   } else if (type == MessageType::kConnect) {
     conn->if_name_ = FieldToString(msg.connect.if_name);
-    absl::Status status = Activate(conn);
+    conn->c2s_specs_ = conn->handshake_.c2s_rings();
+    conn->s2c_specs_ = conn->handshake_.s2c_rings();
+    absl::Status status = Activate(conn, /*fresh=*/true);
     if (!status.ok()) return status;
   }
   if (*reply == MessageType::kAck) return SendMessage(conn->control_.get(), MakeAck());
@@ -217,14 +238,13 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
   return absl::OkStatus();
 }
 
-absl::Status MemifServer::Activate(Connection* conn) {
+absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
   for (const MappedRegion& r : conn->regions_) conn->views_.push_back({r.base(), r.size()});
   absl::Span<const RegionView> views(conn->views_);
-  const ServerHandshake& hs = conn->handshake_;
   auto ring_at = [&](const RingSpec& spec) {
     return reinterpret_cast<RingHeader*>(conn->views_[spec.region].base + spec.offset);
   };
-  for (const auto* rings : {&hs.c2s_rings(), &hs.s2c_rings()}) {
+  for (const auto* rings : {&conn->c2s_specs_, &conn->s2c_specs_}) {
     for (const RingSpec& spec : *rings) {
       if (__atomic_load_n(&ring_at(spec)->cookie, __ATOMIC_ACQUIRE) != kCookie) {
         return absl::InvalidArgumentError("ring cookie mismatch");
@@ -232,23 +252,152 @@ absl::Status MemifServer::Activate(Connection* conn) {
     }
   }
   // Queue pair q is c2s ring q (we receive) and s2c ring q (we transmit). Fresh rings start at 0,
-  // as every memif implementation resets them at connect.
-  for (size_t q = 0; q < hs.queue_pairs(); ++q) {
-    RingHeader* c2s = ring_at(hs.c2s_rings()[q]);
-    RingHeader* s2c = ring_at(hs.s2c_rings()[q]);
-    __atomic_store_n(&c2s->head, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c2s->tail, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&s2c->head, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&s2c->tail, 0, __ATOMIC_RELAXED);
-    conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, hs.c2s_rings()[q].log2_size,
-                                                 views, conn->c2s_eventfds_[q].get(), 0,
+  // as every memif implementation resets them at connect. Resumed rings go on where the last
+  // server stopped: it released all it received (c2s tail) and published all it sent (s2c tail),
+  // and we are the only writer of both.
+  const size_t pairs = std::min(conn->c2s_specs_.size(), conn->s2c_specs_.size());
+  for (size_t q = 0; q < pairs; ++q) {
+    RingHeader* c2s = ring_at(conn->c2s_specs_[q]);
+    RingHeader* s2c = ring_at(conn->s2c_specs_[q]);
+    if (fresh) {
+      __atomic_store_n(&c2s->head, 0, __ATOMIC_RELAXED);
+      __atomic_store_n(&c2s->tail, 0, __ATOMIC_RELAXED);
+      __atomic_store_n(&s2c->head, 0, __ATOMIC_RELAXED);
+      __atomic_store_n(&s2c->tail, 0, __ATOMIC_RELAXED);
+    }
+    uint16_t rx_cursor = __atomic_load_n(&c2s->tail, __ATOMIC_ACQUIRE);
+    uint16_t tx_cursor = __atomic_load_n(&s2c->tail, __ATOMIC_ACQUIRE);
+    conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, conn->c2s_specs_[q].log2_size,
+                                                 views, conn->c2s_eventfds_[q].get(), rx_cursor,
                                                  ClientSlots{}));
-    conn->tx_.push_back(std::make_unique<TxRing>(Side::kServer, s2c, hs.s2c_rings()[q].log2_size,
-                                                 views, conn->s2c_eventfds_[q].get(), 0,
+    conn->tx_.push_back(std::make_unique<TxRing>(Side::kServer, s2c, conn->s2c_specs_[q].log2_size,
+                                                 views, conn->s2c_eventfds_[q].get(), tx_cursor,
                                                  ClientSlots{}));
     // We poll until the owner asks for interrupts.
     conn->rx_.back()->SetInterruptMode(false);
   }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<UniqueFd> Dup(int fd) {
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) return absl::ResourceExhaustedError(absl::StrCat("dup: ", strerror(errno)));
+  return copy;
+}
+
+}  // namespace
+
+absl::StatusOr<UniqueFd> MemifServer::ExportListener() const { return Dup(listener_.get()); }
+
+absl::StatusOr<std::vector<ConnectionHandoff>> MemifServer::ExportConnections() const {
+  std::vector<ConnectionHandoff> out;
+  for (const auto& [fd, conn] : by_fd_) {
+    if (!conn->connected_) continue;  // clients mid-handshake start over with the next server
+    ConnectionHandoff h;
+    h.id = conn->id_;
+    h.peer_name = conn->peer_name_;
+    h.peer_if_name = conn->if_name_;
+    h.cred = conn->cred_;
+    auto control = Dup(conn->control_.get());
+    if (!control.ok()) return control.status();
+    h.control = std::move(*control);
+    for (const MappedRegion& r : conn->regions_) {
+      h.region_sizes.push_back(r.size());
+      auto rfd = Dup(r.fd());
+      if (!rfd.ok()) return rfd.status();
+      h.region_fds.push_back(std::move(*rfd));
+    }
+    h.c2s_rings = conn->c2s_specs_;
+    h.s2c_rings = conn->s2c_specs_;
+    for (const auto* src : {&conn->c2s_eventfds_, &conn->s2c_eventfds_}) {
+      auto& dst = src == &conn->c2s_eventfds_ ? h.c2s_eventfds : h.s2c_eventfds;
+      for (const UniqueFd& e : *src) {
+        auto efd = Dup(e.get());
+        if (!efd.ok()) return efd.status();
+        dst.push_back(std::move(*efd));
+      }
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+void MemifServer::Relinquish() {
+  for (auto& [fd, conn] : by_fd_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  by_fd_.clear();  // unmaps and closes our copies; the clients notice nothing
+  by_id_.clear();
+  listener_.reset();  // the socket file is the next server's now
+}
+
+absl::Status MemifServer::AdoptConnection(ConnectionHandoff h) {
+  // Check what came in as carefully as a handshake would: the peer process is the same untrusted
+  // client, and the old server could be anything.
+  HandshakeLimits limits = options_.limits;
+  if (h.region_sizes.size() != h.region_fds.size() || h.region_sizes.empty() ||
+      h.region_sizes.size() > limits.max_regions) {
+    return absl::InvalidArgumentError("handoff: bad regions");
+  }
+  if (h.c2s_rings.empty() || h.c2s_rings.size() != h.c2s_eventfds.size() ||
+      h.s2c_rings.size() != h.s2c_eventfds.size() || h.s2c_rings.empty() ||
+      h.c2s_rings.size() > limits.max_queue_pairs || h.s2c_rings.size() > limits.max_queue_pairs) {
+    return absl::InvalidArgumentError("handoff: bad rings");
+  }
+  if (by_id_.contains(h.id)) {
+    return absl::AlreadyExistsError(absl::StrCat("interface id ", h.id, " already connected"));
+  }
+  if (!options_.accept_any_id && !interfaces_.contains(h.id)) {
+    return absl::NotFoundError(absl::StrCat("handoff: unknown interface id ", h.id));
+  }
+  int raw = h.control.get();
+  auto conn = std::unique_ptr<Connection>(new Connection(std::move(h.control), options_.limits));
+  conn->cred_ = h.cred;
+  conn->id_ = h.id;
+  conn->peer_name_ = h.peer_name;
+  conn->if_name_ = h.peer_if_name;
+  conn->handshake_.Resume();
+  for (size_t i = 0; i < h.region_fds.size(); ++i) {
+    if (h.region_sizes[i] == 0 || h.region_sizes[i] > limits.max_region_size) {
+      return absl::InvalidArgumentError("handoff: bad region size");
+    }
+    absl::StatusOr<MappedRegion> region =
+        MappedRegion::MapPeer(std::move(h.region_fds[i]), h.region_sizes[i]);
+    if (!region.ok()) return region.status();
+    conn->regions_.push_back(std::move(*region));
+  }
+  for (const auto* rings : {&h.c2s_rings, &h.s2c_rings}) {
+    for (const RingSpec& r : *rings) {
+      if (r.region >= h.region_sizes.size() || r.log2_size == 0 ||
+          r.log2_size > limits.max_log2_ring_size || r.offset % 16 != 0 ||
+          uint64_t{r.offset} + RingBytes(r.log2_size) > h.region_sizes[r.region]) {
+        return absl::InvalidArgumentError("handoff: ring outside its region");
+      }
+    }
+  }
+  for (auto* fds : {&h.c2s_eventfds, &h.s2c_eventfds}) {
+    for (UniqueFd& e : *fds) {
+      absl::Status status = AdoptPeerEventFd(e.get());
+      if (!status.ok()) return status;
+    }
+  }
+  conn->c2s_specs_ = std::move(h.c2s_rings);
+  conn->s2c_specs_ = std::move(h.s2c_rings);
+  conn->c2s_eventfds_ = std::move(h.c2s_eventfds);
+  conn->s2c_eventfds_ = std::move(h.s2c_eventfds);
+  absl::Status status = Activate(conn.get(), /*fresh=*/false);
+  if (!status.ok()) return status;
+  ::fcntl(raw, F_SETFL, ::fcntl(raw, F_GETFL) | O_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = raw;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &ev);
+  conn->connected_ = true;
+  Connection* c = conn.get();
+  by_fd_.emplace(raw, std::move(conn));
+  by_id_[c->id_] = c;
+  stats_.connected.Add();
+  if (on_connected_) on_connected_(*c);
   return absl::OkStatus();
 }
 

@@ -51,6 +51,22 @@ struct ServerOptions {
   size_t max_handshakes = 64;
 };
 
+// A connected interface as fds and numbers: what one server hands another (an upgrade), so that
+// the new one serves the same client without it reconnecting.
+struct ConnectionHandoff {
+  uint32_t id = 0;
+  std::string peer_name;
+  std::string peer_if_name;
+  ucred cred{};
+  UniqueFd control;
+  std::vector<uint64_t> region_sizes;
+  std::vector<UniqueFd> region_fds;
+  std::vector<RingSpec> c2s_rings;
+  std::vector<RingSpec> s2c_rings;
+  std::vector<UniqueFd> c2s_eventfds;
+  std::vector<UniqueFd> s2c_eventfds;
+};
+
 // One connected interface.
 class Connection {
  public:
@@ -79,6 +95,8 @@ class Connection {
   std::string if_name_;
   std::vector<MappedRegion> regions_;
   std::vector<RegionView> views_;
+  std::vector<RingSpec> c2s_specs_;
+  std::vector<RingSpec> s2c_specs_;
   std::vector<UniqueFd> c2s_eventfds_;
   std::vector<UniqueFd> s2c_eventfds_;
   std::vector<std::unique_ptr<RxRing>> rx_;
@@ -101,6 +119,10 @@ class MemifServer {
 
   // Listens on options.socket_path. Fails if the path is unusable or another server listens there.
   static absl::StatusOr<std::unique_ptr<MemifServer>> Create(ServerOptions options);
+  // A server on a listening socket another server handed over (an upgrade): no bind, and the
+  // socket file stays where it is.
+  static absl::StatusOr<std::unique_ptr<MemifServer>> Adopt(ServerOptions options,
+                                                            UniqueFd listener);
   ~MemifServer();
 
   // Registers an interface id a client may connect with. ALREADY_EXISTS for a known id.
@@ -131,6 +153,18 @@ class MemifServer {
 
   // The connected interfaces, by id.
   std::vector<Connection*> connections() const;
+
+  // Handing over to another server (an upgrade). Export duplicates the fds of the listener and of
+  // every connected interface; the rings must not be polled from then on (every RxRing released),
+  // so that the cursors in the rings' headers are where the next server resumes. Relinquish then
+  // lets go of it all without a word to the clients and leaves the socket file in place; the
+  // server is empty afterwards.
+  absl::StatusOr<UniqueFd> ExportListener() const;
+  absl::StatusOr<std::vector<ConnectionHandoff>> ExportConnections() const;
+  void Relinquish();
+  // Serves a connection another server exported: maps its regions, checks its rings, and resumes
+  // at the cursors the rings hold. on_connected runs as for a new client.
+  absl::Status AdoptConnection(ConnectionHandoff handoff);
   const ServerStats& stats() const { return stats_; }
   const std::string& socket_path() const { return options_.socket_path; }
 
@@ -139,7 +173,10 @@ class MemifServer {
   void Accept();
   void OnReadable(Connection* conn);
   absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd);
-  absl::Status Activate(Connection* conn);
+  // Builds the rings of a connection whose regions are mapped: fresh (cursors reset to 0, as at
+  // connect) or resumed (cursors from the ring headers, as after a hand-over).
+  absl::Status Activate(Connection* conn, bool fresh);
+  absl::Status Init(UniqueFd listener);
   // Sends a disconnect (when `notify`), tells the owner if it was connected, and frees it all.
   void Close(Connection* conn, absl::string_view reason, bool notify);
 
