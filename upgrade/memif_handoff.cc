@@ -1,0 +1,107 @@
+#include "upgrade/memif_handoff.h"
+
+#include "absl/strings/str_cat.h"
+#include "upgrade/fd_channel.h"
+#include "upgrade/handoff.pb.h"
+
+namespace snapd::upgrade {
+namespace {
+
+// Adds `fd` to the list and returns its index.
+uint32_t Add(std::vector<int>* fds, int fd) {
+  fds->push_back(fd);
+  return static_cast<uint32_t>(fds->size() - 1);
+}
+
+void ToProto(const memif::RingSpec& r, wire::RingSpec* out) {
+  out->set_region(r.region);
+  out->set_offset(r.offset);
+  out->set_log2_size(r.log2_size);
+}
+
+memif::RingSpec FromProto(const wire::RingSpec& r) {
+  memif::RingSpec spec;
+  spec.region = static_cast<uint16_t>(r.region());
+  spec.offset = r.offset();
+  spec.log2_size = static_cast<uint8_t>(r.log2_size());
+  return spec;
+}
+
+}  // namespace
+
+absl::Status SendMemifHandoff(int sock, const memif::MemifServer& server) {
+  absl::StatusOr<UniqueFd> listener = server.ExportListener();
+  if (!listener.ok()) return listener.status();
+  absl::StatusOr<std::vector<memif::ConnectionHandoff>> conns = server.ExportConnections();
+  if (!conns.ok()) return conns.status();
+  std::vector<int> fds;
+  wire::MemifHandoff msg;
+  msg.set_listener_fd(Add(&fds, listener->get()));
+  for (const memif::ConnectionHandoff& h : *conns) {
+    wire::MemifConnection* c = msg.add_connections();
+    c->set_id(h.id);
+    c->set_peer_name(h.peer_name);
+    c->set_peer_if_name(h.peer_if_name);
+    c->set_pid(h.cred.pid);
+    c->set_uid(h.cred.uid);
+    c->set_gid(h.cred.gid);
+    c->set_control_fd(Add(&fds, h.control.get()));
+    for (size_t i = 0; i < h.region_fds.size(); ++i) {
+      c->add_region_sizes(h.region_sizes[i]);
+      c->add_region_fds(Add(&fds, h.region_fds[i].get()));
+    }
+    for (const memif::RingSpec& r : h.c2s_rings) ToProto(r, c->add_c2s_rings());
+    for (const memif::RingSpec& r : h.s2c_rings) ToProto(r, c->add_s2c_rings());
+    for (const UniqueFd& e : h.c2s_eventfds) c->add_c2s_eventfds(Add(&fds, e.get()));
+    for (const UniqueFd& e : h.s2c_eventfds) c->add_s2c_eventfds(Add(&fds, e.get()));
+  }
+  return SendFdMessage(sock, msg.SerializeAsString(), fds);
+  // The exported copies close here; the peer holds its own.
+}
+
+absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeout) {
+  absl::StatusOr<FdMessage> raw = ReceiveFdMessage(sock, timeout);
+  if (!raw.ok()) return raw.status();
+  wire::MemifHandoff msg;
+  if (!msg.ParseFromString(raw->bytes)) {
+    return absl::InvalidArgumentError("memif handoff does not parse");
+  }
+  std::vector<bool> used(raw->fds.size(), false);
+  absl::Status bad;
+  auto take = [&](uint32_t index) -> UniqueFd {
+    if (index >= raw->fds.size() || used[index]) {
+      bad = absl::InvalidArgumentError(absl::StrCat("memif handoff: bad fd index ", index));
+      return UniqueFd();
+    }
+    used[index] = true;
+    return std::move(raw->fds[index]);
+  };
+  MemifHandoff out;
+  out.listener = take(msg.listener_fd());
+  for (const wire::MemifConnection& c : msg.connections()) {
+    memif::ConnectionHandoff h;
+    h.id = c.id();
+    h.peer_name = c.peer_name();
+    h.peer_if_name = c.peer_if_name();
+    h.cred.pid = c.pid();
+    h.cred.uid = c.uid();
+    h.cred.gid = c.gid();
+    h.control = take(c.control_fd());
+    if (c.region_sizes_size() != c.region_fds_size()) {
+      return absl::InvalidArgumentError("memif handoff: region sizes and fds differ");
+    }
+    for (int i = 0; i < c.region_fds_size(); ++i) {
+      h.region_sizes.push_back(c.region_sizes(i));
+      h.region_fds.push_back(take(c.region_fds(i)));
+    }
+    for (const wire::RingSpec& r : c.c2s_rings()) h.c2s_rings.push_back(FromProto(r));
+    for (const wire::RingSpec& r : c.s2c_rings()) h.s2c_rings.push_back(FromProto(r));
+    for (uint32_t e : c.c2s_eventfds()) h.c2s_eventfds.push_back(take(e));
+    for (uint32_t e : c.s2c_eventfds()) h.s2c_eventfds.push_back(take(e));
+    out.connections.push_back(std::move(h));
+  }
+  if (!bad.ok()) return bad;
+  return out;
+}
+
+}  // namespace snapd::upgrade

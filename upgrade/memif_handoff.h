@@ -1,0 +1,30 @@
+// Moving a memif server's listener and connected apps from one snapd process to the next over an
+// upgrade channel (FdChannel): the old process exports and sends, then relinquishes; the new one
+// receives, checks, and adopts each connection (MemifServer::AdoptConnection), resuming the rings
+// at their cursors. Apps keep their connections and never reconnect.
+#ifndef SNAPD_UPGRADE_MEMIF_HANDOFF_H_
+#define SNAPD_UPGRADE_MEMIF_HANDOFF_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ipc/server.h"
+
+namespace snapd::upgrade {
+
+// Sends `server`'s listener and connections. The caller stops polling the rings first (a batch
+// boundary) and relinquishes the server once this returns OK.
+absl::Status SendMemifHandoff(int sock, const memif::MemifServer& server);
+
+struct MemifHandoff {
+  UniqueFd listener;
+  std::vector<memif::ConnectionHandoff> connections;
+};
+
+// Receives what SendMemifHandoff sent. Every index must name a received fd, each used once.
+absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeout);
+
+}  // namespace snapd::upgrade
+
+#endif  // SNAPD_UPGRADE_MEMIF_HANDOFF_H_
