@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,12 @@ int Main(int argc, char** argv) {
       "Usage: snapd [--config=FILE] [--nic=DEVARGS[@QUEUES]]... [--app=id=N,mac=M,ip=A]...\n"
       "With no arguments it starts on an embedded default: a virtual NIC, one vswitch engine, its\n"
       "sockets under $XDG_RUNTIME_DIR/snapd (or /run/snapd as root). SIGTERM stops it cleanly.");
+  // --help lists the flags of this file (absl looks for files named after the program).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "snapd/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> nic_flags, app_flags;
   std::vector<char*> rest = TakeRepeated(argc, argv, &nic_flags, &app_flags);
   absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());

@@ -26,6 +26,7 @@ one_line_failure() {  # EXPECTED-TEXT COMMAND...
 }
 check "a second snapd exits with one line" \
   one_line_failure "another snapd is already serving $SOCK" "$SNAPD" --run_dir="$WORK/run"
+check "--help documents every flag" bash -c "out=\$('$SNAPD' --help 2>&1); for f in config nic app run_dir memif_socket control_socket control_group mode cores stats_interval_s; do grep -q -- \"--\$f \" <<<\"\$out\" || exit 1; done"
 check "a bad flag gives one line" one_line_failure "Unknown command line flag 'bogus'" "$SNAPD" --bogus
 echo 'engines { name: "a" kind: "router" }' >"$WORK/bad.conf"
 check "a bad config gives one line" \
