@@ -7,12 +7,6 @@
 namespace snapd::upgrade {
 namespace {
 
-// Adds `fd` to the list and returns its index.
-uint32_t Add(std::vector<int>* fds, int fd) {
-  fds->push_back(fd);
-  return static_cast<uint32_t>(fds->size() - 1);
-}
-
 void ToProto(const memif::RingSpec& r, wire::RingSpec* out) {
   out->set_region(r.region);
   out->set_offset(r.offset);
@@ -29,34 +23,47 @@ memif::RingSpec FromProto(const wire::RingSpec& r) {
 
 }  // namespace
 
-absl::Status SendMemifHandoff(int sock, const memif::MemifServer& server) {
+absl::Status ExportMemifHandoff(const memif::MemifServer& server, wire::MemifHandoff* msg,
+                                std::vector<UniqueFd>* fds) {
   absl::StatusOr<UniqueFd> listener = server.ExportListener();
   if (!listener.ok()) return listener.status();
   absl::StatusOr<std::vector<memif::ConnectionHandoff>> conns = server.ExportConnections();
   if (!conns.ok()) return conns.status();
-  std::vector<int> fds;
-  wire::MemifHandoff msg;
-  msg.set_listener_fd(Add(&fds, listener->get()));
-  for (const memif::ConnectionHandoff& h : *conns) {
-    wire::MemifConnection* c = msg.add_connections();
+  auto add = [&](UniqueFd fd) {
+    fds->push_back(std::move(fd));
+    return static_cast<uint32_t>(fds->size() - 1);
+  };
+  msg->set_listener_fd(add(std::move(*listener)));
+  for (memif::ConnectionHandoff& h : *conns) {
+    wire::MemifConnection* c = msg->add_connections();
     c->set_id(h.id);
     c->set_peer_name(h.peer_name);
     c->set_peer_if_name(h.peer_if_name);
     c->set_pid(h.cred.pid);
     c->set_uid(h.cred.uid);
     c->set_gid(h.cred.gid);
-    c->set_control_fd(Add(&fds, h.control.get()));
+    c->set_control_fd(add(std::move(h.control)));
     for (size_t i = 0; i < h.region_fds.size(); ++i) {
       c->add_region_sizes(h.region_sizes[i]);
-      c->add_region_fds(Add(&fds, h.region_fds[i].get()));
+      c->add_region_fds(add(std::move(h.region_fds[i])));
     }
     for (const memif::RingSpec& r : h.c2s_rings) ToProto(r, c->add_c2s_rings());
     for (const memif::RingSpec& r : h.s2c_rings) ToProto(r, c->add_s2c_rings());
-    for (const UniqueFd& e : h.c2s_eventfds) c->add_c2s_eventfds(Add(&fds, e.get()));
-    for (const UniqueFd& e : h.s2c_eventfds) c->add_s2c_eventfds(Add(&fds, e.get()));
+    for (UniqueFd& e : h.c2s_eventfds) c->add_c2s_eventfds(add(std::move(e)));
+    for (UniqueFd& e : h.s2c_eventfds) c->add_s2c_eventfds(add(std::move(e)));
   }
-  return SendFdMessage(sock, msg.SerializeAsString(), fds);
-  // The exported copies close here; the peer holds its own.
+  return absl::OkStatus();
+}
+
+absl::Status SendMemifHandoff(int sock, const memif::MemifServer& server) {
+  wire::MemifHandoff msg;
+  std::vector<UniqueFd> fds;
+  absl::Status status = ExportMemifHandoff(server, &msg, &fds);
+  if (!status.ok()) return status;
+  std::vector<int> raw;
+  for (const UniqueFd& fd : fds) raw.push_back(fd.get());
+  return SendFdMessage(sock, msg.SerializeAsString(), raw);
+  // Our exported copies close here; the peer holds its own.
 }
 
 absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeout) {
@@ -66,15 +73,20 @@ absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeou
   if (!msg.ParseFromString(raw->bytes)) {
     return absl::InvalidArgumentError("memif handoff does not parse");
   }
-  std::vector<bool> used(raw->fds.size(), false);
+  return TakeMemifHandoff(msg, &raw->fds);
+}
+
+absl::StatusOr<MemifHandoff> TakeMemifHandoff(const wire::MemifHandoff& msg,
+                                              std::vector<UniqueFd>* fds) {
+  std::vector<bool> used(fds->size(), false);
   absl::Status bad;
   auto take = [&](uint32_t index) -> UniqueFd {
-    if (index >= raw->fds.size() || used[index]) {
+    if (index >= fds->size() || used[index]) {
       bad = absl::InvalidArgumentError(absl::StrCat("memif handoff: bad fd index ", index));
       return UniqueFd();
     }
     used[index] = true;
-    return std::move(raw->fds[index]);
+    return std::move((*fds)[index]);
   };
   MemifHandoff out;
   out.listener = take(msg.listener_fd());

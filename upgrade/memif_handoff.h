@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ipc/server.h"
+#include "upgrade/handoff.pb.h"
 
 namespace snapd::upgrade {
 
@@ -24,6 +25,14 @@ struct MemifHandoff {
 
 // Receives what SendMemifHandoff sent. Every index must name a received fd, each used once.
 absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeout);
+
+// The two halves of the above, for a hand-over that travels inside a larger message: Export
+// describes `server` in *msg and appends the fds it names (by index into *fds); Take rebuilds the
+// hand-over from the message and the received fds, taking the ones it names.
+absl::Status ExportMemifHandoff(const memif::MemifServer& server, wire::MemifHandoff* msg,
+                                std::vector<UniqueFd>* fds);
+absl::StatusOr<MemifHandoff> TakeMemifHandoff(const wire::MemifHandoff& msg,
+                                              std::vector<UniqueFd>* fds);
 
 }  // namespace snapd::upgrade
 
