@@ -137,19 +137,8 @@ absl::Status Daemon::Init() {
     slot->engine = std::move(*engine);
     engines_.push_back(std::move(slot));
   }
-  for (int i = 0; i < config_.nics_size(); ++i) {
-    const config::Nic& cfg = config_.nics(i);
-    auto nic = Nic::Open(cfg, i);
-    if (!nic.ok()) return nic.status();
-    for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
-      EngineSlot* slot = FindEngine(cfg.engines(q % cfg.engines_size()));
-      std::unique_ptr<Port> port = (*nic)->TakeQueuePort(q);
-      // Not polled yet: attach directly; the worker starts polling below.
-      status = slot->engine->AddPort(std::move(port), engines::PortAttachment());
-      if (!status.ok()) return status;
-    }
-    nics_.push_back(std::move(*nic));
-  }
+  status = OpenNics();
+  if (!status.ok()) return status;
   overload_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   for (auto& [name, group] : groups_) {
     status = Replace(group);
@@ -174,6 +163,44 @@ absl::Status Daemon::Init() {
   return absl::OkStatus();
 }
 
+void Daemon::OnEngine(EngineSlot& slot, const std::function<void()>& fn) {
+  if (slot.polled) {
+    slot.worker->RunSync(fn);
+  } else {
+    fn();  // no worker polls it: the main thread may touch it
+  }
+}
+
+absl::Status Daemon::OpenNics() {
+  for (int i = 0; i < config_.nics_size(); ++i) {
+    const config::Nic& cfg = config_.nics(i);
+    auto nic = Nic::Open(cfg, i);
+    if (!nic.ok()) return nic.status();
+    for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
+      EngineSlot* slot = FindEngine(cfg.engines(q % cfg.engines_size()));
+      std::unique_ptr<Port> port = (*nic)->TakeQueuePort(q);
+      absl::Status status;
+      OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), {}); });
+      if (!status.ok()) return status;
+    }
+    nics_.push_back(std::move(*nic));
+  }
+  return absl::OkStatus();
+}
+
+void Daemon::CloseNics() {
+  for (auto& slot : engines_) {
+    OnEngine(*slot, [&] {
+      std::vector<std::string> nic_ports;
+      slot->engine->ForEachPort([&](Port& p) {
+        if (p.kind() == PortKind::kNic) nic_ports.push_back(p.name());
+      });
+      for (const std::string& name : nic_ports) slot->engine->RemovePort(name);
+    });
+  }
+  nics_.clear();
+}
+
 Daemon::EngineSlot* Daemon::FindEngine(const std::string& name) {
   for (auto& slot : engines_) {
     if (slot->engine->name() == name) return slot.get();
@@ -185,7 +212,7 @@ std::vector<EngineLoad> Daemon::LoadsOf(const Group& group) {
   std::vector<EngineLoad> loads;
   int64_t now = MonotonicNs();
   for (const auto& slot : engines_) {
-    if (slot->config.group() != group.config.name()) continue;
+    if (slot->config.group() != group.config.name() || !slot->ready) continue;
     loads.push_back({slot->engine->name(), slot->busy, slot->engine->QueueingDelayNs(now)});
   }
   return loads;
@@ -217,16 +244,17 @@ void Daemon::ApplyPlacement(Group& group, const Placement& placement) {
   int64_t alarm = group.policy.mode == SchedulingMode::kCompacting ? group.policy.slo_ns : 0;
   for (const auto& w : group.workers) w->SetOverloadAlarm(alarm, overload_fd_.get());
   for (auto& slot : engines_) {
-    if (slot->config.group() != group.config.name()) continue;
+    if (slot->config.group() != group.config.name() || !slot->ready) continue;
     int target_index = placement.WorkerOf(slot->engine->name());
     Worker* target = group.workers[target_index].get();
-    if (slot->worker == target) continue;
-    if (slot->worker == nullptr) {
-      target->AddEngine(slot->engine.get());
-    } else {
+    if (slot->worker == target && slot->polled) continue;
+    if (slot->polled) {
       MoveEngine(slot->engine.get(), *slot->worker, *target);
+    } else {
+      target->AddEngine(slot->engine.get());
     }
     slot->worker = target;
+    slot->polled = true;
   }
   // Workers beyond the placement have no engine left.
   while (group.workers.size() > placement.workers.size()) group.workers.pop_back();
@@ -277,7 +305,7 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   attach.set_ipv4(app.ipv4);
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   absl::Status status;
-  slot->worker->RunSync([&] { status = slot->engine->AddPort(std::move(port), attach); });
+  OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
   if (!status.ok()) {
     LOG(ERROR) << "app " << conn.id() << ": cannot attach: " << status;
     memif_->Disconnect(conn.id(), status.message());
@@ -293,7 +321,7 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   if (it == apps_.end()) return;
   EngineSlot* slot = FindEngine(it->second.config.engine());
   // The port must be gone from the engine before the server unmaps the app's memory.
-  slot->worker->RunSync([&] { slot->engine->RemovePort(AppPortName(conn.id())); });
+  OnEngine(*slot, [&] { slot->engine->RemovePort(AppPortName(conn.id())); });
   LOG(INFO) << "app " << conn.id() << " detached: " << reason;
 }
 
@@ -408,8 +436,8 @@ v1::Stats Daemon::Snapshot() {
     e->set_kind(std::string(slot.engine->kind()));
     e->set_config(slot.config.config());
     e->set_group(slot.config.group());
-    e->set_worker(slot.worker->name());
-    e->set_core(slot.worker->core());
+    e->set_worker(slot.worker != nullptr ? slot.worker->name() : "");
+    e->set_core(slot.worker != nullptr ? slot.worker->core() : -1);
     const EngineStats& s = slot.engine->stats();
     v1::EngineStats* es = e->mutable_stats();
     es->set_frames(s.frames.Get());
@@ -428,7 +456,7 @@ v1::Stats Daemon::Snapshot() {
     }
     es->set_frames_per_s(slot.frames_per_s);
     // The port list belongs to the engine's thread.
-    slot.worker->RunSync([&] {
+    OnEngine(slot, [&] {
       slot.engine->ForEachPort([&](Port& p) {
         e->add_ports(p.name());
         v1::Port* port = out.add_ports();
@@ -657,7 +685,7 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("no engine named '", name, "'"));
   std::vector<std::string> ports;
   EngineSlot& slot = **it;
-  slot.worker->RunSync([&] { ports = slot.engine->PortNames(); });
+  OnEngine(slot, [&] { ports = slot.engine->PortNames(); });
   std::vector<std::string> apps;
   for (const auto& [id, info] : apps_) {
     if (info.config.engine() == name) apps.push_back(absl::StrCat(id));
@@ -668,7 +696,7 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
                      absl::StrJoin(ports, ","), apps.empty() ? "" : " apps ",
                      absl::StrJoin(apps, ","), "; remove them first"));
   }
-  slot.worker->RemoveEngine(slot.engine.get());
+  if (slot.polled) slot.worker->RemoveEngine(slot.engine.get());
   std::string group = slot.config.group();
   engines_.erase(it);
   (void)Replace(groups_.at(group));  // fewer engines always fit
@@ -690,11 +718,11 @@ Daemon::~Daemon() {
   // Apps first: each detach removes its port from its engine while the worker still runs.
   memif_.reset();
   for (auto& slot : engines_) {
-    if (slot->worker == nullptr) continue;
-    slot->worker->RunSync([&] {
+    OnEngine(*slot, [&] {
       for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
     });
-    slot->worker->RemoveEngine(slot->engine.get());
+    if (slot->polled) slot->worker->RemoveEngine(slot->engine.get());
+    slot->polled = false;
   }
   groups_.clear();  // joins the workers
   engines_.clear();

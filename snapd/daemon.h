@@ -85,7 +85,9 @@ class Daemon {
   struct EngineSlot {
     config::Engine config;
     std::unique_ptr<Engine> engine;
-    Worker* worker = nullptr;  // polling it now; owned by the engine's group
+    Worker* worker = nullptr;  // the worker it runs on; owned by the engine's group
+    bool polled = false;       // `worker` polls it now (else the main thread may touch it)
+    bool ready = true;         // placed by its group (a takeover holds engines back until moved)
     // The rebalancer's last sample of the engine's busy time, and the load it computed.
     uint64_t sampled_busy_ns = 0;
     uint64_t sampled_frames = 0;
@@ -117,6 +119,12 @@ class Daemon {
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   EngineSlot* FindEngine(const std::string& name);
+  // Runs fn on the engine's thread if a worker polls it, else here.
+  void OnEngine(EngineSlot& slot, const std::function<void()>& fn);
+  // Opens the configured NICs and attaches their queues to their engines; CloseNics detaches and
+  // closes them.
+  absl::Status OpenNics();
+  void CloseNics();
   // Registers a checked app interface with the memif server.
   absl::Status RegisterApp(const config::App& app);
   void RunTasks();
