@@ -98,7 +98,32 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(Daemon* daem
     return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", strerror(errno)));
   }
   cs->listener_ = std::move(fd);
+  absl::Status status = cs->Serve(daemon);
+  if (!status.ok()) return status;
+  LOG(INFO) << "control API (snapd.v1) at " << path;
+  return cs;
+}
 
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Adopt(Daemon* daemon,
+                                                                    const std::string& path,
+                                                                    const std::string& group,
+                                                                    UniqueFd listener) {
+  std::unique_ptr<ControlServer> cs(new ControlServer());
+  cs->path_ = path;
+  if (!group.empty()) {
+    struct group* g = getgrnam(group.c_str());
+    if (g != nullptr) cs->group_ = g->gr_gid;
+  }
+  cs->listener_ = std::move(listener);
+  fcntl(cs->listener_.get(), F_SETFL, fcntl(cs->listener_.get(), F_GETFL) | O_NONBLOCK);
+  absl::Status status = cs->Serve(daemon);
+  if (!status.ok()) return status;
+  LOG(INFO) << "control API (snapd.v1) at " << path << ", taken over";
+  return cs;
+}
+
+absl::Status ControlServer::Serve(Daemon* daemon) {
+  ControlServer* cs = this;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   cs->service_ = std::make_unique<SnapdService>(daemon);
@@ -110,8 +135,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(Daemon* daem
   deny_builder.RegisterCallbackGenericService(cs->deny_.get());
   cs->deny_server_ = deny_builder.BuildAndStart();
   if (!cs->server_ || !cs->deny_server_) return absl::InternalError("cannot start the gRPC server");
-  LOG(INFO) << "control API (snapd.v1) at " << path;
-  return cs;
+  return absl::OkStatus();
 }
 
 ControlServer::~ControlServer() {

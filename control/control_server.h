@@ -29,6 +29,13 @@ class ControlServer {
   static absl::StatusOr<std::unique_ptr<ControlServer>> Start(Daemon* daemon,
                                                               const std::string& path,
                                                               const std::string& group);
+  // The same on a listening socket handed over by the previous snapd (an upgrade).
+  static absl::StatusOr<std::unique_ptr<ControlServer>> Adopt(Daemon* daemon,
+                                                              const std::string& path,
+                                                              const std::string& group,
+                                                              UniqueFd listener);
+  // The next snapd owns the socket now: stop serving without removing the socket file.
+  void Relinquish() { listener_.reset(); }
   // Stops both servers (in-flight calls get a second to finish) and removes the socket.
   ~ControlServer();
 
@@ -41,6 +48,7 @@ class ControlServer {
 
  private:
   ControlServer() = default;
+  absl::Status Serve(Daemon* daemon);
 
   std::string path_;
   gid_t group_ = static_cast<gid_t>(-1);

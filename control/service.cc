@@ -141,6 +141,18 @@ grpc::Status SnapdService::SetGroup(grpc::ServerContext*, const v1::SetGroupRequ
   }));
 }
 
+grpc::Status SnapdService::Upgrade(grpc::ServerContext*, const v1::UpgradeRequest* req,
+                                   v1::UpgradeReport* out) {
+  if (req->binary().empty()) return ToGrpc(absl::InvalidArgumentError("binary: must not be empty"));
+  std::vector<std::string> args(req->args().begin(), req->args().end());
+  return ToGrpc(OnMain([&] {
+    absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args);
+    if (!report.ok()) return report.status();
+    *out = std::move(*report);
+    return absl::OkStatus();
+  }));
+}
+
 grpc::Status SnapdService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
                                     v1::Stats* out) {
   return ToGrpc(OnMain([&] {

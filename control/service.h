@@ -36,6 +36,8 @@ class SnapdService final : public v1::Snapd::Service {
   grpc::Status ListGroups(grpc::ServerContext*, const v1::ListGroupsRequest*,
                           v1::ListGroupsResponse*) override;
   grpc::Status SetGroup(grpc::ServerContext*, const v1::SetGroupRequest*, v1::Group*) override;
+  grpc::Status Upgrade(grpc::ServerContext*, const v1::UpgradeRequest*,
+                       v1::UpgradeReport*) override;
 
  private:
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.

@@ -170,6 +170,16 @@ void RxRing::SetInterruptMode(bool enabled) {
   __atomic_store_n(&ring_->flags, flags, __ATOMIC_SEQ_CST);
 }
 
+void RxRing::Resync() {
+  if (side_ != Side::kServer) return;
+  next_ = pending_ = LoadAcquire(&ring_->tail);
+}
+
+void TxRing::Resync() {
+  if (side_ != Side::kServer) return;
+  next_ = LoadAcquire(&ring_->tail);
+}
+
 void RxRing::DrainInterrupt() {
   uint64_t count;
   if (eventfd_ >= 0) (void)!::read(eventfd_, &count, sizeof(count));

@@ -159,6 +159,9 @@ class RxRing : public RingEnd {
   void SetInterruptMode(bool enabled);
   // Reads and discards the eventfd's count; call after a wake-up.
   void DrainInterrupt();
+  // Server: takes the cursor from the ring's header again (tail: all released so far), after
+  // another process served the ring for a while (an upgrade that was rolled back).
+  void Resync();
 
   // The consumer's cursor: the next slot to read (saved across an upgrade).
   uint16_t cursor() const { return next_; }
@@ -191,6 +194,8 @@ class TxRing : public RingEnd {
 
   // Slots free for frames now (an upper bound on frames Transmit would take).
   uint16_t FreeSlots() const;
+  // Server: takes the cursor from the ring's header again (tail: all published so far).
+  void Resync();
 
   // The producer's cursor: the next slot to fill (saved across an upgrade).
   uint16_t cursor() const { return next_; }

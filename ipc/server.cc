@@ -273,8 +273,9 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
     conn->tx_.push_back(std::make_unique<TxRing>(Side::kServer, s2c, conn->s2c_specs_[q].log2_size,
                                                  views, conn->s2c_eventfds_[q].get(), tx_cursor,
                                                  ClientSlots{}));
-    // We poll until the owner asks for interrupts.
-    conn->rx_.back()->SetInterruptMode(false);
+    // We poll until the owner asks for interrupts. A resumed ring's flags belong to whoever
+    // serves it until the hand-over completes: leave them.
+    if (fresh) conn->rx_.back()->SetInterruptMode(false);
   }
   return absl::OkStatus();
 }

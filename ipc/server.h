@@ -163,7 +163,9 @@ class MemifServer {
   absl::StatusOr<std::vector<ConnectionHandoff>> ExportConnections() const;
   void Relinquish();
   // Serves a connection another server exported: maps its regions, checks its rings, and resumes
-  // at the cursors the rings hold. on_connected runs as for a new client.
+  // at the cursors the rings hold. on_connected runs as for a new client. If the exporting server
+  // still serves the rings for a while (an upgrade's brownout), Resync them (RxRing/TxRing) once
+  // it has stopped, before polling.
   absl::Status AdoptConnection(ConnectionHandoff handoff);
   const ServerStats& stats() const { return stats_; }
   const std::string& socket_path() const { return options_.socket_path; }

@@ -26,6 +26,11 @@ class AppPort : public Port {
   void ArmWake(bool armed) override { rx_.SetInterruptMode(armed); }
   bool Pending() const override { return rx_.HasPending(); }
   void DrainWake() override { rx_.DrainInterrupt(); }
+  // Picks the rings' cursors up from shared memory again (after another snapd served them).
+  void Resync() {
+    rx_.Resync();
+    tx_.Resync();
+  }
 
   // Frames the app wrote that the ring refused (bad descriptors, oversize chains).
   uint64_t ring_drops() const {

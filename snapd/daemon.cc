@@ -91,11 +91,7 @@ absl::Status Daemon::Init() {
   if (!status.ok()) return status;
 
   // The memif socket first: a second snapd stops here, before DPDK says a word.
-  memif::ServerOptions options;
-  options.socket_path = config_.memif_socket();
-  options.name = "snapd";
-  options.limits.max_queue_pairs = 1;  // one queue pair per app port for now
-  auto server = memif::MemifServer::Create(options);
+  auto server = memif::MemifServer::Create(MemifOptions());
   if (!server.ok()) {
     if (absl::IsAlreadyExists(server.status())) {
       return absl::AlreadyExistsError(
@@ -103,12 +99,49 @@ absl::Status Daemon::Init() {
     }
     return server.status();
   }
-  memif_ = std::move(*server);
   // Apps may run as any user; an interface id (and its secret) is what admits them.
   chmod(config_.memif_socket().c_str(), 0666);
+  status = InitMemif(std::move(*server));
+  if (!status.ok()) return status;
 
+  status = InitEal(config_);
+  if (!status.ok()) return status;
+  eal_started_ = true;
+  status = InitEngines();
+  if (!status.ok()) return status;
+  status = OpenNics();
+  if (!status.ok()) return status;
+  InitLoopFds();
+  for (auto& [name, group] : groups_) {
+    status = Replace(group);
+    if (!status.ok())
+      return absl::Status(status.code(), absl::StrCat("group ", name, ": ", status.message()));
+  }
+  for (const auto& slot : engines_) {
+    LOG(INFO) << "engine " << slot->engine->name() << " (" << slot->engine->kind() << ") in group "
+              << slot->config.group() << " on worker " << slot->worker->name()
+              << (slot->worker->core() >= 0 ? absl::StrCat(" pinned to core ", slot->worker->core())
+                                            : std::string());
+  }
+  ready_ = true;
+  started_ns_ = MonotonicNs();
+  LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
+            << " interface(s) registered)";
+  return absl::OkStatus();
+}
+
+memif::ServerOptions Daemon::MemifOptions() const {
+  memif::ServerOptions options;
+  options.socket_path = config_.memif_socket();
+  options.name = "snapd";
+  options.limits.max_queue_pairs = 1;  // one queue pair per app port for now
+  return options;
+}
+
+absl::Status Daemon::InitMemif(std::unique_ptr<memif::MemifServer> server) {
+  memif_ = std::move(server);
   for (const config::App& app : config_.apps()) {
-    status = RegisterApp(app);
+    absl::Status status = RegisterApp(app);
     if (!status.ok()) return status;
   }
   memif_->set_on_connected([this](memif::Connection& c) { OnAppConnected(c); });
@@ -117,11 +150,10 @@ absl::Status Daemon::Init() {
   memif_->set_on_refused([](const ucred& peer, absl::string_view reason) {
     LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason;
   });
+  return absl::OkStatus();
+}
 
-  status = InitEal(config_);
-  if (!status.ok()) return status;
-  eal_started_ = true;
-
+absl::Status Daemon::InitEngines() {
   for (const config::Group& g : config_.groups()) {
     Group& group = groups_[g.name()];
     group.config = g;
@@ -137,30 +169,15 @@ absl::Status Daemon::Init() {
     slot->engine = std::move(*engine);
     engines_.push_back(std::move(slot));
   }
-  status = OpenNics();
-  if (!status.ok()) return status;
-  overload_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  for (auto& [name, group] : groups_) {
-    status = Replace(group);
-    if (!status.ok())
-      return absl::Status(status.code(), absl::StrCat("group ", name, ": ", status.message()));
-  }
-  for (const auto& slot : engines_) {
-    LOG(INFO) << "engine " << slot->engine->name() << " (" << slot->engine->kind() << ") in group "
-              << slot->config.group() << " on worker " << slot->worker->name()
-              << (slot->worker->core() >= 0 ? absl::StrCat(" pinned to core ", slot->worker->core())
-                                            : std::string());
-  }
+  return absl::OkStatus();
+}
 
+void Daemon::InitLoopFds() {
   sigset_t mask = DaemonSignals();
   signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   tasks_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  ready_ = true;
-  started_ns_ = MonotonicNs();
-  LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
-            << " interface(s) registered)";
-  return absl::OkStatus();
+  overload_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 }
 
 void Daemon::OnEngine(EngineSlot& slot, const std::function<void()>& fn) {

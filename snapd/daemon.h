@@ -75,6 +75,21 @@ class Daemon {
                         const std::optional<std::vector<int>>& cores,
                         const std::optional<int64_t>& slo_ns);
   std::vector<v1::Group> Groups() const;
+
+  // Upgrade, old side (snapd/takeover.cc): starts `binary` as the new snapd and moves everything
+  // to it, engine by engine. Main thread (the RPC runs it there). On success the daemon has handed
+  // everything over and its main loop ends; on failure it has taken back what moved and goes on
+  // serving, and the error says in which phase and why.
+  absl::StatusOr<v1::UpgradeReport> Upgrade(const std::string& binary,
+                                            const std::vector<std::string>& extra_args);
+  // Upgrade, new side: a daemon built from the old snapd at the other end of `channel`.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Takeover(UniqueFd channel);
+  // The control listener: main gives it to the daemon (an upgrade passes it on); a daemon built by
+  // Takeover hands out the one it received.
+  void set_control_listener(int fd) { control_listener_fd_ = fd; }
+  UniqueFd TakeControlListener() { return std::move(adopted_control_listener_); }
+  // True once an upgrade handed everything to a new snapd: nothing may be removed on exit.
+  bool handed_over() const { return handed_over_; }
   // Everything an operator can read: engines, ports, NICs, workers, app counters.
   v1::Stats Snapshot();
   std::vector<v1::App> Apps() const;
@@ -128,6 +143,15 @@ class Daemon {
   // Registers a checked app interface with the memif server.
   absl::Status RegisterApp(const config::App& app);
   void RunTasks();
+  // The parts of Init after the config: shared by Start and Takeover.
+  memif::ServerOptions MemifOptions() const;
+  absl::Status InitMemif(std::unique_ptr<memif::MemifServer> server);
+  absl::Status InitEngines();
+  void InitLoopFds();
+  // The configuration as it stands now (apps, engines and groups as RPCs left them).
+  config::SnapdConfig CurrentConfig() const;
+  // Old side: gives back to the workers every engine that stopped for an upgrade that failed.
+  void TakeBack(const std::vector<EngineSlot*>& stopped, bool nics_closed);
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
   // dropping workers as needed), each move at a batch boundary.
   void ApplyPlacement(Group& group, const Placement& placement);
@@ -154,6 +178,10 @@ class Daemon {
   std::map<int, std::function<void()>> watched_;
   bool eal_started_ = false;
   bool ready_ = false;
+  bool upgrading_ = false;
+  bool handed_over_ = false;
+  int control_listener_fd_ = -1;
+  UniqueFd adopted_control_listener_;
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
 };
 

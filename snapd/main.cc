@@ -37,6 +37,9 @@ ABSL_FLAG(std::string, mode, "",
           "compacting.");
 ABSL_FLAG(std::vector<std::string>, cores, {},
           "Cores the default group's workers are pinned to, e.g. 1 or 0,1 (default: not pinned).");
+ABSL_FLAG(int, takeover_fd, -1,
+          "Internal: started by an old snapd to take over from it over this fd (snapctl "
+          "upgrade).");
 ABSL_FLAG(int, stats_interval_s, 0,
           "Log a stats table this often (0: at exit only; SIGUSR1: now).");
 
@@ -71,6 +74,35 @@ int Fail(const absl::Status& status) {
   return 2;
 }
 
+// Runs the daemon with its control plane until it stops, then takes them down in order.
+int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control) {
+  ControlServer* cs = control.get();
+  daemon.set_control_listener(cs->listen_fd());
+  daemon.Watch(cs->listen_fd(), [cs] { cs->OnAcceptable(); });
+  daemon.Run();
+  // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
+  daemon.StopServingTasks();
+  if (daemon.handed_over()) control->Relinquish();  // the socket is the new snapd's
+  control.reset();
+  return 0;
+}
+
+// The new side of an upgrade: everything comes from the old snapd over the channel.
+int RunTakeover(int fd) {
+  auto daemon = Daemon::Takeover(UniqueFd(fd));
+  if (!daemon.ok()) return Fail(daemon.status());
+  const config::SnapdConfig& cfg = (*daemon)->config();
+  UniqueFd listener = (*daemon)->TakeControlListener();
+  auto control =
+      listener ? ControlServer::Adopt(daemon->get(), cfg.control_socket(), cfg.control_group(),
+                                      std::move(listener))
+               : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
+  if (!control.ok()) return Fail(control.status());
+  int status = Serve(**daemon, std::move(*control));
+  daemon->reset();
+  return status;
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "snapd: the host networking daemon.\n"
@@ -90,6 +122,8 @@ int Main(int argc, char** argv) {
   BlockDaemonSignals();
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("snapd");
+
+  if (absl::GetFlag(FLAGS_takeover_fd) >= 0) return RunTakeover(absl::GetFlag(FLAGS_takeover_fd));
 
   config::SnapdConfig cfg;
   if (!absl::GetFlag(FLAGS_config).empty()) {
@@ -144,14 +178,9 @@ int Main(int argc, char** argv) {
   if (!daemon.ok()) return Fail(daemon.status());
   auto control = ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) return Fail(control.status());
-  ControlServer* cs = control->get();
-  (*daemon)->Watch(cs->listen_fd(), [cs] { cs->OnAcceptable(); });
-  (*daemon)->Run();
-  // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
-  (*daemon)->StopServingTasks();
-  control->reset();
-  daemon->reset();
-  return 0;
+  int exit_code = Serve(**daemon, std::move(*control));
+  daemon->reset();  // after the control plane: its RPCs run on the daemon
+  return exit_code;
 }
 
 }  // namespace

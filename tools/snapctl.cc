@@ -13,6 +13,7 @@
 //     ports                                  NICs and every port with its counters
 //     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
 //     top [--interval=1] [--iterations=N]    live per-core and per-engine view, redrawn in place
+//     upgrade --binary=PATH                  move snapd to a new binary live, engine by engine
 //     groups                                 engine groups: mode, cores, SLO, workers, rebalances
 //     mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]
 //
@@ -58,6 +59,8 @@ ABSL_FLAG(double, watch, 0, "stats: redraw every this many seconds until interru
 ABSL_FLAG(double, interval, 1, "top: seconds between redraws.");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many redraws (0: until interrupted).");
 ABSL_FLAG(double, timeout_s, 5, "Give up on a call after this many seconds.");
+ABSL_FLAG(std::string, binary, "", "upgrade: the new snapd binary.");
+ABSL_FLAG(std::vector<std::string>, new_args, {}, "upgrade: extra flags for the new snapd.");
 
 namespace snapd {
 namespace {
@@ -442,6 +445,25 @@ class Cli {
     return 0;
   }
 
+  int Upgrade() {
+    v1::UpgradeRequest req;
+    req.set_binary(absl::GetFlag(FLAGS_binary));
+    for (const std::string& a : absl::GetFlag(FLAGS_new_args)) req.add_args(a);
+    v1::UpgradeReport report;
+    if (!Call(&v1::Snapd::Stub::Upgrade, req, &report)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(report);
+      return 0;
+    }
+    printf("upgraded: pid %d -> %d, brownout %ld us\n", report.old_pid(), report.new_pid(),
+           report.brownout_us());
+    printf("%-14s %12s\n", "ENGINE", "BLACKOUT_US");
+    for (const v1::EngineMove& m : report.engines()) {
+      printf("%-14s %12ld\n", m.name().c_str(), m.blackout_us());
+    }
+    return 0;
+  }
+
   int Stats() {
     double watch = absl::GetFlag(FLAGS_watch);
     while (true) {
@@ -482,7 +504,8 @@ int Main(int argc, char** argv) {
       "  info | engines | apps | ports | groups | stats [--watch=SECONDS] | top\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
-      "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID");
+      "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID\n"
+      "  upgrade --binary=PATH");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> a(args.begin() + 1, args.end());
   if (a.empty()) return Usage("no command");
@@ -499,6 +522,10 @@ int Main(int argc, char** argv) {
   if (cmd == "stats" && want(1)) return cli.Stats();
   if (cmd == "groups" && want(1)) return cli.Groups();
   if (cmd == "top" && want(1)) return cli.Top();
+  if (cmd == "upgrade" && want(1)) {
+    if (absl::GetFlag(FLAGS_binary).empty()) return Usage("upgrade --binary=PATH");
+    return cli.Upgrade();
+  }
   if (cmd == "mode") {
     if (!want(3)) return Usage("mode GROUP dedicated|spreading|compacting [--cores=..] [--slo=..]");
     return cli.Mode(a[1], a[2]);

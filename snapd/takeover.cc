@@ -1,0 +1,325 @@
+// Transparent upgrade: the old snapd starts the new binary, hands it the apps' connections and
+// the control socket while it keeps serving (brownout), then moves the engines one at a time
+// (each one's blackout), and exits. See upgrade/README.md for the plan and upgrade/takeover.proto
+// for the messages.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "snapd/app_port.h"
+#include "snapd/daemon.h"
+#include "upgrade/fd_channel.h"
+#include "upgrade/memif_handoff.h"
+#include "upgrade/takeover.pb.h"
+
+// Testing hooks for the new binary (snapctl upgrade --new_args=...): die as a kill -9 would at a
+// phase (brownout, blackout, half), or claim another protocol version.
+ABSL_FLAG(std::string, takeover_fault, "", "Testing: die during this phase of a takeover.");
+ABSL_FLAG(int, takeover_version, 0, "Testing: claim this takeover protocol version.");
+
+namespace snapd {
+namespace {
+
+namespace wire = upgrade::wire;
+
+constexpr uint32_t kTakeoverVersion = 1;
+constexpr absl::Duration kStartTimeout = absl::Seconds(30);  // the new binary's EAL and engines
+constexpr absl::Duration kStepTimeout = absl::Seconds(10);
+
+absl::Status Send(int sock, const wire::Envelope& e, const std::vector<UniqueFd>& fds = {}) {
+  std::vector<int> raw;
+  for (const UniqueFd& fd : fds) raw.push_back(fd.get());
+  return upgrade::SendFdMessage(sock, e.SerializeAsString(), raw);
+}
+
+struct Received {
+  wire::Envelope envelope;
+  std::vector<UniqueFd> fds;
+};
+
+absl::StatusOr<Received> Receive(int sock, absl::Duration timeout) {
+  auto raw = upgrade::ReceiveFdMessage(sock, timeout);
+  if (!raw.ok()) return raw.status();
+  Received r;
+  if (!r.envelope.ParseFromString(raw->bytes)) {
+    return absl::InvalidArgumentError("takeover message does not parse");
+  }
+  r.fds = std::move(raw->fds);
+  if (r.envelope.has_failed()) {
+    return absl::AbortedError(absl::StrCat("the other snapd failed in ",
+                                           r.envelope.failed().phase(), ": ",
+                                           r.envelope.failed().reason()));
+  }
+  return r;
+}
+
+int64_t ElapsedUs(int64_t since_ns) { return (MonotonicNs() - since_ns) / 1000; }
+
+void MaybeDie(const std::string& phase) {
+  if (absl::GetFlag(FLAGS_takeover_fault) == phase) {
+    LOG(WARNING) << "takeover: dying in " << phase << " (--takeover_fault)";
+    raise(SIGKILL);
+  }
+}
+
+}  // namespace
+
+config::SnapdConfig Daemon::CurrentConfig() const {
+  config::SnapdConfig cfg = config_;
+  cfg.clear_apps();
+  for (const auto& [id, info] : apps_) *cfg.add_apps() = info.config;
+  cfg.clear_engines();
+  for (const auto& slot : engines_) *cfg.add_engines() = slot->config;
+  cfg.clear_groups();
+  for (const auto& [name, group] : groups_) *cfg.add_groups() = group.config;
+  return cfg;
+}
+
+void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, bool nics_closed) {
+  for (EngineSlot* slot : stopped) {
+    // The new snapd may have served the rings meanwhile: pick their cursors up again.
+    slot->engine->ForEachPort([](Port& p) {
+      if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
+    });
+  }
+  if (nics_closed) {
+    absl::Status status = OpenNics();
+    if (!status.ok()) LOG(ERROR) << "upgrade rollback: cannot reopen the NICs: " << status;
+  }
+  for (EngineSlot* slot : stopped) {
+    slot->worker->AddEngine(slot->engine.get());
+    slot->polled = true;
+  }
+}
+
+absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
+                                                  const std::vector<std::string>& extra_args) {
+  if (upgrading_) return absl::FailedPreconditionError("an upgrade is already running");
+  if (access(binary.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
+  }
+  upgrading_ = true;
+  struct Clear {
+    bool* flag;
+    ~Clear() { *flag = false; }
+  } clear{&upgrading_};
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
+  }
+  UniqueFd channel(sv[0]);
+  const int64_t start = MonotonicNs();
+  pid_t child = fork();
+  if (child == 0) {
+    // The new snapd: the channel on fd 3, everything else of ours closed on exec.
+    dup2(sv[1], 3);
+    std::vector<std::string> args = {binary, "--takeover_fd=3"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(sv[1]);
+  if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+
+  std::string phase = "start";
+  std::vector<EngineSlot*> stopped;
+  bool nics_closed = false;
+  v1::UpgradeReport report;
+  report.set_old_pid(getpid());
+  report.set_new_pid(child);
+  auto fail = [&](const absl::Status& why) -> absl::Status {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    TakeBack(stopped, nics_closed);
+    LOG(ERROR) << "upgrade to " << binary << " failed during " << phase << ": " << why.message()
+               << "; this snapd goes on serving everything";
+    return absl::Status(why.code() == absl::StatusCode::kFailedPrecondition
+                            ? absl::StatusCode::kFailedPrecondition
+                            : absl::StatusCode::kAborted,
+                        absl::StrCat("upgrade failed during ", phase, ": ", why.message(),
+                                     "; the old snapd goes on serving"));
+  };
+
+  // Handshake: refuse an incompatible new snapd before anything moves.
+  auto hello = Receive(channel.get(), kStartTimeout);
+  if (!hello.ok()) return fail(hello.status());
+  if (!hello->envelope.has_hello()) return fail(absl::InvalidArgumentError("no hello"));
+  if (hello->envelope.hello().version() != kTakeoverVersion) {
+    wire::Envelope refuse;
+    refuse.mutable_refuse()->set_reason(
+        absl::StrCat("this snapd speaks takeover version ", kTakeoverVersion));
+    (void)Send(channel.get(), refuse);
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("incompatible takeover version ", hello->envelope.hello().version(),
+                     " (this snapd speaks ", kTakeoverVersion, ")")));
+  }
+
+  // Brownout: we keep serving; the new snapd adopts the apps and builds the engines.
+  phase = "brownout";
+  wire::Envelope brownout;
+  *brownout.mutable_brownout()->mutable_config() = CurrentConfig();
+  std::vector<UniqueFd> fds;
+  absl::Status status =
+      upgrade::ExportMemifHandoff(*memif_, brownout.mutable_brownout()->mutable_memif(), &fds);
+  if (!status.ok()) return fail(status);
+  if (control_listener_fd_ >= 0) {
+    fds.emplace_back(fcntl(control_listener_fd_, F_DUPFD_CLOEXEC, 0));
+    brownout.mutable_brownout()->set_control_listener_fd(fds.size() - 1);
+  } else {
+    brownout.mutable_brownout()->set_control_listener_fd(UINT32_MAX);
+  }
+  status = Send(channel.get(), brownout, fds);
+  if (!status.ok()) return fail(status);
+  fds.clear();
+  auto ready = Receive(channel.get(), kStartTimeout);
+  if (!ready.ok()) return fail(ready.status());
+  if (!ready->envelope.has_ready()) return fail(absl::InvalidArgumentError("expected ready"));
+  report.set_brownout_us(ElapsedUs(start));
+
+  // Blackouts, one engine at a time.
+  for (auto& slot_ptr : engines_) {
+    EngineSlot& slot = *slot_ptr;
+    phase = absl::StrCat("blackout of ", slot.config.name());
+    const int64_t t0 = MonotonicNs();
+    if (slot.polled) slot.worker->RemoveEngine(slot.engine.get());  // at a batch boundary
+    slot.polled = false;
+    stopped.push_back(&slot);
+    wire::Envelope move;
+    move.mutable_move_engine()->set_name(slot.config.name());
+    // NIC queues are shared between engines' ports of one device: they move with the first.
+    if (!nics_closed && !nics_.empty()) {
+      CloseNics();
+      nics_closed = true;
+      move.mutable_move_engine()->set_open_nics(true);
+    }
+    status = slot.engine->SaveState(move.mutable_move_engine()->mutable_state());
+    if (!status.ok()) return fail(status);
+    status = Send(channel.get(), move);
+    if (!status.ok()) return fail(status);
+    auto moved = Receive(channel.get(), kStepTimeout);
+    if (!moved.ok()) return fail(moved.status());
+    if (!moved->envelope.has_moved() || moved->envelope.moved().name() != slot.config.name()) {
+      return fail(absl::InvalidArgumentError("expected moved"));
+    }
+    v1::EngineMove* m = report.add_engines();
+    m->set_name(slot.config.name());
+    m->set_blackout_us(ElapsedUs(t0));
+  }
+
+  phase = "finish";
+  wire::Envelope done;
+  done.mutable_done();
+  status = Send(channel.get(), done);
+  if (!status.ok()) return fail(status);
+  // Everything is the new snapd's: let go without a word to anyone, and stop.
+  for (auto& slot : engines_) {
+    for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
+  }
+  memif_->Relinquish();
+  handed_over_ = true;
+  LOG(INFO) << "upgrade: everything moved to pid " << child << " (brownout " << report.brownout_us()
+            << " us); this snapd exits";
+  Stop();
+  return report;
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
+  std::unique_ptr<Daemon> daemon(new Daemon());
+  wire::Envelope hello;
+  uint32_t version = kTakeoverVersion;
+  if (absl::GetFlag(FLAGS_takeover_version) != 0) version = absl::GetFlag(FLAGS_takeover_version);
+  hello.mutable_hello()->set_version(version);
+  hello.mutable_hello()->set_pid(getpid());
+  absl::Status status = Send(channel.get(), hello);
+  if (!status.ok()) return status;
+  auto brownout = Receive(channel.get(), kStepTimeout);
+  if (!brownout.ok()) return brownout.status();
+  if (brownout->envelope.has_refuse()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the old snapd refused the takeover: ", brownout->envelope.refuse().reason()));
+  }
+  if (!brownout->envelope.has_brownout()) return absl::InvalidArgumentError("expected brownout");
+  MaybeDie("brownout");
+  const wire::Brownout& b = brownout->envelope.brownout();
+  Daemon& d = *daemon;
+  d.config_ = b.config();
+  auto handoff = upgrade::TakeMemifHandoff(b.memif(), &brownout->fds);
+  if (!handoff.ok()) return handoff.status();
+  if (b.control_listener_fd() < brownout->fds.size()) {
+    d.adopted_control_listener_ = std::move(brownout->fds[b.control_listener_fd()]);
+  }
+  status = InitEal(d.config_);
+  if (!status.ok()) return status;
+  d.eal_started_ = true;
+  status = d.InitEngines();
+  if (!status.ok()) return status;
+  for (auto& slot : d.engines_) slot->ready = false;  // polled only once moved
+  auto server = memif::MemifServer::Adopt(d.MemifOptions(), std::move(handoff->listener));
+  if (!server.ok()) return server.status();
+  status = d.InitMemif(std::move(*server));
+  if (!status.ok()) return status;
+  for (memif::ConnectionHandoff& c : handoff->connections) {
+    uint32_t id = c.id;
+    status = d.memif_->AdoptConnection(std::move(c));
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("app ", id, ": ", status.message()));
+    }
+  }
+  d.InitLoopFds();
+  wire::Envelope ready;
+  ready.mutable_ready();
+  status = Send(channel.get(), ready);
+  if (!status.ok()) return status;
+
+  size_t moved = 0;
+  while (true) {
+    auto msg = Receive(channel.get(), kStepTimeout);
+    if (!msg.ok()) return msg.status();
+    if (msg->envelope.has_done()) break;
+    if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
+    const wire::MoveEngine& m = msg->envelope.move_engine();
+    MaybeDie("blackout");
+    EngineSlot* slot = d.FindEngine(m.name());
+    if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
+    if (m.open_nics()) {
+      status = d.OpenNics();
+      if (!status.ok()) return status;
+    }
+    status = slot->engine->RestoreState(m.state());
+    if (!status.ok()) return status;
+    // The old snapd served these rings until a moment ago: start where it stopped.
+    slot->engine->ForEachPort([](Port& p) {
+      if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
+    });
+    slot->ready = true;
+    status = d.Replace(d.groups_.at(slot->config.group()));
+    if (!status.ok()) return status;
+    wire::Envelope reply;
+    reply.mutable_moved()->set_name(m.name());
+    status = Send(channel.get(), reply);
+    if (!status.ok()) return status;
+    if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
+  }
+  d.ready_ = true;
+  d.started_ns_ = MonotonicNs();
+  LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "
+            << d.engines_.size() << " engine(s) moved";
+  return daemon;
+}
+
+}  // namespace snapd
