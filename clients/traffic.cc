@@ -61,12 +61,16 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
   int64_t last_progress = start;
   const int64_t idle_limit = absl::ToInt64Nanoseconds(options.idle_timeout);
   int idle_spins = 0;
-  while (result.received < options.frames) {
+  const int64_t send_until = options.send_for > absl::ZeroDuration()
+                                 ? start + absl::ToInt64Nanoseconds(options.send_for)
+                                 : INT64_MAX;
+  uint64_t frames = options.frames;
+  while (result.received < frames) {
+    if (frames > result.sent && NowNs() > send_until) frames = result.sent;  // time is up
     // Send as much as the window allows.
     uint64_t in_flight = result.sent - result.received;
-    if (result.sent < options.frames && in_flight < window) {
-      uint64_t want =
-          std::min<uint64_t>({options.frames - result.sent, window - in_flight, kBurst});
+    if (result.sent < frames && in_flight < window) {
+      uint64_t want = std::min<uint64_t>({frames - result.sent, window - in_flight, kBurst});
       for (uint64_t i = 0; i < want; ++i) {
         out[i] = memif::Frame{storage.data() + i * size, size};
         Build(out[i].data, header, size, result.sent + i);
@@ -78,13 +82,17 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
     for (uint16_t i = 0; i < n; ++i) {
       const memif::Frame& f = got[i];
       if (f.len != size || f.data[12] != uint8_t(header[12]) || f.data[13] != uint8_t(header[13])) {
-        ++result.corrupt;
+        ++result.other;  // not ours: an ARP or other broadcast the switch floods to every app
         continue;
       }
       uint64_t seq;
       int64_t sent_at;
       memcpy(&seq, f.data + seq_offset, 8);
       memcpy(&sent_at, f.data + seq_offset + 8, 8);
+      if (seq >= result.sent) {  // a sequence number never sent: damaged on the way
+        ++result.corrupt;
+        continue;
+      }
       if (seq != expected) ++result.reordered;
       expected = seq + 1;
       ++result.received;

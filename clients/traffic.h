@@ -27,13 +27,16 @@ struct LoadOptions {
   bool poll = true;     // spin while waiting; false: sleep on the ring's interrupt
   absl::Duration idle_timeout = absl::Seconds(5);  // give up after this long without progress
   bool record_rtt = false;                         // keep every round-trip time (ping-pong)
+  // Stop sending after this long (then wait for the frames in flight); zero: send them all.
+  absl::Duration send_for = absl::ZeroDuration();
 };
 
 struct LoadResult {
   uint64_t sent = 0;
   uint64_t received = 0;
   uint64_t reordered = 0;  // frames that came back with a sequence number other than expected
-  uint64_t corrupt = 0;    // frames of the wrong size or with a damaged header
+  uint64_t corrupt = 0;    // frames of the stream whose sequence number field is damaged
+  uint64_t other = 0;      // frames not of the stream (broadcasts, say): ignored
   double seconds = 0;
   std::vector<int64_t> rtt_ns;
   bool timed_out = false;

@@ -102,6 +102,9 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, bool nics_closed)
 absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                                   const std::vector<std::string>& extra_args) {
   if (upgrading_) return absl::FailedPreconditionError("an upgrade is already running");
+  if (handed_over_) {
+    return absl::FailedPreconditionError("this snapd has handed over to a new one already");
+  }
   if (access(binary.c_str(), X_OK) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
@@ -226,6 +229,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   done.mutable_done();
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);
+  auto serving = Receive(channel.get(), kStepTimeout);
+  if (!serving.ok()) return fail(serving.status());
+  if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));
   // Everything is the new snapd's: let go without a word to anyone, and stop.
   for (auto& slot : engines_) {
     for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
@@ -315,6 +321,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
   }
+  wire::Envelope serving;
+  serving.mutable_serving();
+  status = Send(channel.get(), serving);
+  if (!status.ok()) return status;
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
            snap::Percentile(r.rtt_ns, 99));
   }
+  if (r.other > 0) printf(" other=%lu", r.other);
   printf("%s\n", r.timed_out ? " TIMED-OUT" : "");
   fflush(stdout);
   if (absl::GetFlag(FLAGS_hold)) {

@@ -29,6 +29,9 @@ ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 58).");
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
+ABSL_FLAG(double, duration_s, 0,
+          "Stop sending after this many seconds (then wait for the frames in flight); 0: send "
+          "--frames.");
 ABSL_FLAG(bool, print_start, false,
           "Print to stderr the wall-clock time the first frame goes out (unix_ns=...).");
 
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
   load.poll = absl::GetFlag(FLAGS_poll);
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
+  load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   // When the first frame goes out, for measurements that start there (tools/bench modes).
   if (absl::GetFlag(FLAGS_print_start)) {
     fprintf(stderr, "snap_traffic: sending from unix_ns=%ld\n", absl::ToUnixNanos(absl::Now()));
@@ -111,6 +115,7 @@ int main(int argc, char** argv) {
     printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
            snap::Percentile(r.rtt_ns, 99));
   }
+  if (r.other > 0) printf(" other=%lu", r.other);
   printf("%s\n", r.timed_out ? " TIMED-OUT" : "");
   bool ok = !r.timed_out && !r.lost() && r.reordered == 0 && r.corrupt == 0;
   return ok ? 0 : 1;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Transparent upgrade under traffic. snapd drives a veth (af_packet) into a namespace and serves two
+# apps: snap_traffic exchanges sequenced UDP with udp_echo, and the namespace pings udp_echo
+# through the NIC. Then:
+#  - 20 upgrades in a row, alternating two copies of the binary: every app frame comes back, in
+#    order; no app is ever detached; the NIC path's losses (ping) are counted and reported;
+#  - the new snapd dies (SIGKILL) during brownout, during a blackout, and after the engines moved
+#    but before the end; an incompatible takeover version is refused before anything moves; each
+#    time the old snapd goes on serving everything, and a last upgrade then succeeds.
+source "$(dirname "$0")/lib.sh"
+need_root
+SNAPD=$(bin snapd/snapd)
+SNAPCTL=$(bin tools/snapctl)
+UDP_ECHO=$(bin clients/udp_echo)
+TRAFFIC=$(bin clients/snap_traffic)
+tag=$$
+NS="snapd-up-$tag"
+make_host "$NS" "up${tag}h" "up${tag}n" 10.84.0.100/24
+cp "$SNAPD" "$WORK/snapd-a"
+cp "$SNAPD" "$WORK/snapd-b"
+RUN="$WORK/run"
+ctl() { "$SNAPCTL" --socket="$RUN/control.sock" --timeout_s=60 "$@"; }
+pid_of_snapd() { ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+
+start snapd "$WORK/snapd-a" --run_dir="$RUN" --nic="net_af_packet0,iface=up${tag}h" \
+  --app=id=1,mac=02:00:00:00:84:01,ip=10.84.0.1 --app=id=2,mac=02:00:00:00:84:02,ip=10.84.0.2
+wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
+start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
+wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
+
+# --- 20 upgrades under traffic --------------------------------------------------------------
+start traffic "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --frames=1000000000 \
+  --window=16 --duration_s=25 --timeout_s=30
+start ping ip netns exec "$NS" ping -i 0.02 -w 24 10.84.0.1
+wait_for 10 "traffic flowing" grep -q "attached to vswitch0 as 02:00:00:00:84:02" "$WORK/snapd.log"
+ok=0
+for i in $(seq 1 20); do
+  bin_i=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
+  if ctl upgrade --binary="$WORK/$bin_i" >"$WORK/upgrade-$i.log" 2>&1; then
+    ok=$((ok + 1))
+  else
+    cat "$WORK/upgrade-$i.log"
+  fi
+done
+check "20 upgrades in a row succeeded" [ "$ok" -eq 20 ]
+grep -h "^vswitch0" "$WORK"/upgrade-*.log | awk '{print $2}' | sort -n | tr '\n' ' ' | sed 's/^/blackouts (us): /'; echo
+wait "$PID_traffic" || true
+cat "$WORK/traffic.log"
+check "every app frame came back, in order, through 20 upgrades" \
+  grep -q "lost=0 reordered=0 corrupt=0 seconds" "$WORK/traffic.log"
+check "no app was detached by the upgrades (app 2 left once, at the end of its run)" \
+  bash -c "[ \$(grep -c 'app 2 detached' '$WORK/snapd.log') -eq 1 ] && ! grep -q 'app 1 detached' '$WORK/snapd.log'"
+check "udp_echo was never told to go" bash -c "! grep -q detached '$WORK/echo.log'"
+wait "$PID_ping" || true
+loss=$(grep -o "[0-9.]*% packet loss" "$WORK/ping.log" || echo "?")
+echo "NIC path (ping through af_packet) across the upgrades: $(grep -o '[0-9]* packets transmitted, [0-9]* received' "$WORK/ping.log"), $loss"
+check "the NIC path carried the pings across the upgrades" grep -q " [1-9][0-9]* received" "$WORK/ping.log"
+
+# --- failures -------------------------------------------------------------------------------
+start traffic2 "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --frames=1000000000 \
+  --window=16 --duration_s=8 --timeout_s=30
+before=$(pid_of_snapd)
+for fault in brownout blackout half; do
+  out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_fault=$fault 2>&1) && status=0 || status=$?
+  echo "  kill -9 in $fault: $out"
+  check "a new snapd killed in $fault fails the upgrade, naming the phase" \
+    bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'upgrade failed during'* ]]"
+  check "the old snapd goes on serving after the $fault failure" [ "$(pid_of_snapd)" = "$before" ]
+done
+out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_version=99 2>&1) && status=0 || status=$?
+echo "  incompatible: $out"
+check "an incompatible takeover version is refused before anything moves" \
+  bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'incompatible takeover version 99'* ]]"
+check "a missing binary is refused" bash -c "! '$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
+wait "$PID_traffic2" || true
+cat "$WORK/traffic2.log"
+check "no app frame was lost or reordered through the failed upgrades" \
+  grep -q "lost=0 reordered=0 corrupt=0 seconds" "$WORK/traffic2.log"
+check "a last upgrade after the failures succeeds" ctl upgrade --binary="$WORK/snapd-b"
+check "and the new snapd serves the apps it kept" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' apps | grep -qE '^ +1 .* yes '"
+finish
