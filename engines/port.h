@@ -32,6 +32,7 @@ struct alignas(64) PortStats {
   Counter rx_errors;       // frames the port itself could not deliver (bad descriptor, multi-seg)
   Counter drop_malformed;  // frames an engine dropped as malformed
   Counter drop_spoofed;    // frames an engine dropped for a source the port may not use
+  Counter drop_takeover;   // frames a NIC queued while an upgrade handed it over, discarded
 };
 
 class Port {

@@ -190,31 +190,45 @@ void Daemon::OnEngine(EngineSlot& slot, const std::function<void()>& fn) {
 
 absl::Status Daemon::OpenNics() {
   for (int i = 0; i < config_.nics_size(); ++i) {
-    const config::Nic& cfg = config_.nics(i);
-    auto nic = Nic::Open(cfg, i);
-    if (!nic.ok()) return nic.status();
-    for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
-      EngineSlot* slot = FindEngine(cfg.engines(q % cfg.engines_size()));
-      std::unique_ptr<Port> port = (*nic)->TakeQueuePort(q);
-      absl::Status status;
-      OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), {}); });
-      if (!status.ok()) return status;
-    }
-    nics_.push_back(std::move(*nic));
+    absl::Status status = OpenNic(i);
+    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
-void Daemon::CloseNics() {
+absl::Status Daemon::OpenNic(int index) {
+  const config::Nic& cfg = config_.nics(index);
+  auto nic = Nic::Open(cfg, index);
+  if (!nic.ok()) return nic.status();
+  for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
+    EngineSlot* slot = FindEngine(cfg.engines(q % cfg.engines_size()));
+    std::unique_ptr<Port> port = (*nic)->TakeQueuePort(q);
+    absl::Status status;
+    OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), {}); });
+    if (!status.ok()) return status;
+  }
+  if (nics_.size() <= static_cast<size_t>(index)) nics_.resize(index + 1);
+  nics_[index] = std::move(*nic);
+  return absl::OkStatus();
+}
+
+void Daemon::CloseNic(int index) {
+  if (static_cast<size_t>(index) >= nics_.size() || !nics_[index]) return;
+  const std::string link = nics_[index]->name();
   for (auto& slot : engines_) {
     OnEngine(*slot, [&] {
-      std::vector<std::string> nic_ports;
+      std::vector<std::string> queues;
       slot->engine->ForEachPort([&](Port& p) {
-        if (p.kind() == PortKind::kNic) nic_ports.push_back(p.name());
+        if (p.kind() == PortKind::kNic && p.link() == link) queues.push_back(p.name());
       });
-      for (const std::string& name : nic_ports) slot->engine->RemovePort(name);
+      for (const std::string& name : queues) slot->engine->RemovePort(name);
     });
   }
+  nics_[index].reset();
+}
+
+void Daemon::CloseNics() {
+  for (size_t i = 0; i < nics_.size(); ++i) CloseNic(static_cast<int>(i));
   nics_.clear();
 }
 
@@ -273,8 +287,9 @@ void Daemon::ApplyPlacement(Group& group, const Placement& placement) {
     slot->worker = target;
     slot->polled = true;
   }
-  // Workers beyond the placement have no engine left.
-  while (group.workers.size() > placement.workers.size()) group.workers.pop_back();
+  // Workers beyond the placement have no engine left (a takeover keeps them for the engines
+  // still to come).
+  while (!taking_over_ && group.workers.size() > placement.workers.size()) group.workers.pop_back();
   group.placement = placement;
   group.last_change_ns = MonotonicNs();
 }
@@ -493,6 +508,7 @@ v1::Stats Daemon::Snapshot() {
         st->set_rx_errors(rx_err);
         st->set_drop_malformed(ps.drop_malformed.Get());
         st->set_drop_spoofed(ps.drop_spoofed.Get());
+        st->set_drop_takeover(ps.drop_takeover.Get());
       });
     });
   }
@@ -509,6 +525,7 @@ v1::Stats Daemon::Snapshot() {
     }
   }
   for (const auto& nic : nics_) {
+    if (!nic) continue;
     NicStats s = nic->Stats();
     v1::Nic* n = out.add_nics();
     n->set_name(nic->name());

@@ -140,6 +140,9 @@ class Daemon {
   // closes them.
   absl::Status OpenNics();
   void CloseNics();
+  // One NIC of the config, by index (nics_[index]).
+  absl::Status OpenNic(int index);
+  void CloseNic(int index);
   // Registers a checked app interface with the memif server.
   absl::Status RegisterApp(const config::App& app);
   void RunTasks();
@@ -151,7 +154,7 @@ class Daemon {
   // The configuration as it stands now (apps, engines and groups as RPCs left them).
   config::SnapdConfig CurrentConfig() const;
   // Old side: gives back to the workers every engine that stopped for an upgrade that failed.
-  void TakeBack(const std::vector<EngineSlot*>& stopped, bool nics_closed);
+  void TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics);
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
   // dropping workers as needed), each move at a batch boundary.
   void ApplyPlacement(Group& group, const Placement& placement);
@@ -164,7 +167,7 @@ class Daemon {
 
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
-  std::vector<std::unique_ptr<Nic>> nics_;
+  std::vector<std::unique_ptr<Nic>> nics_;  // by config index; null while closed
   std::vector<std::unique_ptr<EngineSlot>> engines_;
   std::map<std::string, Group> groups_;
   std::map<uint32_t, AppInfo> apps_;  // by memif interface id
@@ -179,6 +182,7 @@ class Daemon {
   bool eal_started_ = false;
   bool ready_ = false;
   bool upgrading_ = false;
+  bool taking_over_ = false;  // new side of an upgrade: workers are kept until every engine moved
   bool handed_over_ = false;
   int control_listener_fd_ = -1;
   UniqueFd adopted_control_listener_;

@@ -82,16 +82,17 @@ config::SnapdConfig Daemon::CurrentConfig() const {
   return cfg;
 }
 
-void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, bool nics_closed) {
+void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped,
+                      const std::vector<int>& closed_nics) {
   for (EngineSlot* slot : stopped) {
     // The new snapd may have served the rings meanwhile: pick their cursors up again.
     slot->engine->ForEachPort([](Port& p) {
       if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
     });
   }
-  if (nics_closed) {
-    absl::Status status = OpenNics();
-    if (!status.ok()) LOG(ERROR) << "upgrade rollback: cannot reopen the NICs: " << status;
+  for (int i : closed_nics) {
+    absl::Status status = OpenNic(i);
+    if (!status.ok()) LOG(ERROR) << "upgrade rollback: cannot reopen NIC " << i << ": " << status;
   }
   for (EngineSlot* slot : stopped) {
     slot->worker->AddEngine(slot->engine.get());
@@ -141,14 +142,15 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
 
   std::string phase = "start";
   std::vector<EngineSlot*> stopped;
-  bool nics_closed = false;
+  std::vector<int> deferred_nics;  // the new snapd opens these only once we closed them
+  std::vector<int> closed_nics;
   v1::UpgradeReport report;
   report.set_old_pid(getpid());
   report.set_new_pid(child);
   auto fail = [&](const absl::Status& why) -> absl::Status {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
-    TakeBack(stopped, nics_closed);
+    TakeBack(stopped, closed_nics);
     LOG(ERROR) << "upgrade to " << binary << " failed during " << phase << ": " << why.message()
                << "; this snapd goes on serving everything";
     return absl::Status(why.code() == absl::StatusCode::kFailedPrecondition
@@ -192,6 +194,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   auto ready = Receive(channel.get(), kStartTimeout);
   if (!ready.ok()) return fail(ready.status());
   if (!ready->envelope.has_ready()) return fail(absl::InvalidArgumentError("expected ready"));
+  for (uint32_t i : ready->envelope.ready().deferred_nics()) {
+    if (i < nics_.size()) deferred_nics.push_back(static_cast<int>(i));
+  }
   report.set_brownout_us(ElapsedUs(start));
 
   // Blackouts, one engine at a time.
@@ -204,10 +209,10 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     stopped.push_back(&slot);
     wire::Envelope move;
     move.mutable_move_engine()->set_name(slot.config.name());
-    // NIC queues are shared between engines' ports of one device: they move with the first.
-    if (!nics_closed && !nics_.empty()) {
-      CloseNics();
-      nics_closed = true;
+    // NICs the new snapd could not open beside us move with the first engine.
+    if (stopped.size() == 1 && !deferred_nics.empty()) {
+      for (int i : deferred_nics) CloseNic(i);
+      closed_nics = deferred_nics;
       move.mutable_move_engine()->set_open_nics(true);
     }
     status = slot.engine->SaveState(move.mutable_move_engine()->mutable_state());
@@ -275,6 +280,34 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   status = d.InitEngines();
   if (!status.ok()) return status;
   for (auto& slot : d.engines_) slot->ready = false;  // polled only once moved
+  // Workers and NICs now, during brownout, so that a blackout only moves an engine: a worker per
+  // the group's placement of all its engines, and every NIC that can be open in two processes at
+  // once (a packet socket can; a tap interface or a PCI device cannot: those come at the first
+  // blackout).
+  d.taking_over_ = true;
+  for (auto& [name, group] : d.groups_) {
+    std::vector<EngineLoad> all;
+    for (const auto& slot : d.engines_) {
+      if (slot->config.group() == name) all.push_back({slot->engine->name(), 0, 0});
+    }
+    absl::StatusOr<Placement> p = Place(all, group.policy);
+    if (!p.ok()) return p.status();
+    for (size_t i = 0; i < p->workers.size(); ++i) {
+      group.workers.push_back(std::make_unique<Worker>(
+          absl::StrCat("w-", name, "-", i), p->cores[i],
+          group.policy.mode == SchedulingMode::kDedicated ? Worker::Mode::kDedicated
+                                                          : Worker::Mode::kBlocking));
+    }
+  }
+  std::vector<int> deferred_nics;
+  for (int i = 0; i < d.config_.nics_size(); ++i) {
+    absl::Status opened = d.OpenNic(i);
+    if (!opened.ok()) {
+      LOG(INFO) << "takeover: NIC " << i << " opens at the first blackout (" << opened.message()
+                << ")";
+      deferred_nics.push_back(i);
+    }
+  }
   auto server = memif::MemifServer::Adopt(d.MemifOptions(), std::move(handoff->listener));
   if (!server.ok()) return server.status();
   status = d.InitMemif(std::move(*server));
@@ -288,7 +321,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   }
   d.InitLoopFds();
   wire::Envelope ready;
-  ready.mutable_ready();
+  wire::Ready* r = ready.mutable_ready();
+  for (int i : deferred_nics) r->add_deferred_nics(i);
   status = Send(channel.get(), ready);
   if (!status.ok()) return status;
 
@@ -303,9 +337,22 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     EngineSlot* slot = d.FindEngine(m.name());
     if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
     if (m.open_nics()) {
-      status = d.OpenNics();
-      if (!status.ok()) return status;
+      for (int i : deferred_nics) {
+        status = d.OpenNic(i);
+        if (!status.ok()) return status;
+      }
     }
+    // What our NIC queues gathered beside the old snapd's are copies of frames it handled:
+    // discard them, counted.
+    slot->engine->ForEachPort([](Port& p) {
+      if (p.kind() != PortKind::kNic) return;
+      Packet pkts[64];
+      uint16_t n;
+      while ((n = p.Receive(pkts, 64)) > 0) {
+        p.Release();
+        p.stats().drop_takeover.Add(n);
+      }
+    });
     status = slot->engine->RestoreState(m.state());
     if (!status.ok()) return status;
     // The old snapd served these rings until a moment ago: start where it stopped.
@@ -320,6 +367,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     status = Send(channel.get(), reply);
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
+  }
+  d.taking_over_ = false;
+  for (auto& [name, group] : d.groups_) {
+    status = d.Replace(group);  // drops the workers no engine needs
+    if (!status.ok()) return status;
   }
   wire::Envelope serving;
   serving.mutable_serving();
