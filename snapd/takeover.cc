@@ -205,6 +205,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     phase = absl::StrCat("blackout of ", slot.config.name());
     const int64_t t0 = MonotonicNs();
     if (slot.polled) slot.worker->RemoveEngine(slot.engine.get());  // at a batch boundary
+    const int64_t t_stopped = MonotonicNs();
     slot.polled = false;
     stopped.push_back(&slot);
     wire::Envelope move;
@@ -219,6 +220,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     if (!status.ok()) return fail(status);
     status = Send(channel.get(), move);
     if (!status.ok()) return fail(status);
+    const int64_t t_sent = MonotonicNs();
     auto moved = Receive(channel.get(), kStepTimeout);
     if (!moved.ok()) return fail(moved.status());
     if (!moved->envelope.has_moved() || moved->envelope.moved().name() != slot.config.name()) {
@@ -227,6 +229,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     v1::EngineMove* m = report.add_engines();
     m->set_name(slot.config.name());
     m->set_blackout_us(ElapsedUs(t0));
+    LOG(INFO) << "upgrade: " << slot.config.name() << " blackout " << m->blackout_us()
+              << " us (stop " << (t_stopped - t0) / 1000 << ", save+send "
+              << (t_sent - t_stopped) / 1000 << ", new snapd " << ElapsedUs(t_sent) << ")";
   }
 
   phase = "finish";
@@ -333,6 +338,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     if (msg->envelope.has_done()) break;
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
     const wire::MoveEngine& m = msg->envelope.move_engine();
+    const int64_t t_got = MonotonicNs();
     MaybeDie("blackout");
     EngineSlot* slot = d.FindEngine(m.name());
     if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
@@ -359,9 +365,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     slot->engine->ForEachPort([](Port& p) {
       if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
     });
+    const int64_t t_restored = MonotonicNs();
     slot->ready = true;
     status = d.Replace(d.groups_.at(slot->config.group()));
     if (!status.ok()) return status;
+    LOG(INFO) << "takeover: " << m.name() << " restored in " << (t_restored - t_got) / 1000
+              << " us, polling after " << ElapsedUs(t_got) << " us";
     wire::Envelope reply;
     reply.mutable_moved()->set_name(m.name());
     status = Send(channel.get(), reply);

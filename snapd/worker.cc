@@ -58,6 +58,9 @@ void Worker::SetCore(int core) {
 }
 
 void Worker::SetOverloadAlarm(int64_t slo_ns, int alarm_fd) {
+  if (alarm_set_slo_ns_ == slo_ns && alarm_set_fd_ == alarm_fd) return;  // nothing changes
+  alarm_set_slo_ns_ = slo_ns;
+  alarm_set_fd_ = alarm_fd;
   RunSync([&] {
     alarm_slo_ns_ = slo_ns;
     alarm_fd_ = alarm_fd;

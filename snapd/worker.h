@@ -86,7 +86,9 @@ class Worker {
   std::atomic<Mode> mode_;
   UniqueFd mail_fd_;  // eventfd: written with every posted closure, to wake a blocked worker
   std::atomic<bool> stop_{false};
-  int64_t alarm_slo_ns_ = 0;  // worker thread only (set through the mailbox)
+  int64_t alarm_slo_ns_ = 0;      // worker thread only (set through the mailbox)
+  int64_t alarm_set_slo_ns_ = 0;  // what the controlling thread last set
+  int alarm_set_fd_ = -1;
   int alarm_fd_ = -1;
   int64_t last_alarm_ns_ = 0;
   std::atomic<bool> has_mail_{false};

@@ -13,7 +13,7 @@ cleanup() {
   local p
   for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"  # KEEP_WORK=1 keeps the logs for a look
 }
 trap cleanup EXIT
 

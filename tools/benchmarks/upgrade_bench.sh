@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# upgrade_bench: N live upgrades of snapd under traffic, run by `tools/bench upgrade [N]`.
+# snapd drives a veth (af_packet) into a namespace and serves two apps: snap_traffic exchanges
+# sequenced UDP with udp_echo (the app path), and the namespace pings udp_echo through the NIC
+# (the NIC path). snapd is upgraded N times, alternating two copies of the binary. Prints each
+# engine's blackout distribution, then:
+#   upgrade blackout_p50_us=<n> blackout_p99_us=<n> app_frames_lost=<n> nic_frames_lost=<n> upgrades=<n>
+set -euo pipefail
+bin=$1
+n=${2:-20}
+[ "$(id -u)" -eq 0 ] || { echo "upgrade_bench: needs root (a network namespace)" >&2; exit 1; }
+export PATH="$PATH:/usr/sbin:/sbin"
+work=$(mktemp -d /tmp/snapd-upgrade-bench.XXXXXX)
+tag=$$
+ns="snapd-ub-$tag"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  ip link del "ub${tag}h" 2>/dev/null || true
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip link add "ub${tag}h" type veth peer name "ub${tag}n"
+ip link set "ub${tag}n" netns "$ns"
+ethtool -K "ub${tag}h" tso off gso off gro off tx off >/dev/null
+ip netns exec "$ns" ethtool -K "ub${tag}n" tso off gso off gro off tx off >/dev/null
+ip link set "ub${tag}h" up
+ip netns exec "$ns" ip addr add 10.85.0.100/24 dev "ub${tag}n"
+ip netns exec "$ns" ip link set "ub${tag}n" up
+cp "$bin/snapd/snapd" "$work/snapd-a"
+cp "$bin/snapd/snapd" "$work/snapd-b"
+ctl() { "$bin/tools/snapctl" --socket="$work/run/control.sock" --timeout_s=60 "$@"; }
+
+"$work/snapd-a" --run_dir="$work/run" --nic="net_af_packet0,iface=ub${tag}h" \
+  --app=id=1,mac=02:00:00:00:85:01,ip=10.85.0.1 --app=id=2,mac=02:00:00:00:85:02,ip=10.85.0.2 \
+  >"$work/snapd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do ctl info >/dev/null 2>&1 && break; sleep 0.05; done
+"$bin/clients/udp_echo" --socket="$work/run/memif.sock" --id=1 >"$work/echo.log" 2>&1 &
+pids+=($!)
+sleep 0.3
+duration=$(( n * 3 / 4 + 4 ))
+"$bin/clients/snap_traffic" --socket="$work/run/memif.sock" --id=2 --dst_ip=10.85.0.1 \
+  --frames=1000000000 --window=16 --duration_s="$duration" --timeout_s=30 >"$work/traffic.log" 2>&1 &
+traffic=$!
+pids+=($traffic)
+ip netns exec "$ns" ping -i 0.01 -w "$duration" 10.85.0.1 >"$work/ping.log" 2>&1 &
+ping_pid=$!
+pids+=($ping_pid)
+sleep 1
+
+: >"$work/blackouts"
+done_n=0
+for i in $(seq 1 "$n"); do
+  next=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
+  if out=$(ctl --json upgrade --binary="$work/$next"); then
+    done_n=$((done_n + 1))
+    echo "$out" | python3 -c 'import json,sys; [print(e["name"], e["blackout_us"]) for e in json.load(sys.stdin)["engines"]]' >>"$work/blackouts"
+  else
+    echo "upgrade_bench: upgrade $i failed: $out" >&2
+  fi
+done
+wait "$traffic" || true
+wait "$ping_pid" || true
+
+python3 - "$work" "$done_n" <<'PY'
+import re, sys
+work, n = sys.argv[1], int(sys.argv[2])
+per = {}
+for line in open(f"{work}/blackouts"):
+    name, us = line.split()
+    per.setdefault(name, []).append(int(us))
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else -1
+allv = [x for v in per.values() for x in v]
+print(f"{'engine':<12} {'upgrades':>8} {'p50_us':>8} {'p99_us':>8} {'min_us':>8} {'max_us':>8}")
+for name, v in per.items():
+    print(f"{name:<12} {len(v):>8} {pct(v, 50):>8} {pct(v, 99):>8} {min(v):>8} {max(v):>8}")
+t = open(f"{work}/traffic.log").read()
+m = re.search(r"sent=(\d+) received=(\d+) lost=(\d+) reordered=(\d+)", t)
+app_lost = int(m.group(3)) + int(m.group(4)) if m else -1
+print("app path:", t.strip())
+p = open(f"{work}/ping.log").read()
+m = re.search(r"(\d+) packets transmitted, (\d+) received", p)
+nic_lost = int(m.group(1)) - int(m.group(2)) if m else -1
+print(f"NIC path: ping every 10 ms through af_packet: {m.group(0) if m else '?'}")
+print(f"upgrade blackout_p50_us={pct(allv, 50)} blackout_p99_us={pct(allv, 99)} "
+      f"app_frames_lost={app_lost} nic_frames_lost={nic_lost} upgrades={n}")
+PY
