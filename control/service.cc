@@ -145,8 +145,9 @@ grpc::Status SnapdService::Upgrade(grpc::ServerContext*, const v1::UpgradeReques
                                    v1::UpgradeReport* out) {
   if (req->binary().empty()) return ToGrpc(absl::InvalidArgumentError("binary: must not be empty"));
   std::vector<std::string> args(req->args().begin(), req->args().end());
+  std::vector<std::string> order(req->engines().begin(), req->engines().end());
   return ToGrpc(OnMain([&] {
-    absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args);
+    absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args, order);
     if (!report.ok()) return report.status();
     *out = std::move(*report);
     return absl::OkStatus();

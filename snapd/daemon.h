@@ -81,7 +81,8 @@ class Daemon {
   // everything over and its main loop ends; on failure it has taken back what moved and goes on
   // serving, and the error says in which phase and why.
   absl::StatusOr<v1::UpgradeReport> Upgrade(const std::string& binary,
-                                            const std::vector<std::string>& extra_args);
+                                            const std::vector<std::string>& extra_args,
+                                            const std::vector<std::string>& order = {});
   // Upgrade, new side: a daemon built from the old snapd at the other end of `channel`.
   static absl::StatusOr<std::unique_ptr<Daemon>> Takeover(UniqueFd channel);
   // The control listener: main gives it to the daemon (an upgrade passes it on); a daemon built by

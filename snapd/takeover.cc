@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -101,7 +103,8 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped,
 }
 
 absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
-                                                  const std::vector<std::string>& extra_args) {
+                                                  const std::vector<std::string>& extra_args,
+                                                  const std::vector<std::string>& order) {
   if (upgrading_) return absl::FailedPreconditionError("an upgrade is already running");
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
@@ -109,6 +112,22 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   if (access(binary.c_str(), X_OK) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
+  }
+  // The engines in the order they move: those named first, then the rest.
+  std::vector<EngineSlot*> sequence;
+  for (const std::string& name : order) {
+    EngineSlot* slot = FindEngine(name);
+    if (slot == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("engines: no engine named '", name, "'"));
+    }
+    if (std::find(sequence.begin(), sequence.end(), slot) == sequence.end()) {
+      sequence.push_back(slot);
+    }
+  }
+  for (auto& slot : engines_) {
+    if (std::find(sequence.begin(), sequence.end(), slot.get()) == sequence.end()) {
+      sequence.push_back(slot.get());
+    }
   }
   upgrading_ = true;
   struct Clear {
@@ -200,7 +219,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   report.set_brownout_us(ElapsedUs(start));
 
   // Blackouts, one engine at a time.
-  for (auto& slot_ptr : engines_) {
+  for (EngineSlot* slot_ptr : sequence) {
     EngineSlot& slot = *slot_ptr;
     phase = absl::StrCat("blackout of ", slot.config.name());
     const int64_t t0 = MonotonicNs();

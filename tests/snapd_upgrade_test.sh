@@ -33,6 +33,7 @@ start traffic "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --
   --window=16 --duration_s=25 --timeout_s=30
 start ping ip netns exec "$NS" ping -i 0.02 -w 24 10.84.0.1
 wait_for 10 "traffic flowing" grep -q "attached to vswitch0 as 02:00:00:00:84:02" "$WORK/snapd.log"
+engine_frames() { ctl --json engines | python3 -c 'import json,sys; print(json.load(sys.stdin)["engines"][0]["stats"].get("frames", 0))'; }
 ok=0
 for i in $(seq 1 20); do
   bin_i=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
@@ -48,6 +49,11 @@ wait "$PID_traffic" || true
 cat "$WORK/traffic.log"
 check "every app frame came back, in order, through 20 upgrades" \
   grep -q "lost=0 reordered=0 corrupt=0 seconds" "$WORK/traffic.log"
+# Each datagram crosses the vswitch twice (to udp_echo and back): only counters carried across all
+# 20 upgrades can add up to that.
+received=$(grep -o "received=[0-9]*" "$WORK/traffic.log" | head -1 | cut -d= -f2)
+check "the new snapd's counters continue the old ones (engine frames >= 2 x $received)" \
+  [ "$(engine_frames)" -ge $((2 * received)) ]
 check "no app was detached by the upgrades (app 2 left once, at the end of its run)" \
   bash -c "[ \$(grep -c 'app 2 detached' '$WORK/snapd.log') -eq 1 ] && ! grep -q 'app 1 detached' '$WORK/snapd.log'"
 check "udp_echo was never told to go" bash -c "! grep -q detached '$WORK/echo.log'"
@@ -71,6 +77,7 @@ out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_version=99 2>&1
 echo "  incompatible: $out"
 check "an incompatible takeover version is refused before anything moves" \
   bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'incompatible takeover version 99'* ]]"
+check "an unknown engine in the order is refused" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary='$WORK/snapd-b' --engines=nope 2>&1 | grep -q \"INVALID_ARGUMENT: engines: no engine named 'nope'\""
 check "a missing binary is refused" bash -c "! '$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
 wait "$PID_traffic2" || true
 cat "$WORK/traffic2.log"

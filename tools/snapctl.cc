@@ -13,7 +13,7 @@
 //     ports                                  NICs and every port with its counters
 //     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
 //     top [--interval=1] [--iterations=N]    live per-core and per-engine view, redrawn in place
-//     upgrade --binary=PATH                  move snapd to a new binary live, engine by engine
+//     upgrade --binary=PATH [--engines=a,b]  move snapd to a new binary live, engine by engine
 //     groups                                 engine groups: mode, cores, SLO, workers, rebalances
 //     mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]
 //
@@ -61,6 +61,8 @@ ABSL_FLAG(int, iterations, 0, "top: stop after this many redraws (0: until inter
 ABSL_FLAG(double, timeout_s, 5, "Give up on a call after this many seconds.");
 ABSL_FLAG(std::string, binary, "", "upgrade: the new snapd binary.");
 ABSL_FLAG(std::vector<std::string>, new_args, {}, "upgrade: extra flags for the new snapd.");
+ABSL_FLAG(std::vector<std::string>, engines, {},
+          "upgrade: the order to move engines in (the others follow).");
 
 namespace snapd {
 namespace {
@@ -449,6 +451,7 @@ class Cli {
     v1::UpgradeRequest req;
     req.set_binary(absl::GetFlag(FLAGS_binary));
     for (const std::string& a : absl::GetFlag(FLAGS_new_args)) req.add_args(a);
+    for (const std::string& e : absl::GetFlag(FLAGS_engines)) req.add_engines(e);
     v1::UpgradeReport report;
     if (!Call(&v1::Snapd::Stub::Upgrade, req, &report)) return 1;
     if (absl::GetFlag(FLAGS_json)) {
@@ -505,7 +508,7 @@ int Main(int argc, char** argv) {
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID\n"
-      "  upgrade --binary=PATH");
+      "  upgrade --binary=PATH [--engines=NAME,...]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> a(args.begin() + 1, args.end());
   if (a.empty()) return Usage("no command");
