@@ -13,6 +13,9 @@ cleanup() {
   local p
   for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # A live upgrade execs the new snapd from the old one, so it is no child of ours: the binaries a
+  # test runs live under $WORK, which names them uniquely.
+  pkill -9 -f "^$WORK/" 2>/dev/null || true
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"  # KEEP_WORK=1 keeps the logs for a look
 }
 trap cleanup EXIT

@@ -17,6 +17,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pkill -9 -f "^$work/" 2>/dev/null || true  # the upgraded snapd is a child of the old one, not ours
   ip link del "ub${tag}h" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
