@@ -93,6 +93,10 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
         ++result.corrupt;
         continue;
       }
+      if (seq < expected) {
+        ++result.repeated;
+        continue;
+      }
       if (seq != expected) ++result.reordered;
       expected = seq + 1;
       ++result.received;

@@ -37,6 +37,9 @@ struct LoadResult {
   uint64_t reordered = 0;  // frames that came back with a sequence number other than expected
   uint64_t corrupt = 0;    // frames of the stream whose sequence number field is damaged
   uint64_t other = 0;      // frames not of the stream (broadcasts, say): ignored
+  // Frames with a sequence number below the expected one: a repeat of a frame already received, or
+  // one that came late (then `reordered` counts the frame that overtook it). Not in `received`.
+  uint64_t repeated = 0;
   double seconds = 0;
   std::vector<int64_t> rtt_ns;
   bool timed_out = false;

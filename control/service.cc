@@ -146,6 +146,13 @@ grpc::Status SnapdService::Upgrade(grpc::ServerContext*, const v1::UpgradeReques
   if (req->binary().empty()) return ToGrpc(absl::InvalidArgumentError("binary: must not be empty"));
   std::vector<std::string> args(req->args().begin(), req->args().end());
   std::vector<std::string> order(req->engines().begin(), req->engines().end());
+  if (upgrade_running_.exchange(true)) {
+    return ToGrpc(absl::FailedPreconditionError("an upgrade is already running"));
+  }
+  struct Clear {
+    std::atomic<bool>* flag;
+    ~Clear() { *flag = false; }
+  } clear{&upgrade_running_};
   return ToGrpc(OnMain([&] {
     absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args, order);
     if (!report.ok()) return report.status();

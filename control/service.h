@@ -4,6 +4,8 @@
 #ifndef SNAPD_CONTROL_SERVICE_H_
 #define SNAPD_CONTROL_SERVICE_H_
 
+#include <atomic>
+
 #include "control/proto/snapd.grpc.pb.h"
 #include "snapd/daemon.h"
 
@@ -43,6 +45,9 @@ class SnapdService final : public v1::Snapd::Service {
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.
   absl::Status OnMain(const std::function<absl::Status()>& fn);
   Daemon* const daemon_;
+  // Set while an Upgrade RPC runs. The upgrade itself holds the main thread, so a second one is
+  // refused here, on the gRPC thread, instead of queueing behind it.
+  std::atomic<bool> upgrade_running_{false};
 };
 
 }  // namespace snapd

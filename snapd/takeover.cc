@@ -4,6 +4,7 @@
 // for the messages.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +15,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "glog/logging.h"
 #include "snapd/app_port.h"
 #include "snapd/daemon.h"
@@ -179,8 +182,23 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                      "; the old snapd goes on serving"));
   };
 
+  // While the new binary starts (its EAL, seconds at worst), nothing has moved and we still own the
+  // control plane: keep accepting control connections so that a second `snapctl upgrade` is
+  // refused at once (other RPCs queue for the main thread until this upgrade ends).
+  {
+    const absl::Time deadline = absl::Now() + kStartTimeout;
+    auto accept = watched_.find(control_listener_fd_);
+    while (absl::Now() < deadline) {
+      pollfd p[2] = {{channel.get(), POLLIN, 0}, {control_listener_fd_, POLLIN, 0}};
+      int n = poll(p, control_listener_fd_ >= 0 ? 2 : 1,
+                   static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1);
+      if (n < 0 && errno != EINTR) break;
+      if (p[0].revents != 0) break;
+      if (n > 0 && (p[1].revents & POLLIN) && accept != watched_.end()) accept->second();
+    }
+  }
   // Handshake: refuse an incompatible new snapd before anything moves.
-  auto hello = Receive(channel.get(), kStartTimeout);
+  auto hello = Receive(channel.get(), kStepTimeout);
   if (!hello.ok()) return fail(hello.status());
   if (!hello->envelope.has_hello()) return fail(absl::InvalidArgumentError("no hello"));
   if (hello->envelope.hello().version() != kTakeoverVersion) {

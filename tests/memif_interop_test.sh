@@ -67,7 +67,7 @@ run_against_server() {  # NAME FRAMES SIZE WINDOW
   wait_for 60 "$name: client finished" grep -q "seconds=" "$WORK/$name-client.log"
   cat "$WORK/$name-client.log"
   check "$name: every frame came back in order" \
-    grep -q "sent=$frames received=$frames lost=0 reordered=0 corrupt=0" "$WORK/$name-client.log"
+    grep -q "sent=$frames received=$frames lost=0 repeated=0 reordered=0 corrupt=0" "$WORK/$name-client.log"
   wait_for 10 "$name: testpmd counted $frames each way" \
     grep -q "TX-packets: $frames " "$WORK/$name.log"
   check "$name: testpmd received $frames" grep -q "RX-packets: $frames " "$WORK/$name.log"

@@ -48,7 +48,7 @@ grep -h "^vswitch0" "$WORK"/upgrade-*.log | awk '{print $2}' | sort -n | tr '\n'
 wait "$PID_traffic" || true
 cat "$WORK/traffic.log"
 check "every app frame came back, in order, through 20 upgrades" \
-  grep -q "lost=0 reordered=0 corrupt=0 seconds" "$WORK/traffic.log"
+  grep -q "lost=0 repeated=0 reordered=0 corrupt=0 seconds" "$WORK/traffic.log"
 # Each datagram crosses the vswitch twice (to udp_echo and back): only counters carried across all
 # 20 upgrades can add up to that.
 received=$(grep -o "received=[0-9]*" "$WORK/traffic.log" | head -1 | cut -d= -f2)
@@ -82,7 +82,31 @@ check "a missing binary is refused" bash -c "! '$SNAPCTL' --socket='$RUN/control
 wait "$PID_traffic2" || true
 cat "$WORK/traffic2.log"
 check "no app frame was lost or reordered through the failed upgrades" \
-  grep -q "lost=0 reordered=0 corrupt=0 seconds" "$WORK/traffic2.log"
+  grep -qE "lost=0 repeated=[0-9]+ reordered=0 corrupt=0 seconds" "$WORK/traffic2.log"
+# A new snapd killed while it serves the rings may die between passing a burst on and releasing its
+# source slots; the old snapd, taking the rings back, passes that burst again. At most one burst
+# (the window, 16 frames) per kill, and never a loss: known, and written down in upgrade/README.md.
+repeated=$(grep -oE "repeated=[0-9]+" "$WORK/traffic2.log" | cut -d= -f2)
+check "at most one burst per killed snapd repeated (3 kills, window 16): $repeated" [ "${repeated:-999}" -le 48 ]
+# --- a second upgrade while one runs ----------------------------------------------------------
+# The first upgrade's new binary waits for a go file before it starts (30 s at most), so the second
+# request certainly arrives while the first runs.
+cat >"$WORK/snapd-gated" <<EOF
+#!/bin/sh
+touch "$WORK/gate.waiting"
+for i in \$(seq 600); do [ -e "$WORK/gate.go" ] && break; sleep 0.05; done
+exec "$WORK/snapd-b" "\$@"
+EOF
+chmod +x "$WORK/snapd-gated"
+start upgrade1 "$SNAPCTL" --socket="$RUN/control.sock" --timeout_s=60 upgrade --binary="$WORK/snapd-gated"
+wait_for 30 "the first upgrade to start its new binary" test -e "$WORK/gate.waiting"
+out=$(ctl upgrade --binary="$WORK/snapd-b" 2>&1) && status=0 || status=$?
+echo "  second upgrade while one runs: $out"
+check "a second upgrade while one runs is refused" \
+  bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'an upgrade is already running'* ]]"
+touch "$WORK/gate.go"
+wait "$PID_upgrade1" && status=0 || status=$?
+check "and the first upgrade completes" bash -c "[ $status -eq 0 ] && grep -q upgraded '$WORK/upgrade1.log'"
 check "a last upgrade after the failures succeeds" ctl upgrade --binary="$WORK/snapd-b"
 check "and the new snapd serves the apps it kept" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' apps | grep -qE '^ +1 .* yes '"
 finish

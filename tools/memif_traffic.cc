@@ -68,9 +68,10 @@ int main(int argc, char** argv) {
   load.record_rtt = load.window == 1;
   snap::LoadResult r = snap::RunLoad(**client, load);
   printf(
-      "memif_traffic: id=%u sent=%lu received=%lu lost=%lu reordered=%lu corrupt=%lu "
+      "memif_traffic: id=%u sent=%lu received=%lu lost=%lu repeated=%lu reordered=%lu corrupt=%lu "
       "seconds=%.3f",
-      copts.id, r.sent, r.received, r.sent - r.received, r.reordered, r.corrupt, r.seconds);
+      copts.id, r.sent, r.received, r.sent - r.received, r.repeated, r.reordered, r.corrupt,
+      r.seconds);
   if (!r.rtt_ns.empty()) {
     printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
            snap::Percentile(r.rtt_ns, 99));
@@ -87,6 +88,6 @@ int main(int argc, char** argv) {
     sigwait(&set, &sig);
   }
   (*client)->Disconnect("done");
-  bool ok = !r.timed_out && !r.lost() && r.reordered == 0 && r.corrupt == 0;
+  bool ok = !r.timed_out && !r.lost() && r.reordered == 0 && r.corrupt == 0 && r.repeated == 0;
   return ok ? 0 : 1;
 }

@@ -82,8 +82,9 @@ print(f"{'engine':<12} {'upgrades':>8} {'p50_us':>8} {'p99_us':>8} {'min_us':>8}
 for name, v in per.items():
     print(f"{name:<12} {len(v):>8} {pct(v, 50):>8} {pct(v, 99):>8} {min(v):>8} {max(v):>8}")
 t = open(f"{work}/traffic.log").read()
-m = re.search(r"sent=(\d+) received=(\d+) lost=(\d+) reordered=(\d+)", t)
-app_lost = int(m.group(3)) + int(m.group(4)) if m else -1
+m = re.search(r"sent=(\d+) received=(\d+) lost=(\d+) repeated=(\d+) reordered=(\d+)", t)
+# Any frame the app would notice: missing, repeated or out of order.
+app_lost = int(m.group(3)) + int(m.group(4)) + int(m.group(5)) if m else -1
 print("app path:", t.strip())
 p = open(f"{work}/ping.log").read()
 m = re.search(r"(\d+) packets transmitted, (\d+) received", p)
