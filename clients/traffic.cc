@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
+
 namespace snap {
 
 namespace memif = snapd::memif;
@@ -30,6 +32,20 @@ int64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::string Summary(const LoadResult& r) {
+  std::string out = absl::StrFormat(
+      "sent=%u received=%u lost=%u repeated=%u reordered=%u corrupt=%u seconds=%.3f", r.sent,
+      r.received, r.sent - r.received, r.repeated, r.reordered, r.corrupt, r.seconds);
+  if (!r.rtt_ns.empty()) {
+    std::vector<int64_t> rtt = r.rtt_ns;
+    absl::StrAppendFormat(&out, " rtt_p50_ns=%d rtt_p99_ns=%d", Percentile(rtt, 50),
+                          Percentile(rtt, 99));
+  }
+  if (r.other > 0) absl::StrAppendFormat(&out, " other=%u", r.other);
+  if (r.timed_out) out += " TIMED-OUT";
+  return out;
 }
 
 int64_t Percentile(std::vector<int64_t>& values, double p) {

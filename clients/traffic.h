@@ -44,7 +44,16 @@ struct LoadResult {
   std::vector<int64_t> rtt_ns;
   bool timed_out = false;
   bool lost() const { return received < sent; }
+  // Every frame came back once, in order, intact, and in time.
+  bool clean() const {
+    return !timed_out && !lost() && reordered == 0 && corrupt == 0 && repeated == 0;
+  }
 };
+
+// The result as the traffic tools print it (tests and benchmarks read these fields): "sent=N
+// received=N lost=N repeated=N reordered=N corrupt=N seconds=S", then the RTT percentiles when
+// recorded, "other=N" when some, " TIMED-OUT" when it timed out.
+std::string Summary(const LoadResult& r);
 
 // An Ethernet header from 02:00:00:00:00:01 to 02:00:00:00:00:02, ethertype 0x88b5.
 std::string DefaultHeader();

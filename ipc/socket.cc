@@ -92,6 +92,20 @@ absl::Status SendMessage(int sock, const WireMessage& msg, int attached_fd) {
   return absl::OkStatus();
 }
 
+std::vector<UniqueFd> TakeRightsFds(msghdr& mh) {
+  std::vector<UniqueFd> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
+  return fds;
+}
+
 Received ReceiveMessage(int sock) {
   Received out;
   // Room for a few fds, so that extra ones are received (and closed) rather than left in flight.
@@ -121,20 +135,9 @@ Received ReceiveMessage(int sock) {
     out.kind = Received::Kind::kHangup;
     return out;
   }
-  // Take every fd that arrived, keep the first, close the rest.
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (!out.fd) {
-        out.fd.reset(fd);
-      } else {
-        ::close(fd);
-      }
-    }
-  }
+  // Take every fd that arrived, keep the first; the rest close as `fds` goes.
+  std::vector<UniqueFd> fds = TakeRightsFds(mh);
+  if (!fds.empty()) out.fd = std::move(fds.front());
   if (mh.msg_flags & MSG_CTRUNC) {
     out.kind = Received::Kind::kMalformed;
     out.error = "too many file descriptors attached to a control message";

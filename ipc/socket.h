@@ -4,7 +4,10 @@
 #ifndef SNAPD_IPC_SOCKET_H_
 #define SNAPD_IPC_SOCKET_H_
 
+#include <sys/socket.h>
+
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -24,6 +27,9 @@ absl::StatusOr<UniqueFd> ConnectSeqpacket(absl::string_view path);
 
 // Sends one message, with `attached_fd` passed by SCM_RIGHTS when it is >= 0.
 absl::Status SendMessage(int sock, const WireMessage& msg, int attached_fd = -1);
+
+// Takes ownership of every fd the SCM_RIGHTS control messages of a received `mh` carried, in order.
+std::vector<UniqueFd> TakeRightsFds(msghdr& mh);
 
 // Outcome of reading one packet from a control socket.
 struct Received {

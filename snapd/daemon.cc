@@ -162,12 +162,8 @@ absl::Status Daemon::InitEngines() {
     group.policy.slo_ns = int64_t{g.slo_us()} * 1000;
   }
   for (const config::Engine& e : config_.engines()) {
-    auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
-    if (!engine.ok()) return engine.status();
-    auto slot = std::make_unique<EngineSlot>();
-    slot->config = e;
-    slot->engine = std::move(*engine);
-    engines_.push_back(std::move(slot));
+    auto slot = NewEngineSlot(e);
+    if (!slot.ok()) return slot.status();
   }
   return absl::OkStatus();
 }
@@ -230,6 +226,16 @@ void Daemon::CloseNic(int index) {
 void Daemon::CloseNics() {
   for (size_t i = 0; i < nics_.size(); ++i) CloseNic(static_cast<int>(i));
   nics_.clear();
+}
+
+absl::StatusOr<Daemon::EngineSlot*> Daemon::NewEngineSlot(const config::Engine& e) {
+  auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
+  if (!engine.ok()) return engine.status();
+  auto slot = std::make_unique<EngineSlot>();
+  slot->config = e;
+  slot->engine = std::move(*engine);
+  engines_.push_back(std::move(slot));
+  return engines_.back().get();
 }
 
 Daemon::EngineSlot* Daemon::FindEngine(const std::string& name) {
@@ -630,12 +636,8 @@ absl::Status Daemon::CreateEngine(config::Engine e) {
   if (group == groups_.end()) {
     return absl::InvalidArgumentError(absl::StrCat("group: no group named '", e.group(), "'"));
   }
-  auto engine = EngineRegistry::Global().Create(e.kind(), e.name(), e.config());
-  if (!engine.ok()) return engine.status();
-  auto slot = std::make_unique<EngineSlot>();
-  slot->config = e;
-  slot->engine = std::move(*engine);
-  engines_.push_back(std::move(slot));
+  auto slot = NewEngineSlot(e);
+  if (!slot.ok()) return slot.status();
   absl::Status status = Replace(group->second);
   if (!status.ok()) {  // e.g. a dedicated group without a core for it: undo
     engines_.pop_back();

@@ -135,6 +135,8 @@ class Daemon {
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   EngineSlot* FindEngine(const std::string& name);
+  // Creates the engine `e` describes and appends its slot to engines_ (not yet polled).
+  absl::StatusOr<EngineSlot*> NewEngineSlot(const config::Engine& e);
   // Runs fn on the engine's thread if a worker polls it, else here.
   void OnEngine(EngineSlot& slot, const std::function<void()>& fn);
   // Opens the configured NICs and attaches their queues to their engines; CloseNics detaches and

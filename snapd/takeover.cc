@@ -67,6 +67,14 @@ absl::StatusOr<Received> Receive(int sock, absl::Duration timeout) {
 
 int64_t ElapsedUs(int64_t since_ns) { return (MonotonicNs() - since_ns) / 1000; }
 
+// Takes the cursors of the engine's app rings from their shared headers again, after the other
+// snapd served them.
+void ResyncAppRings(Engine& engine) {
+  engine.ForEachPort([](Port& p) {
+    if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
+  });
+}
+
 void MaybeDie(const std::string& phase) {
   if (absl::GetFlag(FLAGS_takeover_fault) == phase) {
     LOG(WARNING) << "takeover: dying in " << phase << " (--takeover_fault)";
@@ -91,9 +99,7 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped,
                       const std::vector<int>& closed_nics) {
   for (EngineSlot* slot : stopped) {
     // The new snapd may have served the rings meanwhile: pick their cursors up again.
-    slot->engine->ForEachPort([](Port& p) {
-      if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
-    });
+    ResyncAppRings(*slot->engine);
   }
   for (int i : closed_nics) {
     absl::Status status = OpenNic(i);
@@ -399,9 +405,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     status = slot->engine->RestoreState(m.state());
     if (!status.ok()) return status;
     // The old snapd served these rings until a moment ago: start where it stopped.
-    slot->engine->ForEachPort([](Port& p) {
-      if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
-    });
+    ResyncAppRings(*slot->engine);
     const int64_t t_restored = MonotonicNs();
     slot->ready = true;
     status = d.Replace(d.groups_.at(slot->config.group()));

@@ -67,17 +67,7 @@ int main(int argc, char** argv) {
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
   snap::LoadResult r = snap::RunLoad(**client, load);
-  printf(
-      "memif_traffic: id=%u sent=%lu received=%lu lost=%lu repeated=%lu reordered=%lu corrupt=%lu "
-      "seconds=%.3f",
-      copts.id, r.sent, r.received, r.sent - r.received, r.repeated, r.reordered, r.corrupt,
-      r.seconds);
-  if (!r.rtt_ns.empty()) {
-    printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
-           snap::Percentile(r.rtt_ns, 99));
-  }
-  if (r.other > 0) printf(" other=%lu", r.other);
-  printf("%s\n", r.timed_out ? " TIMED-OUT" : "");
+  printf("memif_traffic: id=%u %s\n", copts.id, snap::Summary(r).c_str());
   fflush(stdout);
   if (absl::GetFlag(FLAGS_hold)) {
     sigset_t set;
@@ -88,6 +78,5 @@ int main(int argc, char** argv) {
     sigwait(&set, &sig);
   }
   (*client)->Disconnect("done");
-  bool ok = !r.timed_out && !r.lost() && r.reordered == 0 && r.corrupt == 0 && r.repeated == 0;
-  return ok ? 0 : 1;
+  return r.clean() ? 0 : 1;
 }

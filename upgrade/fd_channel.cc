@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "ipc/socket.h"
 
 namespace snapd::upgrade {
 namespace {
@@ -65,15 +66,7 @@ absl::StatusOr<size_t> ReceivePacket(int sock, void* buf, size_t cap, std::vecto
     mh.msg_controllen = control.size();
     ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds->emplace_back(fd);
-      }
-    }
+    for (UniqueFd& fd : memif::TakeRightsFds(mh)) fds->push_back(std::move(fd));
     if (n < 0) return absl::UnavailableError(absl::StrCat("receive: ", strerror(errno)));
     if (n == 0) return absl::UnavailableError("the peer closed the channel");
     if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {

@@ -109,16 +109,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "snap_traffic: sending from unix_ns=%ld\n", absl::ToUnixNanos(absl::Now()));
   }
   snap::LoadResult r = snap::RunLoad((*app)->memif(), load);
-  printf(
-      "snap_traffic: sent=%lu received=%lu lost=%lu repeated=%lu reordered=%lu corrupt=%lu "
-      "seconds=%.3f",
-      r.sent, r.received, r.sent - r.received, r.repeated, r.reordered, r.corrupt, r.seconds);
-  if (!r.rtt_ns.empty()) {
-    printf(" rtt_p50_ns=%ld rtt_p99_ns=%ld", snap::Percentile(r.rtt_ns, 50),
-           snap::Percentile(r.rtt_ns, 99));
-  }
-  if (r.other > 0) printf(" other=%lu", r.other);
-  printf("%s\n", r.timed_out ? " TIMED-OUT" : "");
-  bool ok = !r.timed_out && !r.lost() && r.reordered == 0 && r.corrupt == 0 && r.repeated == 0;
-  return ok ? 0 : 1;
+  printf("snap_traffic: %s\n", snap::Summary(r).c_str());
+  return r.clean() ? 0 : 1;
 }
