@@ -79,7 +79,8 @@ class Daemon {
   // Upgrade, old side (snapd/takeover.cc): starts `binary` as the new snapd and moves everything
   // to it, engine by engine. Main thread (the RPC runs it there). On success the daemon has handed
   // everything over and its main loop ends; on failure it has taken back what moved and goes on
-  // serving, and the error says in which phase and why.
+  // serving, and the error says in which phase and why. It holds the main thread throughout, so it
+  // is never re-entered; the RPC refuses a second upgrade before it reaches here.
   absl::StatusOr<v1::UpgradeReport> Upgrade(const std::string& binary,
                                             const std::vector<std::string>& extra_args,
                                             const std::vector<std::string>& order = {});
@@ -184,7 +185,6 @@ class Daemon {
   std::map<int, std::function<void()>> watched_;
   bool eal_started_ = false;
   bool ready_ = false;
-  bool upgrading_ = false;
   bool taking_over_ = false;  // new side of an upgrade: workers are kept until every engine moved
   bool handed_over_ = false;
   int control_listener_fd_ = -1;

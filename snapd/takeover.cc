@@ -114,7 +114,6 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped,
 absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                                   const std::vector<std::string>& extra_args,
                                                   const std::vector<std::string>& order) {
-  if (upgrading_) return absl::FailedPreconditionError("an upgrade is already running");
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
   }
@@ -138,11 +137,6 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
       sequence.push_back(slot.get());
     }
   }
-  upgrading_ = true;
-  struct Clear {
-    bool* flag;
-    ~Clear() { *flag = false; }
-  } clear{&upgrading_};
 
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
