@@ -16,6 +16,7 @@ uint32_t Engine::Poll() {
   const int64_t start = MonotonicNs();
   uint32_t full = 0;
   uint32_t n = PollPorts(&full);
+  if (observer_ != nullptr) observer_->BatchDone();
   stats_.polls.Add();
   if (n == 0) {
     stats_.empty_polls.Add();

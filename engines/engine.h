@@ -36,6 +36,14 @@ struct alignas(64) EngineStats {
   std::atomic<int64_t> backlog_since_ns{0};
 };
 
+// Told on the engine's thread when a Poll has finished every frame of its batch: the batch
+// boundary, where an upgrade's new snapd publishes the ring cursors it journaled.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  virtual void BatchDone() = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -62,6 +70,9 @@ class Engine {
   absl::Status SaveState(engines::EngineState* state) const;
   absl::Status RestoreState(const engines::EngineState& state);
 
+  // Engine thread only (or while no worker polls the engine); nullptr for none.
+  void set_batch_observer(BatchObserver* observer) { observer_ = observer; }
+
   // How long work has been waiting, 0 if the engine kept up at its last poll. Any thread.
   int64_t QueueingDelayNs(int64_t now_ns) const;
 
@@ -83,6 +94,7 @@ class Engine {
  private:
   const std::string name_;
   EngineStats stats_;
+  BatchObserver* observer_ = nullptr;
 };
 
 // Monotonic clock in nanoseconds.

@@ -27,6 +27,7 @@ RxRing::RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const 
                int eventfd, uint16_t cursor, ClientSlots slots)
     : RingEnd(side, ring, log2_size, regions, eventfd, slots),
       next_(cursor),
+      published_(cursor),
       pending_(cursor),
       head_(cursor),
       scratch_(kMaxFrameBytes) {}
@@ -146,7 +147,7 @@ uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropp
 void RxRing::Release() {
   next_ = pending_;
   if (side_ == Side::kServer) {
-    StoreRelease(&ring_->tail, next_);
+    if (!deferred_) Publish();
     return;
   }
   // Client: every slot up to next_ + size is free again; describe each with its own buffer.
@@ -172,12 +173,65 @@ void RxRing::SetInterruptMode(bool enabled) {
 
 void RxRing::Resync() {
   if (side_ != Side::kServer) return;
-  next_ = pending_ = LoadAcquire(&ring_->tail);
+  next_ = pending_ = published_ = LoadAcquire(&ring_->tail);
 }
 
 void TxRing::Resync() {
   if (side_ != Side::kServer) return;
-  next_ = LoadAcquire(&ring_->tail);
+  next_ = published_ = LoadAcquire(&ring_->tail);
+}
+
+bool RingEnd::TailInReach(uint16_t tail) const {
+  uint16_t published = LoadAcquire(&ring_->tail);
+  uint16_t head = LoadAcquire(&ring_->head);
+  uint16_t reach = head - published;
+  return reach <= size_ && static_cast<uint16_t>(tail - published) <= reach;
+}
+
+void RxRing::SetDeferred(bool deferred) {
+  if (side_ != Side::kServer) return;
+  deferred_ = deferred;
+  if (!deferred) Publish();
+}
+
+void RxRing::Publish() {
+  if (published_ == next_) return;
+  published_ = next_;
+  StoreRelease(&ring_->tail, next_);
+}
+
+bool RxRing::RollForward(uint16_t tail) {
+  if (side_ != Side::kServer || !TailInReach(tail)) return false;
+  StoreRelease(&ring_->tail, tail);
+  Resync();
+  return true;
+}
+
+void TxRing::SetDeferred(bool deferred) {
+  if (side_ != Side::kServer) return;
+  deferred_ = deferred;
+  if (!deferred) Publish();
+}
+
+void TxRing::Publish() {
+  if (published_ == next_) return;
+  published_ = next_;
+  StoreRelease(side_ == Side::kServer ? &ring_->tail : &ring_->head, next_);
+  // Full fence: the peer clears the mask and then re-checks the cursor; one of us sees the other.
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (eventfd_ >= 0 && !(LoadRelaxed(&ring_->flags) & kRingFlagMaskInt)) {
+    uint64_t one = 1;
+    (void)!::write(eventfd_, &one, sizeof(one));
+    stats_.interrupts.Add();
+  }
+}
+
+bool TxRing::RollForward(uint16_t tail) {
+  if (side_ != Side::kServer || !TailInReach(tail)) return false;
+  Resync();
+  next_ = tail;
+  Publish();  // also wakes the app, which the other process may have died before doing
+  return true;
 }
 
 void RxRing::DrainInterrupt() {
@@ -187,7 +241,7 @@ void RxRing::DrainInterrupt() {
 
 TxRing::TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,
                int eventfd, uint16_t cursor, ClientSlots slots)
-    : RingEnd(side, ring, log2_size, regions, eventfd, slots), next_(cursor) {}
+    : RingEnd(side, ring, log2_size, regions, eventfd, slots), next_(cursor), published_(cursor) {}
 
 uint16_t TxRing::FreeSlots() const {
   if (side_ == Side::kServer) {
@@ -274,16 +328,9 @@ uint16_t TxRing::Transmit(const Frame* frames, uint16_t n) {
   }
   if (cur != next_) {
     next_ = cur;
-    StoreRelease(side_ == Side::kServer ? &ring_->tail : &ring_->head, cur);
     stats_.frames.Add(sent);
     stats_.bytes.Add(bytes);
-    // Full fence: the peer clears the mask and then re-checks the cursor; one of us sees the other.
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (eventfd_ >= 0 && !(LoadRelaxed(&ring_->flags) & kRingFlagMaskInt)) {
-      uint64_t one = 1;
-      (void)!::write(eventfd_, &one, sizeof(one));
-      stats_.interrupts.Add();
-    }
+    if (!deferred_) Publish();
   }
   return sent;
 }

@@ -100,6 +100,8 @@ class RingEnd {
         slots_(slots) {}
 
   void Fail(const char* why) { error_.store(why, std::memory_order_relaxed); }
+  // Server: whether `tail` may be published: between the published tail and the client's head.
+  bool TailInReach(uint16_t tail) const;
   // Client: the offset in its buffer region of the buffer of the slot under `cursor`.
   uint32_t SlotOffset(uint16_t cursor) const {
     return slots_.first_offset + (cursor & mask_) * slots_.buffer_size;
@@ -126,6 +128,7 @@ class RingEnd {
   const absl::Span<const RegionView> regions_;
   const int eventfd_;
   const ClientSlots slots_;
+  bool deferred_ = false;  // server: cursors wait for Publish()
 
  private:
   std::atomic<const char*> error_{nullptr};
@@ -163,6 +166,17 @@ class RxRing : public RingEnd {
   // another process served the ring for a while (an upgrade that was rolled back).
   void Resync();
 
+  // Server: while deferred, Release keeps the cursor to itself and Publish() writes it to the
+  // ring (an upgrade's new snapd journals each batch's cursors before publishing them, see
+  // snapd/cursor_journal.h). Turning deferral off publishes.
+  void SetDeferred(bool deferred);
+  bool unpublished() const { return deferred_ && next_ != published_; }
+  void Publish();
+  // Server: publishes `tail`, a cursor another process released but may have died before
+  // publishing, and resumes there. Refused (false, nothing changes) unless it lies between the
+  // published tail and the head.
+  bool RollForward(uint16_t tail);
+
   // The consumer's cursor: the next slot to read (saved across an upgrade).
   uint16_t cursor() const { return next_; }
   const RxStats& stats() const { return stats_; }
@@ -173,6 +187,7 @@ class RxRing : public RingEnd {
   uint16_t TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped);
 
   uint16_t next_;                 // first slot not yet released
+  uint16_t published_;            // server: the tail last written to the ring
   uint16_t pending_;              // first slot not yet received (== next_ after Release)
   uint16_t head_;                 // client: the head it last published when refilling
   std::vector<uint8_t> scratch_;  // chained frames of the current burst
@@ -197,6 +212,13 @@ class TxRing : public RingEnd {
   // Server: takes the cursor from the ring's header again (tail: all published so far).
   void Resync();
 
+  // As RxRing's: while deferred, Transmit fills slots and Publish() hands them to the peer (and
+  // writes its eventfd when it asked for interrupts).
+  void SetDeferred(bool deferred);
+  bool unpublished() const { return deferred_ && next_ != published_; }
+  void Publish();
+  bool RollForward(uint16_t tail);
+
   // The producer's cursor: the next slot to fill (saved across an upgrade).
   uint16_t cursor() const { return next_; }
   const TxStats& stats() const { return stats_; }
@@ -206,7 +228,8 @@ class TxRing : public RingEnd {
   // bad.
   uint8_t* TargetBuffer(uint16_t cur, uint32_t* capacity);
 
-  uint16_t next_;  // next slot to fill
+  uint16_t next_;       // next slot to fill
+  uint16_t published_;  // server: the tail last written to the ring
   TxStats stats_;
 };
 

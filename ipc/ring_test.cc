@@ -318,5 +318,85 @@ TEST(RingTest, CursorsSurviveManyWraps) {
   EXPECT_EQ(p.server_rx->stats().bad_descriptors.Get(), 0u);
 }
 
+TEST(RingTest, DeferredServerPublishesOnlyOnPublish) {
+  RingPair p;
+  p.server_rx->SetDeferred(true);
+  p.server_tx->SetDeferred(true);
+  p.client_rx->SetInterruptMode(true);  // the app sleeps: wake it only once frames are visible
+  std::string s = Payload(0, 64);
+  Frame f = AsFrame(s);
+  ASSERT_EQ(p.client_tx->Transmit(&f, 1), 1);
+  Frame got[4];
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 1);
+  ASSERT_EQ(p.server_tx->Transmit(got, 1), 1);
+  p.server_rx->Release();
+  // Nothing reached the ring headers, and the app was not woken.
+  EXPECT_TRUE(p.server_rx->unpublished());
+  EXPECT_TRUE(p.server_tx->unpublished());
+  EXPECT_EQ(p.c2s()->tail, 0);
+  EXPECT_EQ(p.s2c()->tail, 0);
+  EXPECT_EQ(p.server_tx->stats().interrupts.Get(), 0u);
+  EXPECT_EQ(p.client_rx->Receive(got, 4), 0);
+  p.server_tx->Publish();
+  p.server_rx->Publish();
+  EXPECT_FALSE(p.server_rx->unpublished());
+  EXPECT_EQ(p.c2s()->tail, 1);
+  EXPECT_EQ(p.server_tx->stats().interrupts.Get(), 1u);
+  ASSERT_EQ(p.client_rx->Receive(got, 4), 1);
+  EXPECT_EQ(AsString(got[0]), s);
+  p.client_rx->Release();
+  // Turning deferral off publishes what is left, and later bursts go out at once.
+  ASSERT_EQ(p.client_tx->Transmit(&f, 1), 1);
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 1);
+  p.server_rx->Release();
+  EXPECT_EQ(p.c2s()->tail, 1);
+  p.server_rx->SetDeferred(false);
+  EXPECT_EQ(p.c2s()->tail, 2);
+  p.server_tx->SetDeferred(false);
+  ASSERT_EQ(p.client_tx->Transmit(&f, 1), 1);
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 1);
+  ASSERT_EQ(p.server_tx->Transmit(got, 1), 1);
+  p.server_rx->Release();
+  EXPECT_EQ(p.c2s()->tail, 3);
+  EXPECT_EQ(p.s2c()->tail, 2);
+}
+
+// Another process (modelled by a second pair of server ends on the same rings) served a burst and
+// died before publishing it; this one rolls the cursors it journaled forward.
+TEST(RingTest, RollForwardPublishesWhatAnotherServerLeftAndWakesTheApp) {
+  RingPair p;
+  std::vector<std::string> frames = {Payload(1, 64), Payload(2, 64), Payload(3, 64)};
+  std::vector<Frame> out;
+  for (auto& s : frames) out.push_back(AsFrame(s));
+  ASSERT_EQ(p.client_tx->Transmit(out.data(), 3), 3);
+  p.server_rx->SetDeferred(true);
+  p.server_tx->SetDeferred(true);
+  Frame got[4];
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 3);
+  ASSERT_EQ(p.server_tx->Transmit(got, 3), 3);
+  p.server_rx->Release();
+  const uint16_t c2s_tail = p.server_rx->cursor();
+  const uint16_t s2c_tail = p.server_tx->cursor();
+  p.client_rx->SetInterruptMode(true);
+  // The process that takes the rings back: its own view is stale.
+  EXPECT_TRUE(p.server_rx->RollForward(c2s_tail));
+  EXPECT_TRUE(p.server_tx->RollForward(s2c_tail));
+  EXPECT_EQ(p.c2s()->tail, 3);
+  EXPECT_EQ(p.s2c()->tail, 3);
+  EXPECT_EQ(p.server_tx->stats().interrupts.Get(), 1u);
+  ASSERT_EQ(p.client_rx->Receive(got, 4), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(AsString(got[i]), frames[i]);
+  p.client_rx->Release();
+  // Idempotent: rolling forward to where the ring is already changes nothing.
+  EXPECT_TRUE(p.server_rx->RollForward(c2s_tail));
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
+  // A cursor beyond what the app produced (or behind the published one) is refused.
+  EXPECT_FALSE(p.server_rx->RollForward(c2s_tail + 1));
+  EXPECT_FALSE(p.server_rx->RollForward(c2s_tail - 1));
+  EXPECT_FALSE(p.server_tx->RollForward(s2c_tail + kSlots + 1));
+  EXPECT_EQ(p.c2s()->tail, 3);
+  EXPECT_EQ(p.server_rx->error(), nullptr);
+}
+
 }  // namespace
 }  // namespace snapd::memif

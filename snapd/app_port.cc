@@ -2,6 +2,8 @@
 
 #include <cstddef>
 
+#include "snapd/cursor_journal.h"
+
 namespace snapd {
 
 // A Packet and a memif::Frame are the same view; the rings fill one as the other.
@@ -15,6 +17,31 @@ uint16_t AppPort::Receive(Packet* pkts, uint16_t max) {
 
 uint16_t AppPort::Transmit(const Packet* pkts, uint16_t n) {
   return tx_.Transmit(reinterpret_cast<const memif::Frame*>(pkts), n);
+}
+
+AppPort::~AppPort() {
+  if (journal_ != nullptr) journal_->Untrack(this);
+}
+
+void AppPort::SetJournal(CursorJournal* journal) {
+  journal_ = journal;
+  rx_.SetDeferred(journal != nullptr);
+  tx_.SetDeferred(journal != nullptr);
+}
+
+int AppPort::RollForward(uint16_t c2s_tail, uint16_t s2c_tail) {
+  rx_.Resync();
+  tx_.Resync();
+  int moved = 0;
+  if (c2s_tail != rx_.cursor()) {
+    if (!rx_.RollForward(c2s_tail)) return -1;
+    ++moved;
+  }
+  if (s2c_tail != tx_.cursor()) {
+    if (!tx_.RollForward(s2c_tail)) return -1;
+    ++moved;
+  }
+  return moved;
 }
 
 }  // namespace snapd

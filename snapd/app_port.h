@@ -12,10 +12,16 @@
 
 namespace snapd {
 
+class CursorJournal;
+
 class AppPort : public Port {
  public:
   AppPort(std::string name, memif::Connection& conn, size_t queue)
-      : Port(std::move(name), PortKind::kApp), rx_(conn.rx(queue)), tx_(conn.tx(queue)) {}
+      : Port(std::move(name), PortKind::kApp),
+        app_(conn.id()),
+        rx_(conn.rx(queue)),
+        tx_(conn.tx(queue)) {}
+  ~AppPort() override;
 
   uint16_t Receive(Packet* pkts, uint16_t max) override;
   void Release() override { rx_.Release(); }
@@ -32,14 +38,31 @@ class AppPort : public Port {
     tx_.Resync();
   }
 
+  // The memif connection id of the app.
+  uint32_t app() const { return app_; }
+
+  // Journaled cursors (cursor_journal.h): while `journal` is set, the rings publish only through
+  // PublishCursors, which the journal calls at batch boundaries; nullptr publishes at once again.
+  void SetJournal(CursorJournal* journal);
+  bool unpublished() const { return rx_.unpublished() || tx_.unpublished(); }
+  uint16_t c2s_cursor() const { return rx_.cursor(); }
+  uint16_t s2c_cursor() const { return tx_.cursor(); }
+  void PublishS2c() { tx_.Publish(); }  // the frames we passed become the app's
+  void PublishC2s() { rx_.Publish(); }  // the slots we read go back to the app
+  // Publishes cursors another snapd journaled (see RollForward in cursor_journal.h); returns how
+  // many rings moved, or -1 if a cursor lies outside what the app produced.
+  int RollForward(uint16_t c2s_tail, uint16_t s2c_tail);
+
   // Frames the app wrote that the ring refused (bad descriptors, oversize chains).
   uint64_t ring_drops() const {
     return rx_.stats().bad_descriptors.Get() + rx_.stats().oversize.Get();
   }
 
  private:
+  const uint32_t app_;
   memif::RxRing& rx_;
   memif::TxRing& tx_;
+  CursorJournal* journal_ = nullptr;
 };
 
 }  // namespace snapd

@@ -23,6 +23,7 @@
 #include "ipc/server.h"
 #include "ipc/unique_fd.h"
 #include "snapd/config.pb.h"
+#include "snapd/cursor_journal.h"
 #include "snapd/dpdk.h"
 #include "snapd/worker.h"
 
@@ -101,6 +102,9 @@ class Daemon {
  private:
   struct EngineSlot {
     config::Engine config;
+    // New side of an upgrade, once the engine moved: journals its app rings' cursors until the
+    // old snapd let go. Declared before `engine`, whose ports untrack themselves as they go.
+    std::unique_ptr<CursorJournal> journal;
     std::unique_ptr<Engine> engine;
     Worker* worker = nullptr;  // the worker it runs on; owned by the engine's group
     bool polled = false;       // `worker` polls it now (else the main thread may touch it)
@@ -157,8 +161,12 @@ class Daemon {
   void InitLoopFds();
   // The configuration as it stands now (apps, engines and groups as RPCs left them).
   config::SnapdConfig CurrentConfig() const;
-  // Old side: gives back to the workers every engine that stopped for an upgrade that failed.
-  void TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics);
+  // Old side: gives back to the workers every engine that stopped for an upgrade that failed,
+  // completing first the batch the new snapd committed in `journal` but may not have published.
+  void TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics,
+                const JournalMemory* journal);
+  // The index of an engine in engines_ (its area of an upgrade's cursor journal).
+  uint32_t EngineIndex(const EngineSlot* slot) const;
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
   // dropping workers as needed), each move at a batch boundary.
   void ApplyPlacement(Group& group, const Placement& placement);
@@ -189,6 +197,7 @@ class Daemon {
   bool handed_over_ = false;
   int control_listener_fd_ = -1;
   UniqueFd adopted_control_listener_;
+  std::optional<JournalMemory> journal_;  // new side of an upgrade, until the old snapd let go
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
 };
 

@@ -25,7 +25,8 @@
 #include "upgrade/takeover.pb.h"
 
 // Testing hooks for the new binary (snapctl upgrade --new_args=...): die as a kill -9 would at a
-// phase (brownout, blackout, half), or claim another protocol version.
+// phase (brownout, blackout, half: after half the engines moved; publish: in a worker, in the
+// middle of publishing a batch, once engines moved), or claim another protocol version.
 ABSL_FLAG(std::string, takeover_fault, "", "Testing: die during this phase of a takeover.");
 ABSL_FLAG(int, takeover_version, 0, "Testing: claim this takeover protocol version.");
 
@@ -95,10 +96,33 @@ config::SnapdConfig Daemon::CurrentConfig() const {
   return cfg;
 }
 
-void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped,
-                      const std::vector<int>& closed_nics) {
+uint32_t Daemon::EngineIndex(const EngineSlot* slot) const {
+  for (size_t i = 0; i < engines_.size(); ++i) {
+    if (engines_[i].get() == slot) return static_cast<uint32_t>(i);
+  }
+  return UINT32_MAX;
+}
+
+void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics,
+                      const JournalMemory* journal) {
   for (EngineSlot* slot : stopped) {
-    // The new snapd may have served the rings meanwhile: pick their cursors up again.
+    // The new snapd may have served the rings meanwhile, and died mid-batch: complete the batch
+    // it committed, then pick the cursors up from the rings.
+    const JournalArea* area = journal ? journal->area(EngineIndex(slot)) : nullptr;
+    if (area != nullptr) {
+      int moved = RollForward(*area, journal->capacity(), [&](uint32_t app) -> AppPort* {
+        AppPort* found = nullptr;
+        slot->engine->ForEachPort([&](Port& p) {
+          auto* a = dynamic_cast<AppPort*>(&p);
+          if (a != nullptr && a->app() == app) found = a;
+        });
+        return found;
+      });
+      if (moved > 0) {
+        LOG(INFO) << "upgrade rollback: " << slot->config.name() << ": published " << moved
+                  << " ring cursor(s) of the batch the new snapd committed as it died";
+      }
+    }
     ResyncAppRings(*slot->engine);
   }
   for (int i : closed_nics) {
@@ -163,6 +187,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
 
   std::string phase = "start";
+  std::optional<JournalMemory> journal;
   std::vector<EngineSlot*> stopped;
   std::vector<int> deferred_nics;  // the new snapd opens these only once we closed them
   std::vector<int> closed_nics;
@@ -172,7 +197,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   auto fail = [&](const absl::Status& why) -> absl::Status {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
-    TakeBack(stopped, closed_nics);
+    TakeBack(stopped, closed_nics, journal ? &*journal : nullptr);
     LOG(ERROR) << "upgrade to " << binary << " failed during " << phase << ": " << why.message()
                << "; this snapd goes on serving everything";
     return absl::Status(why.code() == absl::StatusCode::kFailedPrecondition
@@ -225,6 +250,18 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   } else {
     brownout.mutable_brownout()->set_control_listener_fd(UINT32_MAX);
   }
+  // The cursor journal: an area per engine, room in each for every app there is (no app attaches
+  // until the upgrade ends).
+  const uint32_t journal_capacity =
+      std::max<uint32_t>(1, static_cast<uint32_t>(memif_->connections().size()));
+  auto journal_memory =
+      JournalMemory::Create(static_cast<uint32_t>(engines_.size()), journal_capacity);
+  if (!journal_memory.ok()) return fail(journal_memory.status());
+  journal = std::move(*journal_memory);
+  fds.emplace_back(fcntl(journal->fd(), F_DUPFD_CLOEXEC, 0));
+  brownout.mutable_brownout()->set_journal_fd(fds.size() - 1);
+  brownout.mutable_brownout()->set_journal_areas(journal->areas());
+  brownout.mutable_brownout()->set_journal_capacity(journal->capacity());
   status = Send(channel.get(), brownout, fds);
   if (!status.ok()) return fail(status);
   fds.clear();
@@ -247,6 +284,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     stopped.push_back(&slot);
     wire::Envelope move;
     move.mutable_move_engine()->set_name(slot.config.name());
+    move.mutable_move_engine()->set_journal_area(EngineIndex(&slot));
     // NICs the new snapd could not open beside us move with the first engine.
     if (stopped.size() == 1 && !deferred_nics.empty()) {
       for (int i : deferred_nics) CloseNic(i);
@@ -315,6 +353,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   if (!handoff.ok()) return handoff.status();
   if (b.control_listener_fd() < brownout->fds.size()) {
     d.adopted_control_listener_ = std::move(brownout->fds[b.control_listener_fd()]);
+  }
+  if (b.journal_fd() < brownout->fds.size()) {
+    auto journal = JournalMemory::Map(std::move(brownout->fds[b.journal_fd()]), b.journal_areas(),
+                                      b.journal_capacity());
+    if (!journal.ok()) return journal.status();
+    d.journal_ = std::move(*journal);
   }
   status = InitEal(d.config_);
   if (!status.ok()) return status;
@@ -398,8 +442,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     });
     status = slot->engine->RestoreState(m.state());
     if (!status.ok()) return status;
-    // The old snapd served these rings until a moment ago: start where it stopped.
+    // The old snapd served these rings until a moment ago: start where it stopped, and journal
+    // every batch's cursors until it lets go.
     ResyncAppRings(*slot->engine);
+    JournalArea* area = d.journal_ ? d.journal_->area(m.journal_area()) : nullptr;
+    if (area != nullptr) {
+      slot->journal = std::make_unique<CursorJournal>(area, d.journal_->capacity());
+      slot->engine->ForEachPort([&](Port& p) {
+        if (auto* app = dynamic_cast<AppPort*>(&p); app != nullptr && status.ok()) {
+          status = slot->journal->Track(app);
+        }
+      });
+      if (!status.ok()) return status;
+      if (absl::GetFlag(FLAGS_takeover_fault) == "publish") slot->journal->DieMidPublishAfter(100);
+      slot->engine->set_batch_observer(slot->journal.get());
+    }
     const int64_t t_restored = MonotonicNs();
     slot->ready = true;
     status = d.Replace(d.groups_.at(slot->config.group()));
@@ -412,6 +469,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
   }
+  if (absl::GetFlag(FLAGS_takeover_fault) == "publish") {
+    absl::SleepFor(absl::Seconds(5));  // the workers die in a batch meanwhile (traffic permitting)
+  }
   d.taking_over_ = false;
   for (auto& [name, group] : d.groups_) {
     status = d.Replace(group);  // drops the workers no engine needs
@@ -421,6 +481,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   serving.mutable_serving();
   status = Send(channel.get(), serving);
   if (!status.ok()) return status;
+  // The old snapd lets go now and never reads the journal again: publish at once from here on.
+  for (auto& slot : d.engines_) {
+    if (!slot->journal) continue;
+    d.OnEngine(*slot, [&] {
+      slot->engine->set_batch_observer(nullptr);
+      slot->journal->Close();
+    });
+    slot->journal.reset();
+  }
+  d.journal_.reset();
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "

@@ -16,6 +16,7 @@
 #include "ipc/server.h"
 #include "snapd/app_port.h"
 #include "snapd/dpdk.h"
+#include "snapd/echo_app_testing.h"
 
 namespace snapd {
 namespace {
@@ -29,55 +30,25 @@ class WorkerTest : public ::testing::Test {
     ASSERT_TRUE(status.ok()) << status;
   }
 
-  // A memif server with one connected client, whose queue pair becomes an AppPort of an echo
-  // engine.
-  void SetUp() override {
-    memif::ServerOptions options;
-    options.socket_path = absl::StrCat("/tmp/snapd-worker-test-", getpid(), ".sock");
-    options.accept_any_id = true;
-    auto server = memif::MemifServer::Create(options);
-    ASSERT_TRUE(server.ok());
-    server_ = std::move(*server);
-    memif::Connection* conn = nullptr;
-    server_->set_on_connected([&](memif::Connection& c) { conn = &c; });
-    std::thread client_thread([&] {
-      auto client = memif::MemifClient::Connect({options.socket_path, 1});
-      ASSERT_TRUE(client.ok());
-      client_ = std::move(*client);
-    });
-    while (conn == nullptr) server_->Poll(10);
-    client_thread.join();
-    auto engine = EngineRegistry::Global().Create("echo", "echo0", "");
-    ASSERT_TRUE(engine.ok());
-    engine_ = std::move(*engine);
-    ASSERT_TRUE(engine_->AddPort(std::make_unique<AppPort>("app1", *conn, 0), {}).ok());
-  }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(app_.Connect("worker-test", 1)); }
 
-  void TearDown() override {
-    engine_.reset();
-    client_.reset();
-    server_.reset();
-  }
-
-  std::unique_ptr<memif::MemifServer> server_;
-  std::unique_ptr<memif::MemifClient> client_;
-  std::unique_ptr<Engine> engine_;
+  EchoApp app_;
 };
 
 TEST_F(WorkerTest, RunSyncRunsOnTheWorkerBetweenPolls) {
   Worker w("w0");
-  w.AddEngine(engine_.get());
+  w.AddEngine(app_.engine.get());
   std::thread::id ran_on;
   w.RunSync([&] { ran_on = std::this_thread::get_id(); });
   EXPECT_NE(ran_on, std::this_thread::get_id());
-  EXPECT_EQ(w.engines(), std::vector<Engine*>{engine_.get()});
-  w.RemoveEngine(engine_.get());
+  EXPECT_EQ(w.engines(), std::vector<Engine*>{app_.engine.get()});
+  w.RemoveEngine(app_.engine.get());
   EXPECT_TRUE(w.engines().empty());
 }
 
 TEST_F(WorkerTest, ThousandMovesUnderTrafficLoseNothing) {
   Worker a("wa"), b("wb");
-  a.AddEngine(engine_.get());
+  a.AddEngine(app_.engine.get());
   snap::LoadResult result;
   std::atomic<bool> done{false};
   std::thread traffic([&] {
@@ -85,15 +56,15 @@ TEST_F(WorkerTest, ThousandMovesUnderTrafficLoseNothing) {
     load.frames = 300000;
     load.window = 64;
     load.idle_timeout = absl::Seconds(20);
-    result = snap::RunLoad(*client_, load);
+    result = snap::RunLoad(*app_.client, load);
     done = true;
   });
   int moves = 0;
   while (!done || moves < 1000) {
     if (moves % 2 == 0) {
-      MoveEngine(engine_.get(), a, b);
+      MoveEngine(app_.engine.get(), a, b);
     } else {
-      MoveEngine(engine_.get(), b, a);
+      MoveEngine(app_.engine.get(), b, a);
     }
     ++moves;
     if (done && moves >= 1000) break;
@@ -104,8 +75,8 @@ TEST_F(WorkerTest, ThousandMovesUnderTrafficLoseNothing) {
   EXPECT_EQ(result.reordered, 0u);
   EXPECT_EQ(result.corrupt, 0u);
   EXPECT_FALSE(result.timed_out);
-  EXPECT_EQ(engine_->stats().drops.Get(), 0u);
-  (moves % 2 == 0 ? a : b).RemoveEngine(engine_.get());
+  EXPECT_EQ(app_.engine->stats().drops.Get(), 0u);
+  (moves % 2 == 0 ? a : b).RemoveEngine(app_.engine.get());
 }
 
 }  // namespace
