@@ -288,7 +288,7 @@ void Daemon::ApplyPlacement(Group& group, const Placement& placement) {
     if (slot->polled) {
       MoveEngine(slot->engine.get(), *slot->worker, *target);
     } else {
-      target->AddEngine(slot->engine.get());
+      slot->polled_since_ns = target->AddEngine(slot->engine.get());
     }
     slot->worker = target;
     slot->polled = true;

@@ -106,9 +106,10 @@ class Daemon {
     // old snapd let go. Declared before `engine`, whose ports untrack themselves as they go.
     std::unique_ptr<CursorJournal> journal;
     std::unique_ptr<Engine> engine;
-    Worker* worker = nullptr;  // the worker it runs on; owned by the engine's group
-    bool polled = false;       // `worker` polls it now (else the main thread may touch it)
-    bool ready = true;         // placed by its group (a takeover holds engines back until moved)
+    Worker* worker = nullptr;     // the worker it runs on; owned by the engine's group
+    bool polled = false;          // `worker` polls it now (else the main thread may touch it)
+    int64_t polled_since_ns = 0;  // when `worker` took it (MonotonicNs, on the worker)
+    bool ready = true;            // placed by its group (a takeover holds engines back until moved)
     // The rebalancer's last sample of the engine's busy time, and the load it computed.
     uint64_t sampled_busy_ns = 0;
     uint64_t sampled_frames = 0;

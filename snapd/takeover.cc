@@ -278,8 +278,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     EngineSlot& slot = *slot_ptr;
     phase = absl::StrCat("blackout of ", slot.config.name());
     const int64_t t0 = MonotonicNs();
-    if (slot.polled) slot.worker->RemoveEngine(slot.engine.get());  // at a batch boundary
-    const int64_t t_stopped = MonotonicNs();
+    // At a batch boundary; the blackout starts when the worker drops the engine.
+    const int64_t t_stopped =
+        slot.polled ? slot.worker->RemoveEngine(slot.engine.get()) : MonotonicNs();
     slot.polled = false;
     stopped.push_back(&slot);
     wire::Envelope move;
@@ -301,12 +302,20 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     if (!moved->envelope.has_moved() || moved->envelope.moved().name() != slot.config.name()) {
       return fail(absl::InvalidArgumentError("expected moved"));
     }
+    const int64_t t_acked = MonotonicNs();
+    const int64_t t_polling = moved->envelope.moved().polling_since_ns();
     v1::EngineMove* m = report.add_engines();
     m->set_name(slot.config.name());
-    m->set_blackout_us(ElapsedUs(t0));
+    m->set_handover_us((t_acked - t0) / 1000);
+    // The new snapd's worker clock is ours (CLOCK_MONOTONIC); an older peer that does not say
+    // when it started polling is charged the whole hand-over.
+    m->set_blackout_us(t_polling > t_stopped && t_polling <= t_acked
+                           ? (t_polling - t_stopped) / 1000
+                           : m->handover_us());
     LOG(INFO) << "upgrade: " << slot.config.name() << " blackout " << m->blackout_us()
-              << " us (stop " << (t_stopped - t0) / 1000 << ", save+send "
-              << (t_sent - t_stopped) / 1000 << ", new snapd " << ElapsedUs(t_sent) << ")";
+              << " us (save+send " << (t_sent - t_stopped) / 1000 << ", new snapd "
+              << (t_polling - t_sent) / 1000 << "); hand-over " << m->handover_us() << " us (stop "
+              << (t_stopped - t0) / 1000 << ", ack " << (t_acked - t_polling) / 1000 << ")";
   }
 
   phase = "finish";
@@ -465,6 +474,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
               << " us, polling after " << ElapsedUs(t_got) << " us";
     wire::Envelope reply;
     reply.mutable_moved()->set_name(m.name());
+    reply.mutable_moved()->set_polling_since_ns(slot->polled_since_ns);
     status = Send(channel.get(), reply);
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");

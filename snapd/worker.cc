@@ -98,20 +98,26 @@ void Worker::RunSync(const std::function<void()>& fn) {
   done.get_future().wait();
 }
 
-void Worker::AddEngine(Engine* engine) {
+int64_t Worker::AddEngine(Engine* engine) {
+  int64_t at = 0;
   RunSync([&] {
+    at = MonotonicNs();
     engines_.push_back(engine);
     std::lock_guard<std::mutex> lock(mu_);
     engines_copy_ = engines_;
   });
+  return at;
 }
 
-void Worker::RemoveEngine(Engine* engine) {
+int64_t Worker::RemoveEngine(Engine* engine) {
+  int64_t at = 0;
   RunSync([&] {
+    at = MonotonicNs();
     engines_.erase(std::remove(engines_.begin(), engines_.end(), engine), engines_.end());
     std::lock_guard<std::mutex> lock(mu_);
     engines_copy_ = engines_;
   });
+  return at;
 }
 
 std::vector<Engine*> Worker::engines() {

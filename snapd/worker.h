@@ -57,8 +57,10 @@ class Worker {
 
   // Starts / stops polling `engine` on this worker, at a batch boundary. Any thread but the
   // worker's.
-  void AddEngine(Engine* engine);
-  void RemoveEngine(Engine* engine);
+  // Both return when the worker has done it, with the time it did (MonotonicNs on the worker:
+  // the engine's first poll follows at once, or its last poll has ended).
+  int64_t AddEngine(Engine* engine);
+  int64_t RemoveEngine(Engine* engine);
   // Engines polled now (a copy). Any thread.
   std::vector<Engine*> engines();
 

@@ -460,9 +460,9 @@ class Cli {
     }
     printf("upgraded: pid %d -> %d, brownout %ld us\n", report.old_pid(), report.new_pid(),
            report.brownout_us());
-    printf("%-14s %12s\n", "ENGINE", "BLACKOUT_US");
+    printf("%-14s %12s %12s\n", "ENGINE", "BLACKOUT_US", "HANDOVER_US");
     for (const v1::EngineMove& m : report.engines()) {
-      printf("%-14s %12ld\n", m.name().c_str(), m.blackout_us());
+      printf("%-14s %12ld %12ld\n", m.name().c_str(), m.blackout_us(), m.handover_us());
     }
     return 0;
   }

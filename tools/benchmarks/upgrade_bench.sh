@@ -59,7 +59,7 @@ for i in $(seq 1 "$n"); do
   next=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
   if out=$(ctl --json upgrade --binary="$work/$next"); then
     done_n=$((done_n + 1))
-    echo "$out" | python3 -c 'import json,sys; [print(e["name"], e["blackout_us"]) for e in json.load(sys.stdin)["engines"]]' >>"$work/blackouts"
+    echo "$out" | python3 -c 'import json,sys; [print(e["name"], e["blackout_us"], e["handover_us"]) for e in json.load(sys.stdin)["engines"]]' >>"$work/blackouts"
   else
     echo "upgrade_bench: upgrade $i failed: $out" >&2
   fi
@@ -72,15 +72,30 @@ import re, sys
 work, n = sys.argv[1], int(sys.argv[2])
 per = {}
 for line in open(f"{work}/blackouts"):
-    name, us = line.split()
-    per.setdefault(name, []).append(int(us))
+    name, us, handover = line.split()
+    per.setdefault(name, []).append((int(us), int(handover)))
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else -1
-allv = [x for v in per.values() for x in v]
-print(f"{'engine':<12} {'upgrades':>8} {'p50_us':>8} {'p99_us':>8} {'min_us':>8} {'max_us':>8}")
+allv = [x[0] for v in per.values() for x in v]
+# blackout: no snapd polls the engine (old worker's last poll to new worker's first). handover: the
+# control plane's view of the move (asking the old worker to stop to the new snapd's ack).
+print(f"{'engine':<12} {'upgrades':>8} {'p50_us':>8} {'p99_us':>8} {'min_us':>8} {'max_us':>8}"
+      f" {'handover_p50_us':>16} {'handover_p99_us':>16}")
 for name, v in per.items():
-    print(f"{name:<12} {len(v):>8} {pct(v, 50):>8} {pct(v, 99):>8} {min(v):>8} {max(v):>8}")
+    b = [x[0] for x in v]
+    h = [x[1] for x in v]
+    print(f"{name:<12} {len(v):>8} {pct(b, 50):>8} {pct(b, 99):>8} {min(b):>8} {max(b):>8}"
+          f" {pct(h, 50):>16} {pct(h, 99):>16}")
+# Where a blackout goes (medians; both snapds log to snapd.log): saving and sending the state, then
+# the new snapd restoring it and its worker taking the engine.
+log = open(f"{work}/snapd.log", errors="replace").read()
+parts = re.findall(r"us \(save\+send (\d+), new snapd (-?\d+)\)", log)
+restored = [int(x) for x in re.findall(r"restored in (\d+) us", log)]
+if parts:
+    cols = list(zip(*[[int(x) for x in p] for p in parts]))
+    print(f"blackout parts (p50 us): save+send={pct(cols[0], 50)} new_snapd={pct(cols[1], 50)}"
+          f" (of which restore={pct(restored, 50)})")
 t = open(f"{work}/traffic.log").read()
 m = re.search(r"sent=(\d+) received=(\d+) lost=(\d+) repeated=(\d+) reordered=(\d+)", t)
 # Any frame the app would notice: missing, repeated or out of order.
