@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Transparent upgrade under traffic. snapd drives a veth (af_packet) into a namespace and serves two
-# apps: snap_traffic exchanges sequenced UDP with udp_echo, and the namespace pings udp_echo
-# through the NIC. Then:
+# Transparent upgrade under traffic. snapd drives a veth (af_packet) into a namespace and runs two
+# engines: a vswitch serving two apps (snap_traffic exchanges sequenced UDP with udp_echo, and the
+# namespace pings udp_echo through the NIC), and an echo engine that memif_traffic streams
+# sequenced frames through. Then:
 #  - 20 upgrades in a row, alternating two copies of the binary: every app frame comes back, in
 #    order; no app is ever detached; the NIC path's losses (ping) are counted and reported;
-#  - the new snapd dies (SIGKILL) during brownout, during a blackout, and after the engines moved
-#    but before the end; an incompatible takeover version is refused before anything moves; each
+#  - the new snapd dies (SIGKILL) during brownout, during a blackout, after half the engines moved,
+#    and in the middle of publishing a batch; an incompatible takeover version is refused before anything moves; each
 #    time the old snapd goes on serving everything, and a last upgrade then succeeds.
 source "$(dirname "$0")/lib.sh"
 need_root
@@ -13,6 +14,7 @@ SNAPD=$(bin snapd/snapd)
 SNAPCTL=$(bin tools/snapctl)
 UDP_ECHO=$(bin clients/udp_echo)
 TRAFFIC=$(bin clients/snap_traffic)
+MEMIF_TRAFFIC=$(bin tools/memif_traffic)
 tag=$$
 NS="snapd-up-$tag"
 make_host "$NS" "up${tag}h" "up${tag}n" 10.84.0.100/24
@@ -27,10 +29,16 @@ start snapd "$WORK/snapd-a" --run_dir="$RUN" --nic="net_af_packet0,iface=up${tag
 wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
 wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
+ctl engine create echo1 echo >/dev/null
+ctl app add 3 --mac=02:00:00:00:84:03 --ip=10.84.0.3 --engine=echo1 >/dev/null
+# stream: sequenced frames through the echo engine for the whole run, both sections.
+stream() { start "$1" "$MEMIF_TRAFFIC" --socket="$RUN/memif.sock" --id=3 --frames=1000000000 \
+  --window=16 --duration_s="$2" --timeout_s=40; }
 
 # --- 20 upgrades under traffic --------------------------------------------------------------
 start traffic "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --frames=1000000000 \
   --window=16 --duration_s=25 --timeout_s=30
+stream stream 25
 start ping ip netns exec "$NS" ping -i 0.02 -w 24 10.84.0.1
 wait_for 10 "traffic flowing" grep -q "attached to vswitch0 as 02:00:00:00:84:02" "$WORK/snapd.log"
 engine_frames() { ctl --json engines | python3 -c 'import json,sys; print(json.load(sys.stdin)["engines"][0]["stats"].get("frames", 0))'; }
@@ -44,18 +52,24 @@ for i in $(seq 1 20); do
   fi
 done
 check "20 upgrades in a row succeeded" [ "$ok" -eq 20 ]
-grep -h "^vswitch0" "$WORK"/upgrade-*.log | awk '{print $2}' | sort -n | tr '\n' ' ' | sed 's/^/blackouts (us): /'; echo
+for e in vswitch0 echo1; do
+  grep -h "^$e " "$WORK"/upgrade-*.log | awk '{print $2}' | sort -n | tr '\n' ' ' | sed "s/^/$e blackouts (us): /"; echo
+  check "$e moved in each of the 20 upgrades" [ "$(cat "$WORK"/upgrade-*.log | grep -c "^$e ")" -eq 20 ]
+done
 wait "$PID_traffic" || true
-cat "$WORK/traffic.log"
-check "every app frame came back, in order, through 20 upgrades" \
+wait "$PID_stream" || true
+cat "$WORK/traffic.log" "$WORK/stream.log"
+check "every app frame came back, in order, through 20 upgrades (vswitch)" \
   grep -q "lost=0 repeated=0 reordered=0 corrupt=0 seconds" "$WORK/traffic.log"
+check "every frame came back, in order, through 20 upgrades (echo)" \
+  grep -q "lost=0 repeated=0 reordered=0 corrupt=0 seconds" "$WORK/stream.log"
 # Each datagram crosses the vswitch twice (to udp_echo and back): only counters carried across all
 # 20 upgrades can add up to that.
 received=$(grep -o "received=[0-9]*" "$WORK/traffic.log" | head -1 | cut -d= -f2)
 check "the new snapd's counters continue the old ones (engine frames >= 2 x $received)" \
   [ "$(engine_frames)" -ge $((2 * received)) ]
-check "no app was detached by the upgrades (app 2 left once, at the end of its run)" \
-  bash -c "[ \$(grep -c 'app 2 detached' '$WORK/snapd.log') -eq 1 ] && ! grep -q 'app 1 detached' '$WORK/snapd.log'"
+check "no app was detached by the upgrades (apps 2 and 3 left once, at the end of their runs)" \
+  bash -c "[ \$(grep -c 'app 2 detached' '$WORK/snapd.log') -eq 1 ] && [ \$(grep -c 'app 3 detached' '$WORK/snapd.log') -eq 1 ] && ! grep -q 'app 1 detached' '$WORK/snapd.log'"
 check "udp_echo was never told to go" bash -c "! grep -q detached '$WORK/echo.log'"
 wait "$PID_ping" || true
 loss=$(grep -o "[0-9.]*% packet loss" "$WORK/ping.log" || echo "?")
@@ -65,6 +79,7 @@ check "the NIC path carried the pings across the upgrades" grep -q " [1-9][0-9]*
 # --- failures -------------------------------------------------------------------------------
 start traffic2 "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --frames=1000000000 \
   --window=16 --duration_s=14 --timeout_s=40
+stream stream2 14
 before=$(pid_of_snapd)
 # "half" twice: each kill lands at a random point of the new snapd's batches. "publish" dies in a
 # worker with a batch's frames passed on but their slots not given back: the old snapd must
@@ -83,11 +98,14 @@ check "an incompatible takeover version is refused before anything moves" \
 check "an unknown engine in the order is refused" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary='$WORK/snapd-b' --engines=nope 2>&1 | grep -q \"INVALID_ARGUMENT: engines: no engine named 'nope'\""
 check "a missing binary is refused" bash -c "! '$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
 wait "$PID_traffic2" || true
-cat "$WORK/traffic2.log"
+wait "$PID_stream2" || true
+cat "$WORK/traffic2.log" "$WORK/stream2.log"
 # A new snapd killed while it serves the rings dies mid-batch; the old snapd completes the batch
 # from the cursor journal (snapd/cursor_journal.h), so no frame is lost nor passed twice.
-check "no app frame was lost, repeated or reordered through the failed upgrades" \
-  grep -q "lost=0 repeated=0 reordered=0 corrupt=0 seconds" "$WORK/traffic2.log"
+for log in traffic2 stream2; do
+  check "no frame was lost, repeated or reordered through the failed upgrades ($log)" \
+    grep -q "lost=0 repeated=0 reordered=0 corrupt=0 seconds" "$WORK/$log.log"
+done
 completed=$(grep -c 'published [0-9]* ring cursor' "$WORK/snapd.log" || true)
 check "the old snapd completed the batch the new one died publishing ($completed from the journal)" \
   [ "$completed" -ge 1 ]

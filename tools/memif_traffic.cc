@@ -22,6 +22,7 @@ ABSL_FLAG(uint32_t, id, 0, "Interface id to connect with.");
 ABSL_FLAG(std::string, secret, "", "Interface secret, if the server wants one.");
 ABSL_FLAG(uint64_t, frames, 10000, "Frames to send.");
 ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 30).");
+ABSL_FLAG(int, duration_s, 0, "Stop sending after this many seconds (0: send all --frames).");
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, core, -1, "Pin to this CPU core.");
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
   load.window = absl::GetFlag(FLAGS_window);
   load.poll = absl::GetFlag(FLAGS_poll);
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
+  load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   load.record_rtt = load.window == 1;
   snap::LoadResult r = snap::RunLoad(**client, load);
   printf("memif_traffic: id=%u %s\n", copts.id, snap::Summary(r).c_str());
