@@ -167,20 +167,28 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
   }
   UniqueFd channel(sv[0]);
+  // Built before fork: the child of a threaded process may only make async-signal-safe calls.
+  std::vector<std::string> args = {binary, "--takeover_fd=3"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  sigset_t none;
+  sigemptyset(&none);
   const int64_t start = MonotonicNs();
   pid_t child = fork();
   if (child == 0) {
-    // The new snapd: the channel on fd 3, everything else of ours closed on exec.
-    dup2(sv[1], 3);
-    std::vector<std::string> args = {binary, "--takeover_fd=3"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    sigset_t none;
-    sigemptyset(&none);
+    // The new snapd: stdin, stdout, stderr and the channel on fd 3, nothing else of ours. Not
+    // every fd is close-on-exec (DPDK's tap and packet sockets are not): a leaked one would keep
+    // an old NIC alive in the new process, one more with every upgrade.
+    if (sv[1] == 3) {
+      fcntl(3, F_SETFD, 0);
+    } else {
+      dup2(sv[1], 3);
+    }
+    close_range(4, ~0U, 0);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(binary.c_str(), argv.data());
+    execv(argv[0], argv.data());
     _exit(127);
   }
   close(sv[1]);

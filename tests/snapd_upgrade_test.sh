@@ -50,8 +50,12 @@ for i in $(seq 1 20); do
   else
     cat "$WORK/upgrade-$i.log"
   fi
+  [ "$i" -eq 1 ] && fds_first=$(ls "/proc/$(pid_of_snapd)/fd" | wc -l)
 done
 check "20 upgrades in a row succeeded" [ "$ok" -eq 20 ]
+fds_last=$(ls "/proc/$(pid_of_snapd)/fd" | wc -l)
+check "no fd of an old snapd lives on in the new one ($fds_first open after the 1st upgrade, $fds_last after the 20th)" \
+  [ "$fds_last" -le "$fds_first" ]
 for e in vswitch0 echo1; do
   grep -h "^$e " "$WORK"/upgrade-*.log | awk '{print $2}' | sort -n | tr '\n' ' ' | sed "s/^/$e blackouts (us): /"; echo
   check "$e moved in each of the 20 upgrades" [ "$(cat "$WORK"/upgrade-*.log | grep -c "^$e ")" -eq 20 ]
