@@ -763,7 +763,9 @@ Daemon::~Daemon() {
   groups_.clear();  // joins the workers
   engines_.clear();
   nics_.clear();
-  if (eal_started_) CleanupEal();
+  // Handed over: EAL's cleanup closes every device still probed, and closing a tap takes its
+  // kernel interface down under the new snapd. Our memory (no hugepages) goes with the process.
+  if (eal_started_ && !handed_over_) CleanupEal();
   if (ready_) LOG(INFO) << "snapd stopped";
 }
 

@@ -1,5 +1,6 @@
 #include "snapd/dpdk.h"
 
+#include <net/if.h>
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -16,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engines/frame.h"
 #include "glog/logging.h"
 #include "snapd/config.h"
 
@@ -161,7 +163,9 @@ absl::Status InitEal(const config::SnapdConfig& config) {
     args.insert(args.end(), config.eal().args().begin(), config.eal().args().end());
   } else {
     uint32_t mb = config.eal().memory_mb() == 0 ? 512 : config.eal().memory_mb();
-    args.insert(args.end(), {"--no-huge", "-m", std::to_string(mb), "--no-shconf",
+    // No telemetry: snapctl is the way in, and DPDK's socket would stay behind in /var/run/dpdk
+    // whenever snapd does not clean up (kill -9, or the old side of an upgrade).
+    args.insert(args.end(), {"--no-huge", "-m", std::to_string(mb), "--no-shconf", "--no-telemetry",
                              "--log-level=lib.eal:error", "--log-level=pmd:warning"});
     std::vector<std::string> pci;
     for (const config::Nic& nic : config.nics()) {
@@ -292,10 +296,26 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Adopt(uint16_t port, const std::string
   LOG(INFO) << name << ": " << device << " (port " << port << ", " << queues << " queue pair(s)"
             << (nic->rss_ ? ", RSS" : "") << (nic->rx_interrupts_ ? ", rx interrupts" : "")
             << ", driver " << info.driver_name << ")";
+  char ifname[IF_NAMESIZE];
+  if (info.if_index != 0 && if_indextoname(info.if_index, ifname) != nullptr) {
+    nic->kernel_ifindex_ = info.if_index;
+    nic->kernel_ifname_ = ifname;
+  }
   return nic;
 }
 
+std::string Nic::mac() const {
+  rte_ether_addr a{};
+  rte_eth_macaddr_get(port_id_, &a);
+  return MacToString(MacFromBytes(a.addr_bytes));
+}
+
+bool Nic::KernelInterfaceHere() const {
+  return kernel_ifindex_ == 0 || if_nametoindex(kernel_ifname_.c_str()) == kernel_ifindex_;
+}
+
 Nic::~Nic() {
+  if (abandoned_) return;  // another process runs the device now; our fds close at exit
   rte_eth_dev_stop(port_id_);
   rte_eth_dev_close(port_id_);
   if (!IsPciAddress(device_)) rte_eal_hotplug_remove("vdev", device_.c_str());

@@ -60,6 +60,20 @@ class Nic {
   uint16_t queues() const { return queues_; }
   bool rss() const { return rss_; }
   bool rx_interrupts() const { return rx_interrupts_; }
+  // The port's MAC address, "02:00:00:00:00:01".
+  std::string mac() const;
+  // The kernel interface the PMD works through (a tap's, af_packet's), "" for none.
+  const std::string& kernel_interface() const { return kernel_ifname_; }
+  // False when that interface has left this process's network namespace (or was renamed) since
+  // the port opened.
+  bool KernelInterfaceHere() const;
+  // Whether a second process that opens the same device receives a copy of every frame (a packet
+  // socket) rather than a share of them (a multi-queue tap) or frames of its own (ring, null).
+  bool ReceivesCopies() const { return device_.rfind("net_af_packet", 0) == 0; }
+
+  // This process is about to exit and a new snapd runs the device: the destructor leaves it as
+  // it is (stopping or closing a tap would take its kernel interface down under the new snapd).
+  void Abandon() { abandoned_ = true; }
 
   // The port for queue q, for an engine to own; each queue can be taken once.
   std::unique_ptr<Port> TakeQueuePort(uint16_t q);
@@ -73,6 +87,9 @@ class Nic {
   uint16_t queues_ = 0;
   bool rss_ = false;
   bool rx_interrupts_ = false;
+  bool abandoned_ = false;
+  unsigned kernel_ifindex_ = 0;
+  std::string kernel_ifname_;
   std::vector<bool> taken_;
 };
 

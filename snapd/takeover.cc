@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -29,6 +30,9 @@
 // middle of publishing a batch, once engines moved), or claim another protocol version.
 ABSL_FLAG(std::string, takeover_fault, "", "Testing: die during this phase of a takeover.");
 ABSL_FLAG(int, takeover_version, 0, "Testing: claim this takeover protocol version.");
+ABSL_FLAG(bool, takeover_defer_nics, false,
+          "Testing: open no NIC beside the old snapd, as with a PCI device that cannot be open in "
+          "two processes: each moves in the first blackout.");
 
 namespace snapd {
 namespace {
@@ -247,7 +251,16 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   // Brownout: we keep serving; the new snapd adopts the apps and builds the engines.
   phase = "brownout";
   wire::Envelope brownout;
-  *brownout.mutable_brownout()->mutable_config() = CurrentConfig();
+  config::SnapdConfig* cfg = brownout.mutable_brownout()->mutable_config();
+  *cfg = CurrentConfig();
+  // DPDK gives a tap a random MAC unless told one, and sets it on the kernel interface too: the
+  // new snapd's would change the MAC of an interface the host has been using. Pin it to ours.
+  for (int i = 0; i < cfg->nics_size() && i < static_cast<int>(nics_.size()); ++i) {
+    const std::string& devargs = cfg->nics(i).devargs();
+    if (nics_[i] && absl::StartsWith(devargs, "net_tap") && !absl::StrContains(devargs, "mac=")) {
+      cfg->mutable_nics(i)->set_devargs(absl::StrCat(devargs, ",mac=", nics_[i]->mac()));
+    }
+  }
   std::vector<UniqueFd> fds;
   absl::Status status =
       upgrade::ExportMemifHandoff(*memif_, brownout.mutable_brownout()->mutable_memif(), &fds);
@@ -326,6 +339,20 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
               << (t_stopped - t0) / 1000 << ", ack " << (t_acked - t_polling) / 1000 << ")";
   }
 
+  // A tap interface lives as long as the fds that hold it. One still in our namespace, the new
+  // snapd attached its queues to (a multi-queue tap): it is kept as it is. One moved out of our
+  // namespace, the new snapd could not see: it made one anew, and ours goes when we exit.
+  for (const auto& nic : nics_) {
+    if (nic && absl::StartsWith(nic->device(), "net_tap") && !nic->KernelInterfaceHere()) {
+      report.add_notes(absl::StrCat(
+          nic->name(), " (", nic->device(), "): its interface ", nic->kernel_interface(),
+          " was moved out of snapd's network namespace, where the new snapd created it anew: "
+          "without the addresses, routes or namespace the old one had, which goes with the old "
+          "snapd (a tap left in snapd's namespace is kept across upgrades)"));
+      LOG(WARNING) << "upgrade: " << report.notes(report.notes_size() - 1);
+    }
+  }
+
   phase = "finish";
   wire::Envelope done;
   done.mutable_done();
@@ -339,6 +366,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
   }
   memif_->Relinquish();
+  for (auto& nic : nics_) {
+    if (nic) nic->Abandon();
+  }
   handed_over_ = true;
   LOG(INFO) << "upgrade: everything moved to pid " << child << " (brownout " << report.brownout_us()
             << " us); this snapd exits";
@@ -404,7 +434,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   }
   std::vector<int> deferred_nics;
   for (int i = 0; i < d.config_.nics_size(); ++i) {
-    absl::Status opened = d.OpenNic(i);
+    absl::Status opened = absl::GetFlag(FLAGS_takeover_defer_nics)
+                              ? absl::UnavailableError("--takeover_defer_nics")
+                              : d.OpenNic(i);
     if (!opened.ok()) {
       LOG(INFO) << "takeover: NIC " << i << " opens at the first blackout (" << opened.message()
                 << ")";
@@ -446,10 +478,22 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
         if (!status.ok()) return status;
       }
     }
-    // What our NIC queues gathered beside the old snapd's are copies of frames it handled:
-    // discard them, counted.
-    slot->engine->ForEachPort([](Port& p) {
-      if (p.kind() != PortKind::kNic) return;
+    // A packet socket opened beside the old snapd's got a copy of every frame the old one handled:
+    // discard what ours gathered, counted. (A tap shares its frames among the queues of both
+    // snapds instead: those in ours are for us to handle now; a NIC opened just now holds only
+    // frames that came after the old snapd let go.)
+    std::vector<std::string> copies;
+    for (int i = 0; i < static_cast<int>(d.nics_.size()); ++i) {
+      if (d.nics_[i] && d.nics_[i]->ReceivesCopies() &&
+          std::find(deferred_nics.begin(), deferred_nics.end(), i) == deferred_nics.end()) {
+        copies.push_back(d.nics_[i]->name());
+      }
+    }
+    slot->engine->ForEachPort([&](Port& p) {
+      if (p.kind() != PortKind::kNic ||
+          std::find(copies.begin(), copies.end(), p.link()) == copies.end()) {
+        return;
+      }
       Packet pkts[64];
       uint16_t n;
       while ((n = p.Receive(pkts, 64)) > 0) {

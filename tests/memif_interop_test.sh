@@ -12,7 +12,7 @@ command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd missing: run tools/se
 
 testpmd() {  # testpmd NAME VDEV-ARGS EXTRA...
   local name=$1 vdev=$2; shift 2
-  start "$name" dpdk-testpmd -l 0,1 --no-huge -m 1024 --no-pci --file-prefix="snapd-$name-$$" \
+  start "$name" dpdk-testpmd -l 0,1 --no-huge -m 1024 --no-pci --no-shconf --no-telemetry \
     --vdev="$vdev" -- --total-num-mbufs=16384 --forward-mode=io --port-topology=loop \
     --stats-period=1 "$@"
 }

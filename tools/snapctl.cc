@@ -464,6 +464,7 @@ class Cli {
     for (const v1::EngineMove& m : report.engines()) {
       printf("%-14s %12ld %12ld\n", m.name().c_str(), m.blackout_us(), m.handover_us());
     }
+    for (const std::string& note : report.notes()) printf("note: %s\n", note.c_str());
     return 0;
   }
 
