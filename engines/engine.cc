@@ -39,7 +39,39 @@ int64_t Engine::QueueingDelayNs(int64_t now_ns) const {
   return since == 0 || now_ns < since ? 0 : now_ns - since;
 }
 
-absl::Status Engine::SaveState(engines::EngineState* state) const {
+namespace {
+
+// The port counters a saved state carries, and their fields.
+struct PortCounterField {
+  Counter PortStats::*counter;
+  uint64_t (engines::PortCounters::*get)() const;
+  void (engines::PortCounters::*set)(uint64_t);
+};
+using PC = engines::PortCounters;
+const PortCounterField kPortCounters[] = {
+    {&PortStats::rx_frames, &PC::rx_frames, &PC::set_rx_frames},
+    {&PortStats::rx_bytes, &PC::rx_bytes, &PC::set_rx_bytes},
+    {&PortStats::tx_frames, &PC::tx_frames, &PC::set_tx_frames},
+    {&PortStats::tx_bytes, &PC::tx_bytes, &PC::set_tx_bytes},
+    {&PortStats::tx_dropped, &PC::tx_dropped, &PC::set_tx_dropped},
+    {&PortStats::rx_errors, &PC::rx_errors, &PC::set_rx_errors},
+    {&PortStats::drop_malformed, &PC::drop_malformed, &PC::set_drop_malformed},
+    {&PortStats::drop_spoofed, &PC::drop_spoofed, &PC::set_drop_spoofed},
+    {&PortStats::drop_takeover, &PC::drop_takeover, &PC::set_drop_takeover},
+};
+
+}  // namespace
+
+void SavePortCounters(const Port& port, engines::PortCounters* out) {
+  out->set_name(port.name());
+  for (const PortCounterField& f : kPortCounters) (out->*f.set)((port.stats().*f.counter).Get());
+}
+
+void AddPortCounters(const engines::PortCounters& saved, Port& port) {
+  for (const PortCounterField& f : kPortCounters) (port.stats().*f.counter).Add((saved.*f.get)());
+}
+
+absl::Status Engine::SaveState(engines::EngineState* state) {
   state->Clear();
   state->set_kind(std::string(kind()));
   engines::EngineCounters* c = state->mutable_counters();
@@ -49,6 +81,7 @@ absl::Status Engine::SaveState(engines::EngineState* state) const {
   c->set_polls(stats_.polls.Get());
   c->set_empty_polls(stats_.empty_polls.Get());
   c->set_drops(stats_.drops.Get());
+  ForEachPort([&](Port& port) { SavePortCounters(port, state->add_ports()); });
   return SaveKindState(state->mutable_kind_state());
 }
 
@@ -67,6 +100,11 @@ absl::Status Engine::RestoreState(const engines::EngineState& state) {
   stats_.polls.Add(c.polls());
   stats_.empty_polls.Add(c.empty_polls());
   stats_.drops.Add(c.drops());
+  for (const engines::PortCounters& pc : state.ports()) {
+    ForEachPort([&](Port& port) {
+      if (port.name() == pc.name()) AddPortCounters(pc, port);
+    });
+  }
   return absl::OkStatus();
 }
 

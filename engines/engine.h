@@ -65,9 +65,10 @@ class Engine {
   // Calls fn on each attached port. Engine thread only.
   virtual void ForEachPort(const std::function<void(Port&)>& fn) = 0;
 
-  // Saves counters and the kind's state; restores them into a fresh engine of the same kind
-  // (engine thread only). A restored engine forwards as the saved one did.
-  absl::Status SaveState(engines::EngineState* state) const;
+  // Saves counters (its own and its ports') and the kind's state; restores them into a fresh
+  // engine of the same kind (engine thread only). A restored engine forwards as the saved one did,
+  // and its counters and its ports' continue the saved ones.
+  absl::Status SaveState(engines::EngineState* state);
   absl::Status RestoreState(const engines::EngineState& state);
 
   // Engine thread only (or while no worker polls the engine); nullptr for none.
@@ -96,6 +97,11 @@ class Engine {
   EngineStats stats_;
   BatchObserver* observer_ = nullptr;
 };
+
+// A port's counters as a saved state carries them, and back: AddPortCounters adds the saved
+// values to the port's (whose thread must be the caller's).
+void SavePortCounters(const Port& port, engines::PortCounters* out);
+void AddPortCounters(const engines::PortCounters& saved, Port& port);
 
 // Monotonic clock in nanoseconds.
 int64_t MonotonicNs();

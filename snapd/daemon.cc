@@ -208,7 +208,7 @@ absl::Status Daemon::OpenNic(int index) {
   return absl::OkStatus();
 }
 
-void Daemon::CloseNic(int index) {
+void Daemon::CloseNic(int index, std::vector<engines::PortCounters>* port_counters) {
   if (static_cast<size_t>(index) >= nics_.size() || !nics_[index]) return;
   const std::string link = nics_[index]->name();
   for (auto& slot : engines_) {
@@ -217,10 +217,26 @@ void Daemon::CloseNic(int index) {
       slot->engine->ForEachPort([&](Port& p) {
         if (p.kind() == PortKind::kNic && p.link() == link) queues.push_back(p.name());
       });
-      for (const std::string& name : queues) slot->engine->RemovePort(name);
+      for (const std::string& name : queues) {
+        std::unique_ptr<Port> port = slot->engine->RemovePort(name);
+        if (port && port_counters) SavePortCounters(*port, &port_counters->emplace_back());
+      }
     });
   }
   nics_[index].reset();
+}
+
+void Daemon::AddPortCounters(const std::vector<engines::PortCounters>& saved) {
+  if (saved.empty()) return;
+  for (auto& slot : engines_) {
+    OnEngine(*slot, [&] {
+      slot->engine->ForEachPort([&](Port& p) {
+        for (const engines::PortCounters& pc : saved) {
+          if (pc.name() == p.name()) snapd::AddPortCounters(pc, p);
+        }
+      });
+    });
+  }
 }
 
 void Daemon::CloseNics() {

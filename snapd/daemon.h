@@ -151,7 +151,11 @@ class Daemon {
   void CloseNics();
   // One NIC of the config, by index (nics_[index]).
   absl::Status OpenNic(int index);
-  void CloseNic(int index);
+  // Closes NIC `index` and removes its queue ports from their engines, saving their counters in
+  // *port_counters when given.
+  void CloseNic(int index, std::vector<engines::PortCounters>* port_counters = nullptr);
+  // Adds saved counters to the ports of those names, in whichever engine they are.
+  void AddPortCounters(const std::vector<engines::PortCounters>& saved);
   // Registers a checked app interface with the memif server.
   absl::Status RegisterApp(const config::App& app);
   void RunTasks();
@@ -162,9 +166,17 @@ class Daemon {
   void InitLoopFds();
   // The configuration as it stands now (apps, engines and groups as RPCs left them).
   config::SnapdConfig CurrentConfig() const;
+  // NICs the old side of an upgrade closed for the new one to open (devices that cannot be open
+  // in two processes), with their counters and their queue ports' counters.
+  struct ClosedNics {
+    std::vector<int> indices;
+    std::map<int, NicStats> stats;
+    std::vector<engines::PortCounters> ports;
+  };
   // Old side: gives back to the workers every engine that stopped for an upgrade that failed,
-  // completing first the batch the new snapd committed in `journal` but may not have published.
-  void TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics,
+  // completing first the batch the new snapd committed in `journal` but may not have published,
+  // and reopens the NICs it closed, their counters continuing.
+  void TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics& closed,
                 const JournalMemory* journal);
   // The index of an engine in engines_ (its area of an upgrade's cursor journal).
   uint32_t EngineIndex(const EngineSlot* slot) const;

@@ -329,6 +329,17 @@ std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
 }
 
 NicStats Nic::Stats() const {
+  NicStats s = DeviceStats();
+  for (uint64_t NicStats::*c : kNicCounters) s.*c = s.*c - zero_.*c + carried_.*c;
+  return s;
+}
+
+void Nic::ContinueFrom(const NicStats& before) {
+  carried_ = before;
+  zero_ = DeviceStats();
+}
+
+NicStats Nic::DeviceStats() const {
   NicStats s;
   rte_eth_link link;
   if (rte_eth_link_get_nowait(port_id_, &link) == 0) {

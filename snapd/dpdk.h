@@ -42,6 +42,10 @@ struct NicStats {
   uint64_t rx_errors = 0, tx_errors = 0;
   uint64_t rx_nombuf = 0;  // dropped: the mbuf pool was empty
 };
+// The counters of NicStats, for code that treats them alike.
+inline constexpr uint64_t NicStats::*kNicCounters[] = {
+    &NicStats::rx_frames, &NicStats::tx_frames, &NicStats::rx_bytes,  &NicStats::tx_bytes,
+    &NicStats::rx_missed, &NicStats::rx_errors, &NicStats::tx_errors, &NicStats::rx_nombuf};
 
 class Nic {
  public:
@@ -77,7 +81,11 @@ class Nic {
 
   // The port for queue q, for an engine to own; each queue can be taken once.
   std::unique_ptr<Port> TakeQueuePort(uint16_t q);
+  // The device's counters, continuing those of the process that ran it before (ContinueFrom).
   NicStats Stats() const;
+  // From now on Stats() counts on from `before` (what another process's Stats() said when it
+  // stopped using the device) instead of from what the device has counted so far in this process.
+  void ContinueFrom(const NicStats& before);
 
  private:
   Nic() = default;
@@ -87,7 +95,11 @@ class Nic {
   uint16_t queues_ = 0;
   bool rss_ = false;
   bool rx_interrupts_ = false;
+  NicStats DeviceStats() const;
+
   bool abandoned_ = false;
+  NicStats carried_;  // ContinueFrom's `before`
+  NicStats zero_;     // the device's counters at ContinueFrom
   unsigned kernel_ifindex_ = 0;
   std::string kernel_ifname_;
   std::vector<bool> taken_;

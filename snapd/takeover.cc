@@ -80,6 +80,33 @@ void ResyncAppRings(Engine& engine) {
   });
 }
 
+// NicStats <-> its wire form.
+struct NicCounterField {
+  uint64_t NicStats::*counter;
+  uint64_t (wire::NicCounters::*get)() const;
+  void (wire::NicCounters::*set)(uint64_t);
+};
+using NC = wire::NicCounters;
+const NicCounterField kNicCounterFields[] = {
+    {&NicStats::rx_frames, &NC::rx_frames, &NC::set_rx_frames},
+    {&NicStats::tx_frames, &NC::tx_frames, &NC::set_tx_frames},
+    {&NicStats::rx_bytes, &NC::rx_bytes, &NC::set_rx_bytes},
+    {&NicStats::tx_bytes, &NC::tx_bytes, &NC::set_tx_bytes},
+    {&NicStats::rx_missed, &NC::rx_missed, &NC::set_rx_missed},
+    {&NicStats::rx_errors, &NC::rx_errors, &NC::set_rx_errors},
+    {&NicStats::tx_errors, &NC::tx_errors, &NC::set_tx_errors},
+    {&NicStats::rx_nombuf, &NC::rx_nombuf, &NC::set_rx_nombuf},
+};
+void NicCountersToWire(int index, const NicStats& s, wire::NicCounters* out) {
+  out->set_index(index);
+  for (const NicCounterField& f : kNicCounterFields) (out->*f.set)(s.*f.counter);
+}
+NicStats NicCountersFromWire(const wire::NicCounters& in) {
+  NicStats s;
+  for (const NicCounterField& f : kNicCounterFields) s.*f.counter = (in.*f.get)();
+  return s;
+}
+
 void MaybeDie(const std::string& phase) {
   if (absl::GetFlag(FLAGS_takeover_fault) == phase) {
     LOG(WARNING) << "takeover: dying in " << phase << " (--takeover_fault)";
@@ -107,7 +134,7 @@ uint32_t Daemon::EngineIndex(const EngineSlot* slot) const {
   return UINT32_MAX;
 }
 
-void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector<int>& closed_nics,
+void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics& closed,
                       const JournalMemory* journal) {
   for (EngineSlot* slot : stopped) {
     // The new snapd may have served the rings meanwhile, and died mid-batch: complete the batch
@@ -129,10 +156,15 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const std::vector
     }
     ResyncAppRings(*slot->engine);
   }
-  for (int i : closed_nics) {
+  for (int i : closed.indices) {
     absl::Status status = OpenNic(i);
-    if (!status.ok()) LOG(ERROR) << "upgrade rollback: cannot reopen NIC " << i << ": " << status;
+    if (!status.ok()) {
+      LOG(ERROR) << "upgrade rollback: cannot reopen NIC " << i << ": " << status;
+      continue;
+    }
+    nics_[i]->ContinueFrom(closed.stats.at(i));
   }
+  AddPortCounters(closed.ports);
   for (EngineSlot* slot : stopped) {
     slot->worker->AddEngine(slot->engine.get());
     slot->polled = true;
@@ -202,14 +234,15 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   std::optional<JournalMemory> journal;
   std::vector<EngineSlot*> stopped;
   std::vector<int> deferred_nics;  // the new snapd opens these only once we closed them
-  std::vector<int> closed_nics;
+  ClosedNics closed;
+  std::vector<int> nics_left;  // NICs whose counters went with a move: no engine of ours polls them
   v1::UpgradeReport report;
   report.set_old_pid(getpid());
   report.set_new_pid(child);
   auto fail = [&](const absl::Status& why) -> absl::Status {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
-    TakeBack(stopped, closed_nics, journal ? &*journal : nullptr);
+    TakeBack(stopped, closed, journal ? &*journal : nullptr);
     LOG(ERROR) << "upgrade to " << binary << " failed during " << phase << ": " << why.message()
                << "; this snapd goes on serving everything";
     return absl::Status(why.code() == absl::StatusCode::kFailedPrecondition
@@ -307,11 +340,38 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     wire::Envelope move;
     move.mutable_move_engine()->set_name(slot.config.name());
     move.mutable_move_engine()->set_journal_area(EngineIndex(&slot));
-    // NICs the new snapd could not open beside us move with the first engine.
+    // NICs the new snapd could not open beside us move with the first engine, their counters and
+    // their ports' with them (the ports go from every engine: saved before the engine's state).
     if (stopped.size() == 1 && !deferred_nics.empty()) {
-      for (int i : deferred_nics) CloseNic(i);
-      closed_nics = deferred_nics;
+      for (int i : deferred_nics) {
+        closed.stats[i] = nics_[i]->Stats();
+        CloseNic(i, &closed.ports);
+        closed.indices.push_back(i);
+      }
+      for (const engines::PortCounters& pc : closed.ports) {
+        *move.mutable_move_engine()->add_closed_ports() = pc;
+      }
       move.mutable_move_engine()->set_open_nics(true);
+    }
+    // The counters of every NIC we stop using with this move go with it.
+    for (int i = 0; i < static_cast<int>(nics_.size()); ++i) {
+      if (std::find(nics_left.begin(), nics_left.end(), i) != nics_left.end()) continue;
+      auto was_closed = closed.stats.find(i);
+      if (was_closed != closed.stats.end()) {
+        NicCountersToWire(i, was_closed->second, move.mutable_move_engine()->add_nics());
+        nics_left.push_back(i);
+        continue;
+      }
+      if (static_cast<size_t>(i) >= nics_.size() || !nics_[i]) continue;
+      bool still_polled = false;
+      for (uint16_t q = 0; q < nics_[i]->queues(); ++q) {
+        const config::Nic& cfg = config_.nics(i);
+        EngineSlot* owner = FindEngine(cfg.engines(q % cfg.engines_size()));
+        if (owner != nullptr && owner->polled) still_polled = true;
+      }
+      if (still_polled) continue;
+      NicCountersToWire(i, nics_[i]->Stats(), move.mutable_move_engine()->add_nics());
+      nics_left.push_back(i);
     }
     status = slot.engine->SaveState(move.mutable_move_engine()->mutable_state());
     if (!status.ok()) return fail(status);
@@ -477,6 +537,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
         status = d.OpenNic(i);
         if (!status.ok()) return status;
       }
+      d.AddPortCounters({m.closed_ports().begin(), m.closed_ports().end()});
     }
     // A packet socket opened beside the old snapd's got a copy of every frame the old one handled:
     // discard what ours gathered, counted. (A tap shares its frames among the queues of both
@@ -501,6 +562,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
         p.stats().drop_takeover.Add(n);
       }
     });
+    for (const wire::NicCounters& nc : m.nics()) {
+      if (nc.index() < d.nics_.size() && d.nics_[nc.index()]) {
+        d.nics_[nc.index()]->ContinueFrom(NicCountersFromWire(nc));
+      }
+    }
     status = slot->engine->RestoreState(m.state());
     if (!status.ok()) return status;
     // The old snapd served these rings until a moment ago: start where it stopped, and journal

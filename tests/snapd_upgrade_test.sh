@@ -138,6 +138,32 @@ check "a second upgrade while one runs is refused" \
 touch "$WORK/gate.go"
 wait "$PID_upgrade1" && status=0 || status=$?
 check "and the first upgrade completes" bash -c "[ $status -eq 0 ] && grep -q upgraded '$WORK/upgrade1.log'"
+# Counters carry over: every counter of every engine, port and NIC (workers are the process's
+# own) is where the old snapd left it or beyond, after an upgrade that opens the NIC beside the
+# old snapd and after one that moves it as a PCI device must.
+counters() { ctl --json stats | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for kind in ("engines", "ports", "nics"):
+    for o in s.get(kind, []):
+        for k, v in {**o.get("stats", {}), **o}.items():
+            if isinstance(v, (int, str)) and str(v).isdigit():
+                print(kind + "/" + o["name"] + "/" + k, v)'; }
+counters_continue() {  # BEFORE AFTER: each counter in BEFORE is in AFTER, no smaller
+  awk 'NR == FNR { before[$1] = $2; next } { after[$1] = $2 }
+       END { bad = 0; for (k in before) if (!(k in after) || after[k] + 0 < before[k] + 0) {
+               print "  " k ": " before[k] " -> " (k in after ? after[k] : "missing"); bad = 1 }
+             exit bad }' "$1" "$2"
+}
+counters >"$WORK/counters-0"
 check "a last upgrade after the failures succeeds" ctl upgrade --binary="$WORK/snapd-b"
+counters >"$WORK/counters-1"
+check "every engine, port and NIC counter continues across it ($(wc -l <"$WORK/counters-0") counters)" \
+  counters_continue "$WORK/counters-0" "$WORK/counters-1"
+check "and across one that moves the NIC in the blackout" \
+  ctl upgrade --binary="$WORK/snapd-a" --new_args=--takeover_defer_nics
+counters >"$WORK/counters-2"
+check "every engine, port and NIC counter continues across that one too" \
+  counters_continue "$WORK/counters-1" "$WORK/counters-2"
 check "and the new snapd serves the apps it kept" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' apps | grep -qE '^ +1 .* yes '"
 finish

@@ -39,9 +39,22 @@ TEST(EchoEngineTest, SaveAndRestoreCarryCounters) {
   engines::EngineState state;
   ASSERT_TRUE((*engine)->SaveState(&state).ok());
   auto restored = EngineRegistry::Global().Create("echo", "e", "");
+  // The new engine's port of the same name continues the old one's counters; another does not.
+  auto same = std::make_unique<FakePort>("p0", PortKind::kApp);
+  auto other = std::make_unique<FakePort>("p1", PortKind::kApp);
+  FakePort* s = same.get();
+  FakePort* o = other.get();
+  s->stats().drop_takeover.Add(3);  // counted by the new snapd before the move: kept
+  ASSERT_TRUE((*restored)->AddPort(std::move(same), {}).ok());
+  ASSERT_TRUE((*restored)->AddPort(std::move(other), {}).ok());
   ASSERT_TRUE((*restored)->RestoreState(state).ok());
   EXPECT_EQ((*restored)->stats().frames.Get(), 2u);
   EXPECT_EQ((*restored)->stats().drops.Get(), 1u);
+  EXPECT_EQ(s->stats().rx_frames.Get(), 2u);
+  EXPECT_EQ(s->stats().tx_frames.Get(), 1u);
+  EXPECT_EQ(s->stats().tx_dropped.Get(), 1u);
+  EXPECT_EQ(s->stats().drop_takeover.Get(), 3u);
+  EXPECT_EQ(o->stats().rx_frames.Get(), 0u);
 }
 
 }  // namespace
