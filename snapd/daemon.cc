@@ -265,7 +265,9 @@ std::vector<EngineLoad> Daemon::LoadsOf(const Group& group) {
   std::vector<EngineLoad> loads;
   int64_t now = MonotonicNs();
   for (const auto& slot : engines_) {
-    if (slot->config.group() != group.config.name() || !slot->ready) continue;
+    // A takeover places every engine from the start, moved or not, so that each move only adds
+    // its engine to the worker made for it (re-pinning workers would cost every blackout).
+    if (slot->config.group() != group.config.name() || (!slot->ready && !taking_over_)) continue;
     loads.push_back({slot->engine->name(), slot->busy, slot->engine->QueueingDelayNs(now)});
   }
   return loads;

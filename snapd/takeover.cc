@@ -473,24 +473,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   status = d.InitEngines();
   if (!status.ok()) return status;
   for (auto& slot : d.engines_) slot->ready = false;  // polled only once moved
-  // Workers and NICs now, during brownout, so that a blackout only moves an engine: a worker per
-  // the group's placement of all its engines, and every NIC that can be open in two processes at
-  // once (a packet socket can; a tap interface or a PCI device cannot: those come at the first
-  // blackout).
+  // Workers and NICs now, during brownout, so that a blackout only moves an engine: each group's
+  // workers as its placement of all its engines asks (while taking over, the placement counts the
+  // engines not moved yet: see LoadsOf), and every NIC that can be open in two processes at once
+  // (a packet socket, a multi-queue tap; a PCI device cannot: those come at the first blackout).
   d.taking_over_ = true;
   for (auto& [name, group] : d.groups_) {
-    std::vector<EngineLoad> all;
-    for (const auto& slot : d.engines_) {
-      if (slot->config.group() == name) all.push_back({slot->engine->name(), 0, 0});
-    }
-    absl::StatusOr<Placement> p = Place(all, group.policy);
-    if (!p.ok()) return p.status();
-    for (size_t i = 0; i < p->workers.size(); ++i) {
-      group.workers.push_back(std::make_unique<Worker>(
-          absl::StrCat("w-", name, "-", i), p->cores[i],
-          group.policy.mode == SchedulingMode::kDedicated ? Worker::Mode::kDedicated
-                                                          : Worker::Mode::kBlocking));
-    }
+    status = d.Replace(group);  // creates the workers; no engine is ready to add yet
+    if (!status.ok()) return status;
   }
   std::vector<int> deferred_nics;
   for (int i = 0; i < d.config_.nics_size(); ++i) {
