@@ -1,5 +1,6 @@
 #include "control/service.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 
 namespace snapd {
@@ -11,8 +12,22 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 absl::Status SnapdService::OnMain(const std::function<absl::Status()>& fn) {
   absl::Status result;
-  absl::Status ran = daemon_->RunOnMain([&] { result = fn(); });
+  absl::Status ran = daemon_->RunOnMain([&] {
+    // Queued behind an upgrade that succeeded: this snapd is on its way out.
+    result = daemon_->handed_over()
+                 ? absl::UnavailableError("this snapd has handed over to a new one: try again")
+                 : fn();
+  });
   return ran.ok() ? result : ran;
+}
+
+absl::Status SnapdService::OnMainChange(const std::function<absl::Status()>& fn) {
+  return OnMain([&] {
+    if (daemon_->upgrading()) {
+      return absl::FailedPreconditionError("an upgrade is running: try again when it has ended");
+    }
+    return fn();
+  });
 }
 
 grpc::Status SnapdService::GetDaemonInfo(grpc::ServerContext*, const v1::GetDaemonInfoRequest*,
@@ -56,7 +71,7 @@ grpc::Status SnapdService::CreateEngine(grpc::ServerContext*, const v1::CreateEn
   e.set_kind(req->kind());
   e.set_config(req->config());
   e.set_group(req->group());
-  return ToGrpc(OnMain([&] {
+  return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->CreateEngine(e);
     if (!status.ok()) return status;
     v1::Stats stats = daemon_->Snapshot();
@@ -70,7 +85,7 @@ grpc::Status SnapdService::CreateEngine(grpc::ServerContext*, const v1::CreateEn
 grpc::Status SnapdService::DestroyEngine(grpc::ServerContext*, const v1::DestroyEngineRequest* req,
                                          v1::DestroyEngineResponse*) {
   if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
-  return ToGrpc(OnMain([&] { return daemon_->DestroyEngine(req->name()); }));
+  return ToGrpc(OnMainChange([&] { return daemon_->DestroyEngine(req->name()); }));
 }
 
 grpc::Status SnapdService::ListApps(grpc::ServerContext*, const v1::ListAppsRequest*,
@@ -89,7 +104,7 @@ grpc::Status SnapdService::AddApp(grpc::ServerContext*, const v1::AddAppRequest*
   app.set_ipv4(req->ipv4());
   app.set_secret(req->secret());
   app.set_engine(req->engine());
-  return ToGrpc(OnMain([&] {
+  return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->AddApp(app);
     if (!status.ok()) return status;
     for (v1::App& a : daemon_->Apps()) {
@@ -101,7 +116,7 @@ grpc::Status SnapdService::AddApp(grpc::ServerContext*, const v1::AddAppRequest*
 
 grpc::Status SnapdService::RemoveApp(grpc::ServerContext*, const v1::RemoveAppRequest* req,
                                      v1::RemoveAppResponse*) {
-  return ToGrpc(OnMain([&] { return daemon_->RemoveApp(req->id()); }));
+  return ToGrpc(OnMainChange([&] { return daemon_->RemoveApp(req->id()); }));
 }
 
 grpc::Status SnapdService::ListPorts(grpc::ServerContext*, const v1::ListPortsRequest*,
@@ -131,7 +146,7 @@ grpc::Status SnapdService::SetGroup(grpc::ServerContext*, const v1::SetGroupRequ
   if (req->set_cores()) cores.emplace(req->cores().begin(), req->cores().end());
   std::optional<int64_t> slo;
   if (req->has_slo_ns()) slo = req->slo_ns();
-  return ToGrpc(OnMain([&] {
+  return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->SetGroup(req->name(), mode, cores, slo);
     if (!status.ok()) return status;
     for (v1::Group& g : daemon_->Groups()) {
@@ -149,10 +164,7 @@ grpc::Status SnapdService::Upgrade(grpc::ServerContext*, const v1::UpgradeReques
   if (upgrade_running_.exchange(true)) {
     return ToGrpc(absl::FailedPreconditionError("an upgrade is already running"));
   }
-  struct Clear {
-    std::atomic<bool>* flag;
-    ~Clear() { *flag = false; }
-  } clear{&upgrade_running_};
+  absl::Cleanup not_running = [this] { upgrade_running_ = false; };
   return ToGrpc(OnMain([&] {
     absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args, order);
     if (!report.ok()) return report.status();

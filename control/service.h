@@ -44,6 +44,9 @@ class SnapdService final : public v1::Snapd::Service {
  private:
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.
   absl::Status OnMain(const std::function<absl::Status()>& fn);
+  // As OnMain, for an RPC that changes snapd: refused while an upgrade runs (the new snapd has
+  // been sent the configuration already).
+  absl::Status OnMainChange(const std::function<absl::Status()>& fn);
   Daemon* const daemon_;
   // Set while an Upgrade RPC runs. The upgrade itself holds the main thread, so a second one is
   // refused here, on the gRPC thread, instead of queueing behind it.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "control/placement.h"
 #include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
@@ -93,6 +94,8 @@ class Daemon {
   UniqueFd TakeControlListener() { return std::move(adopted_control_listener_); }
   // True once an upgrade handed everything to a new snapd: nothing may be removed on exit.
   bool handed_over() const { return handed_over_; }
+  // Main thread: an upgrade runs (Upgrade serves read-only RPCs while it waits for the new snapd).
+  bool upgrading() const { return upgrading_; }
   // Everything an operator can read: engines, ports, NICs, workers, app counters.
   v1::Stats Snapshot();
   std::vector<v1::App> Apps() const;
@@ -178,6 +181,10 @@ class Daemon {
   // and reopens the NICs it closed, their counters continuing.
   void TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics& closed,
                 const JournalMemory* journal);
+  // Old side of an upgrade: waits until `fd` is readable or `deadline` passes, serving meanwhile
+  // what the main loop would: new control connections and queued RPCs (those that would change
+  // snapd are refused while upgrading_). True when `fd` is readable.
+  bool WaitServing(int fd, absl::Time deadline);
   // The index of an engine in engines_ (its area of an upgrade's cursor journal).
   uint32_t EngineIndex(const EngineSlot* slot) const;
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and
@@ -208,6 +215,7 @@ class Daemon {
   bool ready_ = false;
   bool taking_over_ = false;  // new side of an upgrade: workers are kept until every engine moved
   bool handed_over_ = false;
+  bool upgrading_ = false;
   int control_listener_fd_ = -1;
   UniqueFd adopted_control_listener_;
   std::optional<JournalMemory> journal_;  // new side of an upgrade, until the old snapd let go

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -171,9 +172,30 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics&
   }
 }
 
+bool Daemon::WaitServing(int fd, absl::Time deadline) {
+  auto accept = watched_.find(control_listener_fd_);
+  while (true) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd p[3] = {
+        {fd, POLLIN, 0}, {tasks_fd_.get(), POLLIN, 0}, {control_listener_fd_, POLLIN, 0}};
+    int n = poll(p, control_listener_fd_ >= 0 ? 3 : 2,
+                 static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (n < 0 && errno != EINTR) return false;
+    if (n <= 0) continue;
+    if (p[0].revents != 0) return true;
+    if (p[1].revents & POLLIN) RunTasks();
+    if (control_listener_fd_ >= 0 && (p[2].revents & POLLIN) && accept != watched_.end()) {
+      accept->second();
+    }
+  }
+}
+
 absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                                   const std::vector<std::string>& extra_args,
                                                   const std::vector<std::string>& order) {
+  upgrading_ = true;
+  absl::Cleanup not_upgrading = [this] { upgrading_ = false; };
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
   }
@@ -252,21 +274,10 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                      "; the old snapd goes on serving"));
   };
 
-  // While the new binary starts (its EAL, seconds at worst), nothing has moved and we still own the
-  // control plane: keep accepting control connections so that a second `snapctl upgrade` is
-  // refused at once (other RPCs queue for the main thread until this upgrade ends).
-  {
-    const absl::Time deadline = absl::Now() + kStartTimeout;
-    auto accept = watched_.find(control_listener_fd_);
-    while (absl::Now() < deadline) {
-      pollfd p[2] = {{channel.get(), POLLIN, 0}, {control_listener_fd_, POLLIN, 0}};
-      int n = poll(p, control_listener_fd_ >= 0 ? 2 : 1,
-                   static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1);
-      if (n < 0 && errno != EINTR) break;
-      if (p[0].revents != 0) break;
-      if (n > 0 && (p[1].revents & POLLIN) && accept != watched_.end()) accept->second();
-    }
-  }
+  // While the new binary starts (its EAL, seconds at worst) and adopts the apps, nothing has moved
+  // and we still own the control plane: go on answering RPCs that only read (a second upgrade is
+  // refused at once, on the gRPC thread; changes are refused until the upgrade ends).
+  (void)WaitServing(channel.get(), absl::Now() + kStartTimeout);
   // Handshake: refuse an incompatible new snapd before anything moves.
   auto hello = Receive(channel.get(), kStepTimeout);
   if (!hello.ok()) return fail(hello.status());
@@ -319,7 +330,8 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   status = Send(channel.get(), brownout, fds);
   if (!status.ok()) return fail(status);
   fds.clear();
-  auto ready = Receive(channel.get(), kStartTimeout);
+  (void)WaitServing(channel.get(), absl::Now() + kStartTimeout);
+  auto ready = Receive(channel.get(), kStepTimeout);
   if (!ready.ok()) return fail(ready.status());
   if (!ready->envelope.has_ready()) return fail(absl::InvalidArgumentError("expected ready"));
   for (uint32_t i : ready->envelope.ready().deferred_nics()) {
@@ -418,6 +430,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   done.mutable_done();
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);
+  (void)WaitServing(channel.get(), absl::Now() + kStepTimeout);
   auto serving = Receive(channel.get(), kStepTimeout);
   if (!serving.ok()) return fail(serving.status());
   if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));

@@ -135,6 +135,11 @@ out=$(ctl upgrade --binary="$WORK/snapd-b" 2>&1) && status=0 || status=$?
 echo "  second upgrade while one runs: $out"
 check "a second upgrade while one runs is refused" \
   bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'an upgrade is already running'* ]]"
+check "snapd answers what only reads while the upgrade runs" bash -c "ctl() { '$SNAPCTL' --socket='$RUN/control.sock' --timeout_s=5 \"\$@\"; }; ctl info && ctl apps && ctl stats" 
+out=$(ctl app add 9 --mac=02:00:00:00:84:09 --ip=10.84.0.9 2>&1) && status=0 || status=$?
+echo "  a change while the upgrade runs: $out"
+check "and refuses a change, saying why" \
+  bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'an upgrade is running'* ]]"
 touch "$WORK/gate.go"
 wait "$PID_upgrade1" && status=0 || status=$?
 check "and the first upgrade completes" bash -c "[ $status -eq 0 ] && grep -q upgraded '$WORK/upgrade1.log'"
