@@ -597,6 +597,10 @@ std::vector<v1::App> Daemon::Apps() const {
   return out;
 }
 
+std::string BuildString() {
+  return absl::StrCat("snapd ", kSnapdVersion, ", built ", __DATE__, " ", __TIME__);
+}
+
 v1::DaemonInfo Daemon::Info() const {
   v1::DaemonInfo info;
   info.set_version(kSnapdVersion);

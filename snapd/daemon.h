@@ -35,6 +35,8 @@ namespace snapd {
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
 
 inline constexpr char kSnapdVersion[] = "0.3.0";
+// "snapd 0.3.0, built Nov 26 2026 14:00:00": which binary runs (snapctl info, upgrade reports).
+std::string BuildString();
 
 // SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any
 // thread starts (DPDK's and the workers inherit the mask), so main() calls this first.

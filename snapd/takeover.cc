@@ -261,6 +261,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   v1::UpgradeReport report;
   report.set_old_pid(getpid());
   report.set_new_pid(child);
+  report.set_old_build(BuildString());
   auto fail = [&](const absl::Status& why) -> absl::Status {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
@@ -282,6 +283,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   auto hello = Receive(channel.get(), kStepTimeout);
   if (!hello.ok()) return fail(hello.status());
   if (!hello->envelope.has_hello()) return fail(absl::InvalidArgumentError("no hello"));
+  report.set_new_build(hello->envelope.hello().build());
   if (hello->envelope.hello().version() != kTakeoverVersion) {
     wire::Envelope refuse;
     refuse.mutable_refuse()->set_reason(
@@ -456,6 +458,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   if (absl::GetFlag(FLAGS_takeover_version) != 0) version = absl::GetFlag(FLAGS_takeover_version);
   hello.mutable_hello()->set_version(version);
   hello.mutable_hello()->set_pid(getpid());
+  hello.mutable_hello()->set_build(BuildString());
   absl::Status status = Send(channel.get(), hello);
   if (!status.ok()) return status;
   auto brownout = Receive(channel.get(), kStepTimeout);

@@ -458,7 +458,8 @@ class Cli {
       PrintJson(report);
       return 0;
     }
-    printf("upgraded: pid %d -> %d, brownout %ld us\n", report.old_pid(), report.new_pid(),
+    printf("upgraded: pid %d (%s) -> pid %d (%s), brownout %ld us\n", report.old_pid(),
+           report.old_build().c_str(), report.new_pid(), report.new_build().c_str(),
            report.brownout_us());
     printf("%-14s %12s %12s\n", "ENGINE", "BLACKOUT_US", "HANDOVER_US");
     for (const v1::EngineMove& m : report.engines()) {
