@@ -55,7 +55,8 @@ mac=$(cat "/sys/class/net/$TAP/address")
 out=$(ctl --timeout_s=60 upgrade --binary="$WORK/snapd-a" 2>&1) && status=0 || status=$?
 echo "$out" | sed 's/^/  /'
 check "snapd upgrades again, with nothing to note" bash -c "[ $status -eq 0 ] && ! echo \"\$1\" | grep -q note:" _ "$out"
-sleep 0.5  # the old snapd exits
+old_pid=$(echo "$out" | grep -o "upgraded: pid [0-9]*" | grep -o "[0-9]*$")
+wait_for 10 "the old snapd to exit" bash -c "! kill -0 ${old_pid:-0} 2>/dev/null"
 check "the tap left in snapd's namespace is the same interface, as it was" \
   bash -c "[ \"\$(cat /sys/class/net/$TAP/ifindex)\" = $ifindex ] && [ \"\$(cat /sys/class/net/$TAP/ifalias)\" = snapd-tap-test-$tag ]"
 check "with the MAC address it had ($mac)" [ "$(cat "/sys/class/net/$TAP/address")" = "$mac" ]
