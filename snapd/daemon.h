@@ -29,6 +29,10 @@
 #include "snapd/worker.h"
 
 namespace snapd {
+namespace upgrade::wire {
+class Brownout;
+class MoveEngine;
+}  // namespace upgrade::wire
 
 // The interface name snapd sends an app in memif's connected message: "snap/<12 hex digits of
 // MAC>/<8 hex digits of IPv4, network order>". libsnap reads the app's addresses from it.
@@ -187,6 +191,26 @@ class Daemon {
   // what the main loop would: new control connections and queued RPCs (those that would change
   // snapd are refused while upgrading_). True when `fd` is readable.
   bool WaitServing(int fd, absl::Time deadline);
+  // Old side of an upgrade, its steps (takeover.cc): the engines in the order they move (those
+  // named first); the brownout message and its fds (the cursor journal is made here); the NICs'
+  // part of a move (closing those the new snapd cannot open beside us, the counters of those we
+  // stop using); notes on taps the new snapd had to create anew; letting go once it serves.
+  absl::StatusOr<std::vector<EngineSlot*>> MoveOrder(const std::vector<std::string>& order);
+  absl::Status PrepareBrownout(upgrade::wire::Brownout* b, std::vector<UniqueFd>* fds,
+                               std::optional<JournalMemory>* journal);
+  void HandOverNics(const std::vector<int>& deferred, ClosedNics* closed,
+                    std::vector<int>* nics_left, upgrade::wire::MoveEngine* move);
+  void NoteMovedTaps(v1::UpgradeReport* report) const;
+  void LetGo();
+  // New side of an upgrade, its steps: takes in one engine (its NICs, counters, state, rings and
+  // journal) and starts polling it, returning when its worker took it; discards the frames our
+  // packet sockets copied beside the old snapd's; journals the engine's app rings; stops
+  // journaling once the old snapd let go.
+  absl::StatusOr<int64_t> MoveIn(const upgrade::wire::MoveEngine& m,
+                                 const std::vector<int>& deferred_nics);
+  void DiscardNicCopies(EngineSlot& slot, const std::vector<int>& deferred_nics);
+  absl::Status StartJournal(EngineSlot& slot, uint32_t area_index);
+  void StopJournals();
   // The index of an engine in engines_ (its area of an upgrade's cursor journal).
   uint32_t EngineIndex(const EngineSlot* slot) const;
   // Moves the group's engines onto the workers `placement` asks for (creating, re-pinning and

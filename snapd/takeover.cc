@@ -108,6 +108,61 @@ NicStats NicCountersFromWire(const wire::NicCounters& in) {
   return s;
 }
 
+// Starts `binary` as the new snapd, with `extra_args`, the upgrade channel on its fd 3 and *channel
+// our end. Returns its pid.
+absl::StatusOr<pid_t> StartNewSnapd(const std::string& binary,
+                                    const std::vector<std::string>& extra_args, UniqueFd* channel) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
+  }
+  *channel = UniqueFd(sv[0]);
+  // Built before fork: the child of a threaded process may only make async-signal-safe calls.
+  std::vector<std::string> args = {binary, "--takeover_fd=3"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  pid_t child = fork();
+  if (child == 0) {
+    // The new snapd: stdin, stdout, stderr and the channel on fd 3, nothing else of ours. Not
+    // every fd is close-on-exec (DPDK's tap and packet sockets are not): a leaked one would keep
+    // an old NIC alive in the new process, one more with every upgrade.
+    if (sv[1] == 3) {
+      fcntl(3, F_SETFD, 0);
+    } else {
+      dup2(sv[1], 3);
+    }
+    close_range(4, ~0U, 0);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(sv[1]);
+  if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  return child;
+}
+
+// The blackout of a move, from the old worker's last poll to the new worker's first, and the
+// hand-over around it (see EngineMove in control/proto/snapd.proto).
+v1::EngineMove TimeMove(const std::string& name, int64_t t_asked, int64_t t_stopped, int64_t t_sent,
+                        int64_t t_polling, int64_t t_acked) {
+  v1::EngineMove m;
+  m.set_name(name);
+  m.set_handover_us((t_acked - t_asked) / 1000);
+  // The new snapd's worker clock is ours (CLOCK_MONOTONIC); a peer that does not say when it
+  // started polling is charged the whole hand-over.
+  m.set_blackout_us(t_polling > t_stopped && t_polling <= t_acked ? (t_polling - t_stopped) / 1000
+                                                                  : m.handover_us());
+  LOG(INFO) << "upgrade: " << name << " blackout " << m.blackout_us() << " us (save+send "
+            << (t_sent - t_stopped) / 1000 << ", new snapd " << (t_polling - t_sent) / 1000
+            << "); hand-over " << m.handover_us() << " us (stop " << (t_stopped - t_asked) / 1000
+            << ", ack " << (t_acked - t_polling) / 1000 << ")";
+  return m;
+}
+
 void MaybeDie(const std::string& phase) {
   if (absl::GetFlag(FLAGS_takeover_fault) == phase) {
     LOG(WARNING) << "takeover: dying in " << phase << " (--takeover_fault)";
@@ -191,19 +246,8 @@ bool Daemon::WaitServing(int fd, absl::Time deadline) {
   }
 }
 
-absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
-                                                  const std::vector<std::string>& extra_args,
-                                                  const std::vector<std::string>& order) {
-  upgrading_ = true;
-  absl::Cleanup not_upgrading = [this] { upgrading_ = false; };
-  if (handed_over_) {
-    return absl::FailedPreconditionError("this snapd has handed over to a new one already");
-  }
-  if (access(binary.c_str(), X_OK) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
-  }
-  // The engines in the order they move: those named first, then the rest.
+absl::StatusOr<std::vector<Daemon::EngineSlot*>> Daemon::MoveOrder(
+    const std::vector<std::string>& order) {
   std::vector<EngineSlot*> sequence;
   for (const std::string& name : order) {
     EngineSlot* slot = FindEngine(name);
@@ -219,38 +263,124 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
       sequence.push_back(slot.get());
     }
   }
+  return sequence;
+}
 
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
-  }
-  UniqueFd channel(sv[0]);
-  // Built before fork: the child of a threaded process may only make async-signal-safe calls.
-  std::vector<std::string> args = {binary, "--takeover_fd=3"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  const int64_t start = MonotonicNs();
-  pid_t child = fork();
-  if (child == 0) {
-    // The new snapd: stdin, stdout, stderr and the channel on fd 3, nothing else of ours. Not
-    // every fd is close-on-exec (DPDK's tap and packet sockets are not): a leaked one would keep
-    // an old NIC alive in the new process, one more with every upgrade.
-    if (sv[1] == 3) {
-      fcntl(3, F_SETFD, 0);
-    } else {
-      dup2(sv[1], 3);
+absl::Status Daemon::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>* fds,
+                                     std::optional<JournalMemory>* journal) {
+  config::SnapdConfig* cfg = b->mutable_config();
+  *cfg = CurrentConfig();
+  // DPDK gives a tap a random MAC unless told one, and sets it on the kernel interface too: the
+  // new snapd's would change the MAC of an interface the host has been using. Pin it to ours.
+  for (int i = 0; i < cfg->nics_size() && i < static_cast<int>(nics_.size()); ++i) {
+    const std::string& devargs = cfg->nics(i).devargs();
+    if (nics_[i] && absl::StartsWith(devargs, "net_tap") && !absl::StrContains(devargs, "mac=")) {
+      cfg->mutable_nics(i)->set_devargs(absl::StrCat(devargs, ",mac=", nics_[i]->mac()));
     }
-    close_range(4, ~0U, 0);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
   }
-  close(sv[1]);
-  if (child < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  absl::Status status = upgrade::ExportMemifHandoff(*memif_, b->mutable_memif(), fds);
+  if (!status.ok()) return status;
+  b->set_control_listener_fd(UINT32_MAX);
+  if (control_listener_fd_ >= 0) {
+    fds->emplace_back(fcntl(control_listener_fd_, F_DUPFD_CLOEXEC, 0));
+    b->set_control_listener_fd(fds->size() - 1);
+  }
+  // The cursor journal: an area per engine, room in each for every app there is (no app attaches
+  // until the upgrade ends).
+  auto memory = JournalMemory::Create(
+      static_cast<uint32_t>(engines_.size()),
+      std::max<uint32_t>(1, static_cast<uint32_t>(memif_->connections().size())));
+  if (!memory.ok()) return memory.status();
+  *journal = std::move(*memory);
+  fds->emplace_back(fcntl((*journal)->fd(), F_DUPFD_CLOEXEC, 0));
+  b->set_journal_fd(fds->size() - 1);
+  b->set_journal_areas((*journal)->areas());
+  b->set_journal_capacity((*journal)->capacity());
+  return absl::OkStatus();
+}
+
+void Daemon::HandOverNics(const std::vector<int>& deferred, ClosedNics* closed,
+                          std::vector<int>* nics_left, wire::MoveEngine* move) {
+  // NICs the new snapd could not open beside us move with the first engine, their counters and
+  // their ports' with them (the ports go from every engine: saved before the engine's state).
+  if (closed->indices.empty() && !deferred.empty()) {
+    for (int i : deferred) {
+      closed->stats[i] = nics_[i]->Stats();
+      CloseNic(i, &closed->ports);
+      closed->indices.push_back(i);
+    }
+    for (const engines::PortCounters& pc : closed->ports) *move->add_closed_ports() = pc;
+    move->set_open_nics(true);
+  }
+  // The counters of every NIC we stop using with this move go with it.
+  for (int i = 0; i < static_cast<int>(nics_.size()); ++i) {
+    if (std::find(nics_left->begin(), nics_left->end(), i) != nics_left->end()) continue;
+    auto was_closed = closed->stats.find(i);
+    if (was_closed != closed->stats.end()) {
+      NicCountersToWire(i, was_closed->second, move->add_nics());
+      nics_left->push_back(i);
+      continue;
+    }
+    if (!nics_[i]) continue;
+    bool still_polled = false;
+    const config::Nic& cfg = config_.nics(i);
+    for (uint16_t q = 0; q < nics_[i]->queues(); ++q) {
+      EngineSlot* owner = FindEngine(cfg.engines(q % cfg.engines_size()));
+      if (owner != nullptr && owner->polled) still_polled = true;
+    }
+    if (still_polled) continue;
+    NicCountersToWire(i, nics_[i]->Stats(), move->add_nics());
+    nics_left->push_back(i);
+  }
+}
+
+void Daemon::NoteMovedTaps(v1::UpgradeReport* report) const {
+  // A tap interface lives as long as the fds that hold it. One still in our namespace, the new
+  // snapd attached its queues to (a multi-queue tap): it is kept as it is. One moved out of our
+  // namespace, the new snapd could not see: it made one anew, and ours goes when we exit.
+  for (const auto& nic : nics_) {
+    if (nic && absl::StartsWith(nic->device(), "net_tap") && !nic->KernelInterfaceHere()) {
+      report->add_notes(absl::StrCat(
+          nic->name(), " (", nic->device(), "): its interface ", nic->kernel_interface(),
+          " was moved out of snapd's network namespace, where the new snapd created it anew: "
+          "without the addresses, routes or namespace the old one had, which goes with the old "
+          "snapd (a tap left in snapd's namespace is kept across upgrades)"));
+      LOG(WARNING) << "upgrade: " << report->notes(report->notes_size() - 1);
+    }
+  }
+}
+
+void Daemon::LetGo() {
+  // Everything is the new snapd's: let go without a word to anyone.
+  for (auto& slot : engines_) {
+    for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
+  }
+  memif_->Relinquish();
+  for (auto& nic : nics_) {
+    if (nic) nic->Abandon();
+  }
+  handed_over_ = true;
+}
+
+absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
+                                                  const std::vector<std::string>& extra_args,
+                                                  const std::vector<std::string>& order) {
+  upgrading_ = true;
+  absl::Cleanup not_upgrading = [this] { upgrading_ = false; };
+  if (handed_over_) {
+    return absl::FailedPreconditionError("this snapd has handed over to a new one already");
+  }
+  if (access(binary.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
+  }
+  absl::StatusOr<std::vector<EngineSlot*>> sequence = MoveOrder(order);
+  if (!sequence.ok()) return sequence.status();
+  const int64_t start = MonotonicNs();
+  UniqueFd channel;
+  absl::StatusOr<pid_t> started = StartNewSnapd(binary, extra_args, &channel);
+  if (!started.ok()) return started.status();
+  const pid_t child = *started;
 
   std::string phase = "start";
   std::optional<JournalMemory> journal;
@@ -297,38 +427,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   // Brownout: we keep serving; the new snapd adopts the apps and builds the engines.
   phase = "brownout";
   wire::Envelope brownout;
-  config::SnapdConfig* cfg = brownout.mutable_brownout()->mutable_config();
-  *cfg = CurrentConfig();
-  // DPDK gives a tap a random MAC unless told one, and sets it on the kernel interface too: the
-  // new snapd's would change the MAC of an interface the host has been using. Pin it to ours.
-  for (int i = 0; i < cfg->nics_size() && i < static_cast<int>(nics_.size()); ++i) {
-    const std::string& devargs = cfg->nics(i).devargs();
-    if (nics_[i] && absl::StartsWith(devargs, "net_tap") && !absl::StrContains(devargs, "mac=")) {
-      cfg->mutable_nics(i)->set_devargs(absl::StrCat(devargs, ",mac=", nics_[i]->mac()));
-    }
-  }
   std::vector<UniqueFd> fds;
-  absl::Status status =
-      upgrade::ExportMemifHandoff(*memif_, brownout.mutable_brownout()->mutable_memif(), &fds);
+  absl::Status status = PrepareBrownout(brownout.mutable_brownout(), &fds, &journal);
   if (!status.ok()) return fail(status);
-  if (control_listener_fd_ >= 0) {
-    fds.emplace_back(fcntl(control_listener_fd_, F_DUPFD_CLOEXEC, 0));
-    brownout.mutable_brownout()->set_control_listener_fd(fds.size() - 1);
-  } else {
-    brownout.mutable_brownout()->set_control_listener_fd(UINT32_MAX);
-  }
-  // The cursor journal: an area per engine, room in each for every app there is (no app attaches
-  // until the upgrade ends).
-  const uint32_t journal_capacity =
-      std::max<uint32_t>(1, static_cast<uint32_t>(memif_->connections().size()));
-  auto journal_memory =
-      JournalMemory::Create(static_cast<uint32_t>(engines_.size()), journal_capacity);
-  if (!journal_memory.ok()) return fail(journal_memory.status());
-  journal = std::move(*journal_memory);
-  fds.emplace_back(fcntl(journal->fd(), F_DUPFD_CLOEXEC, 0));
-  brownout.mutable_brownout()->set_journal_fd(fds.size() - 1);
-  brownout.mutable_brownout()->set_journal_areas(journal->areas());
-  brownout.mutable_brownout()->set_journal_capacity(journal->capacity());
   status = Send(channel.get(), brownout, fds);
   if (!status.ok()) return fail(status);
   fds.clear();
@@ -342,90 +443,33 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   report.set_brownout_us(ElapsedUs(start));
 
   // Blackouts, one engine at a time.
-  for (EngineSlot* slot_ptr : sequence) {
-    EngineSlot& slot = *slot_ptr;
-    phase = absl::StrCat("blackout of ", slot.config.name());
-    const int64_t t0 = MonotonicNs();
+  for (EngineSlot* slot : *sequence) {
+    phase = absl::StrCat("blackout of ", slot->config.name());
+    const int64_t t_asked = MonotonicNs();
     // At a batch boundary; the blackout starts when the worker drops the engine.
     const int64_t t_stopped =
-        slot.polled ? slot.worker->RemoveEngine(slot.engine.get()) : MonotonicNs();
-    slot.polled = false;
-    stopped.push_back(&slot);
+        slot->polled ? slot->worker->RemoveEngine(slot->engine.get()) : MonotonicNs();
+    slot->polled = false;
+    stopped.push_back(slot);
     wire::Envelope move;
-    move.mutable_move_engine()->set_name(slot.config.name());
-    move.mutable_move_engine()->set_journal_area(EngineIndex(&slot));
-    // NICs the new snapd could not open beside us move with the first engine, their counters and
-    // their ports' with them (the ports go from every engine: saved before the engine's state).
-    if (stopped.size() == 1 && !deferred_nics.empty()) {
-      for (int i : deferred_nics) {
-        closed.stats[i] = nics_[i]->Stats();
-        CloseNic(i, &closed.ports);
-        closed.indices.push_back(i);
-      }
-      for (const engines::PortCounters& pc : closed.ports) {
-        *move.mutable_move_engine()->add_closed_ports() = pc;
-      }
-      move.mutable_move_engine()->set_open_nics(true);
-    }
-    // The counters of every NIC we stop using with this move go with it.
-    for (int i = 0; i < static_cast<int>(nics_.size()); ++i) {
-      if (std::find(nics_left.begin(), nics_left.end(), i) != nics_left.end()) continue;
-      auto was_closed = closed.stats.find(i);
-      if (was_closed != closed.stats.end()) {
-        NicCountersToWire(i, was_closed->second, move.mutable_move_engine()->add_nics());
-        nics_left.push_back(i);
-        continue;
-      }
-      if (static_cast<size_t>(i) >= nics_.size() || !nics_[i]) continue;
-      bool still_polled = false;
-      for (uint16_t q = 0; q < nics_[i]->queues(); ++q) {
-        const config::Nic& cfg = config_.nics(i);
-        EngineSlot* owner = FindEngine(cfg.engines(q % cfg.engines_size()));
-        if (owner != nullptr && owner->polled) still_polled = true;
-      }
-      if (still_polled) continue;
-      NicCountersToWire(i, nics_[i]->Stats(), move.mutable_move_engine()->add_nics());
-      nics_left.push_back(i);
-    }
-    status = slot.engine->SaveState(move.mutable_move_engine()->mutable_state());
+    wire::MoveEngine* m = move.mutable_move_engine();
+    m->set_name(slot->config.name());
+    m->set_journal_area(EngineIndex(slot));
+    HandOverNics(deferred_nics, &closed, &nics_left, m);
+    status = slot->engine->SaveState(m->mutable_state());
     if (!status.ok()) return fail(status);
     status = Send(channel.get(), move);
     if (!status.ok()) return fail(status);
     const int64_t t_sent = MonotonicNs();
     auto moved = Receive(channel.get(), kStepTimeout);
     if (!moved.ok()) return fail(moved.status());
-    if (!moved->envelope.has_moved() || moved->envelope.moved().name() != slot.config.name()) {
+    if (!moved->envelope.has_moved() || moved->envelope.moved().name() != slot->config.name()) {
       return fail(absl::InvalidArgumentError("expected moved"));
     }
-    const int64_t t_acked = MonotonicNs();
-    const int64_t t_polling = moved->envelope.moved().polling_since_ns();
-    v1::EngineMove* m = report.add_engines();
-    m->set_name(slot.config.name());
-    m->set_handover_us((t_acked - t0) / 1000);
-    // The new snapd's worker clock is ours (CLOCK_MONOTONIC); an older peer that does not say
-    // when it started polling is charged the whole hand-over.
-    m->set_blackout_us(t_polling > t_stopped && t_polling <= t_acked
-                           ? (t_polling - t_stopped) / 1000
-                           : m->handover_us());
-    LOG(INFO) << "upgrade: " << slot.config.name() << " blackout " << m->blackout_us()
-              << " us (save+send " << (t_sent - t_stopped) / 1000 << ", new snapd "
-              << (t_polling - t_sent) / 1000 << "); hand-over " << m->handover_us() << " us (stop "
-              << (t_stopped - t0) / 1000 << ", ack " << (t_acked - t_polling) / 1000 << ")";
+    *report.add_engines() = TimeMove(slot->config.name(), t_asked, t_stopped, t_sent,
+                                     moved->envelope.moved().polling_since_ns(), MonotonicNs());
   }
-
-  // A tap interface lives as long as the fds that hold it. One still in our namespace, the new
-  // snapd attached its queues to (a multi-queue tap): it is kept as it is. One moved out of our
-  // namespace, the new snapd could not see: it made one anew, and ours goes when we exit.
-  for (const auto& nic : nics_) {
-    if (nic && absl::StartsWith(nic->device(), "net_tap") && !nic->KernelInterfaceHere()) {
-      report.add_notes(absl::StrCat(
-          nic->name(), " (", nic->device(), "): its interface ", nic->kernel_interface(),
-          " was moved out of snapd's network namespace, where the new snapd created it anew: "
-          "without the addresses, routes or namespace the old one had, which goes with the old "
-          "snapd (a tap left in snapd's namespace is kept across upgrades)"));
-      LOG(WARNING) << "upgrade: " << report.notes(report.notes_size() - 1);
-    }
-  }
+  NoteMovedTaps(&report);
 
   phase = "finish";
   wire::Envelope done;
@@ -436,19 +480,99 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   auto serving = Receive(channel.get(), kStepTimeout);
   if (!serving.ok()) return fail(serving.status());
   if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));
-  // Everything is the new snapd's: let go without a word to anyone, and stop.
-  for (auto& slot : engines_) {
-    for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
-  }
-  memif_->Relinquish();
-  for (auto& nic : nics_) {
-    if (nic) nic->Abandon();
-  }
-  handed_over_ = true;
+  LetGo();
   LOG(INFO) << "upgrade: everything moved to pid " << child << " (brownout " << report.brownout_us()
             << " us); this snapd exits";
   Stop();
   return report;
+}
+
+void Daemon::DiscardNicCopies(EngineSlot& slot, const std::vector<int>& deferred_nics) {
+  // A packet socket opened beside the old snapd's got a copy of every frame the old one handled:
+  // discard what ours gathered, counted. (A tap shares its frames among the queues of both
+  // snapds instead: those in ours are for us to handle now; a NIC opened just now holds only
+  // frames that came after the old snapd let go.)
+  std::vector<std::string> copies;
+  for (int i = 0; i < static_cast<int>(nics_.size()); ++i) {
+    if (nics_[i] && nics_[i]->ReceivesCopies() &&
+        std::find(deferred_nics.begin(), deferred_nics.end(), i) == deferred_nics.end()) {
+      copies.push_back(nics_[i]->name());
+    }
+  }
+  slot.engine->ForEachPort([&](Port& p) {
+    if (p.kind() != PortKind::kNic ||
+        std::find(copies.begin(), copies.end(), p.link()) == copies.end()) {
+      return;
+    }
+    Packet pkts[64];
+    uint16_t n;
+    while ((n = p.Receive(pkts, 64)) > 0) {
+      p.Release();
+      p.stats().drop_takeover.Add(n);
+    }
+  });
+}
+
+absl::Status Daemon::StartJournal(EngineSlot& slot, uint32_t area_index) {
+  JournalArea* area = journal_ ? journal_->area(area_index) : nullptr;
+  if (area == nullptr) return absl::OkStatus();  // an old snapd without a journal
+  slot.journal = std::make_unique<CursorJournal>(area, journal_->capacity());
+  absl::Status status;
+  slot.engine->ForEachPort([&](Port& p) {
+    if (auto* app = dynamic_cast<AppPort*>(&p); app != nullptr && status.ok()) {
+      status = slot.journal->Track(app);
+    }
+  });
+  if (!status.ok()) return status;
+  if (absl::GetFlag(FLAGS_takeover_fault) == "publish") slot.journal->DieMidPublishAfter(100);
+  slot.engine->set_batch_observer(slot.journal.get());
+  return absl::OkStatus();
+}
+
+void Daemon::StopJournals() {
+  for (auto& slot : engines_) {
+    if (!slot->journal) continue;
+    OnEngine(*slot, [&] {
+      slot->engine->set_batch_observer(nullptr);
+      slot->journal->Close();
+    });
+    slot->journal.reset();
+  }
+  journal_.reset();
+}
+
+absl::StatusOr<int64_t> Daemon::MoveIn(const wire::MoveEngine& m,
+                                       const std::vector<int>& deferred_nics) {
+  const int64_t t_got = MonotonicNs();
+  EngineSlot* slot = FindEngine(m.name());
+  if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
+  if (m.open_nics()) {
+    for (int i : deferred_nics) {
+      absl::Status status = OpenNic(i);
+      if (!status.ok()) return status;
+    }
+    AddPortCounters({m.closed_ports().begin(), m.closed_ports().end()});
+  }
+  DiscardNicCopies(*slot, deferred_nics);
+  for (const wire::NicCounters& nc : m.nics()) {
+    if (nc.index() < nics_.size() && nics_[nc.index()]) {
+      nics_[nc.index()]->ContinueFrom(NicCountersFromWire(nc));
+    }
+  }
+  absl::Status status = slot->engine->RestoreState(m.state());
+  if (!status.ok()) return status;
+  // The old snapd served these rings until a moment ago: start where it stopped, and journal
+  // every batch's cursors until it lets go.
+  ResyncAppRings(*slot->engine);
+  status = StartJournal(*slot, m.journal_area());
+  if (!status.ok()) return status;
+  const int64_t t_restored = MonotonicNs();
+  slot->ready = true;
+  status = Replace(groups_.at(slot->config.group()));
+  if (!status.ok()) return status;
+  LOG(INFO) << "takeover: " << m.name() << " restored in " << (t_restored - t_got) / 1000
+            << " us, polling after " << ElapsedUs(t_got) << " us";
+  return slot->polled_since_ns;
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
@@ -533,72 +657,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
     if (!msg.ok()) return msg.status();
     if (msg->envelope.has_done()) break;
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
-    const wire::MoveEngine& m = msg->envelope.move_engine();
-    const int64_t t_got = MonotonicNs();
     MaybeDie("blackout");
-    EngineSlot* slot = d.FindEngine(m.name());
-    if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
-    if (m.open_nics()) {
-      for (int i : deferred_nics) {
-        status = d.OpenNic(i);
-        if (!status.ok()) return status;
-      }
-      d.AddPortCounters({m.closed_ports().begin(), m.closed_ports().end()});
-    }
-    // A packet socket opened beside the old snapd's got a copy of every frame the old one handled:
-    // discard what ours gathered, counted. (A tap shares its frames among the queues of both
-    // snapds instead: those in ours are for us to handle now; a NIC opened just now holds only
-    // frames that came after the old snapd let go.)
-    std::vector<std::string> copies;
-    for (int i = 0; i < static_cast<int>(d.nics_.size()); ++i) {
-      if (d.nics_[i] && d.nics_[i]->ReceivesCopies() &&
-          std::find(deferred_nics.begin(), deferred_nics.end(), i) == deferred_nics.end()) {
-        copies.push_back(d.nics_[i]->name());
-      }
-    }
-    slot->engine->ForEachPort([&](Port& p) {
-      if (p.kind() != PortKind::kNic ||
-          std::find(copies.begin(), copies.end(), p.link()) == copies.end()) {
-        return;
-      }
-      Packet pkts[64];
-      uint16_t n;
-      while ((n = p.Receive(pkts, 64)) > 0) {
-        p.Release();
-        p.stats().drop_takeover.Add(n);
-      }
-    });
-    for (const wire::NicCounters& nc : m.nics()) {
-      if (nc.index() < d.nics_.size() && d.nics_[nc.index()]) {
-        d.nics_[nc.index()]->ContinueFrom(NicCountersFromWire(nc));
-      }
-    }
-    status = slot->engine->RestoreState(m.state());
-    if (!status.ok()) return status;
-    // The old snapd served these rings until a moment ago: start where it stopped, and journal
-    // every batch's cursors until it lets go.
-    ResyncAppRings(*slot->engine);
-    JournalArea* area = d.journal_ ? d.journal_->area(m.journal_area()) : nullptr;
-    if (area != nullptr) {
-      slot->journal = std::make_unique<CursorJournal>(area, d.journal_->capacity());
-      slot->engine->ForEachPort([&](Port& p) {
-        if (auto* app = dynamic_cast<AppPort*>(&p); app != nullptr && status.ok()) {
-          status = slot->journal->Track(app);
-        }
-      });
-      if (!status.ok()) return status;
-      if (absl::GetFlag(FLAGS_takeover_fault) == "publish") slot->journal->DieMidPublishAfter(100);
-      slot->engine->set_batch_observer(slot->journal.get());
-    }
-    const int64_t t_restored = MonotonicNs();
-    slot->ready = true;
-    status = d.Replace(d.groups_.at(slot->config.group()));
-    if (!status.ok()) return status;
-    LOG(INFO) << "takeover: " << m.name() << " restored in " << (t_restored - t_got) / 1000
-              << " us, polling after " << ElapsedUs(t_got) << " us";
+    absl::StatusOr<int64_t> polling_since = d.MoveIn(msg->envelope.move_engine(), deferred_nics);
+    if (!polling_since.ok()) return polling_since.status();
     wire::Envelope reply;
-    reply.mutable_moved()->set_name(m.name());
-    reply.mutable_moved()->set_polling_since_ns(slot->polled_since_ns);
+    reply.mutable_moved()->set_name(msg->envelope.move_engine().name());
+    reply.mutable_moved()->set_polling_since_ns(*polling_since);
     status = Send(channel.get(), reply);
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
@@ -616,15 +680,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   status = Send(channel.get(), serving);
   if (!status.ok()) return status;
   // The old snapd lets go now and never reads the journal again: publish at once from here on.
-  for (auto& slot : d.engines_) {
-    if (!slot->journal) continue;
-    d.OnEngine(*slot, [&] {
-      slot->engine->set_batch_observer(nullptr);
-      slot->journal->Close();
-    });
-    slot->journal.reset();
-  }
-  d.journal_.reset();
+  d.StopJournals();
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "
