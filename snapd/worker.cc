@@ -159,7 +159,13 @@ void Worker::Loop() {
       backoff_ns = 1000;
       continue;
     }
-    if (++idle < 256 || mode_.load(std::memory_order_relaxed) == Mode::kDedicated) continue;
+    // A dedicated worker spins while it has engines; one without any (a new snapd's, before the
+    // engines move in) sleeps until its mailbox is written, leaving the core to the worker it
+    // is about to replace.
+    if (++idle < 256 ||
+        (mode_.load(std::memory_order_relaxed) == Mode::kDedicated && !engines_.empty())) {
+      continue;
+    }
     Sleep(backoff_ns);
     stats_.sleeps.Add();
     backoff_ns = std::min<int64_t>(backoff_ns * 2, kMaxBackoffNs);

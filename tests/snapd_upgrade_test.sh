@@ -3,7 +3,8 @@
 # engines: a vswitch serving two apps (snap_traffic exchanges sequenced UDP with udp_echo, and the
 # namespace pings udp_echo through the NIC), and an echo engine that memif_traffic streams
 # sequenced frames through. Then:
-#  - 20 upgrades in a row, alternating two copies of the binary: every app frame comes back, in
+#  - 20 upgrades in a row, alternating two copies of the binary (five of them with the engines on
+#    dedicated workers, five moving the NIC as a PCI device must): every app frame comes back, in
 #    order; no app is ever detached; the NIC path's losses (ping) are counted and reported;
 #  - the new snapd dies (SIGKILL) during brownout, during a blackout, after half the engines moved,
 #    and in the middle of publishing a batch; an incompatible takeover version is refused before anything moves; each
@@ -48,6 +49,10 @@ for i in $(seq 1 20); do
   # Every 5th moves the NIC as a PCI device must: closed by the old snapd, opened by the new one,
   # in the first blackout.
   extra=$([ $((i % 5)) -eq 0 ] && echo --new_args=--takeover_defer_nics || true)
+  # Upgrades 11-15 run the engines on dedicated (spinning, pinned) workers: the mode moves too.
+  [ "$i" -eq 11 ] && ctl mode default dedicated --cores=0,1 >/dev/null
+  [ "$i" -eq 16 ] && mode_kept=$(ctl --json groups | python3 -c 'import json,sys; print(json.load(sys.stdin)["groups"][0]["mode"])') &&
+    ctl mode default spreading --cores= >/dev/null
   if ctl upgrade --binary="$WORK/$bin_i" $extra >"$WORK/upgrade-$i.log" 2>&1; then
     ok=$((ok + 1))
   else
@@ -56,6 +61,7 @@ for i in $(seq 1 20); do
   [ "$i" -eq 1 ] && fds_first=$(ls "/proc/$(pid_of_snapd)/fd" | wc -l)
 done
 check "20 upgrades in a row succeeded" [ "$ok" -eq 20 ]
+check "the group's mode moved with each upgrade (dedicated after the 15th: $mode_kept)" [ "$mode_kept" = dedicated ]
 fds_last=$(ls "/proc/$(pid_of_snapd)/fd" | wc -l)
 check "no fd of an old snapd lives on in the new one ($fds_first open after the 1st upgrade, $fds_last after the 20th)" \
   [ "$fds_last" -le "$fds_first" ]

@@ -9,6 +9,7 @@
 set -euo pipefail
 bin=$1
 n=${2:-20}
+mode=${3:-spreading}  # the engine group's mode: spreading (a blocking worker per engine) or dedicated
 [ "$(id -u)" -eq 0 ] || { echo "upgrade_bench: needs root (a network namespace)" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin:/sbin"
 work=$(mktemp -d /tmp/snapd-upgrade-bench.XXXXXX)
@@ -44,6 +45,9 @@ for _ in $(seq 200); do ctl info >/dev/null 2>&1 && break; sleep 0.05; done
 "$bin/clients/udp_echo" --socket="$work/run/memif.sock" --id=1 >"$work/echo.log" 2>&1 &
 pids+=($!)
 ctl engine create echo1 echo >/dev/null
+if [ "$mode" = dedicated ]; then
+  ctl mode default dedicated --cores=0,1 >/dev/null  # a spinning worker per engine, one per core
+fi
 ctl app add 3 --mac=02:00:00:00:85:03 --ip=10.85.0.3 --engine=echo1 >/dev/null
 sleep 0.3
 duration=$(( n * 3 / 4 + 4 ))
@@ -75,9 +79,9 @@ wait "$traffic" || true
 wait "$stream" || true
 wait "$ping_pid" || true
 
-python3 - "$work" "$done_n" <<'PY'
+python3 - "$work" "$done_n" "$mode" <<'PY'
 import re, sys
-work, n = sys.argv[1], int(sys.argv[2])
+work, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 per = {}
 for line in open(f"{work}/blackouts"):
     name, us, handover = line.split()
@@ -118,6 +122,7 @@ p = open(f"{work}/ping.log").read()
 m = re.search(r"(\d+) packets transmitted, (\d+) received", p)
 nic_lost = int(m.group(1)) - int(m.group(2)) if m else -1
 print(f"NIC path: ping every 10 ms through af_packet: {m.group(0) if m else '?'}")
+print(f"engines on {mode} workers")
 print(f"upgrade blackout_p50_us={worst_p50} blackout_p99_us={worst_p99} "
       f"app_frames_lost={app_lost} nic_frames_lost={nic_lost} upgrades={n}")
 PY
