@@ -87,8 +87,9 @@ class Daemon {
   // Upgrade, old side (snapd/takeover.cc): starts `binary` as the new snapd and moves everything
   // to it, engine by engine. Main thread (the RPC runs it there). On success the daemon has handed
   // everything over and its main loop ends; on failure it has taken back what moved and goes on
-  // serving, and the error says in which phase and why. It holds the main thread throughout, so it
-  // is never re-entered; the RPC refuses a second upgrade before it reaches here.
+  // serving, and the error says in which phase and why. It holds the main thread throughout
+  // (answering read-only RPCs while it waits: WaitServing), so it is never re-entered; the RPC
+  // refuses a second upgrade before it reaches here.
   absl::StatusOr<v1::UpgradeReport> Upgrade(const std::string& binary,
                                             const std::vector<std::string>& extra_args,
                                             const std::vector<std::string>& order = {});
@@ -191,17 +192,22 @@ class Daemon {
   // what the main loop would: new control connections and queued RPCs (those that would change
   // snapd are refused while upgrading_). True when `fd` is readable.
   bool WaitServing(int fd, absl::Time deadline);
+  // New side of an upgrade: Takeover's steps; *phase says where it failed (sent to the old snapd).
+  static absl::StatusOr<std::unique_ptr<Daemon>> TakeoverSteps(int channel, std::string* phase);
   // Old side of an upgrade, its steps (takeover.cc): the engines in the order they move (those
   // named first); the brownout message and its fds (the cursor journal is made here); the NICs'
   // part of a move (closing those the new snapd cannot open beside us, the counters of those we
-  // stop using); notes on taps the new snapd had to create anew; letting go once it serves.
+  // stop using); notes on taps the new snapd had to create anew.
   absl::StatusOr<std::vector<EngineSlot*>> MoveOrder(const std::vector<std::string>& order);
   absl::Status PrepareBrownout(upgrade::wire::Brownout* b, std::vector<UniqueFd>* fds,
                                std::optional<JournalMemory>* journal);
   void HandOverNics(const std::vector<int>& deferred, ClosedNics* closed,
                     std::vector<int>* nics_left, upgrade::wire::MoveEngine* move);
   void NoteMovedTaps(v1::UpgradeReport* report) const;
-  void LetGo();
+  // Lets go of everything without a word: no app is told, no socket file removed, no NIC stopped,
+  // no EAL cleanup; another snapd serves them (the new one after an upgrade, the old one after a
+  // failed takeover). Main thread.
+  void Withdraw();
   // New side of an upgrade, its steps: takes in one engine (its NICs, counters, state, rings and
   // journal) and starts polling it, returning when its worker took it; discards the frames our
   // packet sockets copied beside the old snapd's; journals the engine's app rings; stops

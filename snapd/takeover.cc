@@ -350,12 +350,13 @@ void Daemon::NoteMovedTaps(v1::UpgradeReport* report) const {
   }
 }
 
-void Daemon::LetGo() {
-  // Everything is the new snapd's: let go without a word to anyone.
+void Daemon::Withdraw() {
   for (auto& slot : engines_) {
+    if (slot->polled) slot->worker->RemoveEngine(slot->engine.get());
+    slot->polled = false;
     for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
   }
-  memif_->Relinquish();
+  if (memif_) memif_->Relinquish();
   for (auto& nic : nics_) {
     if (nic) nic->Abandon();
   }
@@ -480,7 +481,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   auto serving = Receive(channel.get(), kStepTimeout);
   if (!serving.ok()) return fail(serving.status());
   if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));
-  LetGo();
+  Withdraw();  // everything is the new snapd's
   LOG(INFO) << "upgrade: everything moved to pid " << child << " (brownout " << report.brownout_us()
             << " us); this snapd exits";
   Stop();
@@ -576,22 +577,38 @@ absl::StatusOr<int64_t> Daemon::MoveIn(const wire::MoveEngine& m,
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
+  std::string phase = "start";
+  auto daemon = TakeoverSteps(channel.get(), &phase);
+  if (!daemon.ok()) {
+    // Tell the old snapd why, so that snapctl upgrade can (it takes everything back).
+    wire::Envelope failed;
+    failed.mutable_failed()->set_phase(phase);
+    failed.mutable_failed()->set_reason(std::string(daemon.status().message()));
+    (void)Send(channel.get(), failed);
+  }
+  return daemon;
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::string* phase) {
   std::unique_ptr<Daemon> daemon(new Daemon());
+  // Failing, we leave without a word: the old snapd takes back the apps, the NICs, the rings.
+  absl::Cleanup withdraw = [&] { daemon->Withdraw(); };
   wire::Envelope hello;
   uint32_t version = kTakeoverVersion;
   if (absl::GetFlag(FLAGS_takeover_version) != 0) version = absl::GetFlag(FLAGS_takeover_version);
   hello.mutable_hello()->set_version(version);
   hello.mutable_hello()->set_pid(getpid());
   hello.mutable_hello()->set_build(BuildString());
-  absl::Status status = Send(channel.get(), hello);
+  absl::Status status = Send(channel, hello);
   if (!status.ok()) return status;
-  auto brownout = Receive(channel.get(), kStepTimeout);
+  auto brownout = Receive(channel, kStepTimeout);
   if (!brownout.ok()) return brownout.status();
   if (brownout->envelope.has_refuse()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the old snapd refused the takeover: ", brownout->envelope.refuse().reason()));
   }
   if (!brownout->envelope.has_brownout()) return absl::InvalidArgumentError("expected brownout");
+  *phase = "brownout";
   MaybeDie("brownout");
   const wire::Brownout& b = brownout->envelope.brownout();
   Daemon& d = *daemon;
@@ -648,25 +665,30 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   wire::Envelope ready;
   wire::Ready* r = ready.mutable_ready();
   for (int i : deferred_nics) r->add_deferred_nics(i);
-  status = Send(channel.get(), ready);
+  status = Send(channel, ready);
   if (!status.ok()) return status;
 
   size_t moved = 0;
   while (true) {
-    auto msg = Receive(channel.get(), kStepTimeout);
+    auto msg = Receive(channel, kStepTimeout);
     if (!msg.ok()) return msg.status();
     if (msg->envelope.has_done()) break;
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
+    *phase = absl::StrCat("blackout of ", msg->envelope.move_engine().name());
     MaybeDie("blackout");
+    if (absl::GetFlag(FLAGS_takeover_fault) == "error") {
+      return absl::InternalError("refusing the move (--takeover_fault=error)");
+    }
     absl::StatusOr<int64_t> polling_since = d.MoveIn(msg->envelope.move_engine(), deferred_nics);
     if (!polling_since.ok()) return polling_since.status();
     wire::Envelope reply;
     reply.mutable_moved()->set_name(msg->envelope.move_engine().name());
     reply.mutable_moved()->set_polling_since_ns(*polling_since);
-    status = Send(channel.get(), reply);
+    status = Send(channel, reply);
     if (!status.ok()) return status;
     if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
   }
+  *phase = "finish";
   if (absl::GetFlag(FLAGS_takeover_fault) == "publish") {
     absl::SleepFor(absl::Seconds(5));  // the workers die in a batch meanwhile (traffic permitting)
   }
@@ -677,10 +699,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
   }
   wire::Envelope serving;
   serving.mutable_serving();
-  status = Send(channel.get(), serving);
+  status = Send(channel, serving);
   if (!status.ok()) return status;
   // The old snapd lets go now and never reads the journal again: publish at once from here on.
   d.StopJournals();
+  std::move(withdraw).Cancel();
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "

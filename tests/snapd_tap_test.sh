@@ -62,6 +62,11 @@ check "the tap left in snapd's namespace is the same interface, as it was" \
 check "with the MAC address it had ($mac)" [ "$(cat "/sys/class/net/$TAP/address")" = "$mac" ]
 check "and still up (the old snapd let go of it without taking it down)" \
   bash -c "ip link show '$TAP' | grep -q '[<,]UP[,>]'"
+out=$(ctl --timeout_s=60 upgrade --binary="$WORK/snapd-b" --new_args=--takeover_fault=error 2>&1) && status=0 || status=$?
+echo "  $out"
+check "an upgrade whose new snapd fails is refused" bash -c "[ $status -ne 0 ]"
+check "and the tap is as it was, and up (the failed snapd let go of it without taking it down)" \
+  bash -c "[ \"\$(cat /sys/class/net/$TAP/ifindex)\" = $ifindex ] && ip link show '$TAP' | grep -q '[<,]UP[,>]'"
 tap_into_namespace
 check "configured again, the new tap carries the pings" \
   ip netns exec "$NS_TAP" ping -c 3 -i 0.2 -W 2 10.83.0.2

@@ -94,17 +94,19 @@ start traffic2 "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 -
   --window=16 --duration_s=14 --timeout_s=40
 stream stream2 14
 before=$(pid_of_snapd)
-# "half" twice: each kill lands at a random point of the new snapd's batches; the second time with
+# "error": the new snapd fails the first move with an error, and says so. "half" twice: each kill lands at a random point of the new snapd's batches; the second time with
 # the NIC moving in the first blackout, which the old snapd must then open again. "publish" dies in a
 # worker with a batch's frames passed on but their slots not given back: the old snapd must
 # complete that batch from the cursor journal, or the app would get it twice.
-for fault in brownout blackout half half,--takeover_defer_nics publish; do
+for fault in brownout blackout half half,--takeover_defer_nics publish error; do
   out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_fault=$fault 2>&1) && status=0 || status=$?
-  echo "  kill -9 in $fault: $out"
-  check "a new snapd killed in $fault fails the upgrade, naming the phase" \
+  echo "  $fault: $out"
+  check "a new snapd that dies or fails in $fault fails the upgrade, naming the phase" \
     bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'upgrade failed during'* ]]"
   check "the old snapd goes on serving after the $fault failure" [ "$(pid_of_snapd)" = "$before" ]
 done
+check "a new snapd that fails says why, and the old one passes it on" \
+  bash -c "[[ \"\$1\" == *'failed in blackout of vswitch0: refusing the move (--takeover_fault=error)'* ]]" _ "$out"
 check "the NIC path works after the failures (the old snapd reopened the NIC it had closed)" \
   ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 10.84.0.1
 out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_version=99 2>&1) && status=0 || status=$?
