@@ -77,6 +77,25 @@ finish() {
   echo "$TEST_NAME: all checks passed"
 }
 
+# --- snapd -------------------------------------------------------------------------------------
+# The test's snapd keeps its sockets in $RUN (memif.sock, control.sock).
+RUN="$WORK/run"
+SNAPCTL=$(bin tools/snapctl 2>/dev/null) || SNAPCTL=""  # empty if the test does not depend on it
+export RUN SNAPCTL
+
+# start_snapd BINARY FLAGS...: starts snapd with its run dir at $RUN (output in snapd.log) and waits
+# until its control API is up.
+start_snapd() {
+  local binary=$1; shift
+  start snapd "$binary" --run_dir="$RUN" "$@"
+  wait_for 30 "snapd ready" grep -q "control API" "$WORK/snapd.log"
+}
+
+# ctl ARGS...: snapctl against the test's snapd; CTL_TIMEOUT_S overrides snapctl's RPC deadline.
+# Exported, so that a check can pipe it: check "..." bash -c "ctl info | grep -q ...".
+ctl() { "$SNAPCTL" --socket="$RUN/control.sock" ${CTL_TIMEOUT_S:+--timeout_s=$CTL_TIMEOUT_S} "$@"; }
+export -f ctl
+
 # --- network namespaces -------------------------------------------------------------------------
 # Namespaces and veths this test made; removed at exit, also on failure.
 _netns=()

@@ -10,13 +10,12 @@ SNAPD=$(bin snapd/snapd)
 UDP_ECHO=$(bin clients/udp_echo)
 TRAFFIC=$(bin clients/snap_traffic)
 RAW=$(bin tools/memif_traffic)
-SOCK="$WORK/run/memif.sock"
+SOCK="$RUN/memif.sock"
 
-start snapd "$SNAPD" --run_dir="$WORK/run" \
+start_snapd "$SNAPD" \
   --app=id=1,mac=02:00:00:00:79:01,ip=10.79.0.1 --app=id=2,mac=02:00:00:00:79:02,ip=10.79.0.2 \
   --app=id=3,mac=02:00:00:00:79:03,ip=10.79.0.3 --app=id=4,mac=02:00:00:00:79:04,ip=10.79.0.4 \
   --app=id=5,mac=02:00:00:00:79:05,ip=10.79.0.5,secret=s3cret
-wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
 # A second snapd on the same sockets, a bad flag, a bad config: one clear line, non-zero exit.
 one_line_failure() {  # EXPECTED-TEXT COMMAND...
   local want=$1; shift
@@ -25,7 +24,7 @@ one_line_failure() {  # EXPECTED-TEXT COMMAND...
   [ "$status" -ne 0 ] && [ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] && [[ "$out" == *"$want"* ]]
 }
 check "a second snapd exits with one line" \
-  one_line_failure "another snapd is already serving $SOCK" "$SNAPD" --run_dir="$WORK/run"
+  one_line_failure "another snapd is already serving $SOCK" "$SNAPD" --run_dir="$RUN"
 check "--help documents every flag" bash -c "out=\$('$SNAPD' --help 2>&1); for f in config nic app run_dir memif_socket control_socket control_group mode cores stats_interval_s; do grep -q -- \"--\$f \" <<<\"\$out\" || exit 1; done"
 check "a bad flag gives one line" one_line_failure "Unknown command line flag 'bogus'" "$SNAPD" --bogus
 echo 'engines { name: "a" kind: "router" }' >"$WORK/bad.conf"

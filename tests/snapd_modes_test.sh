@@ -8,15 +8,12 @@
 #    the group packs back onto one worker.
 source "$(dirname "$0")/lib.sh"
 SNAPD=$(bin snapd/snapd)
-SNAPCTL=$(bin tools/snapctl)
 UDP_ECHO=$(bin clients/udp_echo)
 TRAFFIC=$(bin clients/snap_traffic)
-RUN="$WORK/run"
-ctl() { "$SNAPCTL" --socket="$RUN/control.sock" "$@"; }
+RUN="$RUN"
 
-start snapd "$SNAPD" --run_dir="$RUN" --app=id=1,mac=02:00:00:00:81:01,ip=10.81.0.1 \
+start_snapd "$SNAPD" --app=id=1,mac=02:00:00:00:81:01,ip=10.81.0.1 \
   --app=id=2,mac=02:00:00:00:81:02,ip=10.81.0.2
-wait_for 30 "control up" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' info"
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
 wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
 

@@ -13,10 +13,9 @@ HOST_IF="sn${tag}h"
 NS_IF="sn${tag}n"
 make_host "$NS" "$HOST_IF" "$NS_IF" 10.77.0.100/24
 
-start snapd "$SNAPD" --run_dir="$WORK/run" --nic="net_af_packet0,iface=$HOST_IF" \
+start_snapd "$SNAPD" --nic="net_af_packet0,iface=$HOST_IF" \
   --app=id=1,mac=02:00:00:00:77:01,ip=10.77.0.1
-wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
-start echo "$UDP_ECHO" --socket="$WORK/run/memif.sock" --id=1
+start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
 wait_for 10 "udp_echo attached" grep -q "attached as 02:00:00:00:77:01 10.77.0.1" "$WORK/echo.log"
 
 check "ping from the namespace to the app gets replies" \
@@ -49,6 +48,6 @@ malformed_at_least() {
 check "malformed frames from the NIC were dropped and counted" wait_for 10 "4 malformed" malformed_at_least 4
 kill -TERM "$PID_snapd"
 wait_for 10 "snapd stopped" grep -q "snapd stopped" "$WORK/snapd.log"
-check "snapd removed its memif socket" [ ! -e "$WORK/run/memif.sock" ]
+check "snapd removed its memif socket" [ ! -e "$RUN/memif.sock" ]
 check "udp_echo was told snapd went away" bash -c "wait $PID_echo 2>/dev/null; grep -q 'detached' '$WORK/echo.log' || ! kill -0 $PID_echo 2>/dev/null"
 finish

@@ -11,9 +11,8 @@ make_host "snapd-sw2-$tag" "sw${tag}b" "sw${tag}y" 10.78.0.2/24
 NS1="snapd-sw1-$tag"
 NS2="snapd-sw2-$tag"
 
-start snapd "$SNAPD" --run_dir="$WORK/run" --nic="net_af_packet0,iface=sw${tag}a" \
+start_snapd "$SNAPD" --nic="net_af_packet0,iface=sw${tag}a" \
   --nic="net_af_packet1,iface=sw${tag}b@2"
-wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
 
 check "ping from one namespace to the other" ip netns exec "$NS1" ping -c 3 -i 0.2 -W 2 10.78.0.2
 

@@ -9,7 +9,6 @@
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
-SNAPCTL=$(bin tools/snapctl)
 tag=$$
 TAP="st${tag}"
 NS_TAP="snapd-tap-$tag"
@@ -17,9 +16,7 @@ make_host "snapd-tapv-$tag" "tv${tag}h" "tv${tag}n" 10.83.0.2/24
 
 cp "$SNAPD" "$WORK/snapd-a"
 cp "$SNAPD" "$WORK/snapd-b"
-start snapd "$WORK/snapd-a" --run_dir="$WORK/run" --nic="net_tap0,iface=$TAP" --nic="net_af_packet0,iface=tv${tag}h"
-wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
-ctl() { "$SNAPCTL" --socket="$WORK/run/control.sock" "$@"; }
+start_snapd "$WORK/snapd-a" --nic="net_tap0,iface=$TAP" --nic="net_af_packet0,iface=tv${tag}h"
 rx_interrupts() { ctl --json ports | python3 -c 'import json,sys; print(" ".join(str(n.get("rx_interrupts", False)) for n in json.load(sys.stdin)["nics"]))'; }
 check "the tap NIC has rx interrupts, af_packet has none" [ "$(rx_interrupts)" = "True False" ]
 

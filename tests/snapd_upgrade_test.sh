@@ -12,7 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
-SNAPCTL=$(bin tools/snapctl)
 UDP_ECHO=$(bin clients/udp_echo)
 TRAFFIC=$(bin clients/snap_traffic)
 MEMIF_TRAFFIC=$(bin tools/memif_traffic)
@@ -21,13 +20,12 @@ NS="snapd-up-$tag"
 make_host "$NS" "up${tag}h" "up${tag}n" 10.84.0.100/24
 cp "$SNAPD" "$WORK/snapd-a"
 cp "$SNAPD" "$WORK/snapd-b"
-RUN="$WORK/run"
-ctl() { "$SNAPCTL" --socket="$RUN/control.sock" --timeout_s=60 "$@"; }
+RUN="$RUN"
+export CTL_TIMEOUT_S=60
 pid_of_snapd() { ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 
-start snapd "$WORK/snapd-a" --run_dir="$RUN" --nic="net_af_packet0,iface=up${tag}h" \
+start_snapd "$WORK/snapd-a" --nic="net_af_packet0,iface=up${tag}h" \
   --app=id=1,mac=02:00:00:00:84:01,ip=10.84.0.1 --app=id=2,mac=02:00:00:00:84:02,ip=10.84.0.2
-wait_for 30 "snapd ready" grep -q "snapd ready" "$WORK/snapd.log"
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
 wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
 ctl engine create echo1 echo >/dev/null
@@ -113,8 +111,8 @@ out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_version=99 2>&1
 echo "  incompatible: $out"
 check "an incompatible takeover version is refused before anything moves" \
   bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'incompatible takeover version 99'* ]]"
-check "an unknown engine in the order is refused" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary='$WORK/snapd-b' --engines=nope 2>&1 | grep -q \"INVALID_ARGUMENT: engines: no engine named 'nope'\""
-check "a missing binary is refused" bash -c "! '$SNAPCTL' --socket='$RUN/control.sock' upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
+check "an unknown engine in the order is refused" bash -c "ctl upgrade --binary='$WORK/snapd-b' --engines=nope 2>&1 | grep -q \"INVALID_ARGUMENT: engines: no engine named 'nope'\""
+check "a missing binary is refused" bash -c "! ctl upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
 wait "$PID_traffic2" || true
 wait "$PID_stream2" || true
 cat "$WORK/traffic2.log" "$WORK/stream2.log"
@@ -143,7 +141,7 @@ out=$(ctl upgrade --binary="$WORK/snapd-b" 2>&1) && status=0 || status=$?
 echo "  second upgrade while one runs: $out"
 check "a second upgrade while one runs is refused" \
   bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'an upgrade is already running'* ]]"
-check "snapd answers what only reads while the upgrade runs" bash -c "ctl() { '$SNAPCTL' --socket='$RUN/control.sock' --timeout_s=5 \"\$@\"; }; ctl info && ctl apps && ctl stats" 
+check "snapd answers what only reads while the upgrade runs" bash -c "CTL_TIMEOUT_S=5; ctl info && ctl apps && ctl stats" 
 out=$(ctl app add 9 --mac=02:00:00:00:84:09 --ip=10.84.0.9 2>&1) && status=0 || status=$?
 echo "  a change while the upgrade runs: $out"
 check "and refuses a change, saying why" \
@@ -178,5 +176,5 @@ check "and across one that moves the NIC in the blackout" \
 counters >"$WORK/counters-2"
 check "every engine, port and NIC counter continues across that one too" \
   counters_continue "$WORK/counters-1" "$WORK/counters-2"
-check "and the new snapd serves the apps it kept" bash -c "'$SNAPCTL' --socket='$RUN/control.sock' apps | grep -qE '^ +1 .* yes '"
+check "and the new snapd serves the apps it kept" bash -c "ctl apps | grep -qE '^ +1 .* yes '"
 finish
