@@ -14,6 +14,7 @@
 #include "glog/logging.h"
 #include "snapd/config.h"
 #include "snapd/daemon.h"
+#include "snapd/service_manager.h"
 
 ABSL_FLAG(std::string, config, "",
           "Configuration file (text-format snapd.config.SnapdConfig). Flags below add to it.");
@@ -75,11 +76,14 @@ int Fail(const absl::Status& status) {
 }
 
 // Runs the daemon with its control plane until it stops, then takes them down in order.
-int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control) {
+int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control, bool took_over) {
   ControlServer* cs = control.get();
   daemon.set_control_listener(cs->listen_fd());
   daemon.Watch(cs->listen_fd(), [cs] { cs->OnAcceptable(); });
+  // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
+  if (!took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
   daemon.Run();
+  if (!daemon.handed_over()) NotifyServiceManager("STOPPING=1");
   // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
   daemon.StopServingTasks();
   if (daemon.handed_over()) control->Relinquish();  // the socket is the new snapd's
@@ -98,7 +102,7 @@ int RunTakeover(int fd) {
                                       std::move(listener))
                : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) return Fail(control.status());
-  int status = Serve(**daemon, std::move(*control));
+  int status = Serve(**daemon, std::move(*control), /*took_over=*/true);
   daemon->reset();
   return status;
 }
@@ -178,7 +182,7 @@ int Main(int argc, char** argv) {
   if (!daemon.ok()) return Fail(daemon.status());
   auto control = ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) return Fail(control.status());
-  int exit_code = Serve(**daemon, std::move(*control));
+  int exit_code = Serve(**daemon, std::move(*control), /*took_over=*/false);
   daemon->reset();  // after the control plane: its RPCs run on the daemon
   return exit_code;
 }

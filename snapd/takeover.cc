@@ -22,6 +22,7 @@
 #include "glog/logging.h"
 #include "snapd/app_port.h"
 #include "snapd/daemon.h"
+#include "snapd/service_manager.h"
 #include "upgrade/fd_channel.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/takeover.pb.h"
@@ -482,6 +483,9 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   if (!serving.ok()) return fail(serving.status());
   if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));
   Withdraw();  // everything is the new snapd's
+  // We are the service's main process: hand that over too, before we exit.
+  NotifyServiceManager(
+      absl::StrCat("MAINPID=", child, "\nSTATUS=upgraded: serving as pid ", child));
   LOG(INFO) << "upgrade: everything moved to pid " << child << " (brownout " << report.brownout_us()
             << " us); this snapd exits";
   Stop();
