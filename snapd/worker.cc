@@ -174,8 +174,12 @@ void Worker::Loop() {
 }
 
 void Worker::Sleep(int64_t max_ns) {
-  std::vector<pollfd> fds = {{mail_fd_.get(), POLLIN, 0}};
-  std::vector<Port*> armed;
+  // Kept between sleeps: an idle worker sleeps hundreds of times a second, and each sleep should
+  // cost one system call, not an allocation and a read per port.
+  std::vector<pollfd>& fds = sleep_fds_;
+  std::vector<Port*>& armed = sleep_ports_;
+  fds.assign(1, pollfd{mail_fd_.get(), POLLIN, 0});
+  armed.clear();
   bool all_can_wake = true;
   bool pending = false;
   for (Engine* e : engines_) {
@@ -202,12 +206,15 @@ void Worker::Sleep(int64_t max_ns) {
       }
     }
   }
-  for (Port* p : armed) {
-    p->DrainWake();
-    p->ArmWake(false);
+  // Only what woke us is drained; an fd that turns readable later just ends the next sleep early.
+  for (size_t i = 0; i < armed.size(); ++i) {
+    if (fds[i + 1].revents & POLLIN) armed[i]->DrainWake();
+    armed[i]->ArmWake(false);
   }
-  uint64_t count;
-  (void)!read(mail_fd_.get(), &count, sizeof(count));
+  if (fds[0].revents & POLLIN) {
+    uint64_t count;
+    (void)!read(mail_fd_.get(), &count, sizeof(count));
+  }
 }
 
 void MoveEngine(Engine* engine, Worker& from, Worker& to) {

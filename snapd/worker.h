@@ -12,6 +12,7 @@
 #ifndef SNAPD_SNAPD_WORKER_H_
 #define SNAPD_SNAPD_WORKER_H_
 
+#include <poll.h>
 #include <sched.h>
 
 #include <atomic>
@@ -99,6 +100,8 @@ class Worker {
   std::vector<Engine*> engines_;             // worker thread only
   std::vector<Engine*> engines_copy_;        // guarded by mu_
   WorkerStats stats_;
+  std::vector<pollfd> sleep_fds_;  // Sleep's, worker thread only
+  std::vector<Port*> sleep_ports_;
   std::thread thread_;
 };
 
