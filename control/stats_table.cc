@@ -1,5 +1,8 @@
 #include "control/stats_table.h"
 
+#include <map>
+#include <string>
+
 #include "absl/strings/str_format.h"
 
 namespace snapd {
@@ -16,6 +19,16 @@ std::string StatsTable(const v1::Stats& stats) {
                           s.batches() ? double(s.frames()) / s.batches() : 0.0,
                           s.polls() ? 100.0 * s.empty_polls() / s.polls() : 0.0, s.busy_percent(),
                           s.drops(), s.queueing_delay_ns() / 1000);
+  }
+  // The kinds' own counters, those that counted anything: "vswitch0: mac_table_full=12".
+  for (const v1::Engine& e : stats.engines()) {
+    std::map<std::string, uint64_t> counters(e.stats().kind_counters().begin(),
+                                             e.stats().kind_counters().end());
+    std::string line;
+    for (const auto& [name, value] : counters) {
+      if (value != 0) absl::StrAppendFormat(&line, " %s=%d", name, value);
+    }
+    if (!line.empty()) absl::StrAppendFormat(&out, "%s:%s\n", e.name(), line);
   }
   absl::StrAppendFormat(&out, "%-12s %-12s %12s %12s %10s %10s %9s %9s\n", "port", "engine",
                         "rx_frames", "tx_frames", "tx_drop", "malformed", "spoofed", "rx_err");

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,10 @@ class Engine {
   // and its counters and its ports' continue the saved ones.
   absl::Status SaveState(engines::EngineState* state);
   absl::Status RestoreState(const engines::EngineState& state);
+
+  // The kind's own counters, by name (the vswitch's "mac_table_full"), for stats. Any thread.
+  virtual void ForEachKindCounter(
+      const std::function<void(absl::string_view name, uint64_t value)>& fn) const {}
 
   // Engine thread only (or while no worker polls the engine); nullptr for none.
   void set_batch_observer(BatchObserver* observer) { observer_ = observer; }

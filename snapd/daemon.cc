@@ -511,6 +511,9 @@ v1::Stats Daemon::Snapshot() {
       es->set_queueing_delay_p99_ns(delays[std::min(delays.size() - 1, delays.size() * 99 / 100)]);
     }
     es->set_frames_per_s(slot.frames_per_s);
+    slot.engine->ForEachKindCounter([&](absl::string_view name, uint64_t value) {
+      (*es->mutable_kind_counters())[std::string(name)] = value;
+    });
     // The port list belongs to the engine's thread.
     OnEngine(slot, [&] {
       slot.engine->ForEachPort([&](Port& p) {

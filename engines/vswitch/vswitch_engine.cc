@@ -172,13 +172,14 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
       return;
     }
   } else if (!IsMulticast(info.src_mac)) {
-    if (ABSL_PREDICT_FALSE(macs_.Learn(info.src_mac, in, now) ==
-                           MacTable::LearnResult::kStaticConflict)) {
+    MacTable::LearnResult learned = macs_.Learn(info.src_mac, in, now);
+    if (ABSL_PREDICT_FALSE(learned == MacTable::LearnResult::kStaticConflict)) {
       // A host behind the NIC claims a MAC an app was given.
       src.port->stats().drop_spoofed.Add();
       stats().drops.Add();
       return;
     }
+    if (ABSL_PREDICT_FALSE(learned == MacTable::LearnResult::kFull)) mac_table_full_.Add();
   }
   if (IsMulticast(info.dst_mac)) {
     Flood(in, pkt, /*apps_too=*/true);
@@ -240,6 +241,7 @@ absl::Status VswitchEngine::SaveKindState(std::string* out) const {
   });
   // Entries restored earlier whose port never came back are kept for the next engine.
   for (const auto& e : pending_.learned()) *state.add_learned() = e;
+  state.set_mac_table_full(mac_table_full_.Get());
   if (!state.SerializeToString(out)) return absl::InternalError("cannot serialize vswitch state");
   return absl::OkStatus();
 }
@@ -250,9 +252,15 @@ absl::Status VswitchEngine::RestoreKindState(const std::string& in) {
   for (const auto& e : state.learned()) {
     if (e.mac().size() != 6) return absl::InvalidArgumentError("vswitch state: bad mac");
   }
+  mac_table_full_.Add(state.mac_table_full());
   pending_ = std::move(state);
   ApplyPendingEntries();
   return absl::OkStatus();
+}
+
+void VswitchEngine::ForEachKindCounter(
+    const std::function<void(absl::string_view name, uint64_t value)>& fn) const {
+  fn("mac_table_full", mac_table_full_.Get());
 }
 
 void VswitchEngine::ApplyPendingEntries() {

@@ -37,6 +37,11 @@ class VswitchEngine : public Engine {
   // The port a frame to `mac` would go to ("" if it would be flooded). Engine thread only.
   std::string PortFor(uint64_t mac) const;
 
+  // mac_table_full: frames whose source MAC was not learned because the table was full (they are
+  // forwarded; frames back to that MAC flood until an entry ages out).
+  void ForEachKindCounter(
+      const std::function<void(absl::string_view name, uint64_t value)>& fn) const override;
+
  protected:
   uint32_t PollPorts(uint32_t* full_bursts) override;
   absl::Status SaveKindState(std::string* out) const override;
@@ -67,6 +72,7 @@ class VswitchEngine : public Engine {
   const uint32_t burst_;
   const uint32_t max_frame_;
   MacTable macs_;
+  Counter mac_table_full_;
   std::vector<Slot> slots_;
   std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
   std::vector<Packet> rx_;

@@ -1,7 +1,9 @@
 #include "engines/vswitch/vswitch_engine.h"
 
+#include <map>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "engines/registry.h"
 #include "engines/testing/fake_port.h"
 #include "gtest/gtest.h"
@@ -137,6 +139,35 @@ TEST_F(VswitchTest, LearnedMacsSteerUnicast) {
   EXPECT_EQ(nic1_->TakeSent().size(), 1u);
   EXPECT_TRUE(nic0_->TakeSent().empty());
   EXPECT_EQ(static_cast<VswitchEngine*>(engine_.get())->PortFor(0x110000000002), "nic1/q0");
+}
+
+// Kind counters as stats read them.
+std::map<std::string, uint64_t> KindCounters(const Engine& e) {
+  std::map<std::string, uint64_t> out;
+  e.ForEachKindCounter([&](absl::string_view name, uint64_t v) { out[std::string(name)] = v; });
+  return out;
+}
+
+TEST_F(VswitchTest, FullMacTableIsCountedAndTheCountSurvivesAMove) {
+  // The smallest table: 16 entries, two of them apps A and B's.
+  auto engine = EngineRegistry::Global().Create("vswitch", "small", "mac_table_size: 16");
+  ASSERT_TRUE(engine.ok());
+  engine_ = std::move(*engine);
+  Attach(engine_.get());
+  for (int h = 0; h < 16; ++h) {
+    std::string mac = absl::StrFormat("02:00:00:00:01:%02x", h);
+    nic0_->Inject(Ipv4Frame(kBroadcast, mac.c_str(), "10.0.0.50", "10.0.0.255"));
+    Run();
+  }
+  // Fourteen hosts learned, two not: their frames still went out, and were counted.
+  EXPECT_EQ(nic1_->TakeSent().size(), 16u);
+  EXPECT_EQ(KindCounters(*engine_)["mac_table_full"], 2u);
+  engines::EngineState state;
+  ASSERT_TRUE(engine_->SaveState(&state).ok());
+  auto restored = EngineRegistry::Global().Create("vswitch", "small", "mac_table_size: 16");
+  ASSERT_TRUE(restored.ok());
+  ASSERT_TRUE((*restored)->RestoreState(state).ok());
+  EXPECT_EQ(KindCounters(**restored)["mac_table_full"], 2u);
 }
 
 TEST_F(VswitchTest, SpoofedFramesFromAppsAreDroppedAndCounted) {
