@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "control/stats_table.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
@@ -600,14 +601,34 @@ std::vector<v1::App> Daemon::Apps() const {
   return out;
 }
 
+namespace {
+
+// The running binary, as an operator tells builds apart: its path and when it was written (Bazel
+// redacts __DATE__ and __TIME__).
+std::string BinaryIdentity() {
+  char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return "binary unknown";
+  path[n] = '\0';
+  struct stat st;
+  if (stat(path, &st) != 0) return path;
+  return absl::StrCat(
+      path, ", written ",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromTimeT(st.st_mtime), absl::UTCTimeZone()));
+}
+
+}  // namespace
+
 std::string BuildString() {
-  return absl::StrCat("snapd ", kSnapdVersion, ", built ", __DATE__, " ", __TIME__);
+  static const std::string build =
+      absl::StrCat("snapd ", kSnapdVersion, " (", BinaryIdentity(), ")");
+  return build;
 }
 
 v1::DaemonInfo Daemon::Info() const {
   v1::DaemonInfo info;
   info.set_version(kSnapdVersion);
-  info.set_build(absl::StrCat("built ", __DATE__, " ", __TIME__));
+  info.set_build(BuildString());
   info.set_uptime_ms((MonotonicNs() - started_ns_) / 1000000);
   info.set_pid(getpid());
   info.set_memif_socket(config_.memif_socket());

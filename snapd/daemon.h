@@ -39,7 +39,8 @@ class MoveEngine;
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
 
 inline constexpr char kSnapdVersion[] = "0.3.0";
-// "snapd 0.3.0, built Nov 26 2026 14:00:00": which binary runs (snapctl info, upgrade reports).
+// "snapd 0.3.0 (/usr/sbin/snapd, written 2026-11-26 14:00:00 UTC)": which binary runs (snapctl
+// info, upgrade reports).
 std::string BuildString();
 
 // SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any

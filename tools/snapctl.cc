@@ -458,9 +458,9 @@ class Cli {
       PrintJson(report);
       return 0;
     }
-    printf("upgraded: pid %d (%s) -> pid %d (%s), brownout %ld us\n", report.old_pid(),
-           report.old_build().c_str(), report.new_pid(), report.new_build().c_str(),
-           report.brownout_us());
+    printf("upgraded: pid %d -> %d, brownout %ld us\n  from %s\n  to   %s\n", report.old_pid(),
+           report.new_pid(), report.brownout_us(), report.old_build().c_str(),
+           report.new_build().c_str());
     printf("%-14s %12s %12s\n", "ENGINE", "BLACKOUT_US", "HANDOVER_US");
     for (const v1::EngineMove& m : report.engines()) {
       printf("%-14s %12ld %12ld\n", m.name().c_str(), m.blackout_us(), m.handover_us());
