@@ -2,11 +2,13 @@
 // the control socket while it keeps serving (brownout), then moves the engines one at a time
 // (each one's blackout), and exits. See upgrade/README.md for the plan and upgrade/takeover.proto
 // for the messages.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,10 +111,11 @@ NicStats NicCountersFromWire(const wire::NicCounters& in) {
   return s;
 }
 
-// Starts `binary` as the new snapd, with `extra_args`, the upgrade channel on its fd 3 and *channel
-// our end. Returns its pid.
+// Starts `binary` as the new snapd, with `extra_args`, at nice value `nice`, the upgrade channel on
+// its fd 3 and *channel our end. Returns its pid.
 absl::StatusOr<pid_t> StartNewSnapd(const std::string& binary,
-                                    const std::vector<std::string>& extra_args, UniqueFd* channel) {
+                                    const std::vector<std::string>& extra_args, int nice,
+                                    UniqueFd* channel) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
@@ -138,6 +141,7 @@ absl::StatusOr<pid_t> StartNewSnapd(const std::string& binary,
     }
     close_range(4, ~0U, 0);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    setpriority(PRIO_PROCESS, 0, nice);  // not the raised priority of the thread that forked
     execv(argv[0], argv.data());
     _exit(127);
   }
@@ -162,6 +166,23 @@ v1::EngineMove TimeMove(const std::string& name, int64_t t_asked, int64_t t_stop
             << "); hand-over " << m.handover_us() << " us (stop " << (t_stopped - t_asked) / 1000
             << ", ack " << (t_acked - t_polling) / 1000 << ")";
   return m;
+}
+
+// A takeover's threads run at kTakeoverNice: on a machine whose cores the apps and the old snapd
+// keep busy, a woken thread of the new snapd (its main thread reading a move, a worker taking an
+// engine) otherwise waits up to milliseconds for a core, and every such wait is blackout. Threads
+// created meanwhile (workers, EAL's) inherit it; all go back to the usual once the takeover ends.
+constexpr int kTakeoverNice = -10;
+
+// Sets the nice value of every thread of this process (Linux keeps it per thread).
+void SetAllThreadsNice(int nice) {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return;
+  while (dirent* e = readdir(dir)) {
+    int tid = atoi(e->d_name);
+    if (tid > 0) setpriority(PRIO_PROCESS, tid, nice);
+  }
+  closedir(dir);
 }
 
 void MaybeDie(const std::string& phase) {
@@ -369,6 +390,10 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
                                                   const std::vector<std::string>& order) {
   upgrading_ = true;
   absl::Cleanup not_upgrading = [this] { upgrading_ = false; };
+  // (Raising this thread's priority too, as the new snapd's are, made blackouts longer here:
+  // tried.)
+  errno = 0;
+  const int usual_nice = getpriority(PRIO_PROCESS, 0);
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
   }
@@ -380,7 +405,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   if (!sequence.ok()) return sequence.status();
   const int64_t start = MonotonicNs();
   UniqueFd channel;
-  absl::StatusOr<pid_t> started = StartNewSnapd(binary, extra_args, &channel);
+  absl::StatusOr<pid_t> started = StartNewSnapd(binary, extra_args, usual_nice, &channel);
   if (!started.ok()) return started.status();
   const pid_t child = *started;
 
@@ -460,6 +485,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     HandOverNics(deferred_nics, &closed, &nics_left, m);
     status = slot->engine->SaveState(m->mutable_state());
     if (!status.ok()) return fail(status);
+    m->set_sent_ns(MonotonicNs());
     status = Send(channel.get(), move);
     if (!status.ok()) return fail(status);
     const int64_t t_sent = MonotonicNs();
@@ -575,8 +601,11 @@ absl::StatusOr<int64_t> Daemon::MoveIn(const wire::MoveEngine& m,
   slot->ready = true;
   status = Replace(groups_.at(slot->config.group()));
   if (!status.ok()) return status;
-  LOG(INFO) << "takeover: " << m.name() << " restored in " << (t_restored - t_got) / 1000
-            << " us, polling after " << ElapsedUs(t_got) << " us";
+  // Where the new side's part of a blackout goes: reading the move (waking this thread), restoring,
+  // and the worker taking the engine (waking it).
+  LOG(INFO) << "takeover: " << m.name() << " read " << (t_got - m.sent_ns()) / 1000
+            << " us after it was sent, restored in " << (t_restored - t_got) / 1000
+            << " us, polled " << (slot->polled_since_ns - t_restored) / 1000 << " us later";
   return slot->polled_since_ns;
 }
 
@@ -594,6 +623,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::string* phase) {
+  errno = 0;
+  const int usual_nice = getpriority(PRIO_PROCESS, 0);
+  if (setpriority(PRIO_PROCESS, 0, kTakeoverNice) != 0) {
+    LOG(INFO) << "takeover: at the usual priority (" << strerror(errno) << ")";
+  }
+  absl::Cleanup usual_priority = [usual_nice] { SetAllThreadsNice(usual_nice); };
   std::unique_ptr<Daemon> daemon(new Daemon());
   // Failing, we leave without a word: the old snapd takes back the apps, the NICs, the rings.
   absl::Cleanup withdraw = [&] { daemon->Withdraw(); };

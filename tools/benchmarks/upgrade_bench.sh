@@ -102,16 +102,20 @@ for name, v in per.items():
     h = [x[1] for x in v]
     print(f"{name:<12} {len(v):>8} {pct(b, 50):>8} {pct(b, 99):>8} {min(b):>8} {max(b):>8}"
           f" {pct(h, 50):>16} {pct(h, 99):>16}")
-# Where a blackout goes (medians; both snapds log to snapd.log): saving and sending the state, then
-# the new snapd restoring it and its worker taking the engine.
+# Where a blackout goes (both snapds log to snapd.log): saving and sending the state; the new
+# snapd's main thread reading it (a wake-up), restoring it, and its worker taking the engine (another).
 log = open(f"{work}/snapd.log", errors="replace").read()
 for name in per:
     parts = re.findall(rf"upgrade: {name} blackout \d+ us \(save\+send (\d+), new snapd (-?\d+)\)", log)
-    restored = [int(x) for x in re.findall(rf"takeover: {name} restored in (\d+) us", log)]
-    if parts:
+    new = re.findall(rf"takeover: {name} read (-?\d+) us after it was sent, restored in (\d+) us,"
+                     rf" polled (-?\d+) us later", log)
+    if parts and new:
         cols = list(zip(*[[int(x) for x in p] for p in parts]))
-        print(f"{name} blackout parts (p50 us): save+send={pct(cols[0], 50)}"
-              f" new_snapd={pct(cols[1], 50)} (of which restore={pct(restored, 50)})")
+        ncols = list(zip(*[[int(x) for x in p] for p in new]))
+        print(f"{name} blackout parts (p50/p99 us): save+send={pct(cols[0], 50)}/{pct(cols[0], 99)}"
+              f" read={pct(ncols[0], 50)}/{pct(ncols[0], 99)}"
+              f" restore={pct(ncols[1], 50)}/{pct(ncols[1], 99)}"
+              f" worker={pct(ncols[2], 50)}/{pct(ncols[2], 99)}")
 app_lost = 0
 for name in ("traffic", "stream"):
     t = open(f"{work}/{name}.log").read()
