@@ -740,7 +740,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
   serving.mutable_serving();
   status = Send(channel, serving);
   if (!status.ok()) return status;
-  // The old snapd lets go now and never reads the journal again: publish at once from here on.
+  // Journal until the old snapd has let go (it closes the channel once it got Serving): were it to
+  // give up on us instead (a deadline just passing), it would kill us and take back from the
+  // journal, which must then still be ours. After that, publish at once.
+  pollfd gone{channel, POLLIN, 0};
+  if (poll(&gone, 1, static_cast<int>(absl::ToInt64Milliseconds(kStepTimeout))) <= 0) {
+    LOG(WARNING) << "takeover: the old snapd did not let go within " << kStepTimeout;
+  }
   d.StopJournals();
   std::move(withdraw).Cancel();
   d.ready_ = true;
