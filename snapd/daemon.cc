@@ -126,6 +126,7 @@ absl::Status Daemon::Init() {
   }
   ready_ = true;
   started_ns_ = MonotonicNs();
+  serving_since_unix_ms_ = absl::ToUnixMillis(absl::Now());
   LOG(INFO) << "snapd ready: apps attach at " << config_.memif_socket() << " (" << apps_.size()
             << " interface(s) registered)";
   return absl::OkStatus();
@@ -601,8 +602,6 @@ std::vector<v1::App> Daemon::Apps() const {
   return out;
 }
 
-namespace {
-
 // The running binary, as an operator tells builds apart: its path and when it was written (Bazel
 // redacts __DATE__ and __TIME__).
 std::string BinaryIdentity() {
@@ -617,8 +616,6 @@ std::string BinaryIdentity() {
       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromTimeT(st.st_mtime), absl::UTCTimeZone()));
 }
 
-}  // namespace
-
 std::string BuildString() {
   static const std::string build =
       absl::StrCat("snapd ", kSnapdVersion, " (", BinaryIdentity(), ")");
@@ -628,7 +625,10 @@ std::string BuildString() {
 v1::DaemonInfo Daemon::Info() const {
   v1::DaemonInfo info;
   info.set_version(kSnapdVersion);
-  info.set_build(BuildString());
+  info.set_build(BinaryIdentity());
+  info.set_serving_since_unix_ms(serving_since_unix_ms_);
+  info.set_upgrades(upgrades_);
+  info.set_previous_pid(previous_pid_);
   info.set_uptime_ms((MonotonicNs() - started_ns_) / 1000000);
   info.set_pid(getpid());
   info.set_memif_socket(config_.memif_socket());

@@ -39,9 +39,10 @@ class MoveEngine;
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
 
 inline constexpr char kSnapdVersion[] = "0.3.0";
-// "snapd 0.3.0 (/usr/sbin/snapd, written 2026-11-26 14:00:00 UTC)": which binary runs (snapctl
-// info, upgrade reports).
+// "snapd 0.3.0 (/usr/sbin/snapd, written 2026-11-26 14:00:00 UTC)": which binary runs (upgrade
+// reports); BinaryIdentity() is the part in parentheses (snapctl info).
 std::string BuildString();
+std::string BinaryIdentity();
 
 // SIGTERM, SIGINT and SIGUSR1 reach the daemon through a signalfd; they must be blocked before any
 // thread starts (DPDK's and the workers inherit the mask), so main() calls this first.
@@ -253,6 +254,10 @@ class Daemon {
   UniqueFd adopted_control_listener_;
   std::optional<JournalMemory> journal_;  // new side of an upgrade, until the old snapd let go
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
+  // The service across live upgrades (DaemonInfo): since when, how many upgrades, and from whom.
+  int64_t serving_since_unix_ms_ = 0;
+  uint32_t upgrades_ = 0;
+  int32_t previous_pid_ = 0;
 };
 
 }  // namespace snapd

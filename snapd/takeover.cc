@@ -318,6 +318,9 @@ absl::Status Daemon::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>* f
   b->set_journal_fd(fds->size() - 1);
   b->set_journal_areas((*journal)->areas());
   b->set_journal_capacity((*journal)->capacity());
+  b->set_serving_since_unix_ms(serving_since_unix_ms_);
+  b->set_upgrades(upgrades_);
+  b->set_pid(getpid());
   return absl::OkStatus();
 }
 
@@ -751,6 +754,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
   std::move(withdraw).Cancel();
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
+  d.serving_since_unix_ms_ = b.serving_since_unix_ms();
+  d.upgrades_ = b.upgrades() + 1;
+  d.previous_pid_ = b.pid();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "
             << d.engines_.size() << " engine(s) moved";
   return daemon;

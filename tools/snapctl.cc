@@ -242,6 +242,15 @@ class Cli {
     printf("version       %s (%s)\n", info.version().c_str(), info.build().c_str());
     printf("pid           %d\n", info.pid());
     printf("uptime        %.1f s\n", info.uptime_ms() / 1000.0);
+    printf("serving since %s",
+           absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                            absl::FromUnixMillis(info.serving_since_unix_ms()), absl::UTCTimeZone())
+               .c_str());
+    if (info.upgrades() > 0) {
+      printf(" (%u live upgrade%s since; took over from pid %d)", info.upgrades(),
+             info.upgrades() == 1 ? "" : "s", info.previous_pid());
+    }
+    printf("\n");
     printf("memif socket  %s\n", info.memif_socket().c_str());
     printf("control       %s\n", info.control_socket().c_str());
     std::string kinds;
