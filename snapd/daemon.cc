@@ -49,7 +49,7 @@ std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 // decided). Scale-outs do not wait for it: a worker whose engine misses the SLO wakes the main
 // thread at once.
 constexpr int kRebalanceMs = 20;
-// The sampling period when no group is compacting.
+// The sampling period when no compacting group has traffic.
 constexpr int kIdleSampleMs = 200;
 // Queueing-delay samples kept per engine: at most five seconds' worth.
 constexpr size_t kDelaySamples = 5000 / kRebalanceMs;
@@ -324,11 +324,14 @@ void Daemon::RebalanceTick() {
   int64_t now = MonotonicNs();
   for (auto& slot : engines_) {
     uint64_t busy = slot->engine->stats().busy_ns.Get();
+    uint64_t frames = slot->engine->stats().frames.Get();
     if (slot->sampled_at_ns != 0 && now > slot->sampled_at_ns) {
-      slot->busy =
-          std::min(1.0, double(busy - slot->sampled_busy_ns) / (now - slot->sampled_at_ns));
+      const double elapsed_ns = now - slot->sampled_at_ns;
+      slot->busy = std::min(1.0, double(busy - slot->sampled_busy_ns) / elapsed_ns);
+      slot->frames_per_s = double(frames - slot->sampled_frames) * 1e9 / elapsed_ns;
     }
     slot->sampled_busy_ns = busy;
+    slot->sampled_frames = frames;
     slot->sampled_at_ns = now;
   }
   for (auto& [name, group] : groups_) {
@@ -469,12 +472,18 @@ void Daemon::Run() {
     memif_->DropFailedConnections();
     if (MonotonicNs() >= next_tick) {
       RebalanceTick();
-      bool compacting = false;
-      for (const auto& [name, g] : groups_) {
-        compacting |= g.policy.mode == SchedulingMode::kCompacting;
+      // A compacting group with traffic is looked at every kRebalanceMs; otherwise only the delay
+      // percentiles need samples, five a second (an idle compacting group has nothing to scale
+      // in sooner, and an overload wakes us at once through overload_fd_).
+      bool compacting_with_traffic = false;
+      for (const auto& slot : engines_) {
+        auto g = groups_.find(slot->config.group());
+        compacting_with_traffic |= g != groups_.end() &&
+                                   g->second.policy.mode == SchedulingMode::kCompacting &&
+                                   slot->frames_per_s > 0;
       }
-      // Without a compacting group only the delay percentiles need samples: five per second.
-      next_tick = MonotonicNs() + (compacting ? kRebalanceMs : kIdleSampleMs) * 1000000ll;
+      next_tick =
+          MonotonicNs() + (compacting_with_traffic ? kRebalanceMs : kIdleSampleMs) * 1000000ll;
     }
     if (next_stats != 0 && MonotonicNs() >= next_stats) {
       LOG(INFO) << "stats\n" << StatsText();
