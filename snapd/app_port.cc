@@ -44,4 +44,10 @@ int AppPort::RollForward(uint16_t c2s_tail, uint16_t s2c_tail) {
   return moved;
 }
 
+void ForEachAppPort(Engine& engine, const std::function<void(AppPort&)>& fn) {
+  engine.ForEachPort([&](Port& p) {
+    if (auto* app = dynamic_cast<AppPort*>(&p)) fn(*app);
+  });
+}
+
 }  // namespace snapd

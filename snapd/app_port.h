@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "engines/engine.h"
 #include "engines/port.h"
 #include "ipc/server.h"
 
@@ -64,6 +65,10 @@ class AppPort : public Port {
   memif::TxRing& tx_;
   CursorJournal* journal_ = nullptr;
 };
+
+// Calls fn on each of the engine's ports that is an app's. The engine's thread, or while no worker
+// polls it.
+void ForEachAppPort(Engine& engine, const std::function<void(AppPort&)>& fn);
 
 }  // namespace snapd
 

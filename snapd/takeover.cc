@@ -31,7 +31,8 @@
 
 // Testing hooks for the new binary (snapctl upgrade --new_args=...): die as a kill -9 would at a
 // phase (brownout, blackout, half: after half the engines moved; publish: in a worker, in the
-// middle of publishing a batch, once engines moved), or claim another protocol version.
+// middle of publishing a batch, once engines moved), fail the first move with an error (error),
+// or claim another protocol version.
 ABSL_FLAG(std::string, takeover_fault, "", "Testing: die during this phase of a takeover.");
 ABSL_FLAG(int, takeover_version, 0, "Testing: claim this takeover protocol version.");
 ABSL_FLAG(bool, takeover_defer_nics, false,
@@ -79,9 +80,7 @@ int64_t ElapsedUs(int64_t since_ns) { return (MonotonicNs() - since_ns) / 1000; 
 // Takes the cursors of the engine's app rings from their shared headers again, after the other
 // snapd served them.
 void ResyncAppRings(Engine& engine) {
-  engine.ForEachPort([](Port& p) {
-    if (auto* app = dynamic_cast<AppPort*>(&p)) app->Resync();
-  });
+  ForEachAppPort(engine, [](AppPort& app) { app.Resync(); });
 }
 
 // NicStats <-> its wire form.
@@ -221,9 +220,8 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics&
     if (area != nullptr) {
       int moved = RollForward(*area, journal->capacity(), [&](uint32_t app) -> AppPort* {
         AppPort* found = nullptr;
-        slot->engine->ForEachPort([&](Port& p) {
-          auto* a = dynamic_cast<AppPort*>(&p);
-          if (a != nullptr && a->app() == app) found = a;
+        ForEachAppPort(*slot->engine, [&](AppPort& a) {
+          if (a.app() == app) found = &a;
         });
         return found;
       });
@@ -296,7 +294,7 @@ absl::Status Daemon::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>* f
   // new snapd's would change the MAC of an interface the host has been using. Pin it to ours.
   for (int i = 0; i < cfg->nics_size() && i < static_cast<int>(nics_.size()); ++i) {
     const std::string& devargs = cfg->nics(i).devargs();
-    if (nics_[i] && absl::StartsWith(devargs, "net_tap") && !absl::StrContains(devargs, "mac=")) {
+    if (nics_[i] && nics_[i]->IsTap() && !absl::StrContains(devargs, "mac=")) {
       cfg->mutable_nics(i)->set_devargs(absl::StrCat(devargs, ",mac=", nics_[i]->mac()));
     }
   }
@@ -364,7 +362,7 @@ void Daemon::NoteMovedTaps(v1::UpgradeReport* report) const {
   // snapd attached its queues to (a multi-queue tap): it is kept as it is. One moved out of our
   // namespace, the new snapd could not see: it made one anew, and ours goes when we exit.
   for (const auto& nic : nics_) {
-    if (nic && absl::StartsWith(nic->device(), "net_tap") && !nic->KernelInterfaceHere()) {
+    if (nic && nic->IsTap() && !nic->KernelInterfaceHere()) {
       report->add_notes(absl::StrCat(
           nic->name(), " (", nic->device(), "): its interface ", nic->kernel_interface(),
           " was moved out of snapd's network namespace, where the new snapd created it anew: "
@@ -395,7 +393,6 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   absl::Cleanup not_upgrading = [this] { upgrading_ = false; };
   // (Raising this thread's priority too, as the new snapd's are, made blackouts longer here:
   // tried.)
-  errno = 0;
   const int usual_nice = getpriority(PRIO_PROCESS, 0);
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
@@ -552,10 +549,8 @@ absl::Status Daemon::StartJournal(EngineSlot& slot, uint32_t area_index) {
   if (area == nullptr) return absl::OkStatus();  // an old snapd without a journal
   slot.journal = std::make_unique<CursorJournal>(area, journal_->capacity());
   absl::Status status;
-  slot.engine->ForEachPort([&](Port& p) {
-    if (auto* app = dynamic_cast<AppPort*>(&p); app != nullptr && status.ok()) {
-      status = slot.journal->Track(app);
-    }
+  ForEachAppPort(*slot.engine, [&](AppPort& app) {
+    if (status.ok()) status = slot.journal->Track(&app);
   });
   if (!status.ok()) return status;
   if (absl::GetFlag(FLAGS_takeover_fault) == "publish") slot.journal->DieMidPublishAfter(100);
@@ -626,7 +621,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Takeover(UniqueFd channel) {
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::string* phase) {
-  errno = 0;
   const int usual_nice = getpriority(PRIO_PROCESS, 0);
   if (setpriority(PRIO_PROCESS, 0, kTakeoverNice) != 0) {
     LOG(INFO) << "takeover: at the usual priority (" << strerror(errno) << ")";

@@ -4,7 +4,8 @@
 //
 // Modes:
 //  - kDedicated: the worker spins on its engines without ever sleeping (pin it to a core of its
-//    own); lowest latency, a whole core spent whether or not there is traffic.
+//    own); lowest latency, a whole core spent whether or not there is traffic. Without engines
+//    (a new snapd's before they move in) it sleeps on its mailbox.
 //  - kBlocking: after a short spin with no work, it arms every port that can wake it (app rings'
 //    interrupt eventfds) and blocks in ppoll on them and its mailbox; ports that cannot wake it
 //    (NIC queues without rx interrupts) bound the sleep, from a microsecond doubling up to four

@@ -6,7 +6,7 @@
 # through (an app path too). snapd is upgraded N times, alternating two copies of the binary. Prints each
 # engine's blackout distribution, then:
 #   upgrade blackout_p50_us=<n> blackout_p99_us=<n> app_frames_lost=<n> nic_frames_lost=<n> upgrades=<n>
-# KEEP_LOGS=1 keeps the run's logs (both snapds log to snapd.log) and says where.
+# KEEP_WORK=1 keeps the run's logs (both snapds log to snapd.log) and says where, as in tests/.
 set -euo pipefail
 bin=$1
 n=${2:-20}
@@ -23,7 +23,7 @@ cleanup() {
   pkill -9 -f "^$work/" 2>/dev/null || true  # the upgraded snapd is a child of the old one, not ours
   ip link del "ub${tag}h" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
-  if [ -n "${KEEP_LOGS:-}" ]; then echo "upgrade_bench: logs kept in $work" >&2; else rm -rf "$work"; fi
+  if [ -n "${KEEP_WORK:-}" ]; then echo "upgrade_bench: logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 ip netns add "$ns"
