@@ -1,6 +1,8 @@
 // The memif server and client together, in one process: real sockets, memfds and eventfds.
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -376,6 +378,122 @@ TEST(MemifTest, TooManyHandshakesAtOnceAreRefused) {
   EXPECT_EQ(FieldToString(r.msg.disconnect.string), "too many clients connecting");
   // The first one can still finish.
   first.Init();
+}
+
+TEST(MemifTest, OneUidCannotHoldEveryHandshakeSlot) {
+  ServerOptions options = AnyId("peruid");
+  options.max_handshakes_per_uid = 2;
+  EchoServer server(options);
+  RawClient idle1(options.socket_path);
+  RawClient idle2(options.socket_path);
+  auto third = MemifClient::Connect({options.socket_path, 1});
+  ASSERT_FALSE(third.ok());
+  EXPECT_NE(third.status().message().find("too many clients of this uid"), std::string::npos)
+      << third.status();
+  EXPECT_GE(server.stats().busy.Get(), 1u);
+  // Another uid still gets in while this one holds its slots.
+  ASSERT_EQ(::chmod(options.socket_path.c_str(), 0666), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    auto c = MemifClient::Connect({options.socket_path, 2});
+    if (!c.ok()) fprintf(stderr, "uid 65534: %s\n", c.status().ToString().c_str());
+    _exit(c.ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+TEST(MemifTest, InterfaceOfAnotherUidIsRefused) {
+  ServerOptions options{TestSocket("uid")};
+  InterfaceConfig mine{7};
+  mine.uid = getuid();
+  InterfaceConfig theirs{8};
+  theirs.uid = getuid() + 4242;
+  EchoServer server(options, {mine, theirs});
+  auto refused = MemifClient::Connect({options.socket_path, 8});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("belongs to uid"), std::string::npos)
+      << refused.status();
+  auto ok = MemifClient::Connect({options.socket_path, 7});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ExchangeSequenced(**ok, 100);
+}
+
+TEST(MemifTest, RegionBytesOfAConnectionAreCapped) {
+  ServerOptions options = AnyId("cap");
+  options.max_region_bytes = 1 << 16;
+  EchoServer server(options);
+  auto c = MemifClient::Connect({options.socket_path, 1});  // 1024 x 2048-byte buffers
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("regions of more than 65536 bytes"), std::string::npos)
+      << c.status();
+}
+
+TEST(MemifTest, HugetlbfsRegionIsRefused) {
+  UniqueFd huge(::memfd_create("huge", MFD_CLOEXEC | MFD_HUGETLB | MFD_ALLOW_SEALING));
+  if (!huge) GTEST_SKIP() << "no hugetlbfs memfd here: " << strerror(errno);
+  auto region = MappedRegion::MapPeer(std::move(huge), 2 << 20);
+  ASSERT_FALSE(region.ok());
+  EXPECT_NE(region.status().message().find("hugetlbfs"), std::string::npos) << region.status();
+}
+
+// The owner may disconnect a client from within on_connected (snapd does when the engine refuses
+// the port): the server must not touch the freed connection afterwards (ASan checks).
+TEST(MemifTest, DisconnectFromOnConnectedIsSafe) {
+  ServerOptions options = AnyId("uaf");
+  auto server = MemifServer::Create(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  MemifServer* s = server->get();
+  s->set_on_connected([s](Connection& c) { s->Disconnect(c.id(), "engine refused the port"); });
+  std::atomic<bool> stop{false};
+  std::thread poller([&] {
+    while (!stop) s->Poll(1);
+  });
+  for (int i = 0; i < 3; ++i) {
+    auto c = MemifClient::Connect({options.socket_path, 1});
+    if (!c.ok()) {
+      EXPECT_NE(c.status().message().find("engine refused"), std::string::npos) << c.status();
+      continue;
+    }
+    absl::Status status;
+    for (int k = 0; k < 5000 && status.ok(); ++k) {
+      status = (*c)->CheckControl();
+      usleep(1000);
+    }
+    EXPECT_NE(status.message().find("engine refused the port"), std::string::npos) << status;
+  }
+  stop = true;
+  poller.join();
+  EXPECT_EQ(s->stats().disconnected.Get(), 3u);
+}
+
+// An app that clears O_NONBLOCK on the interrupt eventfd it shares with us, saturates it and asks
+// for interrupts: the server's transmit must not block. The app is disconnected with the reason;
+// another app goes on.
+TEST(MemifTest, SaturatedInterruptFdDisconnectsOnlyThatApp) {
+  ServerOptions options = AnyId("saturate");
+  EchoServer server(options);
+  auto good = MemifClient::Connect({options.socket_path, 1});
+  ASSERT_TRUE(good.ok());
+  auto bad = MemifClient::Connect({options.socket_path, 2});
+  ASSERT_TRUE(bad.ok());
+  int efd = (*bad)->rx(0).eventfd();  // the s2c ring's: the server writes it
+  ASSERT_EQ(::fcntl(efd, F_SETFL, ::fcntl(efd, F_GETFL) & ~O_NONBLOCK), 0);
+  uint64_t full = 0xfffffffffffffffeull;
+  ASSERT_EQ(::write(efd, &full, sizeof(full)), static_cast<ssize_t>(sizeof(full)));
+  (*bad)->rx(0).SetInterruptMode(true);
+  uint8_t byte[64] = {};
+  Frame f{byte, sizeof(byte)};
+  ASSERT_EQ((*bad)->tx(0).Transmit(&f, 1), 1);  // the echo of it wakes the app
+  if (!server.WaitFor([](const ServerStats& s) { return s.disconnected.Get() == 1; })) {
+    fprintf(stderr, "the server is stuck on the app's eventfd\n");
+    abort();  // its thread cannot be joined
+  }
+  EXPECT_EQ(server.disconnect_reasons().at(0), "peer saturated its interrupt eventfd");
+  ExchangeSequenced(**good, 500);
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <string>
 #include <utility>
@@ -55,6 +57,14 @@ absl::StatusOr<MappedRegion> MappedRegion::Create(absl::string_view name, uint64
 }
 
 absl::StatusOr<MappedRegion> MappedRegion::MapPeer(UniqueFd fd, uint64_t size) {
+  // Only shared memory of the page cache kind: a hugetlbfs memfd can be sealed too, but its pages
+  // are reserved only when touched, and a later shortage would SIGBUS us on access.
+  struct statfs fs = {};
+  if (::fstatfs(fd.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    return absl::InvalidArgumentError(
+        fs.f_type == HUGETLBFS_MAGIC ? "region fd is on hugetlbfs: only plain memfds are accepted"
+                                     : "region fd must be a memfd (shared memory)");
+  }
   int seals = ::fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
     return absl::InvalidArgumentError("region fd must be a memfd sealed with F_SEAL_SHRINK");

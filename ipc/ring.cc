@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "absl/base/optimization.h"
+#include "ipc/peer_fd.h"
 
 namespace snapd::memif {
 namespace {
@@ -39,7 +40,8 @@ void RxRing::Start() {
 bool RxRing::HasPending() const {
   uint16_t produced =
       side_ == Side::kServer ? LoadAcquire(&ring_->head) : LoadAcquire(&ring_->tail);
-  return produced != pending_;
+  // An incomplete chain is not pending until the producer adds to it.
+  return produced != pending_ && !(stalled_ && produced == stalled_at_);
 }
 
 uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
@@ -59,11 +61,20 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
                                 : "s2c ring tail moved past the buffers given");
     return 0;
   }
+  // An incomplete chain is looked at again only once the producer has added to the ring.
+  if (ABSL_PREDICT_FALSE(stalled_) && produced == stalled_at_) return 0;
+  stalled_ = false;
   uint16_t count = 0;
   uint16_t cur = pending_;
   scratch_used_ = 0;
   while (avail > 0 && count < max) {
     Descriptor d = Snapshot(&ring_->desc[cur & mask_]);
+    if (ABSL_PREDICT_FALSE(skipping_)) {  // the rest of an oversize chain, already counted
+      ++cur;
+      --avail;
+      if (!(d.flags & kDescFlagNext)) skipping_ = false;
+      continue;
+    }
     if (ABSL_PREDICT_TRUE(!(d.flags & kDescFlagNext))) {
       uint8_t* data = BufferOf(d, cur);
       ++cur;
@@ -77,8 +88,15 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
       continue;
     }
     bool dropped = false;
-    uint16_t spanned = TakeChain(cur, avail, &frames[count], &dropped);
-    if (spanned == 0) break;  // incomplete chain or scratch full: next burst
+    bool incomplete = false;
+    uint16_t spanned = TakeChain(cur, avail, &frames[count], &dropped, &incomplete);
+    if (spanned == 0) {  // incomplete chain or scratch full: next burst
+      if (incomplete) {
+        stalled_ = true;
+        stalled_at_ = produced;
+      }
+      break;
+    }
     cur += spanned;
     avail -= spanned;
     if (dropped) continue;
@@ -91,7 +109,8 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
   return count;
 }
 
-uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped) {
+uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped,
+                          bool* incomplete) {
   Descriptor segs[kMaxChainSegments];
   uint32_t nsegs = 0;
   uint16_t spanned = 0;
@@ -108,12 +127,21 @@ uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropp
       terminated = true;
       break;
     }
+    if (spanned > kMaxChainSegments) {
+      // Too long whatever follows: drop it now and skip the rest as it comes, so that no scan
+      // ever looks at more than kMaxChainSegments + 1 descriptors.
+      stats_.oversize.Add();
+      skipping_ = true;
+      *dropped = true;
+      return spanned;
+    }
   }
   if (!terminated) {
     // The producer publishes whole frames; a chain that fills the ring can never end.
     if (avail == size_) {
       Fail("chained frame longer than the ring");
     }
+    *incomplete = true;
     return 0;
   }
   if (nsegs > kMaxChainSegments || total > kMaxFrameBytes) {
@@ -174,6 +202,7 @@ void RxRing::SetInterruptMode(bool enabled) {
 void RxRing::Resync() {
   if (side_ != Side::kServer) return;
   next_ = pending_ = published_ = LoadAcquire(&ring_->tail);
+  stalled_ = skipping_ = false;
 }
 
 void TxRing::Resync() {
@@ -220,9 +249,16 @@ void TxRing::Publish() {
   // Full fence: the peer clears the mask and then re-checks the cursor; one of us sees the other.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   if (eventfd_ >= 0 && !(LoadRelaxed(&ring_->flags) & kRingFlagMaskInt)) {
-    uint64_t one = 1;
-    (void)!::write(eventfd_, &one, sizeof(one));
-    stats_.interrupts.Add();
+    PeerFdResult r = KickEventFd(eventfd_, tag_);
+    if (ABSL_PREDICT_TRUE(r == PeerFdResult::kOk)) {
+      stats_.interrupts.Add();
+    } else if (r == PeerFdResult::kSaturated) {
+      Fail("peer saturated its interrupt eventfd");
+    } else if (r == PeerFdResult::kBlocked) {
+      Fail("a write to the peer's interrupt eventfd blocked");
+    } else {
+      Fail("cannot write the peer's interrupt eventfd");
+    }
   }
 }
 
@@ -235,8 +271,13 @@ bool TxRing::RollForward(uint16_t tail) {
 }
 
 void RxRing::DrainInterrupt() {
-  uint64_t count;
-  if (eventfd_ >= 0) (void)!::read(eventfd_, &count, sizeof(count));
+  if (eventfd_ < 0) return;
+  PeerFdResult r = DrainEventFd(eventfd_, tag_);
+  if (ABSL_PREDICT_FALSE(r == PeerFdResult::kBlocked)) {
+    Fail("a read of the peer's interrupt eventfd blocked");
+  } else if (ABSL_PREDICT_FALSE(r == PeerFdResult::kError)) {
+    Fail("cannot read the peer's interrupt eventfd");
+  }
 }
 
 TxRing::TxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const RegionView> regions,

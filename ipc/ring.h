@@ -1,7 +1,8 @@
 // The memif data path: receiving and transmitting batches of frames on the rings of one connection,
 // for either role. No allocation, no lock and no system call on the steady path; the only system
 // call is the write of the peer's interrupt eventfd after a transmit, and only when the peer asked
-// for interrupts.
+// for interrupts. Calls on the eventfd never block, whatever the peer does to it (ipc/peer_fd.h): a
+// peer that saturates it or makes a call block stops the ring with an error, as any protocol error.
 //
 // Nothing the peer wrote is trusted. Every descriptor is copied out of shared memory once and
 // checked (region index, offset + length inside the region, length within the buffer) before any
@@ -84,6 +85,9 @@ class RingEnd {
   RingEnd& operator=(const RingEnd&) = delete;
 
   int eventfd() const { return eventfd_; }
+  // Names the ring's owner (the connection's memif id) to a watchdog that finds a thread stuck in
+  // a call on the ring's eventfd (see ipc/peer_fd.h).
+  void set_tag(uint32_t tag) { tag_ = tag; }
   uint32_t size() const { return size_; }
   // Why the ring stopped, or nullptr while it works.
   const char* error() const { return error_.load(std::memory_order_relaxed); }
@@ -128,6 +132,7 @@ class RingEnd {
   const absl::Span<const RegionView> regions_;
   const int eventfd_;
   const ClientSlots slots_;
+  uint32_t tag_ = 0;
   bool deferred_ = false;  // server: cursors wait for Publish()
 
  private:
@@ -183,13 +188,18 @@ class RxRing : public RingEnd {
 
  private:
   // Copies out, checks and assembles the chained frame starting at `cur` with `avail` slots
-  // readable. Returns the slots it spans, or 0 when the chain is not complete yet.
-  uint16_t TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped);
+  // readable. Returns the slots it spans, or 0 when the chain is not complete yet (*incomplete)
+  // or does not fit this burst. Looks at most at kMaxChainSegments + 1 descriptors: a longer
+  // chain is dropped there and its rest skipped as it arrives.
+  uint16_t TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped, bool* incomplete);
 
   uint16_t next_;                 // first slot not yet released
   uint16_t published_;            // server: the tail last written to the ring
   uint16_t pending_;              // first slot not yet received (== next_ after Release)
   uint16_t head_;                 // client: the head it last published when refilling
+  bool stalled_ = false;          // an incomplete chain waits at pending_...
+  uint16_t stalled_at_ = 0;       // ...and the producer's cursor was here when we saw it
+  bool skipping_ = false;         // inside an oversize chain: its rest is dropped
   std::vector<uint8_t> scratch_;  // chained frames of the current burst
   uint32_t scratch_used_ = 0;
   RxStats stats_;

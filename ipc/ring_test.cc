@@ -1,5 +1,6 @@
 #include "ipc/ring.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -22,13 +23,15 @@ constexpr uint32_t kBuf = 256;
 // and a server end on each ring, as two processes would have them.
 class RingPair {
  public:
-  explicit RingPair(uint16_t start_cursor = 0) {
-    ring_mem_.reset(static_cast<uint8_t*>(aligned_alloc(64, 2 * kRingBytes)));
-    memset(ring_mem_.get(), 0, 2 * kRingBytes);
-    buf_mem_.assign(2 * kSlots * kBuf, 0);
-    views_ = {{ring_mem_.get(), 2 * kRingBytes}, {buf_mem_.data(), buf_mem_.size()}};
+  explicit RingPair(uint16_t start_cursor = 0, uint8_t log2 = kLog2) {
+    const uint64_t ring_bytes = RingBytes(log2);
+    const uint32_t slots = 1u << log2;
+    ring_mem_.reset(static_cast<uint8_t*>(aligned_alloc(64, 2 * ring_bytes)));
+    memset(ring_mem_.get(), 0, 2 * ring_bytes);
+    buf_mem_.assign(2 * slots * kBuf, 0);
+    views_ = {{ring_mem_.get(), 2 * ring_bytes}, {buf_mem_.data(), buf_mem_.size()}};
     c2s_ = reinterpret_cast<RingHeader*>(ring_mem_.get());
-    s2c_ = reinterpret_cast<RingHeader*>(ring_mem_.get() + kRingBytes);
+    s2c_ = reinterpret_cast<RingHeader*>(ring_mem_.get() + ring_bytes);
     for (RingHeader* r : {c2s_, s2c_}) {
       r->cookie = kCookie;
       r->head = start_cursor;
@@ -37,14 +40,14 @@ class RingPair {
     c2s_efd_ = ::eventfd(0, EFD_NONBLOCK);
     s2c_efd_ = ::eventfd(0, EFD_NONBLOCK);
     ClientSlots c2s_slots{1, 0, kBuf};
-    ClientSlots s2c_slots{1, kSlots * kBuf, kBuf};
-    client_tx = std::make_unique<TxRing>(Side::kClient, c2s_, kLog2, views_, c2s_efd_, start_cursor,
+    ClientSlots s2c_slots{1, slots * kBuf, kBuf};
+    client_tx = std::make_unique<TxRing>(Side::kClient, c2s_, log2, views_, c2s_efd_, start_cursor,
                                          c2s_slots);
-    server_rx = std::make_unique<RxRing>(Side::kServer, c2s_, kLog2, views_, c2s_efd_, start_cursor,
+    server_rx = std::make_unique<RxRing>(Side::kServer, c2s_, log2, views_, c2s_efd_, start_cursor,
                                          ClientSlots{});
-    server_tx = std::make_unique<TxRing>(Side::kServer, s2c_, kLog2, views_, s2c_efd_, start_cursor,
+    server_tx = std::make_unique<TxRing>(Side::kServer, s2c_, log2, views_, s2c_efd_, start_cursor,
                                          ClientSlots{});
-    client_rx = std::make_unique<RxRing>(Side::kClient, s2c_, kLog2, views_, s2c_efd_, start_cursor,
+    client_rx = std::make_unique<RxRing>(Side::kClient, s2c_, log2, views_, s2c_efd_, start_cursor,
                                          s2c_slots);
     client_rx->Start();
   }
@@ -56,6 +59,7 @@ class RingPair {
   RingHeader* c2s() { return c2s_; }
   RingHeader* s2c() { return s2c_; }
   int c2s_eventfd() const { return c2s_efd_; }
+  int s2c_eventfd() const { return s2c_efd_; }
 
   std::unique_ptr<TxRing> client_tx;
   std::unique_ptr<RxRing> server_rx;
@@ -63,7 +67,6 @@ class RingPair {
   std::unique_ptr<RxRing> client_rx;
 
  private:
-  static constexpr uint64_t kRingBytes = RingBytes(kLog2);
   struct Free {
     void operator()(uint8_t* p) const { free(p); }
   };
@@ -395,6 +398,70 @@ TEST(RingTest, RollForwardPublishesWhatAnotherServerLeftAndWakesTheApp) {
   EXPECT_FALSE(p.server_rx->RollForward(c2s_tail - 1));
   EXPECT_FALSE(p.server_tx->RollForward(s2c_tail + kSlots + 1));
   EXPECT_EQ(p.c2s()->tail, 3);
+  EXPECT_EQ(p.server_rx->error(), nullptr);
+}
+
+// The app shares the eventfd's open file description and can clear O_NONBLOCK: neither the
+// server's kick of a saturated counter nor its drain of an empty one may block (alarm() ends the
+// test if one does).
+TEST(RingTest, EventfdCallsNeverBlockWhateverThePeerDid) {
+  RingPair p;
+  int s2c = p.s2c_eventfd();
+  int c2s = p.c2s_eventfd();
+  for (int fd : {s2c, c2s}) ASSERT_EQ(::fcntl(fd, F_SETFL, 0), 0);  // blocking, as the app made it
+  uint64_t full = 0xfffffffffffffffeull;
+  ASSERT_EQ(::write(s2c, &full, sizeof(full)), static_cast<ssize_t>(sizeof(full)));
+  p.client_rx->SetInterruptMode(true);
+  alarm(10);
+  std::string s = Payload(0, 64);
+  Frame f = AsFrame(s);
+  EXPECT_EQ(p.server_tx->Transmit(&f, 1), 1);
+  EXPECT_STREQ(p.server_tx->error(), "peer saturated its interrupt eventfd");
+  p.server_rx->DrainInterrupt();  // c2s counter is 0 and the fd blocking
+  EXPECT_EQ(p.server_rx->error(), nullptr);
+  alarm(0);
+}
+
+// Descriptors that all say "more follows" are looked at once, then again only when the producer
+// adds to the ring: a poller sees nothing pending and may sleep.
+TEST(RingTest, IncompleteChainIsNotRescannedUntilTheProducerAdds) {
+  RingPair p;
+  for (int i = 0; i < 3; ++i) p.c2s()->desc[i] = Descriptor{kDescFlagNext, 1, 8, 0, 0};
+  __atomic_store_n(&p.c2s()->head, 3, __ATOMIC_RELEASE);
+  Frame got[4];
+  EXPECT_TRUE(p.server_rx->HasPending());
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
+  EXPECT_FALSE(p.server_rx->HasPending());
+  // The peer rewrites the descriptors in place without moving head: still nothing to look at.
+  for (int i = 0; i < 3; ++i) p.c2s()->desc[i] = Descriptor{0, 1, 8, 0, 0};
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
+  for (int i = 0; i < 3; ++i) p.c2s()->desc[i] = Descriptor{kDescFlagNext, 1, 8, 0, 0};
+  p.c2s()->desc[3] = Descriptor{0, 1, 4, 0, 0};
+  __atomic_store_n(&p.c2s()->head, 4, __ATOMIC_RELEASE);
+  EXPECT_TRUE(p.server_rx->HasPending());
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 1);
+  EXPECT_EQ(got[0].len, 28u);
+  EXPECT_EQ(p.server_rx->error(), nullptr);
+}
+
+// A chain past kMaxChainSegments is dropped once that many segments are in, and its rest is
+// skipped as it comes; frames after it flow.
+TEST(RingTest, OverlongChainIsDroppedAsItComes) {
+  RingPair p(0, /*log2=*/8);
+  const uint16_t n = kMaxChainSegments + 10;
+  for (uint16_t i = 0; i < n; ++i) p.c2s()->desc[i] = Descriptor{kDescFlagNext, 1, 8, 0, 0};
+  __atomic_store_n(&p.c2s()->head, n, __ATOMIC_RELEASE);
+  Frame got[4];
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
+  EXPECT_EQ(p.server_rx->stats().oversize.Get(), 1u);
+  p.server_rx->Release();
+  EXPECT_EQ(p.c2s()->tail, n);  // every slot so far is given back
+  p.c2s()->desc[n] = Descriptor{0, 1, 8, 0, 0};      // the chain's end
+  p.c2s()->desc[n + 1] = Descriptor{0, 1, 6, 0, 0};  // a frame of its own
+  __atomic_store_n(&p.c2s()->head, n + 2, __ATOMIC_RELEASE);
+  ASSERT_EQ(p.server_rx->Receive(got, 4), 1);
+  EXPECT_EQ(got[0].len, 6u);
+  EXPECT_EQ(p.server_rx->stats().oversize.Get(), 1u);
   EXPECT_EQ(p.server_rx->error(), nullptr);
 }
 

@@ -114,8 +114,7 @@ void MemifServer::Poll(int timeout_ms) {
       Accept();
       continue;
     }
-    auto it = by_fd_.find(fd);
-    if (it != by_fd_.end()) OnReadable(it->second.get());
+    if (by_fd_.count(fd) != 0) OnReadable(fd);
   }
   // Handshakes that take too long hold a slot and an fd: drop them.
   absl::Time now = absl::Now();
@@ -129,22 +128,46 @@ void MemifServer::Poll(int timeout_ms) {
   }
 }
 
+const char* MemifServer::AcceptRefusal(uid_t uid) const {
+  size_t handshaking = 0;
+  size_t of_uid = 0;
+  size_t connected_of_uid = 0;
+  for (const auto& [k, conn] : by_fd_) {
+    bool same = conn->cred_.uid == uid;
+    if (conn->connected_) {
+      connected_of_uid += same;
+    } else {
+      ++handshaking;
+      of_uid += same;
+    }
+  }
+  if (of_uid >= options_.max_handshakes_per_uid) return "too many clients of this uid connecting";
+  if (connected_of_uid >= options_.max_connections_per_uid) {
+    return "too many interfaces connected for this uid";
+  }
+  if (handshaking >= options_.max_handshakes) return "too many clients connecting";
+  return "";
+}
+
 void MemifServer::Accept() {
   while (true) {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return;  // EAGAIN, or a transient error; the listener stays armed
     stats_.accepted.Add();
-    size_t handshaking = 0;
-    for (const auto& [k, conn] : by_fd_) handshaking += conn->connected_ ? 0 : 1;
-    if (handshaking >= options_.max_handshakes) {
-      (void)SendMessage(fd.get(), MakeDisconnect(kCodeRefused, "too many clients connecting"));
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
+    const char* refusal = AcceptRefusal(cred.uid);
+    if (*refusal != 0) {
+      (void)SendMessage(fd.get(), MakeDisconnect(kCodeRefused, refusal));
       stats_.refused.Add();
+      stats_.busy.Add();
+      if (on_refused_) on_refused_(cred, refusal);
       continue;
     }
     int raw = fd.get();
     auto conn = std::unique_ptr<Connection>(new Connection(std::move(fd), options_.limits));
-    socklen_t len = sizeof(conn->cred_);
-    ::getsockopt(raw, SOL_SOCKET, SO_PEERCRED, &conn->cred_, &len);
+    conn->cred_ = cred;
     conn->deadline_ = absl::Now() + options_.handshake_timeout;
     if (!SendMessage(raw, conn->handshake_.Hello(options_.name)).ok()) continue;
     epoll_event ev{};
@@ -155,9 +178,14 @@ void MemifServer::Accept() {
   }
 }
 
-void MemifServer::OnReadable(Connection* conn) {
+void MemifServer::OnReadable(int fd) {
   // A bounded number of messages per wake-up, so that one chatty client cannot starve the rest.
   for (int i = 0; i < 16; ++i) {
+    // Looked up anew for each message: handling the last one may have closed the client (the
+    // owner's on_connected can disconnect it, e.g. when its engine refuses the port).
+    auto it = by_fd_.find(fd);
+    if (it == by_fd_.end()) return;
+    Connection* conn = it->second.get();
     Received r = ReceiveMessage(conn->control_.get());
     switch (r.kind) {
       case Received::Kind::kWouldBlock:
@@ -192,6 +220,12 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     if (known == interfaces_.end() && !options_.accept_any_id) {
       return absl::NotFoundError(absl::StrCat("unknown interface id ", id));
     }
+    if (known != interfaces_.end() && known->second.uid.has_value() &&
+        *known->second.uid != conn->cred_.uid) {
+      return absl::PermissionDeniedError(absl::StrCat("interface id ", id, " belongs to uid ",
+                                                      *known->second.uid, ", not ",
+                                                      conn->cred_.uid));
+    }
     std::string secret = known == interfaces_.end() ? "" : known->second.secret;
     if (!secret.empty() || init.secret[0] != 0) {
       if (!SecretMatches(secret, init.secret)) {
@@ -206,8 +240,14 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     conn->peer_name_ = FieldToString(init.name);
     by_id_[id] = conn;
   } else if (type == MessageType::kAddRegion) {
-    absl::StatusOr<MappedRegion> region = MappedRegion::MapPeer(std::move(fd), msg.add_region.size);
+    const uint64_t size = msg.add_region.size;
+    if (size > options_.max_region_bytes - conn->region_bytes_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("regions of more than ", options_.max_region_bytes, " bytes in all"));
+    }
+    absl::StatusOr<MappedRegion> region = MappedRegion::MapPeer(std::move(fd), size);
     if (!region.ok()) return region.status();
+    conn->region_bytes_ += size;
     conn->regions_.push_back(std::move(*region));
   } else if (type == MessageType::kAddRing) {
     absl::Status status = AdoptPeerEventFd(fd.get());
@@ -273,6 +313,8 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
     conn->tx_.push_back(std::make_unique<TxRing>(Side::kServer, s2c, conn->s2c_specs_[q].log2_size,
                                                  views, conn->s2c_eventfds_[q].get(), tx_cursor,
                                                  ClientSlots{}));
+    conn->rx_.back()->set_tag(conn->id_);
+    conn->tx_.back()->set_tag(conn->id_);
     // We poll until the owner asks for interrupts. A resumed ring's flags belong to whoever
     // serves it until the hand-over completes: leave them.
     if (fresh) conn->rx_.back()->SetInterruptMode(false);
@@ -359,9 +401,11 @@ absl::Status MemifServer::AdoptConnection(ConnectionHandoff h) {
   conn->if_name_ = h.peer_if_name;
   conn->handshake_.Resume();
   for (size_t i = 0; i < h.region_fds.size(); ++i) {
-    if (h.region_sizes[i] == 0 || h.region_sizes[i] > limits.max_region_size) {
+    if (h.region_sizes[i] == 0 || h.region_sizes[i] > limits.max_region_size ||
+        h.region_sizes[i] > options_.max_region_bytes - conn->region_bytes_) {
       return absl::InvalidArgumentError("handoff: bad region size");
     }
+    conn->region_bytes_ += h.region_sizes[i];
     absl::StatusOr<MappedRegion> region =
         MappedRegion::MapPeer(std::move(h.region_fds[i]), h.region_sizes[i]);
     if (!region.ok()) return region.status();

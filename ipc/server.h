@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct InterfaceConfig {
   // Interface name sent to the client in the connected message (at most 31 bytes; default: the
   // server's name). snapd tells an app its MAC and address this way (see clients/libsnap).
   std::string connected_name;
+  // The only uid (SO_PEERCRED) that may connect with this id; unset: any uid that may open the
+  // socket.
+  std::optional<uid_t> uid;
 };
 
 struct ServerOptions {
@@ -49,6 +53,13 @@ struct ServerOptions {
   absl::Duration handshake_timeout = absl::Seconds(5);
   // Most clients in the middle of a handshake at once; more are refused at accept.
   size_t max_handshakes = 64;
+  // Most of those from one uid (SO_PEERCRED), so that one local user cannot hold every slot.
+  size_t max_handshakes_per_uid = 8;
+  // Most connected interfaces of one uid.
+  size_t max_connections_per_uid = 64;
+  // Most bytes of shared memory one connection may map (all its regions together): regions may be
+  // sparse, but each costs address space and page tables here.
+  uint64_t max_region_bytes = uint64_t{1} << 30;
 };
 
 // A connected interface as fds and numbers: what one server hands another (an upgrade), so that
@@ -94,6 +105,7 @@ class Connection {
   std::string peer_name_;
   std::string if_name_;
   std::vector<MappedRegion> regions_;
+  uint64_t region_bytes_ = 0;  // all of regions_
   std::vector<RegionView> views_;
   std::vector<RingSpec> c2s_specs_;
   std::vector<RingSpec> s2c_specs_;
@@ -109,6 +121,7 @@ struct ServerStats {
   Counter refused;       // handshakes the server ended: bad message, unknown id, bad secret...
   Counter disconnected;  // connected interfaces that went away, for any reason
   Counter timed_out;     // handshakes that did not finish in time
+  Counter busy;          // clients refused at accept: too many handshakes (in all, or of its uid)
 };
 
 class MemifServer {
@@ -173,7 +186,10 @@ class MemifServer {
  private:
   explicit MemifServer(ServerOptions options) : options_(std::move(options)) {}
   void Accept();
-  void OnReadable(Connection* conn);
+  // Handles the messages waiting on the client at `fd`; the client may be gone when it returns.
+  void OnReadable(int fd);
+  // Why a client of `uid` may not start a handshake now, or "".
+  const char* AcceptRefusal(uid_t uid) const;
   absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd);
   // Builds the rings of a connection whose regions are mapped: fresh (cursors reset to 0, as at
   // connect) or resumed (cursors from the ring headers, as after a hand-over).

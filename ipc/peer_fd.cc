@@ -1,0 +1,98 @@
+#include "ipc/peer_fd.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mutex>
+
+namespace snapd::memif {
+namespace {
+
+thread_local PeerFdCalls* tls_calls = nullptr;
+
+int InterruptSignal() { return SIGRTMIN + 4; }
+
+void OnInterrupt(int) {}  // only there to make the blocked call return EINTR
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Marks the calling thread as inside a call on `tag`'s fd while it lives.
+class InCall {
+ public:
+  InCall(uint32_t tag, bool is_write) : calls_(tls_calls) {
+    if (calls_ == nullptr) return;
+    calls_->tag.store(tag, std::memory_order_relaxed);
+    calls_->is_write.store(is_write, std::memory_order_relaxed);
+    calls_->since_ns.store(NowNs(), std::memory_order_release);
+  }
+  ~InCall() {
+    if (calls_ != nullptr) calls_->since_ns.store(0, std::memory_order_release);
+  }
+
+ private:
+  PeerFdCalls* const calls_;
+};
+
+PeerFdResult Failed(int err) {
+  if (err == EAGAIN) return PeerFdResult::kEmpty;
+  if (err == EINTR) return PeerFdResult::kBlocked;
+  return PeerFdResult::kError;
+}
+
+}  // namespace
+
+void WatchPeerFdCalls(PeerFdCalls* calls) {
+  static std::once_flag installed;
+  std::call_once(installed, [] {
+    struct sigaction sa = {};
+    sa.sa_handler = OnInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: the blocked call returns EINTR
+    sigaction(InterruptSignal(), &sa, nullptr);
+  });
+  if (calls != nullptr) calls->thread = pthread_self();
+  tls_calls = calls;
+}
+
+void InterruptPeerFdCall(PeerFdCalls& calls) {
+  if (calls.since_ns.load(std::memory_order_acquire) != 0) {
+    pthread_kill(calls.thread, InterruptSignal());
+  }
+}
+
+PeerFdResult KickEventFd(int fd, uint32_t tag) {
+  InCall in_call(tag, /*is_write=*/true);
+  // An eventfd is writable while a write of 1 would not block.
+  pollfd p{fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+    return p.revents & (POLLERR | POLLNVAL) ? PeerFdResult::kError : PeerFdResult::kSaturated;
+  }
+  uint64_t one = 1;
+  if (::write(fd, &one, sizeof(one)) == sizeof(one)) return PeerFdResult::kOk;
+  PeerFdResult r = Failed(errno);
+  return r == PeerFdResult::kEmpty ? PeerFdResult::kSaturated : r;
+}
+
+PeerFdResult DrainEventFd(int fd, uint32_t tag) {
+  InCall in_call(tag, /*is_write=*/false);
+  uint64_t count;
+  iovec iov{&count, sizeof(count)};
+  ssize_t n = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+  if (n < 0 && errno == EOPNOTSUPP) {  // a kernel before 5.12: check, then read
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return PeerFdResult::kEmpty;
+    n = ::read(fd, &count, sizeof(count));
+  }
+  if (n == sizeof(count)) return PeerFdResult::kOk;
+  return n < 0 ? Failed(errno) : PeerFdResult::kError;
+}
+
+}  // namespace snapd::memif

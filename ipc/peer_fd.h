@@ -1,0 +1,57 @@
+// Calls on file descriptors an app shares with snapd: the interrupt eventfds of its rings. The app
+// holds the same open file description as we do, so it can clear O_NONBLOCK under us, saturate the
+// counter (a write then blocks) or drain it (a read then blocks). These calls never block, whatever
+// the app did:
+//  - a write checks with poll() that the counter has room first; a full counter is the app's doing
+//    (we add one per kick) and is reported, not waited on;
+//  - a read asks for RWF_NOWAIT (eventfds honour it for reads since Linux 5.12), else polls first.
+// Between the check and the write the app can still fill the counter (a race it must win while we
+// are in that window). For that case a thread registers a PeerFdCalls record; while it is inside a
+// call the record says so, and a watchdog on another thread that sees a call last too long
+// interrupts it with InterruptPeerFdCall(): the call then fails with EINTR and is reported as
+// blocked.
+//
+// Threads: KickEventFd and DrainEventFd on any thread; the record of a thread is written only by it
+// and read by the watchdog.
+#ifndef SNAPD_IPC_PEER_FD_H_
+#define SNAPD_IPC_PEER_FD_H_
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace snapd::memif {
+
+enum class PeerFdResult {
+  kOk,
+  kSaturated,  // write: the counter has no room (the app filled it)
+  kEmpty,      // read: nothing to read
+  kBlocked,    // the call blocked and was interrupted (the app raced the check)
+  kError,      // anything else (a bad fd)
+};
+
+// What one thread is doing on an app's fd, for a watchdog to see.
+struct PeerFdCalls {
+  pthread_t thread{};
+  std::atomic<int64_t> since_ns{0};  // CLOCK_MONOTONIC when the current call began; 0: none
+  std::atomic<uint32_t> tag{0};      // whose fd: the connection's memif id
+  std::atomic<bool> is_write{false};
+};
+
+// Registers `calls` as the calling thread's record (nullptr: none), and installs the no-op handler
+// of the interrupting signal (without SA_RESTART) the first time.
+void WatchPeerFdCalls(PeerFdCalls* calls);
+
+// Interrupts the call `calls` reports, if it is still inside one. Watchdog thread.
+void InterruptPeerFdCall(PeerFdCalls& calls);
+
+// Adds one to the eventfd `fd` (wakes the app) without blocking. `tag` names the fd's owner in the
+// thread's record.
+PeerFdResult KickEventFd(int fd, uint32_t tag);
+// Reads and discards the eventfd's counter without blocking.
+PeerFdResult DrainEventFd(int fd, uint32_t tag);
+
+}  // namespace snapd::memif
+
+#endif  // SNAPD_IPC_PEER_FD_H_
