@@ -24,23 +24,6 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-// Marks the calling thread as inside a call on `tag`'s fd while it lives.
-class InCall {
- public:
-  InCall(uint32_t tag, bool is_write) : calls_(tls_calls) {
-    if (calls_ == nullptr) return;
-    calls_->tag.store(tag, std::memory_order_relaxed);
-    calls_->is_write.store(is_write, std::memory_order_relaxed);
-    calls_->since_ns.store(NowNs(), std::memory_order_release);
-  }
-  ~InCall() {
-    if (calls_ != nullptr) calls_->since_ns.store(0, std::memory_order_release);
-  }
-
- private:
-  PeerFdCalls* const calls_;
-};
-
 PeerFdResult Failed(int err) {
   if (err == EAGAIN) return PeerFdResult::kEmpty;
   if (err == EINTR) return PeerFdResult::kBlocked;
@@ -48,6 +31,17 @@ PeerFdResult Failed(int err) {
 }
 
 }  // namespace
+
+PeerFdCall::PeerFdCall(uint32_t tag, bool is_write) : calls_(tls_calls) {
+  if (calls_ == nullptr) return;
+  calls_->tag.store(tag, std::memory_order_relaxed);
+  calls_->is_write.store(is_write, std::memory_order_relaxed);
+  calls_->since_ns.store(NowNs(), std::memory_order_release);
+}
+
+PeerFdCall::~PeerFdCall() {
+  if (calls_ != nullptr) calls_->since_ns.store(0, std::memory_order_release);
+}
 
 void WatchPeerFdCalls(PeerFdCalls* calls) {
   static std::once_flag installed;
@@ -58,6 +52,10 @@ void WatchPeerFdCalls(PeerFdCalls* calls) {
     sa.sa_flags = 0;  // no SA_RESTART: the blocked call returns EINTR
     sigaction(InterruptSignal(), &sa, nullptr);
   });
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, InterruptSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   if (calls != nullptr) calls->thread = pthread_self();
   tls_calls = calls;
 }
@@ -69,7 +67,7 @@ void InterruptPeerFdCall(PeerFdCalls& calls) {
 }
 
 PeerFdResult KickEventFd(int fd, uint32_t tag) {
-  InCall in_call(tag, /*is_write=*/true);
+  PeerFdCall in_call(tag, /*is_write=*/true);
   // An eventfd is writable while a write of 1 would not block.
   pollfd p{fd, POLLOUT, 0};
   if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
@@ -82,7 +80,7 @@ PeerFdResult KickEventFd(int fd, uint32_t tag) {
 }
 
 PeerFdResult DrainEventFd(int fd, uint32_t tag) {
-  InCall in_call(tag, /*is_write=*/false);
+  PeerFdCall in_call(tag, /*is_write=*/false);
   uint64_t count;
   iovec iov{&count, sizeof(count)};
   ssize_t n = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);

@@ -39,6 +39,19 @@ struct PeerFdCalls {
   std::atomic<bool> is_write{false};
 };
 
+// Marks the calling thread, in its record, as inside a call on `tag`'s fd while it lives. Every
+// call on an app's fd runs inside one (KickEventFd and DrainEventFd do).
+class PeerFdCall {
+ public:
+  PeerFdCall(uint32_t tag, bool is_write);
+  ~PeerFdCall();
+  PeerFdCall(const PeerFdCall&) = delete;
+  PeerFdCall& operator=(const PeerFdCall&) = delete;
+
+ private:
+  PeerFdCalls* const calls_;
+};
+
 // Registers `calls` as the calling thread's record (nullptr: none), and installs the no-op handler
 // of the interrupting signal (without SA_RESTART) the first time.
 void WatchPeerFdCalls(PeerFdCalls* calls);

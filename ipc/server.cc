@@ -375,6 +375,16 @@ void MemifServer::Relinquish() {
 }
 
 absl::Status MemifServer::AdoptConnection(ConnectionHandoff h) {
+  // A copy of the control socket to tell the client why, should its connection be refused.
+  UniqueFd control(h.control ? ::fcntl(h.control.get(), F_DUPFD_CLOEXEC, 0) : -1);
+  absl::Status status = AdoptChecked(std::move(h));
+  if (!status.ok() && control) {
+    (void)SendMessage(control.get(), MakeDisconnect(kCodeProtocol, status.message()));
+  }
+  return status;
+}
+
+absl::Status MemifServer::AdoptChecked(ConnectionHandoff h) {
   // Check what came in as carefully as a handshake would: the peer process is the same untrusted
   // client, and the old server could be anything.
   HandshakeLimits limits = options_.limits;

@@ -178,7 +178,8 @@ class MemifServer {
   // Serves a connection another server exported: maps its regions, checks its rings, and resumes
   // at the cursors the rings hold. on_connected runs as for a new client. If the exporting server
   // still serves the rings for a while (an upgrade's brownout), Resync them (RxRing/TxRing) once
-  // it has stopped, before polling.
+  // it has stopped, before polling. A connection that fails the checks is refused and its client
+  // told why (a disconnect message); the error says the same.
   absl::Status AdoptConnection(ConnectionHandoff handoff);
   const ServerStats& stats() const { return stats_; }
   const std::string& socket_path() const { return options_.socket_path; }
@@ -195,6 +196,7 @@ class MemifServer {
   // connect) or resumed (cursors from the ring headers, as after a hand-over).
   absl::Status Activate(Connection* conn, bool fresh);
   absl::Status Init(UniqueFd listener);
+  absl::Status AdoptChecked(ConnectionHandoff handoff);
   // Sends a disconnect (when `notify`), tells the owner if it was connected, and frees it all.
   void Close(Connection* conn, absl::string_view reason, bool notify);
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <future>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "snapd/dpdk.h"
 
@@ -22,6 +23,13 @@ namespace {
 // ~30 us of CPU on these VMs: 4 ms keeps an idle worker under 1% of a core).
 constexpr int64_t kMaxBackoffNs = 4000000;
 
+// Every live worker, for the watchdog.
+std::mutex workers_mu;
+std::vector<Worker*>& LiveWorkers() {
+  static auto* workers = new std::vector<Worker*>();
+  return *workers;
+}
+
 }  // namespace
 
 Worker::Worker(std::string name, int core, Mode mode)
@@ -30,9 +38,16 @@ Worker::Worker(std::string name, int core, Mode mode)
       mode_(mode),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { Loop(); });
+  std::lock_guard<std::mutex> lock(workers_mu);
+  LiveWorkers().push_back(this);
 }
 
 Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lock(workers_mu);
+    auto& live = LiveWorkers();
+    live.erase(std::remove(live.begin(), live.end(), this), live.end());
+  }
   stop_ = true;
   uint64_t one = 1;
   (void)!write(mail_fd_.get(), &one, sizeof(one));
@@ -135,8 +150,41 @@ void Worker::RunMail() {
   for (auto& fn : mail) fn();
 }
 
+void Worker::ForEachWorker(const std::function<void(Worker&)>& fn) {
+  std::lock_guard<std::mutex> lock(workers_mu);
+  for (Worker* w : LiveWorkers()) fn(*w);
+}
+
+std::string Worker::Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call_limit_ns) {
+  int64_t call_since = peer_calls_.since_ns.load(std::memory_order_acquire);
+  bool in_call = call_since != 0;
+  bool interrupted = in_call && now_ns - call_since > call_limit_ns;
+  if (interrupted) memif::InterruptPeerFdCall(peer_calls_);
+  int64_t since = batch_since_.load(std::memory_order_acquire);
+  if (since == 0 || now_ns - since <= batch_limit_ns || since == reported_since_) return "";
+  reported_since_ = since;
+  stats_.stalls.Add();
+  std::string engine = "?";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t i = polling_.load(std::memory_order_relaxed);
+    // An engine stays in engines_copy_ until the worker has stopped polling it, and is destroyed
+    // only after that.
+    if (i < engines_copy_.size()) engine = engines_copy_[i]->name();
+  }
+  std::string what = absl::StrCat(name_, ": engine ", engine, " has been in one batch for ",
+                                  (now_ns - since) / 1000000, " ms");
+  if (in_call) {
+    absl::StrAppend(&what, ", in a ", peer_calls_.is_write.load() ? "write to" : "read of",
+                    " port app", peer_calls_.tag.load(), "'s interrupt eventfd",
+                    interrupted ? " (interrupted)" : "");
+  }
+  return what;
+}
+
 void Worker::Loop() {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  memif::WatchPeerFdCalls(&peer_calls_);
   sched_getaffinity(0, sizeof(process_cpus_), &process_cpus_);
   Pin(core());
   // Short sleeps must be short: the default timer slack stretches them to 50 us.
@@ -148,8 +196,13 @@ void Worker::Loop() {
     if (has_mail_.load(std::memory_order_acquire)) RunMail();
     if (stop_.load(std::memory_order_relaxed)) break;
     int64_t start = MonotonicNs();
+    batch_since_.store(start, std::memory_order_release);
     uint32_t work = 0;
-    for (Engine* e : engines_) work += e->Poll();
+    for (size_t i = 0; i < engines_.size(); ++i) {
+      polling_.store(i, std::memory_order_relaxed);
+      work += engines_[i]->Poll();
+    }
+    batch_since_.store(0, std::memory_order_release);
     stats_.loops.Add();
     if (work > 0) {
       int64_t end = MonotonicNs();

@@ -25,6 +25,7 @@
 
 #include "engines/engine.h"
 #include "ipc/counter.h"
+#include "ipc/peer_fd.h"
 #include "ipc/unique_fd.h"
 
 namespace snapd {
@@ -34,6 +35,7 @@ struct alignas(64) WorkerStats {
   Counter sleeps;
   Counter port_wakeups;  // sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)
   Counter busy_ns;       // time in loops that found work
+  Counter stalls;        // batches the watchdog found running past its limit
 };
 
 class Worker {
@@ -76,6 +78,15 @@ class Worker {
 
   const WorkerStats& stats() const { return stats_; }
 
+  // The watchdog's look at this worker, from its own thread (see snapd/watchdog.h). Interrupts a
+  // call on an app's fd that has lasted past `call_limit_ns` (the app raced the check that keeps
+  // such calls from blocking: the call fails and the app's ring stops with a reason). Returns a
+  // description of a batch that has run past `batch_limit_ns` the first time it sees it (and
+  // counts it in stats().stalls), else "".
+  std::string Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call_limit_ns);
+  // Calls fn on every live worker of the process, under a lock that keeps them alive meanwhile.
+  static void ForEachWorker(const std::function<void(Worker&)>& fn);
+
  private:
   void Loop();
   void RunMail();
@@ -101,6 +112,12 @@ class Worker {
   std::vector<Engine*> engines_;             // worker thread only
   std::vector<Engine*> engines_copy_;        // guarded by mu_
   WorkerStats stats_;
+  // Seen by the watchdog: when the batch being run began (0: none), which engine of engines_copy_
+  // it polls, and the worker's calls on apps' fds.
+  std::atomic<int64_t> batch_since_{0};
+  std::atomic<size_t> polling_{0};
+  int64_t reported_since_ = 0;  // the watchdog's: the batch it last reported
+  memif::PeerFdCalls peer_calls_;
   std::vector<pollfd> sleep_fds_;  // Sleep's, worker thread only
   std::vector<Port*> sleep_ports_;
   std::thread thread_;

@@ -2,6 +2,7 @@
 // polled by workers, moved between them while sequenced frames flow.
 #include "snapd/worker.h"
 
+#include <errno.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "engines/registry.h"
 #include "gtest/gtest.h"
 #include "ipc/client.h"
+#include "ipc/peer_fd.h"
 #include "ipc/server.h"
 #include "snapd/app_port.h"
 #include "snapd/dpdk.h"
@@ -77,6 +79,61 @@ TEST_F(WorkerTest, ThousandMovesUnderTrafficLoseNothing) {
   EXPECT_FALSE(result.timed_out);
   EXPECT_EQ(app_.engine->stats().drops.Get(), 0u);
   (moves % 2 == 0 ? a : b).RemoveEngine(app_.engine.get());
+}
+
+// An engine whose one poll blocks in a read of a pipe, as if inside a call on app 7's fd, until
+// a signal interrupts it.
+class StuckEngine : public Engine {
+ public:
+  StuckEngine() : Engine("stuck") { EXPECT_EQ(::pipe(pipe_), 0); }
+  ~StuckEngine() override {
+    ::close(pipe_[0]);
+    ::close(pipe_[1]);
+  }
+  absl::string_view kind() const override { return "stuck"; }
+  absl::Status AddPort(std::unique_ptr<Port>, const engines::PortAttachment&) override {
+    return absl::UnimplementedError("no ports");
+  }
+  std::unique_ptr<Port> RemovePort(absl::string_view) override { return nullptr; }
+  std::vector<std::string> PortNames() const override { return {}; }
+  void ForEachPort(const std::function<void(Port&)>&) override {}
+
+  std::atomic<int> read_errno{0};
+
+ protected:
+  uint32_t PollPorts(uint32_t*) override {
+    if (polled_++ > 0) return 0;
+    memif::PeerFdCall call(7, /*is_write=*/false);
+    char c;
+    if (::read(pipe_[0], &c, 1) < 0) read_errno = errno;
+    return 1;
+  }
+
+ private:
+  int pipe_[2];
+  int polled_ = 0;
+};
+
+TEST(WatchdogTest, ReportsAStuckBatchOnceAndInterruptsTheAppCall) {
+  Worker w("wd");
+  StuckEngine engine;
+  w.AddEngine(&engine);  // returns before the first poll, which then blocks
+  std::vector<std::string> reports;
+  for (int i = 0; i < 400 && engine.read_errno == 0; ++i) {
+    usleep(5000);
+    std::string r =
+        w.Inspect(MonotonicNs(), /*batch_limit_ns=*/20000000, /*call_limit_ns=*/20000000);
+    if (!r.empty()) reports.push_back(r);
+  }
+  EXPECT_EQ(engine.read_errno, EINTR);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("engine stuck has been in one batch"), std::string::npos) << reports[0];
+  EXPECT_NE(reports[0].find("in a read of port app7's interrupt eventfd"), std::string::npos)
+      << reports[0];
+  EXPECT_EQ(w.stats().stalls.Get(), 1u);
+  // The worker goes on: control operations reach it again.
+  w.RemoveEngine(&engine);
+  EXPECT_EQ(w.Inspect(MonotonicNs(), 20000000, 0), "");
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+// LogLimiter: at most `per_second` log lines a second for one kind of event that anyone outside
+// snapd can cause at will (refused app connections, refused control clients). The counters carry
+// every event; the log keeps a sample and says how many it left out. One thread.
+#ifndef SNAPD_SNAPD_LOG_LIMITER_H_
+#define SNAPD_SNAPD_LOG_LIMITER_H_
+
+#include <cstdint>
+
+namespace snapd {
+
+class LogLimiter {
+ public:
+  explicit LogLimiter(uint32_t per_second) : per_second_(per_second) {}
+
+  // Whether to log the event seen at `now_ns`. When it returns true after some were left out,
+  // *skipped says how many (else 0).
+  bool Allow(int64_t now_ns, uint64_t* skipped) {
+    if (now_ns - window_start_ns_ >= 1000000000) {
+      window_start_ns_ = now_ns;
+      logged_ = 0;
+    }
+    if (logged_ >= per_second_) {
+      ++skipped_;
+      return false;
+    }
+    ++logged_;
+    *skipped = skipped_;
+    skipped_ = 0;
+    return true;
+  }
+
+ private:
+  const uint32_t per_second_;
+  int64_t window_start_ns_ = 0;
+  uint32_t logged_ = 0;
+  uint64_t skipped_ = 0;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_LOG_LIMITER_H_
