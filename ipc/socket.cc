@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -53,6 +54,36 @@ absl::StatusOr<UniqueFd> ListenSeqpacket(absl::string_view path, int backlog) {
   }
   if (::listen(fd.get(), backlog) != 0) return ErrnoError("cannot listen on", path);
   return fd;
+}
+
+absl::Status SetSocketFileAccess(absl::string_view path, mode_t mode, gid_t gid) {
+  const std::string p(path);
+  const size_t slash = p.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+  const std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) return ErrnoError("cannot open the directory of", path);
+  // An O_PATH fd on the last component itself (a symlink there is opened, not followed): the
+  // checks and changes below all apply to this one inode, whatever is renamed meanwhile.
+  UniqueFd fd(::openat(dir_fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return ErrnoError("cannot open", path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path);
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is not a socket (", S_ISLNK(st.st_mode) ? "a symlink" : "another kind of file",
+        "): not changing its mode"));
+  }
+  if (gid != static_cast<gid_t>(-1) &&
+      ::fchownat(fd.get(), "", static_cast<uid_t>(-1), gid, AT_EMPTY_PATH) != 0) {
+    return ErrnoError("cannot change the group of", path);
+  }
+  // fchmod() refuses O_PATH fds and, on Linux before 6.6, fchmodat() takes neither
+  // AT_SYMLINK_NOFOLLOW nor AT_EMPTY_PATH. chmod() through /proc/self/fd/N reaches the inode this
+  // fd holds, which is known to be a socket (glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does the same).
+  const std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
+  if (::chmod(proc.c_str(), mode) != 0) return ErrnoError("cannot chmod", path);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<UniqueFd> ConnectSeqpacket(absl::string_view path) {

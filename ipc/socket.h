@@ -5,6 +5,7 @@
 #define SNAPD_IPC_SOCKET_H_
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <string>
 #include <vector>
@@ -21,6 +22,13 @@ namespace snapd::memif {
 // A stale socket file (nobody accepting) is replaced; a live one is an ALREADY_EXISTS error, so a
 // second server on the same path fails with a clear message.
 absl::StatusOr<UniqueFd> ListenSeqpacket(absl::string_view path, int backlog = 64);
+
+// Sets the mode of the socket file at `path` and, unless `gid` is -1, its group. The last
+// component is never followed: if it is not a socket (a symlink planted there, say), nothing is
+// changed and FAILED_PRECONDITION says what is there. Other errors: PERMISSION_DENIED or
+// UNAVAILABLE with the failed call. The directory above is trusted to be closed to others (snapd's
+// run dir is, see SECURITY.md): who can write there can swap the file after this returns.
+absl::Status SetSocketFileAccess(absl::string_view path, mode_t mode, gid_t gid = -1);
 
 // Connects to the SOCK_SEQPACKET socket at `path`. The fd returned is blocking, close-on-exec.
 absl::StatusOr<UniqueFd> ConnectSeqpacket(absl::string_view path);

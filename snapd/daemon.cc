@@ -24,24 +24,12 @@
 #include "engines/registry.h"
 #include "glog/logging.h"
 #include "snapd/app_port.h"
+#include "ipc/socket.h"
 #include "snapd/config.h"
+#include "snapd/trusted_path.h"
 
 namespace snapd {
 namespace {
-
-absl::Status MakeDirs(const std::string& path) {
-  std::string partial;
-  for (size_t i = 1; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      partial = path.substr(0, i);
-      if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::PermissionDeniedError(
-            absl::StrCat("cannot create ", partial, ": ", strerror(errno)));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 std::string AppPortName(uint32_t id) { return absl::StrCat("app", id); }
 
@@ -88,7 +76,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig&
 }
 
 absl::Status Daemon::Init() {
-  absl::Status status = MakeDirs(config_.run_dir());
+  // Ours and closed to others (SECURITY.md), or snapd does not start.
+  absl::Status status = PrepareRunDir(config_.run_dir(), geteuid());
   if (!status.ok()) return status;
 
   // The memif socket first: a second snapd stops here, before DPDK says a word.
@@ -101,7 +90,8 @@ absl::Status Daemon::Init() {
     return server.status();
   }
   // Apps may run as any user; an interface id (and its secret) is what admits them.
-  chmod(config_.memif_socket().c_str(), 0666);
+  status = memif::SetSocketFileAccess(config_.memif_socket(), 0666);
+  if (!status.ok()) return status;
   status = InitMemif(std::move(*server));
   if (!status.ok()) return status;
 

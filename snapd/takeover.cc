@@ -25,6 +25,7 @@
 #include "snapd/app_port.h"
 #include "snapd/daemon.h"
 #include "snapd/service_manager.h"
+#include "snapd/trusted_path.h"
 #include "upgrade/fd_channel.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/takeover.pb.h"
@@ -110,18 +111,23 @@ NicStats NicCountersFromWire(const wire::NicCounters& in) {
   return s;
 }
 
-// Starts `binary` as the new snapd, with `extra_args`, at nice value `nice`, the upgrade channel on
-// its fd 3 and *channel our end. Returns its pid.
-absl::StatusOr<pid_t> StartNewSnapd(const std::string& binary,
+// Starts the checked executable `exe` as the new snapd (argv[0] `name`, then `extra_args`), at
+// nice value `nice`, the upgrade channel on its fd 3 and *channel our end. It runs from the fd that
+// was checked (fexecve), never from the path again. Returns its pid.
+absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::string& name,
                                     const std::vector<std::string>& extra_args, int nice,
                                     UniqueFd* channel) {
+  // The executable's fd at 5 or above, so that neither the channel's dup2 to 3 nor the one below
+  // to 4 can land on it.
+  UniqueFd exe_fd(fcntl(exe.fd.get(), F_DUPFD_CLOEXEC, 5));
+  if (!exe_fd) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
   }
   *channel = UniqueFd(sv[0]);
   // Built before fork: the child of a threaded process may only make async-signal-safe calls.
-  std::vector<std::string> args = {binary, "--takeover_fd=3"};
+  std::vector<std::string> args = {name, "--takeover_fd=3"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -138,10 +144,14 @@ absl::StatusOr<pid_t> StartNewSnapd(const std::string& binary,
     } else {
       dup2(sv[1], 3);
     }
-    close_range(4, ~0U, 0);
+    // The executable at 4 (the channel is safe at 3 now), closed by the exec itself, except for
+    // a script: its interpreter reads it from /dev/fd/4.
+    dup2(exe_fd.get(), 4);
+    if (!exe.script) fcntl(4, F_SETFD, FD_CLOEXEC);
+    close_range(5, ~0U, 0);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     setpriority(PRIO_PROCESS, 0, nice);  // not the raised priority of the thread that forked
-    execv(argv[0], argv.data());
+    fexecve(4, argv.data(), environ);
     _exit(127);
   }
   close(sv[1]);
@@ -397,15 +407,17 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   if (handed_over_) {
     return absl::FailedPreconditionError("this snapd has handed over to a new one already");
   }
-  if (access(binary.c_str(), X_OK) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("binary: cannot execute ", binary, ": ", strerror(errno)));
-  }
+  // Opened once and checked (SECURITY.md): only root and snapd's own user can change the file or
+  // a directory above it; what runs is that open file.
+  absl::StatusOr<TrustedExecutable> exe = OpenTrustedExecutable(binary, geteuid());
+  if (!exe.ok()) return exe.status();
+  absl::Status args_ok = CheckNewSnapdArgs(extra_args);
+  if (!args_ok.ok()) return args_ok;
   absl::StatusOr<std::vector<EngineSlot*>> sequence = MoveOrder(order);
   if (!sequence.ok()) return sequence.status();
   const int64_t start = MonotonicNs();
   UniqueFd channel;
-  absl::StatusOr<pid_t> started = StartNewSnapd(binary, extra_args, usual_nice, &channel);
+  absl::StatusOr<pid_t> started = StartNewSnapd(*exe, binary, extra_args, usual_nice, &channel);
   if (!started.ok()) return started.status();
   const pid_t child = *started;
 

@@ -5,7 +5,17 @@ set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
-WORK=$(mktemp -d "/tmp/snapd-${TEST_NAME}.XXXXXX")
+# An upgrade runs only a binary whose every directory only root and snapd's user can change
+# (SECURITY.md), and /tmp is writable by everyone: the work dir, where tests copy the binaries they
+# upgrade to, is under /run as root (under $XDG_RUNTIME_DIR as another user, if there is one).
+if [ "$(id -u)" -eq 0 ]; then
+  _work_parent=/run
+elif [ -d "${XDG_RUNTIME_DIR:-}" ]; then
+  _work_parent=$XDG_RUNTIME_DIR
+else
+  _work_parent=/tmp
+fi
+WORK=$(mktemp -d "$_work_parent/snapd-${TEST_NAME}.XXXXXX")
 _pids=()
 _failures=0
 

@@ -13,7 +13,8 @@ n=${2:-20}
 mode=${3:-spreading}  # the engine group's mode: spreading (a blocking worker per engine) or dedicated
 [ "$(id -u)" -eq 0 ] || { echo "upgrade_bench: needs root (a network namespace)" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin:/sbin"
-work=$(mktemp -d /tmp/snapd-upgrade-bench.XXXXXX)
+# Under /run, not /tmp: an upgrade runs only a binary in directories no one else can write to.
+work=$(mktemp -d /run/snapd-upgrade-bench.XXXXXX)
 tag=$$
 ns="snapd-ub-$tag"
 pids=()
