@@ -9,18 +9,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_posix.h"
+#include "ipc/socket.h"
 
 namespace snapd {
 
@@ -30,33 +26,15 @@ struct ControlServer::DenyAll : public grpc::CallbackGenericService {
     class Reactor : public grpc::ServerGenericBidiReactor {
      public:
       Reactor() {
-        Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                            "only root and the control group may use snapd's control socket"));
+        Finish(grpc::Status(
+            grpc::StatusCode::PERMISSION_DENIED,
+            "only root, snapd's own user and the control group may use snapd's control socket"));
       }
       void OnDone() override { delete this; }
     };
     return new Reactor;
   }
 };
-
-namespace {
-
-// The supplementary groups of process `pid`, from /proc.
-std::vector<gid_t> GroupsOf(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  std::vector<gid_t> groups;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    for (absl::string_view g : absl::StrSplit(line.substr(7), ' ', absl::SkipWhitespace())) {
-      uint32_t id;
-      if (absl::SimpleAtoi(g, &id)) groups.push_back(id);
-    }
-  }
-  return groups;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(Daemon* daemon,
                                                                     const std::string& path,
@@ -90,9 +68,12 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(Daemon* daem
       return absl::UnavailableError(absl::StrCat("cannot bind ", path, ": ", strerror(errno)));
     }
   }
-  chmod(path.c_str(), 0660);
-  if (cs->group_ != static_cast<gid_t>(-1) && chown(path.c_str(), -1, cs->group_) != 0) {
-    LOG(WARNING) << "cannot give " << path << " to group " << group << ": " << strerror(errno);
+  // The socket file itself, never what a symlink in its place points to.
+  absl::Status access = memif::SetSocketFileAccess(path, 0660);
+  if (!access.ok()) return access;
+  if (cs->group_ != static_cast<gid_t>(-1)) {
+    access = memif::SetSocketFileAccess(path, 0660, cs->group_);
+    if (!access.ok()) LOG(WARNING) << "control group " << group << ": " << access.message();
   }
   if (listen(fd.get(), 64) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", path, ": ", strerror(errno)));
@@ -123,52 +104,67 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Adopt(Daemon* daem
 }
 
 absl::Status ControlServer::Serve(Daemon* daemon) {
-  ControlServer* cs = this;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  cs->service_ = std::make_unique<SnapdService>(daemon);
-  grpc::ServerBuilder builder;
-  builder.RegisterService(cs->service_.get());
-  cs->server_ = builder.BuildAndStart();
-  cs->deny_ = std::make_unique<DenyAll>();
+  admin_service_ = std::make_unique<SnapdService>(daemon, Tier::kAdmin);
+  operator_service_ = std::make_unique<SnapdService>(
+      daemon, Tier::kOperator, [this](const std::string& peer) { return Describe(peer); });
+  grpc::ServerBuilder admin_builder;
+  admin_builder.RegisterService(admin_service_.get());
+  admin_server_ = admin_builder.BuildAndStart();
+  grpc::ServerBuilder operator_builder;
+  operator_builder.RegisterService(operator_service_.get());
+  operator_server_ = operator_builder.BuildAndStart();
+  deny_ = std::make_unique<DenyAll>();
   grpc::ServerBuilder deny_builder;
-  deny_builder.RegisterCallbackGenericService(cs->deny_.get());
-  cs->deny_server_ = deny_builder.BuildAndStart();
-  if (!cs->server_ || !cs->deny_server_) return absl::InternalError("cannot start the gRPC server");
+  deny_builder.RegisterCallbackGenericService(deny_.get());
+  deny_server_ = deny_builder.BuildAndStart();
+  if (!admin_server_ || !operator_server_ || !deny_server_) {
+    return absl::InternalError("cannot start the gRPC servers");
+  }
   return absl::OkStatus();
 }
 
 ControlServer::~ControlServer() {
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(1);
-  if (server_) server_->Shutdown(deadline);
+  if (admin_server_) admin_server_->Shutdown(deadline);
+  if (operator_server_) operator_server_->Shutdown(deadline);
   if (deny_server_) deny_server_->Shutdown(deadline);
   if (listener_) unlink(path_.c_str());
 }
 
-bool ControlServer::Allowed(uid_t uid, gid_t gid, pid_t pid) const {
-  if (uid == 0 || uid == geteuid()) return true;
-  if (group_ == static_cast<gid_t>(-1)) return false;
-  if (gid == group_) return true;
-  for (gid_t g : GroupsOf(pid)) {
-    if (g == group_) return true;
-  }
-  return false;
+Tier ControlServer::TierOf(const PeerCredentials& peer) const {
+  return Classify(peer, geteuid(), group_);
+}
+
+std::string ControlServer::Describe(const std::string& peer) const {
+  absl::MutexLock lock(&callers_mu_);
+  auto it = operator_uids_.find(peer);
+  return it == operator_uids_.end() ? "a member" : absl::StrCat("uid ", it->second);
 }
 
 void ControlServer::OnAcceptable() {
   while (true) {
     int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    bool ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-              Allowed(cred.uid, cred.gid, cred.pid);
-    if (!ok) {
-      LOG(WARNING) << "control: refused pid " << cred.pid << " uid " << cred.uid
-                   << ": not root nor in the control group";
+    absl::StatusOr<PeerCredentials> peer = PeerCredentialsOf(fd);
+    const Tier tier = peer.ok() ? TierOf(*peer) : Tier::kDenied;
+    grpc::Server* server = deny_server_.get();
+    if (tier == Tier::kAdmin) {
+      server = admin_server_.get();
+    } else if (tier == Tier::kOperator) {
+      server = operator_server_.get();
+      absl::MutexLock lock(&callers_mu_);
+      operator_uids_[absl::StrCat("fd:", fd)] = peer->uid;  // gRPC's name for the connection
+    } else if (peer.ok()) {
+      LOG(WARNING) << "control: refused pid " << peer->pid << " uid " << peer->uid
+                   << ": not root, snapd's user nor in the control group";
+    } else {
+      LOG(WARNING) << "control: refused a caller whose credentials are unknown: "
+                   << peer.status().message();
     }
     // gRPC takes ownership of the (non-blocking) fd.
-    grpc::AddInsecureChannelFromFd(ok ? server_.get() : deny_server_.get(), fd);
+    grpc::AddInsecureChannelFromFd(server, fd);
   }
 }
 

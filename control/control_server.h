@@ -1,7 +1,9 @@
 // ControlServer: snapd's gRPC control plane on a Unix socket it owns. It binds and listens itself
-// (mode 0660, group-owned by the configured group), accepts on the daemon's main loop, checks each
-// caller's credentials (SO_PEERCRED, and the supplementary groups of the caller's process), and
-// hands the connection to the real server or to one that answers PERMISSION_DENIED to every call.
+// (mode 0660, group-owned by the configured group), accepts on the daemon's main loop, classifies
+// each caller once from the credentials the kernel recorded at connect (SO_PEERCRED,
+// SO_PEERGROUPS; see control/authority.h and SECURITY.md) and hands the connection to the server
+// of its tier: admins (root, snapd's uid) get every RPC; operators (the control group) every RPC
+// but Upgrade, which answers them PERMISSION_DENIED; anyone else gets PERMISSION_DENIED for all.
 // Owning the listening fd also lets an upgrade pass it to the next snapd.
 #ifndef SNAPD_CONTROL_CONTROL_SERVER_H_
 #define SNAPD_CONTROL_CONTROL_SERVER_H_
@@ -11,7 +13,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "control/authority.h"
 #include "control/service.h"
 #include "ipc/unique_fd.h"
 #include "snapd/daemon.h"
@@ -43,19 +49,29 @@ class ControlServer {
   // Accepts every waiting connection. Main thread.
   void OnAcceptable();
 
-  // Whether a caller with these credentials may use the API.
-  bool Allowed(uid_t uid, gid_t gid, pid_t pid) const;
+  // The tier of a caller with these credentials (control/authority.h). Any thread.
+  Tier TierOf(const PeerCredentials& peer) const;
 
  private:
   ControlServer() = default;
   absl::Status Serve(Daemon* daemon);
+  // "uid N" for the operator whose connection gRPC calls `peer` ("fd:N"), for refusals. gRPC
+  // threads.
+  std::string Describe(const std::string& peer) const;
 
   std::string path_;
   gid_t group_ = static_cast<gid_t>(-1);
   UniqueFd listener_;
-  std::unique_ptr<SnapdService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  // One server a tier: a connection's tier is the server it was handed to at accept.
+  std::unique_ptr<SnapdService> admin_service_;
+  std::unique_ptr<SnapdService> operator_service_;
+  std::unique_ptr<grpc::Server> admin_server_;
+  std::unique_ptr<grpc::Server> operator_server_;
   std::unique_ptr<grpc::Server> deny_server_;
+  // The uid of each operator connection, by gRPC's name for it: only to word refusals (a name is
+  // reused once its fd closes; the tier itself never comes from here).
+  mutable absl::Mutex callers_mu_;
+  absl::flat_hash_map<std::string, uid_t> operator_uids_ ABSL_GUARDED_BY(callers_mu_);
   struct DenyAll;
   std::unique_ptr<DenyAll> deny_;
 };

@@ -1,7 +1,10 @@
 #include "control/service.h"
 
+#include <unistd.h>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace snapd {
 
@@ -28,6 +31,17 @@ absl::Status SnapdService::OnMainChange(const std::function<absl::Status()>& fn)
     }
     return fn();
   });
+}
+
+grpc::Status SnapdService::AdminOnly(const grpc::ServerContext* ctx, const char* what,
+                                     const char* why) const {
+  if (tier_ == Tier::kAdmin) return grpc::Status::OK;
+  const std::string who = describe_ ? describe_(ctx->peer()) : "a member";
+  LOG(WARNING) << "control: refused " << what << " to an operator (" << who
+               << " in the control group)";
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      absl::StrCat(what, " is for root and snapd's own user (uid ", geteuid(),
+                                   "): ", why, "; you are ", who, " in the control group"));
 }
 
 grpc::Status SnapdService::GetDaemonInfo(grpc::ServerContext*, const v1::GetDaemonInfoRequest*,
@@ -156,8 +170,11 @@ grpc::Status SnapdService::SetGroup(grpc::ServerContext*, const v1::SetGroupRequ
   }));
 }
 
-grpc::Status SnapdService::Upgrade(grpc::ServerContext*, const v1::UpgradeRequest* req,
+grpc::Status SnapdService::Upgrade(grpc::ServerContext* ctx, const v1::UpgradeRequest* req,
                                    v1::UpgradeReport* out) {
+  // Refused before anything else: an operator learns nothing about the binary.
+  grpc::Status admin = AdminOnly(ctx, "upgrade", "it runs a binary as snapd");
+  if (!admin.ok()) return admin;
   if (req->binary().empty()) return ToGrpc(absl::InvalidArgumentError("binary: must not be empty"));
   std::vector<std::string> args(req->args().begin(), req->args().end());
   std::vector<std::string> order(req->engines().begin(), req->engines().end());

@@ -1,11 +1,15 @@
 // SnapdService: the v1 gRPC API over a running Daemon. Every RPC checks its input first, then runs
 // its work on the daemon's main thread (Daemon::RunOnMain), so the control plane's state has one
-// owner and engines are reached only through their workers' mailboxes.
+// owner and engines are reached only through their workers' mailboxes. An instance serves one tier
+// of callers (control/authority.h): the operators' answers PERMISSION_DENIED to what is for admins.
 #ifndef SNAPD_CONTROL_SERVICE_H_
 #define SNAPD_CONTROL_SERVICE_H_
 
 #include <atomic>
+#include <functional>
+#include <string>
 
+#include "control/authority.h"
 #include "control/proto/snapd.grpc.pb.h"
 #include "snapd/daemon.h"
 
@@ -16,7 +20,11 @@ grpc::Status ToGrpc(const absl::Status& status);
 
 class SnapdService final : public v1::Snapd::Service {
  public:
-  explicit SnapdService(Daemon* daemon) : daemon_(daemon) {}
+  // Names a caller by gRPC's peer string ("uid 1001"), for refusals; may be empty.
+  using DescribeCaller = std::function<std::string(const std::string& peer)>;
+  // Serves callers of `tier` (kAdmin or kOperator).
+  SnapdService(Daemon* daemon, Tier tier, DescribeCaller describe = nullptr)
+      : daemon_(daemon), tier_(tier), describe_(std::move(describe)) {}
 
   grpc::Status GetDaemonInfo(grpc::ServerContext*, const v1::GetDaemonInfoRequest*,
                              v1::DaemonInfo*) override;
@@ -47,7 +55,11 @@ class SnapdService final : public v1::Snapd::Service {
   // As OnMain, for an RPC that changes snapd: refused while an upgrade runs (the new snapd has
   // been sent the configuration already).
   absl::Status OnMainChange(const std::function<absl::Status()>& fn);
+  // OK for an admin; PERMISSION_DENIED saying why `what` is for admins only, otherwise.
+  grpc::Status AdminOnly(const grpc::ServerContext* ctx, const char* what, const char* why) const;
   Daemon* const daemon_;
+  const Tier tier_;
+  const DescribeCaller describe_;
   // Set while an Upgrade RPC runs. The upgrade itself holds the main thread, so a second one is
   // refused here, on the gRPC thread, instead of queueing behind it.
   std::atomic<bool> upgrade_running_{false};

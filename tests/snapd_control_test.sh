@@ -69,7 +69,7 @@ check "a member of the control group may use it" \
   setpriv --reuid=4321 --regid=4321 --groups=1 "$SNAPCTL" --socket="$RUN/control.sock" info
 chmod 0666 "$RUN/control.sock"  # even when the file lets anyone connect...
 check "...a caller of another uid gets PERMISSION_DENIED" \
-  fails_with "PERMISSION_DENIED: only root and the control group may use snapd's control socket" \
+  fails_with "PERMISSION_DENIED: only root, snapd's own user and the control group may use snapd's control socket" \
   setpriv --reuid=4321 --regid=4321 --clear-groups "$SNAPCTL" --socket="$RUN/control.sock" info
 wait_for 10 "the refusal is logged" grep -q "control: refused .* uid 4321" "$WORK/snapd.log"
 finish
