@@ -15,6 +15,7 @@
 #include <limits>
 #include <thread>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -23,10 +24,16 @@
 #include "engines/frame.h"
 #include "engines/registry.h"
 #include "glog/logging.h"
-#include "snapd/app_port.h"
 #include "ipc/socket.h"
+#include "snapd/app_port.h"
 #include "snapd/config.h"
+#include "snapd/log_limiter.h"
 #include "snapd/trusted_path.h"
+#include "snapd/watchdog.h"
+
+ABSL_FLAG(int, watchdog_ms, 100,
+          "A worker in one batch for longer than this is reported (log, stalls counter, snapctl "
+          "top).");
 
 namespace snapd {
 namespace {
@@ -139,8 +146,15 @@ absl::Status Daemon::InitMemif(std::unique_ptr<memif::MemifServer> server) {
   memif_->set_on_connected([this](memif::Connection& c) { OnAppConnected(c); });
   memif_->set_on_disconnected(
       [this](memif::Connection& c, absl::string_view reason) { OnAppDisconnected(c, reason); });
-  memif_->set_on_refused([](const ucred& peer, absl::string_view reason) {
-    LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason;
+  // Anyone who can open the socket can be refused thousands of times a second: the counters carry
+  // every refusal, the log a sample.
+  memif_->set_on_refused([limiter = LogLimiter(10)](const ucred& peer,
+                                                    absl::string_view reason) mutable {
+    uint64_t skipped = 0;
+    if (!limiter.Allow(MonotonicNs(), &skipped)) return;
+    LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason
+                 << (skipped > 0 ? absl::StrCat(" (", skipped, " refusals not logged before)")
+                                 : "");
   });
   return absl::OkStatus();
 }
@@ -413,6 +427,9 @@ void Daemon::Stop() {
 }
 
 void Daemon::Run() {
+  // Workers stuck in a batch are reported; a call on an app's fd that blocks is interrupted.
+  Watchdog watchdog(absl::Milliseconds(50), absl::Milliseconds(absl::GetFlag(FLAGS_watchdog_ms)),
+                    absl::Milliseconds(10));
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
   std::vector<int> fds = {memif_->epoll_fd(), signals_.get(), wake_.get(), tasks_fd_.get(),
                           overload_fd_.get()};
@@ -549,6 +566,7 @@ v1::Stats Daemon::Snapshot() {
       w->set_loops(worker->stats().loops.Get());
       w->set_sleeps(worker->stats().sleeps.Get());
       w->set_port_wakeups(worker->stats().port_wakeups.Get());
+      w->set_stalls(worker->stats().stalls.Get());
       w->set_busy_percent(100.0 * worker->stats().busy_ns.Get() / uptime_ns);
     }
   }

@@ -479,6 +479,11 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   for (uint32_t i : ready->envelope.ready().deferred_nics()) {
     if (i < nics_.size()) deferred_nics.push_back(static_cast<int>(i));
   }
+  for (const wire::DetachedApp& a : ready->envelope.ready().detached_apps()) {
+    report.add_notes(absl::StrCat("app ", a.id(), " detached: the new snapd refused its rings: ",
+                                  a.reason().substr(0, 200)));
+    LOG(WARNING) << "upgrade: " << report.notes(report.notes_size() - 1);
+  }
   report.set_brownout_us(ElapsedUs(start));
 
   // Blackouts, one engine at a time.
@@ -702,16 +707,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
   if (!server.ok()) return server.status();
   status = d.InitMemif(std::move(*server));
   if (!status.ok()) return status;
+  // One app that broke its rings (say, overwrote a cookie) must not hold back an upgrade that
+  // everyone else needs: it is told why and left out; it may connect again.
+  wire::Envelope ready;
+  wire::Ready* r = ready.mutable_ready();
   for (memif::ConnectionHandoff& c : handoff->connections) {
     uint32_t id = c.id;
     status = d.memif_->AdoptConnection(std::move(c));
     if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("app ", id, ": ", status.message()));
+      LOG(WARNING) << "takeover: app " << id << " detached: " << status.message();
+      wire::DetachedApp* detached = r->add_detached_apps();
+      detached->set_id(id);
+      detached->set_reason(std::string(status.message()));
     }
   }
   d.InitLoopFds();
-  wire::Envelope ready;
-  wire::Ready* r = ready.mutable_ready();
   for (int i : deferred_nics) r->add_deferred_nics(i);
   status = Send(channel, ready);
   if (!status.ok()) return status;

@@ -429,11 +429,12 @@ class Cli {
       std::string out = "\033[H\033[2J";
       absl::StrAppendFormat(&out, "snapd top: %d engines, %d workers, %d apps attached\n\n",
                             stats.engines_size(), stats.workers_size(), stats.apps_attached());
-      absl::StrAppendFormat(&out, "%-16s %5s %7s  %s\n", "WORKER", "CORE", "BUSY%", "ENGINES");
+      absl::StrAppendFormat(&out, "%-16s %5s %7s %7s  %s\n", "WORKER", "CORE", "BUSY%", "STALLS",
+                            "ENGINES");
       for (const v1::Worker& w : stats.workers()) {
-        absl::StrAppendFormat(&out, "%-16s %5s %7.1f  %s\n", w.name(),
+        absl::StrAppendFormat(&out, "%-16s %5s %7.1f %7d  %s\n", w.name(),
                               w.core() < 0 ? "any" : std::to_string(w.core()), w.busy_percent(),
-                              absl::StrJoin(w.engines(), ","));
+                              w.stalls(), absl::StrJoin(w.engines(), ","));
       }
       absl::StrAppendFormat(&out, "\n%-14s %-10s %-11s %12s %7s %10s %10s %10s\n", "ENGINE",
                             "GROUP", "MODE", "FRAMES/S", "BUSY%", "DELAY_P50", "DELAY_P99",
@@ -488,15 +489,15 @@ class Cli {
       } else {
         if (watch > 0) printf("\033[H\033[2J");  // redraw in place
         printf("%s", StatsTable(stats).c_str());
-        printf("%-16s %5s %12s %10s %10s %7s  %s\n", "worker", "core", "loops", "sleeps",
-               "port_wake", "busy%", "engines");
+        printf("%-16s %5s %12s %10s %10s %7s %7s  %s\n", "worker", "core", "loops", "sleeps",
+               "port_wake", "busy%", "stalls", "engines");
         for (const v1::Worker& w : stats.workers()) {
           std::string engines;
           for (const std::string& e : w.engines())
             absl::StrAppend(&engines, engines.empty() ? "" : ",", e);
-          printf("%-16s %5s %12lu %10lu %10lu %7.1f  %s\n", w.name().c_str(),
+          printf("%-16s %5s %12lu %10lu %10lu %7.1f %7lu  %s\n", w.name().c_str(),
                  w.core() < 0 ? "-" : std::to_string(w.core()).c_str(), w.loops(), w.sleeps(),
-                 w.port_wakeups(), w.busy_percent(), engines.c_str());
+                 w.port_wakeups(), w.busy_percent(), w.stalls(), engines.c_str());
         }
       }
       fflush(stdout);
