@@ -62,6 +62,71 @@ std::string Ipv4ToString(uint32_t ip) {
   return buf;
 }
 
+bool ParseIpv6(const std::string& text, Ipv6Address* ip) {
+  in6_addr addr;
+  if (inet_pton(AF_INET6, text.c_str(), &addr) != 1) return false;
+  *ip = Ipv6Address::FromBytes(addr.s6_addr);
+  return true;
+}
+
+std::string Ipv6ToString(const Ipv6Address& ip) {
+  char buf[INET6_ADDRSTRLEN];
+  in6_addr addr;
+  memcpy(addr.s6_addr, ip.w, 16);
+  inet_ntop(AF_INET6, &addr, buf, sizeof(buf));
+  return buf;
+}
+
+namespace {
+
+// Follows the extension headers of the IPv6 packet `ip` (`len` bytes from its fixed header to
+// the end of its payload, the fixed header's 40 among them) to the upper layer, and reads the
+// ICMPv6 fields a switch checks. Leaves ipv6_upper_known false where it cannot follow.
+void ParseIpv6Chain(const uint8_t* ip, uint32_t len, FrameInfo* info) {
+  constexpr int kMaxExtensionHeaders = 8;
+  uint8_t next = ip[6];
+  uint32_t off = 40;
+  for (int n = 0;; ++n) {
+    bool extension = next == 0 || next == 43 || next == 44 || next == 51 || next == 60 ||
+                     next == 135 || next == 139 || next == 140;
+    if (!extension) break;
+    if (n == kMaxExtensionHeaders || off + 8 > len) return;  // every one is 8 bytes at least
+    const uint8_t* h = ip + off;
+    if (next == 44) {  // fragment: 8 bytes; only the first fragment holds the upper layer
+      info->ipv6_fragment = true;
+      uint16_t offset = static_cast<uint16_t>(Be16(h + 2) & 0xfff8);
+      next = h[0];
+      off += 8;
+      if (offset != 0) {  // a later fragment: the protocol its fragment header names
+        info->ipv6_upper = next;
+        info->ipv6_upper_known = true;
+        return;
+      }
+    } else {
+      uint32_t bytes = next == 51 ? (h[1] + 2u) * 4 : (h[1] + 1u) * 8;
+      next = h[0];
+      off += bytes;
+    }
+  }
+  if (off > len) return;
+  info->ipv6_upper = next;
+  if (next != kIpProtoIcmpv6) {
+    info->ipv6_upper_known = true;
+    return;
+  }
+  const uint8_t* icmp = ip + off;
+  uint32_t icmp_len = len - off;
+  if (icmp_len < 4) return;
+  info->icmp6_type = icmp[0];
+  if (icmp[0] >= 135 && icmp[0] <= 137) {  // NS, NA, redirect: 8 bytes, then the target
+    if (icmp_len < 24) return;
+    info->icmp6_target = Ipv6Address::FromBytes(icmp + 8);
+  }
+  info->ipv6_upper_known = true;
+}
+
+}  // namespace
+
 ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInfo* info) {
   if (len > max_len) return ParseError::kTooLong;
   if (len < kEthernetHeaderBytes) return ParseError::kTruncated;
@@ -69,11 +134,18 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
   info->src_mac = MacFromBytes(f + 6);
   uint32_t off = 12;
   uint16_t type = Be16(f + off);
-  // Up to two VLAN tags (802.1Q, 802.1ad).
-  for (int tags = 0; tags < 2 && (type == kEtherTypeVlan || type == kEtherTypeQinQ); ++tags) {
-    off += 4;
-    if (off + 2 > len) return ParseError::kTruncated;
-    type = Be16(f + off);
+  // Up to two VLAN tags (802.1Q, 802.1ad, and the older QinQ types); a third is only noted.
+  if (__builtin_expect(IsVlanTpid(type), 0)) {
+    if (off + 6 > len) return ParseError::kTruncated;
+    info->outer_tpid = type;
+    info->outer_vid = Be16(f + off + 2) & 0x0fff;
+    int tags = 0;
+    for (; tags < 2 && IsVlanTpid(type); ++tags) {
+      off += 4;
+      if (off + 2 > len) return ParseError::kTruncated;
+      type = Be16(f + off);
+    }
+    info->vlan_tags = IsVlanTpid(type) ? FrameInfo::kTooManyTags : static_cast<uint8_t>(tags);
   }
   off += 2;
   info->ethertype = type;
@@ -99,8 +171,64 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     info->arp_sender_mac = MacFromBytes(l3 + 8);
     info->arp_sender_ip = Raw32(l3 + 14);
     info->arp_target_ip = Raw32(l3 + 24);
+  } else if (type == kEtherTypeIpv6) {
+    if (l3_len < 40) return ParseError::kTruncated;
+    if ((l3[0] >> 4) != 6) return ParseError::kBadIpv6;
+    uint32_t total = 40 + Be16(l3 + 4);  // a jumbogram's 0 leaves just the fixed header
+    if (total > l3_len) return ParseError::kTruncated;
+    info->ipv6_src = Ipv6Address::FromBytes(l3 + 8);
+    info->ipv6_dst = Ipv6Address::FromBytes(l3 + 24);
+    ParseIpv6Chain(l3, total, info);
   }
   return ParseError::kNone;
+}
+
+EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) {
+  if (app.ipv6_count == 0) return EgressVerdict::kIpv6;
+  if (!info.ipv6_upper_known) return EgressVerdict::kIpv6Headers;
+  const bool icmp = info.ipv6_upper == kIpProtoIcmpv6;
+  if (icmp && info.ipv6_fragment) return EgressVerdict::kIpv6Headers;
+  const uint8_t type = icmp ? info.icmp6_type : 0;
+  // Router advertisement, redirect, router renumbering: an app is never a router.
+  if (type == 134 || type == 137 || type == 138) return EgressVerdict::kRouter;
+  if (info.ipv6_src.IsUnspecified()) {
+    // Duplicate address detection: a neighbour solicitation from :: for one of its addresses.
+    return type == 135 && app.HasIpv6(info.icmp6_target) ? EgressVerdict::kAllow
+                                                         : EgressVerdict::kIpv6Src;
+  }
+  if (!app.HasIpv6(info.ipv6_src)) return EgressVerdict::kIpv6Src;
+  if (type == 136 && !app.HasIpv6(info.icmp6_target)) return EgressVerdict::kNeighbor;
+  return EgressVerdict::kAllow;
+}
+
+const char* EgressVerdictCounter(EgressVerdict v) {
+  switch (v) {
+    case EgressVerdict::kAllow:
+      return "";
+    case EgressVerdict::kSrcMac:
+      return "egress_drop_src_mac";
+    case EgressVerdict::kLinkLocal:
+      return "egress_drop_link_local";
+    case EgressVerdict::kVlan:
+      return "egress_drop_vlan";
+    case EgressVerdict::kEthertype:
+      return "egress_drop_ethertype";
+    case EgressVerdict::kIpv4Src:
+      return "egress_drop_ipv4_src";
+    case EgressVerdict::kArp:
+      return "egress_drop_arp";
+    case EgressVerdict::kIpv6:
+      return "egress_drop_ipv6";
+    case EgressVerdict::kIpv6Headers:
+      return "egress_drop_ipv6_headers";
+    case EgressVerdict::kRouter:
+      return "egress_drop_ra";
+    case EgressVerdict::kIpv6Src:
+      return "egress_drop_ipv6_src";
+    case EgressVerdict::kNeighbor:
+      return "egress_drop_nd";
+  }
+  return "egress_drop_unknown";
 }
 
 const char* ParseErrorName(ParseError e) {
@@ -115,6 +243,8 @@ const char* ParseErrorName(ParseError e) {
       return "bad ipv4 header";
     case ParseError::kBadArp:
       return "bad arp";
+    case ParseError::kBadIpv6:
+      return "bad ipv6 header";
   }
   return "?";
 }

@@ -1,25 +1,56 @@
-// Parsing the headers a switch looks at (Ethernet, up to two VLAN tags, IPv4, ARP) out of frames
-// that come from untrusted sources: the NIC and apps. Pure functions, no allocation; every length
-// is checked before a byte is read.
+// Parsing the headers a switch looks at (Ethernet, up to two VLAN tags, IPv4, ARP, IPv6 and its
+// extension headers up to ICMPv6) out of frames that come from untrusted sources: the NIC and
+// apps; and the decision on what an app may send (CheckAppEgress). Pure functions, no allocation;
+// every length is checked before a byte is read.
 #ifndef SNAPD_ENGINES_FRAME_H_
 #define SNAPD_ENGINES_FRAME_H_
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace snapd {
 
 inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
 inline constexpr uint16_t kEtherTypeArp = 0x0806;
+inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 inline constexpr uint16_t kEtherTypeVlan = 0x8100;
 inline constexpr uint16_t kEtherTypeQinQ = 0x88a8;
+// Pre-standard QinQ tag types some switches still take for a tag.
+inline constexpr uint16_t kEtherTypeQinQ9100 = 0x9100;
+inline constexpr uint16_t kEtherTypeQinQ9200 = 0x9200;
 inline constexpr uint32_t kEthernetHeaderBytes = 14;
+inline constexpr uint8_t kIpProtoIcmpv6 = 58;
+
+inline bool IsVlanTpid(uint16_t type) {
+  return type == kEtherTypeVlan || type == kEtherTypeQinQ || type == kEtherTypeQinQ9100 ||
+         type == kEtherTypeQinQ9200;
+}
+
+// An IPv6 address: its 16 bytes in wire order, as two words for cheap comparison.
+struct Ipv6Address {
+  uint64_t w[2] = {0, 0};
+  static Ipv6Address FromBytes(const uint8_t* b) {
+    Ipv6Address a;
+    memcpy(a.w, b, 16);
+    return a;
+  }
+  bool IsUnspecified() const { return (w[0] | w[1]) == 0; }
+  bool operator==(const Ipv6Address& o) const { return w[0] == o.w[0] && w[1] == o.w[1]; }
+  bool operator!=(const Ipv6Address& o) const { return !(*this == o); }
+};
 
 struct FrameInfo {
   uint64_t dst_mac = 0;  // the 6 bytes in wire order, in the low 48 bits (see MacFromBytes)
   uint64_t src_mac = 0;
-  uint16_t ethertype = 0;  // after any VLAN tags
+  uint16_t ethertype = 0;  // after the VLAN tags parsed; a tag type itself if there are more
   uint32_t l3_offset = 0;
+  // VLAN tags (TPID 0x8100, 0x88a8, 0x9100 or 0x9200) before `ethertype`: 0, 1 or 2 parsed, and
+  // kTooManyTags when a third follows (the frame's L3 is then not parsed).
+  static constexpr uint8_t kTooManyTags = 3;
+  uint8_t vlan_tags = 0;
+  uint16_t outer_tpid = 0;  // the first tag's type, and its VLAN id (low 12 bits of the TCI)
+  uint16_t outer_vid = 0;
   // IPv4 (ethertype 0x0800): addresses in network byte order.
   uint32_t ipv4_src = 0;
   uint32_t ipv4_dst = 0;
@@ -29,6 +60,21 @@ struct FrameInfo {
   uint64_t arp_sender_mac = 0;
   uint32_t arp_sender_ip = 0;
   uint32_t arp_target_ip = 0;
+  // IPv6 (ethertype 0x86dd).
+  Ipv6Address ipv6_src;
+  Ipv6Address ipv6_dst;
+  // The upper-layer protocol after the extension headers (hop-by-hop, routing, fragment,
+  // destination options, AH, mobility, HIP, shim6), when ipv6_upper_known: for a later fragment
+  // (no upper-layer header in it), the protocol its fragment header names. Not known when the
+  // chain is longer than 8 headers or runs past the payload, nor for ICMPv6 cut before the
+  // fields below.
+  uint8_t ipv6_upper = 0;
+  bool ipv6_upper_known = false;
+  bool ipv6_fragment = false;  // a fragment header was seen
+  // ICMPv6, when ipv6_upper_known and ipv6_upper is 58: its type, and the target address of a
+  // neighbour solicitation (135), advertisement (136) or redirect (137).
+  uint8_t icmp6_type = 0;
+  Ipv6Address icmp6_target;
 };
 
 enum class ParseError {
@@ -37,6 +83,7 @@ enum class ParseError {
   kTooLong,    // longer than the largest frame allowed (e.g. offload super-frames)
   kBadIpv4,    // version, header length or total length inconsistent
   kBadArp,     // not Ethernet/IPv4 ARP, or wrong address lengths
+  kBadIpv6,    // version not 6
 };
 
 // Parses `frame`; returns kNone and fills *info, or the first thing wrong. Frames longer than
@@ -54,6 +101,91 @@ std::string MacToString(uint64_t mac);
 // Dotted quad <-> network-order integer.
 bool ParseIpv4(const std::string& text, uint32_t* ip);
 std::string Ipv4ToString(uint32_t ip);
+// IPv6 text ("fd00::1") <-> address; ParseIpv6 returns false on a malformed string.
+bool ParseIpv6(const std::string& text, Ipv6Address* ip);
+std::string Ipv6ToString(const Ipv6Address& ip);
+
+// What an app may send from: its own addresses and VLAN. Fixed size, so that checking a frame
+// never allocates.
+struct AppIdentity {
+  static constexpr int kMaxIpv6 = 8;
+  uint64_t mac = 0;
+  uint32_t ipv4 = 0;   // network order; 0: the app may send no IPv4 nor ARP
+  uint16_t vlan = 0;   // 1..4094: the app may tag with this VLAN id; 0: untagged only
+  uint8_t ipv6_count = 0;  // 0: the app may send no IPv6
+  Ipv6Address ipv6[kMaxIpv6];
+  bool HasIpv6(const Ipv6Address& a) const {
+    for (int i = 0; i < ipv6_count; ++i) {
+      if (ipv6[i] == a) return true;
+    }
+    return false;
+  }
+};
+
+// Why CheckAppEgress refuses a frame from an app (or kAllow). Default-deny: a frame passes only if
+//  - its source MAC is the app's (else kSrcMac);
+//  - its destination is not a link-local control address 01:80:c2:00:00:0X (STP, PAUSE, LACP,
+//    802.1X, LLDP, ...: kLinkLocal);
+//  - it is untagged, or carries exactly one 802.1Q (0x8100) tag with the app's VLAN id, if the app
+//    has one (any other tag, TPID or depth: kVlan);
+//  - and it is one of:
+//    IPv4 from the app's address (kIpv4Src; 0.0.0.0, DHCP's, too: apps are given their address);
+//    ARP whose sender MAC and IP are the app's (kArp);
+//    IPv6, if the app has IPv6 addresses (kIpv6), whose header chain can be followed to the
+//      upper layer and is not a fragmented ICMPv6 (kIpv6Headers; neighbour discovery is never
+//      fragmented, RFC 6980), that is no router advertisement, redirect or router renumbering
+//      (kRouter, whatever the source), from one of the app's addresses, or from :: only as a
+//      duplicate address detection solicitation for one of them (kIpv6Src), and that is no
+//      neighbour advertisement for an address not the app's (kNeighbor).
+//    Any other ethertype: kEthertype.
+enum class EgressVerdict : uint8_t {
+  kAllow = 0,
+  kSrcMac,
+  kLinkLocal,
+  kVlan,
+  kEthertype,
+  kIpv4Src,
+  kArp,
+  kIpv6,
+  kIpv6Headers,
+  kRouter,
+  kIpv6Src,
+  kNeighbor,
+};
+inline constexpr int kEgressVerdicts = 12;
+
+// The verdict on an IPv6 frame `info` from `app` once its MAC and tags passed (CheckAppEgress's
+// IPv6 part).
+EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info);
+
+// The verdict on a frame `info` (parsed by ParseFrame without error) that app `app` sent. Pure:
+// any thread. Inline: it runs for every frame an app sends.
+inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& info) {
+  if (info.src_mac != app.mac) return EgressVerdict::kSrcMac;
+  // 01:80:c2:00:00:0X, bytes in wire order from the low bits (see MacFromBytes).
+  if ((info.dst_mac & 0xf0ffffffffffull) == 0x00000000c28001ull) return EgressVerdict::kLinkLocal;
+  if (info.vlan_tags != 0) {
+    if (info.vlan_tags != 1 || info.outer_tpid != kEtherTypeVlan || app.vlan == 0 ||
+        info.outer_vid != app.vlan) {
+      return EgressVerdict::kVlan;
+    }
+  }
+  switch (info.ethertype) {
+    case kEtherTypeIpv4:
+      return app.ipv4 != 0 && info.ipv4_src == app.ipv4 ? EgressVerdict::kAllow
+                                                         : EgressVerdict::kIpv4Src;
+    case kEtherTypeArp:
+      return app.ipv4 != 0 && info.arp_sender_mac == app.mac && info.arp_sender_ip == app.ipv4
+                 ? EgressVerdict::kAllow
+                 : EgressVerdict::kArp;
+    case kEtherTypeIpv6:
+      return CheckAppIpv6Egress(app, info);
+    default:
+      return EgressVerdict::kEthertype;
+  }
+}
+// The counter name of a refusal: "egress_drop_src_mac", "egress_drop_vlan", ... ("" for kAllow).
+const char* EgressVerdictCounter(EgressVerdict v);
 
 const char* ParseErrorName(ParseError e);
 

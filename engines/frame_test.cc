@@ -52,6 +52,14 @@ std::string Arp(int htype = 1, int ptype = 0x0800, int hlen = 6, int plen = 4) {
                 10,   0,     0,          2});
 }
 
+// A fixed IPv6 header: fd00::1 -> ff02::1, `next` and `payload` as given.
+std::string Ipv6Header(int next, int payload, int version = 6) {
+  std::string h = Bytes({version << 4, 0, 0, 0, payload >> 8, payload & 0xff, next, 255});
+  h += Bytes({0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  h += Bytes({0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  return h;
+}
+
 struct Case {
   const char* name;
   std::string frame;
@@ -81,6 +89,14 @@ TEST(FrameTest, Table) {
       {"arp hlen 8", Eth(0x0806) + Arp(1, 0x0800, 8), ParseError::kBadArp},
       {"vlan ipv4", vlan + Ipv4(), ParseError::kNone},
       {"vlan tag cut", vlan.substr(0, 16), ParseError::kTruncated},
+      {"vlan tag without its type", vlan.substr(0, 17), ParseError::kTruncated},
+      {"ipv6", Eth(0x86dd) + Ipv6Header(17, 8) + std::string(8, 'u'), ParseError::kNone},
+      {"ipv6 header cut", Eth(0x86dd) + Ipv6Header(17, 0).substr(0, 39), ParseError::kTruncated},
+      {"ipv6 payload past frame", Eth(0x86dd) + Ipv6Header(17, 9) + std::string(8, 'u'),
+       ParseError::kTruncated},
+      {"ipv6 version 4", Eth(0x86dd) + Ipv6Header(17, 0, 4), ParseError::kBadIpv6},
+      {"ipv6 extension chain cut: not malformed, upper layer unknown",
+       Eth(0x86dd) + Ipv6Header(0, 4) + std::string(4, '\0'), ParseError::kNone},
       {"too long", Eth(0x88b5) + std::string(2000, 'x'), ParseError::kTooLong},
   };
   for (const Case& c : cases) {
@@ -119,6 +135,283 @@ TEST(FrameTest, ArpFields) {
   EXPECT_TRUE(IsMulticast(info.dst_mac));
 }
 
+// --- the app egress filter ------------------------------------------------------------------
+
+constexpr char kAppMac[] = "02:00:00:00:00:0a";
+constexpr char kOtherMac[] = "02:00:00:00:00:0b";
+constexpr char kAppIp[] = "10.0.0.10";
+constexpr char kAppIp6[] = "fd00::a";
+constexpr char kAppLinkLocal[] = "fe80::a";
+
+std::string MacB(const char* text) {
+  uint64_t mac;
+  EXPECT_TRUE(ParseMac(text, &mac));
+  std::string b(6, '\0');
+  MacToBytes(mac, reinterpret_cast<uint8_t*>(b.data()));
+  return b;
+}
+std::string IpB(const char* text) {
+  uint32_t ip;
+  EXPECT_TRUE(ParseIpv4(text, &ip));
+  return std::string(reinterpret_cast<const char*>(&ip), 4);
+}
+std::string Ip6B(const char* text) {
+  Ipv6Address ip;
+  EXPECT_TRUE(ParseIpv6(text, &ip));
+  return std::string(reinterpret_cast<const char*>(ip.w), 16);
+}
+std::string Be16B(int v) { return Bytes({v >> 8, v & 0xff}); }
+
+// Ethernet from `src` to `dst` with the tags (TPID, VID) given, then `type`.
+std::string EthB(const char* dst, const char* src, int type,
+                 std::initializer_list<std::pair<int, int>> tags = {}) {
+  std::string f = MacB(dst) + MacB(src);
+  for (const auto& [tpid, vid] : tags) f += Be16B(tpid) + Be16B(vid);
+  return f + Be16B(type);
+}
+std::string Ipv4B(const char* src, const char* dst = "10.0.0.99") {
+  return Bytes({0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0}) + IpB(src) + IpB(dst) +
+         std::string(8, 'u');
+}
+std::string ArpB(const char* sender_mac, const char* sender_ip) {
+  return Bytes({0, 1, 8, 0, 6, 4, 0, 1}) + MacB(sender_mac) + IpB(sender_ip) +
+         std::string(6, '\0') + IpB("10.0.0.99");
+}
+// IPv6 from `src` to `dst`: `ext` (extension headers, `next` the first's type) then `upper`.
+std::string Ipv6B(const char* src, const char* dst, int next, const std::string& upper,
+                  const std::string& ext = "") {
+  int payload = static_cast<int>(ext.size() + upper.size());
+  return Bytes({0x60, 0, 0, 0, payload >> 8, payload & 0xff, next, 255}) + Ip6B(src) + Ip6B(dst) +
+         ext + upper;
+}
+// ICMPv6 of `type`; NS, NA and redirect carry `target`.
+std::string Icmp6B(int type, const char* target = nullptr) {
+  std::string m = Bytes({type, 0, 0, 0, 0, 0, 0, 0});
+  if (target) m += Ip6B(target);
+  return m;
+}
+std::string Udp() { return std::string(8, 'u'); }
+// An extension header of 8 bytes: its next header, length 0.
+std::string Ext8(int next) { return Bytes({next, 0, 0, 0, 0, 0, 0, 0}); }
+std::string Fragment(int next, int offset_bytes) {
+  return Bytes({next, 0, (offset_bytes >> 8) & 0xff, offset_bytes & 0xf8, 0, 0, 0, 1});
+}
+
+AppIdentity App(uint16_t vlan = 0, bool ipv6 = false) {
+  AppIdentity app;
+  ParseMac(kAppMac, &app.mac);
+  ParseIpv4(kAppIp, &app.ipv4);
+  app.vlan = vlan;
+  if (ipv6) {
+    ParseIpv6(kAppIp6, &app.ipv6[app.ipv6_count++]);
+    ParseIpv6(kAppLinkLocal, &app.ipv6[app.ipv6_count++]);
+  }
+  return app;
+}
+
+struct EgressCase {
+  const char* name;
+  AppIdentity app;
+  std::string frame;
+  EgressVerdict want;
+};
+
+TEST(EgressTest, Table) {
+  const char* bcast = "ff:ff:ff:ff:ff:ff";
+  const char* peer = "02:00:00:00:00:63";
+  const AppIdentity plain = App();
+  const AppIdentity vlan7 = App(7);
+  const AppIdentity v6 = App(0, true);
+  const EgressCase cases[] = {
+      // IPv4 and ARP
+      {"ipv4 from its address", plain, EthB(peer, kAppMac, 0x0800) + Ipv4B(kAppIp),
+       EgressVerdict::kAllow},
+      {"ipv4 from another MAC", plain, EthB(peer, kOtherMac, 0x0800) + Ipv4B(kAppIp),
+       EgressVerdict::kSrcMac},
+      {"ipv4 from another address", plain, EthB(peer, kAppMac, 0x0800) + Ipv4B("10.0.0.11"),
+       EgressVerdict::kIpv4Src},
+      {"ipv4 from 0.0.0.0 (DHCP discover)", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4B("0.0.0.0", "255.255.255.255"),
+       EgressVerdict::kIpv4Src},
+      {"arp for itself", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, kAppIp),
+       EgressVerdict::kAllow},
+      {"arp claiming another address", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "10.0.0.11"), EgressVerdict::kArp},
+      {"arp with another sender MAC", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, kAppIp), EgressVerdict::kArp},
+      // Other ethertypes and link-local control
+      {"unknown ethertype", plain, EthB(peer, kAppMac, 0x88b5) + Udp(), EgressVerdict::kEthertype},
+      {"802.3 length field (LLC, e.g. CDP)", plain, EthB(peer, kAppMac, 0x0040) + Udp(),
+       EgressVerdict::kEthertype},
+      {"PAUSE", plain, EthB("01:80:c2:00:00:01", kAppMac, 0x8808) + Udp(),
+       EgressVerdict::kLinkLocal},
+      {"STP BPDU", plain, EthB("01:80:c2:00:00:00", kAppMac, 0x0026) + Udp(),
+       EgressVerdict::kLinkLocal},
+      {"LLDP", plain, EthB("01:80:c2:00:00:0e", kAppMac, 0x88cc) + Udp(),
+       EgressVerdict::kLinkLocal},
+      {"LLDP as IPv4 to the link-local group", plain,
+       EthB("01:80:c2:00:00:03", kAppMac, 0x0800) + Ipv4B(kAppIp), EgressVerdict::kLinkLocal},
+      {"01:80:c2:00:00:10 is no link-local control address", plain,
+       EthB("01:80:c2:00:00:10", kAppMac, 0x0800) + Ipv4B(kAppIp), EgressVerdict::kAllow},
+      // VLAN tags
+      {"tagged without a VLAN", plain,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp), EgressVerdict::kVlan},
+      {"tagged with its VLAN", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kAllow},
+      {"tagged with its VLAN, priority bits set", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 0xa007}}) + Ipv4B(kAppIp), EgressVerdict::kAllow},
+      {"untagged with a VLAN", vlan7, EthB(peer, kAppMac, 0x0800) + Ipv4B(kAppIp),
+       EgressVerdict::kAllow},
+      {"another VLAN", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 8}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"VLAN 0 (priority tag)", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 0}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"its VLAN under 802.1ad", vlan7, EthB(peer, kAppMac, 0x0800, {{0x88a8, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"its VLAN under 0x9100", vlan7, EthB(peer, kAppMac, 0x0800, {{0x9100, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"its VLAN under 0x9200", vlan7, EthB(peer, kAppMac, 0x0800, {{0x9200, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"two tags", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}, {0x8100, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
+      {"three tags hiding a foreign source", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}, {0x8100, 7}, {0x8100, 7}}) + Ipv4B("10.0.0.11"),
+       EgressVerdict::kVlan},
+      {"0x9100 hiding a foreign source", plain,
+       EthB(peer, kAppMac, 0x0800, {{0x9100, 5}}) + Ipv4B("10.0.0.11"), EgressVerdict::kVlan},
+      {"tagged ipv4 from another address", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B("10.0.0.11"), EgressVerdict::kIpv4Src},
+      // IPv6
+      {"ipv6 without IPv6 addresses", plain,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()), EgressVerdict::kIpv6},
+      {"router advertisement without IPv6 addresses", plain,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
+       EgressVerdict::kIpv6},
+      {"ipv6 udp from its address", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()), EgressVerdict::kAllow},
+      {"ipv6 from its link-local address", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 17, Udp()),
+       EgressVerdict::kAllow},
+      {"ipv6 from another address", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B("fd00::b", "fd00::99", 17, Udp()),
+       EgressVerdict::kIpv6Src},
+      {"ipv6 from ::", v6, EthB(peer, kAppMac, 0x86dd) + Ipv6B("::", "fd00::99", 17, Udp()),
+       EgressVerdict::kIpv6Src},
+      {"ipv6 behind two extension headers", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 0, Udp(), Ext8(60) + Ext8(17)),
+       EgressVerdict::kAllow},
+      {"ipv6 extension chain past the payload", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 0, "", Bytes({17, 1, 0, 0})),
+       EgressVerdict::kIpv6Headers},
+      {"ipv6 with nine extension headers", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 60, Udp(),
+                 Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) +
+                     Ext8(60) + Ext8(17)),
+       EgressVerdict::kIpv6Headers},
+      {"router advertisement", v6,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
+       EgressVerdict::kRouter},
+      {"router advertisement behind a destination options header", v6,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::1", 60, Icmp6B(134), Ext8(58)),
+       EgressVerdict::kRouter},
+      {"router advertisement from a foreign source", v6,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B("fe80::1", "ff02::1", 58, Icmp6B(134)),
+       EgressVerdict::kRouter},
+      {"redirect", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 58, Icmp6B(137, "fd00::1")),
+       EgressVerdict::kRouter},
+      {"router solicitation", v6,
+       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(133)),
+       EgressVerdict::kAllow},
+      {"neighbour solicitation for a peer", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58, Icmp6B(135, "fd00::99")),
+       EgressVerdict::kAllow},
+      {"neighbour advertisement for itself", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136, kAppIp6)),
+       EgressVerdict::kAllow},
+      {"neighbour advertisement for another", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136, "fd00::1")),
+       EgressVerdict::kNeighbor},
+      {"neighbour advertisement cut before its target", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136)),
+       EgressVerdict::kIpv6Headers},
+      {"duplicate address detection", v6,
+       EthB("33:33:ff:00:00:0a", kAppMac, 0x86dd) +
+           Ipv6B("::", "ff02::1:ff00:a", 58, Icmp6B(135, kAppIp6)),
+       EgressVerdict::kAllow},
+      {"duplicate address detection for another's address", v6,
+       EthB("33:33:ff:00:00:01", kAppMac, 0x86dd) +
+           Ipv6B("::", "ff02::1:ff00:1", 58, Icmp6B(135, "fd00::1")),
+       EgressVerdict::kIpv6Src},
+      {"echo request from its address", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(128)),
+       EgressVerdict::kAllow},
+      {"fragmented ICMPv6, first fragment", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 44, Icmp6B(136, "fd00::1"), Fragment(58, 0)),
+       EgressVerdict::kIpv6Headers},
+      {"fragmented ICMPv6, later fragment", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 44, Udp(), Fragment(58, 1280)),
+       EgressVerdict::kIpv6Headers},
+      {"fragmented UDP, later fragment", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 44, Udp(), Fragment(17, 1280)),
+       EgressVerdict::kAllow},
+      {"fragmented UDP from another address", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B("fd00::b", "fd00::99", 44, Udp(), Fragment(17, 1280)),
+       EgressVerdict::kIpv6Src},
+      {"tagged ipv6 with its VLAN", App(7, true),
+       EthB(peer, kAppMac, 0x86dd, {{0x8100, 7}}) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()),
+       EgressVerdict::kAllow},
+  };
+  for (const EgressCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    FrameInfo info;
+    ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(c.frame.data()), c.frame.size(), 1518,
+                         &info),
+              ParseError::kNone);
+    EXPECT_STREQ(EgressVerdictCounter(CheckAppEgress(c.app, info)), EgressVerdictCounter(c.want));
+  }
+}
+
+TEST(EgressTest, EveryVerdictHasACounterName) {
+  for (int v = 1; v < kEgressVerdicts; ++v) {
+    std::string name = EgressVerdictCounter(static_cast<EgressVerdict>(v));
+    EXPECT_EQ(name.rfind("egress_drop_", 0), 0u) << v;
+    EXPECT_NE(name, "egress_drop_unknown") << v;
+  }
+}
+
+TEST(FrameTest, VlanAndIpv6Fields) {
+  std::string f = EthB("33:33:00:00:00:01", kAppMac, 0x86dd, {{0x8100, 0x2005}}) +
+                  Ipv6B(kAppIp6, "ff02::1", 0, Icmp6B(136, kAppIp6), Ext8(58));
+  FrameInfo info;
+  ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(f.data()), f.size(), 1518, &info),
+            ParseError::kNone);
+  EXPECT_EQ(info.vlan_tags, 1);
+  EXPECT_EQ(info.outer_tpid, 0x8100);
+  EXPECT_EQ(info.outer_vid, 5);
+  EXPECT_EQ(info.ethertype, kEtherTypeIpv6);
+  EXPECT_EQ(info.l3_offset, 18u);
+  EXPECT_EQ(Ipv6ToString(info.ipv6_src), kAppIp6);
+  EXPECT_EQ(Ipv6ToString(info.ipv6_dst), "ff02::1");
+  EXPECT_TRUE(info.ipv6_upper_known);
+  EXPECT_EQ(info.ipv6_upper, kIpProtoIcmpv6);
+  EXPECT_EQ(info.icmp6_type, 136);
+  EXPECT_EQ(Ipv6ToString(info.icmp6_target), kAppIp6);
+  std::string three = EthB(kOtherMac, kAppMac, 0x0800, {{0x88a8, 1}, {0x8100, 2}, {0x8100, 3}}) +
+                      Ipv4B(kAppIp);
+  FrameInfo deep;
+  ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(three.data()), three.size(), 1518, &deep),
+            ParseError::kNone);
+  EXPECT_EQ(deep.vlan_tags, FrameInfo::kTooManyTags);
+  EXPECT_EQ(deep.outer_tpid, kEtherTypeQinQ);
+  EXPECT_EQ(deep.outer_vid, 1);
+}
+
 TEST(FrameTest, MacAndIpText) {
   uint64_t mac;
   EXPECT_TRUE(ParseMac("02:aB:00:00:00:ff", &mac));
@@ -131,6 +424,11 @@ TEST(FrameTest, MacAndIpText) {
   EXPECT_EQ(Ipv4ToString(ip), "10.1.2.3");
   EXPECT_FALSE(ParseIpv4("10.1.2", &ip));
   EXPECT_FALSE(ParseIpv4("300.1.2.3", &ip));
+  Ipv6Address ip6;
+  EXPECT_TRUE(ParseIpv6("FD00:0::1", &ip6));
+  EXPECT_EQ(Ipv6ToString(ip6), "fd00::1");
+  EXPECT_FALSE(ParseIpv6("fd00::1::2", &ip6));
+  EXPECT_FALSE(ParseIpv6("10.0.0.1", &ip6));
 }
 
 }  // namespace

@@ -12,14 +12,30 @@ namespace {
 
 uint32_t OrDefault(uint32_t v, uint32_t def) { return v == 0 ? def : v; }
 
+// Aged MACs are reclaimed kSweepSlots slots every kSweepEveryNs of engine time with traffic: a
+// round of the default table every 16 ms, at a cost too small to measure.
+constexpr int64_t kSweepEveryNs = 1000000;
+constexpr uint32_t kSweepSlots = 256;
+
 }  // namespace
+
+template <typename Self, typename Fn>
+void VswitchEngine::ForEachCounter(Self& self, Fn fn) {
+  fn("mac_table_full", self.mac_table_full_);
+  fn("mac_learn_limit", self.mac_learn_limit_);
+  fn("mac_evicted", self.mac_evicted_);
+  fn("mac_static_full", self.mac_static_full_);
+  for (int v = 1; v < kEgressVerdicts; ++v) {
+    fn(EgressVerdictCounter(static_cast<EgressVerdict>(v)), self.egress_drops_[v]);
+  }
+}
 
 VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& config)
     : Engine(std::move(name)),
       burst_(OrDefault(config.burst(), 32)),
       max_frame_(OrDefault(config.max_frame_bytes(), 9022)),
       macs_(OrDefault(config.mac_table_size(), 4096),
-            int64_t{OrDefault(config.mac_aging_s(), 300)} * 1000000000) {
+            int64_t{OrDefault(config.mac_aging_s(), 300)} * 1000000000, config.mac_learn_limit()) {
   rx_.resize(burst_);
   app_copy_.resize(size_t{burst_} * max_frame_);
 }
@@ -34,26 +50,33 @@ absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
   Slot slot;
   slot.is_app = port->kind() == PortKind::kApp;
   if (slot.is_app) {
-    if (attachment.mac().size() != 6) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("app port ", port->name(), " needs a 6-byte mac"));
-    }
-    slot.mac = MacFromBytes(reinterpret_cast<const uint8_t*>(attachment.mac().data()));
-    if (IsMulticast(slot.mac)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "app port ", port->name(), ": mac ", MacToString(slot.mac), " is a multicast address"));
-    }
-    slot.ipv4 = attachment.ipv4();
+    absl::Status status = AppFromAttachment(port->name(), attachment, &slot.app);
+    if (!status.ok()) return status;
+  } else {
+    int owner = OwnerFor(port->link());
+    if (owner < 0) return absl::ResourceExhaustedError("too many NICs on one vswitch");
+    slot.owner = static_cast<uint16_t>(owner);
   }
-  slot.port = std::move(port);
-  slot.out.reserve(burst_);
   // Reuse a free slot, so port indices in the MAC table stay small and stable.
   size_t index = 0;
   while (index < slots_.size() && slots_[index].port) ++index;
   if (index == MacTable::kNoPort) return absl::ResourceExhaustedError("too many ports");
-  if (slot.is_app && !macs_.AddStatic(slot.mac, static_cast<uint16_t>(index))) {
-    return absl::ResourceExhaustedError("MAC table full");
+  if (slot.is_app) {
+    switch (macs_.AddStatic(slot.app.mac, static_cast<uint16_t>(index), MonotonicNs())) {
+      case MacTable::StaticResult::kAdded:
+        break;
+      case MacTable::StaticResult::kEvicted:
+        mac_evicted_.Add();
+        break;
+      case MacTable::StaticResult::kFull:
+        mac_static_full_.Add();
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "MAC table: every slot where ", MacToString(slot.app.mac),
+            " may go holds another app's MAC; give the vswitch a larger mac_table_size"));
+    }
   }
+  slot.port = std::move(port);
+  slot.out.reserve(burst_);
   if (index == slots_.size()) {
     slots_.push_back(std::move(slot));
   } else {
@@ -75,6 +98,51 @@ std::unique_ptr<Port> VswitchEngine::RemovePort(absl::string_view name) {
     }
   }
   return nullptr;
+}
+
+absl::Status VswitchEngine::AppFromAttachment(const std::string& port,
+                                              const engines::PortAttachment& attachment,
+                                              AppIdentity* app) {
+  if (attachment.mac().size() != 6) {
+    return absl::InvalidArgumentError(absl::StrCat("app port ", port, " needs a 6-byte mac"));
+  }
+  app->mac = MacFromBytes(reinterpret_cast<const uint8_t*>(attachment.mac().data()));
+  if (IsMulticast(app->mac)) {
+    return absl::InvalidArgumentError(absl::StrCat("app port ", port, ": mac ",
+                                                   MacToString(app->mac), " is a multicast address"));
+  }
+  app->ipv4 = attachment.ipv4();
+  if (attachment.vlan() > 4094) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("app port ", port, ": vlan ", attachment.vlan(), " is not in 1..4094"));
+  }
+  app->vlan = static_cast<uint16_t>(attachment.vlan());
+  if (attachment.ipv6_size() > AppIdentity::kMaxIpv6) {
+    return absl::InvalidArgumentError(absl::StrCat("app port ", port, ": at most ",
+                                                   AppIdentity::kMaxIpv6, " IPv6 addresses"));
+  }
+  for (const std::string& a : attachment.ipv6()) {
+    if (a.size() != 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("app port ", port, ": an IPv6 address is 16 bytes, not ", a.size()));
+    }
+    app->ipv6[app->ipv6_count++] =
+        Ipv6Address::FromBytes(reinterpret_cast<const uint8_t*>(a.data()));
+  }
+  return absl::OkStatus();
+}
+
+int VswitchEngine::OwnerFor(const std::string& link) const {
+  std::vector<bool> used(MacTable::kMaxOwners, false);
+  for (const Slot& s : slots_) {
+    if (!s.port || s.is_app) continue;
+    if (s.port->link() == link) return s.owner;
+    used[s.owner] = true;
+  }
+  for (int o = 0; o < MacTable::kMaxOwners; ++o) {
+    if (!used[o]) return o;
+  }
+  return -1;
 }
 
 void VswitchEngine::RelinkSlots() {
@@ -116,7 +184,13 @@ uint32_t VswitchEngine::PollPorts(uint32_t* full_bursts) {
     if (port == nullptr || !port->healthy()) continue;
     uint16_t n = port->Receive(rx_.data(), static_cast<uint16_t>(burst_));
     if (n == 0) continue;
-    if (now == 0) now = MonotonicNs();
+    if (now == 0) {
+      now = MonotonicNs();
+      if (ABSL_PREDICT_FALSE(now >= next_sweep_ns_)) {
+        macs_.Sweep(now, kSweepSlots);
+        next_sweep_ns_ = now + kSweepEveryNs;
+      }
+    }
     if (n == burst_) ++*full_bursts;
     uint64_t bytes = 0;
     if (slots_[i].is_app) CopyOutOfApp(n);
@@ -148,15 +222,6 @@ void VswitchEngine::CopyOutOfApp(uint16_t n) {
   }
 }
 
-bool VswitchEngine::Spoofed(const Slot& slot, const FrameInfo& info) const {
-  if (info.src_mac != slot.mac) return true;
-  if (info.ethertype == kEtherTypeIpv4) return info.ipv4_src != slot.ipv4;
-  if (info.ethertype == kEtherTypeArp) {
-    return info.arp_sender_mac != slot.mac || info.arp_sender_ip != slot.ipv4;
-  }
-  return false;
-}
-
 void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
   Slot& src = slots_[in];
   FrameInfo info;
@@ -166,20 +231,24 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
     return;
   }
   if (src.is_app) {
-    if (ABSL_PREDICT_FALSE(Spoofed(src, info))) {
+    EgressVerdict verdict = CheckAppEgress(src.app, info);
+    if (ABSL_PREDICT_FALSE(verdict != EgressVerdict::kAllow)) {
+      egress_drops_[static_cast<int>(verdict)].Add();
       src.port->stats().drop_spoofed.Add();
       stats().drops.Add();
       return;
     }
   } else if (!IsMulticast(info.src_mac)) {
-    MacTable::LearnResult learned = macs_.Learn(info.src_mac, in, now);
-    if (ABSL_PREDICT_FALSE(learned == MacTable::LearnResult::kStaticConflict)) {
-      // A host behind the NIC claims a MAC an app was given.
-      src.port->stats().drop_spoofed.Add();
-      stats().drops.Add();
-      return;
+    MacTable::LearnResult learned = macs_.Learn(info.src_mac, in, src.owner, now);
+    if (ABSL_PREDICT_FALSE(learned >= MacTable::LearnResult::kStaticConflict)) {
+      if (learned == MacTable::LearnResult::kStaticConflict) {
+        // A host behind the NIC claims a MAC an app was given.
+        src.port->stats().drop_spoofed.Add();
+        stats().drops.Add();
+        return;
+      }
+      (learned == MacTable::LearnResult::kFull ? mac_table_full_ : mac_learn_limit_).Add();
     }
-    if (ABSL_PREDICT_FALSE(learned == MacTable::LearnResult::kFull)) mac_table_full_.Add();
   }
   if (IsMulticast(info.dst_mac)) {
     Flood(in, pkt, /*apps_too=*/true);
@@ -242,6 +311,9 @@ absl::Status VswitchEngine::SaveKindState(std::string* out) const {
   // Entries restored earlier whose port never came back are kept for the next engine.
   for (const auto& e : pending_.learned()) *state.add_learned() = e;
   state.set_mac_table_full(mac_table_full_.Get());
+  ForEachCounter(*this, [&](absl::string_view name, const Counter& c) {
+    if (name != "mac_table_full") (*state.mutable_counters())[std::string(name)] = c.Get();
+  });
   if (!state.SerializeToString(out)) return absl::InternalError("cannot serialize vswitch state");
   return absl::OkStatus();
 }
@@ -253,6 +325,11 @@ absl::Status VswitchEngine::RestoreKindState(const std::string& in) {
     if (e.mac().size() != 6) return absl::InvalidArgumentError("vswitch state: bad mac");
   }
   mac_table_full_.Add(state.mac_table_full());
+  ForEachCounter(*this, [&](absl::string_view name, Counter& c) {
+    auto it = state.counters().find(std::string(name));
+    if (it != state.counters().end()) c.Add(it->second);
+  });
+  state.clear_counters();
   pending_ = std::move(state);
   ApplyPendingEntries();
   return absl::OkStatus();
@@ -260,7 +337,7 @@ absl::Status VswitchEngine::RestoreKindState(const std::string& in) {
 
 void VswitchEngine::ForEachKindCounter(
     const std::function<void(absl::string_view name, uint64_t value)>& fn) const {
-  fn("mac_table_full", mac_table_full_.Get());
+  ForEachCounter(*this, [&](absl::string_view name, const Counter& c) { fn(name, c.Get()); });
 }
 
 void VswitchEngine::ApplyPendingEntries() {
@@ -274,8 +351,9 @@ void VswitchEngine::ApplyPendingEntries() {
       *still.add_learned() = e;
       continue;
     }
+    if (slots_[i].is_app) continue;  // learned entries are for NIC ports only
     macs_.Learn(MacFromBytes(reinterpret_cast<const uint8_t*>(e.mac().data())),
-                static_cast<uint16_t>(i), now - std::max<int64_t>(0, e.age_ns()));
+                static_cast<uint16_t>(i), slots_[i].owner, now - std::max<int64_t>(0, e.age_ns()));
   }
   pending_ = std::move(still);
 }
@@ -297,6 +375,9 @@ class VswitchFactory : public EngineFactory {
     }
     if (c.mac_table_size() > (1u << 20)) {
       return absl::InvalidArgumentError("mac_table_size: at most 1048576");
+    }
+    if (c.mac_learn_limit() > OrDefault(c.mac_table_size(), 4096)) {
+      return absl::InvalidArgumentError("mac_learn_limit: at most mac_table_size");
     }
     return std::unique_ptr<Engine>(new VswitchEngine(name, c));
   }

@@ -1,10 +1,13 @@
 // vswitch: an L2 learning switch between NIC queues and app ports.
-//  - Learns source MACs on NIC ports and ages them; an app's MAC is a static entry for its port.
+//  - Learns source MACs on NIC ports and ages them; an app's MAC is a static entry for its port,
+//    which evicts a learned entry if it must (see MacTable: bounded probing, a per-NIC limit).
 //  - Broadcast and multicast go to every port but the one they came from; unknown unicast goes to
 //    the NIC ports only (every app's MAC is known, so an app never sees another's unicast).
-//  - Anti-spoofing on app ports: a frame whose source MAC is not the app's, an IPv4 packet whose
-//    source is not the app's address, or an ARP whose sender is not the app, is dropped and counted
-//    (PortStats::drop_spoofed). Malformed frames are dropped and counted (drop_malformed).
+//  - Default-deny egress on app ports (CheckAppEgress in engines/frame.h): a frame an app may not
+//    send (another source MAC or address, another ethertype, a tag or TPID it may not use, link-
+//    local control frames, IPv6 it was not given, router advertisements, ...) is dropped and
+//    counted, on the port (PortStats::drop_spoofed) and by reason (egress_drop_* kind counters).
+//    Malformed frames are dropped and counted (drop_malformed).
 //  - Frames from apps are copied out of the app's memory before they are checked, so an app cannot
 //    change a frame between the check and the send (the price: a second copy on the app path).
 #ifndef SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
@@ -37,8 +40,11 @@ class VswitchEngine : public Engine {
   // The port a frame to `mac` would go to ("" if it would be flooded). Engine thread only.
   std::string PortFor(uint64_t mac) const;
 
-  // mac_table_full: frames whose source MAC was not learned because the table was full (they are
-  // forwarded; frames back to that MAC flood until an entry ages out).
+  // mac_table_full: frames whose source MAC was not learned because every slot it may take was in
+  // use (they are forwarded; frames back to that MAC flood). mac_learn_limit: likewise, because
+  // its NIC holds mac_learn_limit learned MACs already. mac_evicted: learned MACs evicted to make
+  // room for an app's. mac_static_full: apps refused because their MAC's slots all hold other
+  // apps' MACs. egress_drop_<reason>: frames from apps refused, by EgressVerdict.
   void ForEachKindCounter(
       const std::function<void(absl::string_view name, uint64_t value)>& fn) const override;
 
@@ -51,16 +57,15 @@ class VswitchEngine : public Engine {
   struct Slot {
     std::unique_ptr<Port> port;  // null: a free slot
     bool is_app = false;
-    uint64_t mac = 0;         // app: the only source MAC allowed
-    uint32_t ipv4 = 0;        // app: the only IPv4 source allowed (network order), 0 for none
+    AppIdentity app;          // app: what it may send from
     std::vector<Packet> out;  // frames to transmit on this port in the current burst
     uint16_t link = 0;        // slots on one link (queues of one NIC) share this number
     bool floods = false;      // the one slot of its link that floods go out of
+    uint16_t owner = 0;       // NIC: whose learned MACs count against one limit (stable)
   };
 
   // Decides where one frame from port `in` goes, appending it to the output lists.
   void Forward(uint16_t in, const Packet& pkt, int64_t now);
-  bool Spoofed(const Slot& slot, const FrameInfo& info) const;
   // Replaces the views of the n frames in rx_ with copies in app_copy_.
   void CopyOutOfApp(uint16_t n);
   void Flood(uint16_t in, const Packet& pkt, bool apps_too);
@@ -68,11 +73,26 @@ class VswitchEngine : public Engine {
   void ApplyPendingEntries();
   // Recomputes link numbers and which slot of each link carries floods.
   void RelinkSlots();
+  // The MAC-table owner for a NIC port on `link`: that of the link's other queues, else the
+  // smallest one no attached NIC uses; -1 if none is left.
+  int OwnerFor(const std::string& link) const;
+  // Fills *app from an app port's attachment; INVALID_ARGUMENT names what is wrong.
+  static absl::Status AppFromAttachment(const std::string& port,
+                                        const engines::PortAttachment& attachment,
+                                        AppIdentity* app);
+  // Calls fn(name, counter) for each kind counter of `self` (a VswitchEngine, const or not).
+  template <typename Self, typename Fn>
+  static void ForEachCounter(Self& self, Fn fn);
 
   const uint32_t burst_;
   const uint32_t max_frame_;
   MacTable macs_;
+  int64_t next_sweep_ns_ = 0;  // when PollPorts next reclaims aged MACs (a few slots a time)
   Counter mac_table_full_;
+  Counter mac_learn_limit_;
+  Counter mac_evicted_;
+  Counter mac_static_full_;
+  Counter egress_drops_[kEgressVerdicts];  // by EgressVerdict (kAllow's unused)
   std::vector<Slot> slots_;
   std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
   std::vector<Packet> rx_;

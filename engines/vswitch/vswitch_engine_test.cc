@@ -150,7 +150,8 @@ std::map<std::string, uint64_t> KindCounters(const Engine& e) {
 
 TEST_F(VswitchTest, FullMacTableIsCountedAndTheCountSurvivesAMove) {
   // The smallest table: 16 entries, two of them apps A and B's.
-  auto engine = EngineRegistry::Global().Create("vswitch", "small", "mac_table_size: 16");
+  auto engine = EngineRegistry::Global().Create("vswitch", "small",
+                                                "mac_table_size: 16 mac_learn_limit: 16");
   ASSERT_TRUE(engine.ok());
   engine_ = std::move(*engine);
   Attach(engine_.get());
@@ -170,6 +171,65 @@ TEST_F(VswitchTest, FullMacTableIsCountedAndTheCountSurvivesAMove) {
   EXPECT_EQ(KindCounters(**restored)["mac_table_full"], 2u);
 }
 
+// 5000 distinct source MACs from one NIC into the default table (4096; a NIC may hold 2048): the
+// rest are forwarded but not learned, and counted; apps attach during and after the flood; other
+// NICs still learn; the counters survive a move.
+TEST_F(VswitchTest, MacFloodFromTheWireKeepsAppsAndOtherNicsWorking) {
+  auto c = std::make_unique<FakePort>("appC", PortKind::kApp);
+  FakePort* app_c = c.get();
+  for (int h = 0; h < 5000; ++h) {
+    std::string mac = absl::StrFormat("02:00:%02x:%02x:00:01", h >> 8, h & 0xff);
+    nic0_->Inject(Ipv4Frame(kBroadcast, mac.c_str(), "10.0.0.50", "10.0.0.255"));
+    if (h == 4000) {
+      Run();
+      engines::PortAttachment attach;
+      attach.set_mac(MacBytes("02:00:00:00:00:0c"));
+      ASSERT_TRUE(engine_->AddPort(std::move(c), attach).ok());
+    }
+  }
+  Run();
+  EXPECT_EQ(nic1_->TakeSent().size(), 5000u);  // every frame was forwarded
+  EXPECT_EQ(app_c->TakeSent().size(), 999u);   // the broadcasts after it attached
+  std::map<std::string, uint64_t> counters = KindCounters(*engine_);
+  EXPECT_EQ(counters["mac_learn_limit"] + counters["mac_table_full"], 5000u - 2048u);
+  EXPECT_GT(counters["mac_learn_limit"], 0u);
+  // An app attaches after the flood, and unicast from the wire reaches each app.
+  engines::PortAttachment attach;
+  attach.set_mac(MacBytes("02:00:00:00:00:0d"));
+  auto d = std::make_unique<FakePort>("appD", PortKind::kApp);
+  FakePort* app_d = d.get();
+  ASSERT_TRUE(engine_->AddPort(std::move(d), attach).ok());
+  nic1_->Inject(Ipv4Frame("02:00:00:00:00:0c", kMacH, "10.0.0.50", "10.0.0.12"));
+  nic1_->Inject(Ipv4Frame("02:00:00:00:00:0d", kMacH, "10.0.0.50", "10.0.0.13"));
+  Run();
+  EXPECT_EQ(app_c->TakeSent().size(), 1u);
+  EXPECT_EQ(app_d->TakeSent().size(), 1u);
+  // nic1 learned H despite nic0's flood.
+  auto* sw = static_cast<VswitchEngine*>(engine_.get());
+  EXPECT_EQ(sw->PortFor(0x110000000002), "nic1/q0");
+  engines::EngineState state;
+  ASSERT_TRUE(engine_->SaveState(&state).ok());
+  auto restored = NewEngine();
+  ASSERT_TRUE(restored->RestoreState(state).ok());
+  EXPECT_EQ(KindCounters(*restored)["mac_learn_limit"], counters["mac_learn_limit"]);
+}
+
+TEST_F(VswitchTest, LearnLimitIsConfigurable) {
+  auto engine = EngineRegistry::Global().Create("vswitch", "lim", "mac_learn_limit: 3");
+  ASSERT_TRUE(engine.ok());
+  engine_ = std::move(*engine);
+  Attach(engine_.get());
+  for (int h = 0; h < 5; ++h) {
+    std::string mac = absl::StrFormat("02:00:00:00:01:%02x", h);
+    nic0_->Inject(Ipv4Frame(kBroadcast, mac.c_str(), "10.0.0.50", "10.0.0.255"));
+  }
+  Run();
+  EXPECT_EQ(KindCounters(*engine_)["mac_learn_limit"], 2u);
+  EXPECT_FALSE(EngineRegistry::Global()
+                   .Create("vswitch", "bad", "mac_table_size: 64 mac_learn_limit: 65")
+                   .ok());
+}
+
 TEST_F(VswitchTest, SpoofedFramesFromAppsAreDroppedAndCounted) {
   a_->Inject(Ipv4Frame(kBroadcast, kMacB, kIpA, "10.0.0.255"));  // B's MAC
   a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpB, "10.0.0.255"));  // B's IP
@@ -180,6 +240,94 @@ TEST_F(VswitchTest, SpoofedFramesFromAppsAreDroppedAndCounted) {
   EXPECT_EQ(b_->TakeSent().size(), 1u);
   EXPECT_EQ(nic0_->TakeSent().size(), 1u);
   EXPECT_EQ(engine_->stats().drops.Get(), 3u);
+}
+
+std::string Hex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// An IPv6 UDP frame from `src_ip6` behind the tags given as hex ("8100 0007").
+std::string Ipv6Frame(const char* dst, const char* src, const char* src_ip6,
+                      const std::string& tags_hex = "") {
+  Ipv6Address ip;
+  EXPECT_TRUE(ParseIpv6(src_ip6, &ip));
+  Ipv6Address to;
+  ParseIpv6("fd00::99", &to);
+  return MacBytes(dst) + MacBytes(src) + Hex(tags_hex) + Hex("86dd") +
+         Hex("6000000000081140") + std::string(reinterpret_cast<const char*>(ip.w), 16) +
+         std::string(reinterpret_cast<const char*>(to.w), 16) + std::string(8, 'u');
+}
+
+// Each kind of frame an app may not send is dropped, counted on its port and by reason, and
+// reaches no one; an app given IPv6 addresses and a VLAN may send those.
+TEST_F(VswitchTest, AppEgressIsDefaultDeny) {
+  const std::string tag7 = Hex("81000007");
+  const std::string ipv4 = Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255").substr(12);
+  a_->Inject(Ipv6Frame(kBroadcast, kMacA, "fd00::a"));                           // no IPv6
+  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + tag7 + ipv4);              // no VLAN
+  a_->Inject(MacBytes("01:80:c2:00:00:0e") + MacBytes(kMacA) + Hex("88cc") +     // LLDP
+             std::string(40, 'l'));
+  a_->Inject(MacBytes("01:80:c2:00:00:00") + MacBytes(kMacA) + Hex("0026") +     // STP
+             std::string(40, 's'));
+  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + Hex("88b5") + std::string(40, 'x'));
+  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + Hex("91000007") + ipv4);   // 0x9100
+  a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255"));                  // fine
+  Run();
+  EXPECT_EQ(a_->stats().drop_spoofed.Get(), 6u);
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(b_->TakeSent().size(), 1u);
+  std::map<std::string, uint64_t> counters = KindCounters(*engine_);
+  EXPECT_EQ(counters["egress_drop_ipv6"], 1u);
+  EXPECT_EQ(counters["egress_drop_vlan"], 2u);
+  EXPECT_EQ(counters["egress_drop_link_local"], 2u);
+  EXPECT_EQ(counters["egress_drop_ethertype"], 1u);
+
+  // App C: IPv6 fd00::c and VLAN 7.
+  engines::PortAttachment attach;
+  attach.set_mac(MacBytes("02:00:00:00:00:0c"));
+  uint32_t v4;
+  ParseIpv4("10.0.0.12", &v4);
+  attach.set_ipv4(v4);
+  Ipv6Address ip6;
+  ParseIpv6("fd00::c", &ip6);
+  attach.add_ipv6(std::string(reinterpret_cast<const char*>(ip6.w), 16));
+  attach.set_vlan(7);
+  auto port = std::make_unique<FakePort>("appC", PortKind::kApp);
+  FakePort* c = port.get();
+  ASSERT_TRUE(engine_->AddPort(std::move(port), attach).ok());
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c"));
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000007"));
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::a"));            // not its
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000008"));  // VLAN 8
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 2u);
+  EXPECT_EQ(c->stats().drop_spoofed.Get(), 2u);
+  counters = KindCounters(*engine_);
+  EXPECT_EQ(counters["egress_drop_ipv6_src"], 1u);
+  EXPECT_EQ(counters["egress_drop_vlan"], 3u);
+
+  // The counters survive a move.
+  engines::EngineState state;
+  ASSERT_TRUE(engine_->SaveState(&state).ok());
+  auto restored = NewEngine();
+  ASSERT_TRUE(restored->RestoreState(state).ok());
+  EXPECT_EQ(KindCounters(*restored), counters);
+}
+
+TEST_F(VswitchTest, BadAppAddressesAreRefused) {
+  engines::PortAttachment attach;
+  attach.set_mac(MacBytes("02:00:00:00:00:0c"));
+  attach.set_vlan(4095);
+  EXPECT_EQ(engine_->AddPort(std::make_unique<FakePort>("appC", PortKind::kApp), attach).code(),
+            absl::StatusCode::kInvalidArgument);
+  attach.set_vlan(0);
+  attach.add_ipv6("short");
+  EXPECT_EQ(engine_->AddPort(std::make_unique<FakePort>("appC", PortKind::kApp), attach).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(VswitchTest, AppCannotChangeAFrameBetweenCheckAndSend) {

@@ -1,0 +1,101 @@
+// libFuzzer target for the app egress filter: a random frame and a random app identity (often
+// built from the frame's own fields, so that allowed frames are common). For every frame the
+// filter allows, the invariants are checked against the raw bytes, not against the parser's
+// reading of them: the source MAC is the app's, the destination no link-local control address,
+// at most one 802.1Q tag and only with the app's VLAN, an IPv4 source the app's, an ARP sender the
+// app, an IPv6 source one of the app's (or :: for duplicate address detection), and no router
+// advertisement or redirect.
+//
+// Input: byte 0 chooses how the identity is made, bytes 1..30 feed it, the rest is the frame.
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "engines/frame.h"
+
+namespace {
+
+using snapd::AppIdentity;
+using snapd::EgressVerdict;
+using snapd::FrameInfo;
+using snapd::Ipv6Address;
+
+void Check(bool ok) {
+  if (!ok) abort();
+}
+
+uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 31) return 0;
+  const uint8_t mode = data[0];
+  const uint8_t* seed = data + 1;
+  // A copy of exactly the frame's bytes, so ASan sees any read past the end.
+  std::vector<uint8_t> frame(data + 31, data + size);
+  const uint32_t len = static_cast<uint32_t>(frame.size());
+  FrameInfo info;
+  if (snapd::ParseFrame(frame.data(), len, 9022, &info) != snapd::ParseError::kNone) return 0;
+
+  AppIdentity app;
+  app.mac = (mode & 1) ? info.src_mac : snapd::MacFromBytes(seed);
+  memcpy(&app.ipv4, seed + 6, 4);
+  if (mode & 2) app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
+  app.vlan = (mode & 4) ? info.outer_vid : Be16(seed + 10) & 0x0fff;
+  if (app.vlan > 4094) app.vlan = 0;
+  app.ipv6_count = (mode >> 3) & 3;  // 0..3 addresses
+  for (int i = 0; i < app.ipv6_count; ++i) app.ipv6[i] = Ipv6Address::FromBytes(seed + 12);
+  if (app.ipv6_count > 0 && (mode & 0x20)) app.ipv6[0] = info.ipv6_src;
+  if (app.ipv6_count > 1 && (mode & 0x40)) app.ipv6[1] = info.icmp6_target;
+
+  EgressVerdict v = snapd::CheckAppEgress(app, info);
+  Check(static_cast<int>(v) < snapd::kEgressVerdicts);
+  Check(snapd::EgressVerdictCounter(v) != nullptr);
+  if (v != EgressVerdict::kAllow) return 0;
+
+  // Allowed: check what was allowed from the bytes themselves.
+  const uint8_t* f = frame.data();
+  Check(len >= 14);
+  Check(snapd::MacFromBytes(f + 6) == app.mac);
+  static const uint8_t kLinkLocal[5] = {0x01, 0x80, 0xc2, 0x00, 0x00};
+  Check(!(memcmp(f, kLinkLocal, 5) == 0 && (f[5] & 0xf0) == 0));
+  uint32_t l3 = 14;
+  uint16_t type = Be16(f + 12);
+  if (type == 0x8100) {
+    Check(len >= 18);
+    Check(app.vlan != 0 && (Be16(f + 14) & 0x0fff) == app.vlan);
+    type = Be16(f + 16);
+    l3 = 18;
+  }
+  const uint8_t* ip = f + l3;
+  if (type == 0x0800) {
+    Check(len >= l3 + 20);
+    uint32_t src;
+    memcpy(&src, ip + 12, 4);
+    Check(app.ipv4 != 0 && src == app.ipv4);
+  } else if (type == 0x0806) {
+    Check(len >= l3 + 28);
+    uint32_t sender;
+    memcpy(&sender, ip + 14, 4);
+    Check(app.ipv4 != 0 && sender == app.ipv4 && snapd::MacFromBytes(ip + 8) == app.mac);
+  } else if (type == 0x86dd) {
+    Check(len >= l3 + 40 && app.ipv6_count > 0);
+    Ipv6Address src = Ipv6Address::FromBytes(ip + 8);
+    Check(app.HasIpv6(src) || src.IsUnspecified());
+    if (ip[6] == 58 && len >= l3 + 41) {  // ICMPv6 right after the fixed header
+      uint8_t t = ip[40];
+      Check(t != 134 && t != 137 && t != 138);
+      if (src.IsUnspecified()) Check(t == 135);
+      if (t == 136 && len >= l3 + 64) Check(app.HasIpv6(Ipv6Address::FromBytes(ip + 48)));
+    } else if (src.IsUnspecified()) {  // :: only for duplicate address detection
+      Check(info.ipv6_upper == 58 && info.icmp6_type == 135 && !info.ipv6_fragment);
+    }
+  } else {
+    Check(false);  // no other ethertype, no other tag
+  }
+  return 0;
+}
