@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   AppIdentity app;
   app.mac = (mode & 1) ? info.src_mac : snapd::MacFromBytes(seed);
   memcpy(&app.ipv4, seed + 6, 4);
-  if (mode & 2) app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
+  if (mode & 2)
+    app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
   app.vlan = (mode & 4) ? info.outer_vid : Be16(seed + 10) & 0x0fff;
   if (app.vlan > 4094) app.vlan = 0;
   app.ipv6_count = (mode >> 3) & 3;  // 0..3 addresses

@@ -110,8 +110,8 @@ std::string Ipv6ToString(const Ipv6Address& ip);
 struct AppIdentity {
   static constexpr int kMaxIpv6 = 8;
   uint64_t mac = 0;
-  uint32_t ipv4 = 0;   // network order; 0: the app may send no IPv4 nor ARP
-  uint16_t vlan = 0;   // 1..4094: the app may tag with this VLAN id; 0: untagged only
+  uint32_t ipv4 = 0;       // network order; 0: the app may send no IPv4 nor ARP
+  uint16_t vlan = 0;       // 1..4094: the app may tag with this VLAN id; 0: untagged only
   uint8_t ipv6_count = 0;  // 0: the app may send no IPv6
   Ipv6Address ipv6[kMaxIpv6];
   bool HasIpv6(const Ipv6Address& a) const {
@@ -173,7 +173,7 @@ inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& inf
   switch (info.ethertype) {
     case kEtherTypeIpv4:
       return app.ipv4 != 0 && info.ipv4_src == app.ipv4 ? EgressVerdict::kAllow
-                                                         : EgressVerdict::kIpv4Src;
+                                                        : EgressVerdict::kIpv4Src;
     case kEtherTypeArp:
       return app.ipv4 != 0 && info.arp_sender_mac == app.mac && info.arp_sender_ip == app.ipv4
                  ? EgressVerdict::kAllow

@@ -231,14 +231,13 @@ TEST(EgressTest, Table) {
       {"ipv4 from another address", plain, EthB(peer, kAppMac, 0x0800) + Ipv4B("10.0.0.11"),
        EgressVerdict::kIpv4Src},
       {"ipv4 from 0.0.0.0 (DHCP discover)", plain,
-       EthB(bcast, kAppMac, 0x0800) + Ipv4B("0.0.0.0", "255.255.255.255"),
-       EgressVerdict::kIpv4Src},
+       EthB(bcast, kAppMac, 0x0800) + Ipv4B("0.0.0.0", "255.255.255.255"), EgressVerdict::kIpv4Src},
       {"arp for itself", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, kAppIp),
        EgressVerdict::kAllow},
       {"arp claiming another address", plain,
        EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "10.0.0.11"), EgressVerdict::kArp},
-      {"arp with another sender MAC", plain,
-       EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, kAppIp), EgressVerdict::kArp},
+      {"arp with another sender MAC", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, kAppIp),
+       EgressVerdict::kArp},
       // Other ethertypes and link-local control
       {"unknown ethertype", plain, EthB(peer, kAppMac, 0x88b5) + Udp(), EgressVerdict::kEthertype},
       {"802.3 length field (LLC, e.g. CDP)", plain, EthB(peer, kAppMac, 0x0040) + Udp(),
@@ -254,8 +253,8 @@ TEST(EgressTest, Table) {
       {"01:80:c2:00:00:10 is no link-local control address", plain,
        EthB("01:80:c2:00:00:10", kAppMac, 0x0800) + Ipv4B(kAppIp), EgressVerdict::kAllow},
       // VLAN tags
-      {"tagged without a VLAN", plain,
-       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp), EgressVerdict::kVlan},
+      {"tagged without a VLAN", plain, EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp),
+       EgressVerdict::kVlan},
       {"tagged with its VLAN", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp),
        EgressVerdict::kAllow},
       {"tagged with its VLAN, priority bits set", vlan7,
@@ -272,8 +271,7 @@ TEST(EgressTest, Table) {
        EgressVerdict::kVlan},
       {"its VLAN under 0x9200", vlan7, EthB(peer, kAppMac, 0x0800, {{0x9200, 7}}) + Ipv4B(kAppIp),
        EgressVerdict::kVlan},
-      {"two tags", vlan7,
-       EthB(peer, kAppMac, 0x0800, {{0x8100, 7}, {0x8100, 7}}) + Ipv4B(kAppIp),
+      {"two tags", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 7}, {0x8100, 7}}) + Ipv4B(kAppIp),
        EgressVerdict::kVlan},
       {"three tags hiding a foreign source", vlan7,
        EthB(peer, kAppMac, 0x0800, {{0x8100, 7}, {0x8100, 7}, {0x8100, 7}}) + Ipv4B("10.0.0.11"),
@@ -286,7 +284,8 @@ TEST(EgressTest, Table) {
       {"ipv6 without IPv6 addresses", plain,
        EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()), EgressVerdict::kIpv6},
       {"router advertisement without IPv6 addresses", plain,
-       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
        EgressVerdict::kIpv6},
       {"ipv6 udp from its address", v6,
        EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()), EgressVerdict::kAllow},
@@ -305,13 +304,13 @@ TEST(EgressTest, Table) {
        EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 0, "", Bytes({17, 1, 0, 0})),
        EgressVerdict::kIpv6Headers},
       {"ipv6 with nine extension headers", v6,
-       EthB(peer, kAppMac, 0x86dd) +
-           Ipv6B(kAppIp6, "fd00::99", 60, Udp(),
-                 Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) +
-                     Ext8(60) + Ext8(17)),
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 60, Udp(),
+                                           Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) + Ext8(60) +
+                                               Ext8(60) + Ext8(60) + Ext8(60) + Ext8(17)),
        EgressVerdict::kIpv6Headers},
       {"router advertisement", v6,
-       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(134)),
        EgressVerdict::kRouter},
       {"router advertisement behind a destination options header", v6,
        EthB("33:33:00:00:00:01", kAppMac, 0x86dd) +
@@ -324,7 +323,8 @@ TEST(EgressTest, Table) {
        EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 58, Icmp6B(137, "fd00::1")),
        EgressVerdict::kRouter},
       {"router solicitation", v6,
-       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(133)),
+       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(133)),
        EgressVerdict::kAllow},
       {"neighbour solicitation for a peer", v6,
        EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
@@ -370,9 +370,9 @@ TEST(EgressTest, Table) {
   for (const EgressCase& c : cases) {
     SCOPED_TRACE(c.name);
     FrameInfo info;
-    ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(c.frame.data()), c.frame.size(), 1518,
-                         &info),
-              ParseError::kNone);
+    ASSERT_EQ(
+        ParseFrame(reinterpret_cast<const uint8_t*>(c.frame.data()), c.frame.size(), 1518, &info),
+        ParseError::kNone);
     EXPECT_STREQ(EgressVerdictCounter(CheckAppEgress(c.app, info)), EgressVerdictCounter(c.want));
   }
 }
@@ -402,8 +402,8 @@ TEST(FrameTest, VlanAndIpv6Fields) {
   EXPECT_EQ(info.ipv6_upper, kIpProtoIcmpv6);
   EXPECT_EQ(info.icmp6_type, 136);
   EXPECT_EQ(Ipv6ToString(info.icmp6_target), kAppIp6);
-  std::string three = EthB(kOtherMac, kAppMac, 0x0800, {{0x88a8, 1}, {0x8100, 2}, {0x8100, 3}}) +
-                      Ipv4B(kAppIp);
+  std::string three =
+      EthB(kOtherMac, kAppMac, 0x0800, {{0x88a8, 1}, {0x8100, 2}, {0x8100, 3}}) + Ipv4B(kAppIp);
   FrameInfo deep;
   ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(three.data()), three.size(), 1518, &deep),
             ParseError::kNone);

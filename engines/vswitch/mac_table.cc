@@ -47,8 +47,7 @@ void MacTable::Erase(uint32_t i) {
   slots_[hole] = Slot();
 }
 
-MacTable::LearnResult MacTable::Learn(uint64_t mac, uint16_t port, uint16_t owner,
-                                      int64_t now_ns) {
+MacTable::LearnResult MacTable::Learn(uint64_t mac, uint16_t port, uint16_t owner, int64_t now_ns) {
   uint32_t i = Hash(mac);
   int64_t reuse = -1;  // the first empty or expired slot on the path
   for (uint32_t p = 0; p < kMaxProbe; ++p, i = (i + 1) & mask_) {

@@ -108,8 +108,8 @@ absl::Status VswitchEngine::AppFromAttachment(const std::string& port,
   }
   app->mac = MacFromBytes(reinterpret_cast<const uint8_t*>(attachment.mac().data()));
   if (IsMulticast(app->mac)) {
-    return absl::InvalidArgumentError(absl::StrCat("app port ", port, ": mac ",
-                                                   MacToString(app->mac), " is a multicast address"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "app port ", port, ": mac ", MacToString(app->mac), " is a multicast address"));
   }
   app->ipv4 = attachment.ipv4();
   if (attachment.vlan() > 4094) {
@@ -118,8 +118,8 @@ absl::Status VswitchEngine::AppFromAttachment(const std::string& port,
   }
   app->vlan = static_cast<uint16_t>(attachment.vlan());
   if (attachment.ipv6_size() > AppIdentity::kMaxIpv6) {
-    return absl::InvalidArgumentError(absl::StrCat("app port ", port, ": at most ",
-                                                   AppIdentity::kMaxIpv6, " IPv6 addresses"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("app port ", port, ": at most ", AppIdentity::kMaxIpv6, " IPv6 addresses"));
   }
   for (const std::string& a : attachment.ipv6()) {
     if (a.size() != 16) {

@@ -150,8 +150,8 @@ std::map<std::string, uint64_t> KindCounters(const Engine& e) {
 
 TEST_F(VswitchTest, FullMacTableIsCountedAndTheCountSurvivesAMove) {
   // The smallest table: 16 entries, two of them apps A and B's.
-  auto engine = EngineRegistry::Global().Create("vswitch", "small",
-                                                "mac_table_size: 16 mac_learn_limit: 16");
+  auto engine =
+      EngineRegistry::Global().Create("vswitch", "small", "mac_table_size: 16 mac_learn_limit: 16");
   ASSERT_TRUE(engine.ok());
   engine_ = std::move(*engine);
   Attach(engine_.get());
@@ -257,8 +257,8 @@ std::string Ipv6Frame(const char* dst, const char* src, const char* src_ip6,
   EXPECT_TRUE(ParseIpv6(src_ip6, &ip));
   Ipv6Address to;
   ParseIpv6("fd00::99", &to);
-  return MacBytes(dst) + MacBytes(src) + Hex(tags_hex) + Hex("86dd") +
-         Hex("6000000000081140") + std::string(reinterpret_cast<const char*>(ip.w), 16) +
+  return MacBytes(dst) + MacBytes(src) + Hex(tags_hex) + Hex("86dd") + Hex("6000000000081140") +
+         std::string(reinterpret_cast<const char*>(ip.w), 16) +
          std::string(reinterpret_cast<const char*>(to.w), 16) + std::string(8, 'u');
 }
 
@@ -267,15 +267,15 @@ std::string Ipv6Frame(const char* dst, const char* src, const char* src_ip6,
 TEST_F(VswitchTest, AppEgressIsDefaultDeny) {
   const std::string tag7 = Hex("81000007");
   const std::string ipv4 = Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255").substr(12);
-  a_->Inject(Ipv6Frame(kBroadcast, kMacA, "fd00::a"));                           // no IPv6
-  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + tag7 + ipv4);              // no VLAN
-  a_->Inject(MacBytes("01:80:c2:00:00:0e") + MacBytes(kMacA) + Hex("88cc") +     // LLDP
+  a_->Inject(Ipv6Frame(kBroadcast, kMacA, "fd00::a"));                        // no IPv6
+  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + tag7 + ipv4);           // no VLAN
+  a_->Inject(MacBytes("01:80:c2:00:00:0e") + MacBytes(kMacA) + Hex("88cc") +  // LLDP
              std::string(40, 'l'));
-  a_->Inject(MacBytes("01:80:c2:00:00:00") + MacBytes(kMacA) + Hex("0026") +     // STP
+  a_->Inject(MacBytes("01:80:c2:00:00:00") + MacBytes(kMacA) + Hex("0026") +  // STP
              std::string(40, 's'));
   a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + Hex("88b5") + std::string(40, 'x'));
-  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + Hex("91000007") + ipv4);   // 0x9100
-  a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255"));                  // fine
+  a_->Inject(MacBytes(kBroadcast) + MacBytes(kMacA) + Hex("91000007") + ipv4);  // 0x9100
+  a_->Inject(Ipv4Frame(kBroadcast, kMacA, kIpA, "10.0.0.255"));                 // fine
   Run();
   EXPECT_EQ(a_->stats().drop_spoofed.Get(), 6u);
   EXPECT_EQ(nic0_->TakeSent().size(), 1u);
@@ -301,7 +301,7 @@ TEST_F(VswitchTest, AppEgressIsDefaultDeny) {
   ASSERT_TRUE(engine_->AddPort(std::move(port), attach).ok());
   c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c"));
   c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000007"));
-  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::a"));            // not its
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::a"));              // not its
   c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000008"));  // VLAN 8
   Run();
   EXPECT_EQ(nic0_->TakeSent().size(), 2u);
