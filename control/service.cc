@@ -118,6 +118,9 @@ grpc::Status SnapdService::AddApp(grpc::ServerContext*, const v1::AddAppRequest*
   app.set_ipv4(req->ipv4());
   app.set_secret(req->secret());
   app.set_engine(req->engine());
+  *app.mutable_ipv6() = req->ipv6();
+  app.set_vlan(req->vlan());
+  if (req->has_uid()) app.set_uid(req->uid());
   return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->AddApp(app);
     if (!status.ok()) return status;

@@ -20,6 +20,9 @@
 namespace snapd {
 namespace {
 
+// (uid_t)-1: "no uid" to chown and setuid, never a user.
+constexpr uint32_t kNoUid = 0xffffffff;
+
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
@@ -77,13 +80,28 @@ absl::StatusOr<config::App> ParseAppFlag(const std::string& flag) {
       app.set_mac(value);
     } else if (key == "ip") {
       app.set_ipv4(value);
+    } else if (key == "ip6") {
+      app.add_ipv6(value);
+    } else if (key == "vlan") {
+      uint32_t vlan;
+      if (!absl::SimpleAtoi(value, &vlan) || vlan == 0 || vlan > 4094) {
+        return Invalid("--app vlan", absl::StrCat("'", value, "' is not a VLAN id in 1..4094"));
+      }
+      app.set_vlan(vlan);
+    } else if (key == "uid") {
+      uint32_t uid;
+      if (!absl::SimpleAtoi(value, &uid) || uid == kNoUid) {
+        return Invalid("--app uid", absl::StrCat("'", value, "' is not a uid (a number)"));
+      }
+      app.set_uid(uid);
     } else if (key == "secret") {
       app.set_secret(value);
     } else if (key == "engine") {
       app.set_engine(value);
     } else {
       return Invalid(absl::StrCat("--app=", flag),
-                     absl::StrCat("unknown key '", key, "' (want id, mac, ip, secret, engine)"));
+                     absl::StrCat("unknown key '", key,
+                                  "' (want id, mac, ip, ip6, vlan, uid, secret, engine)"));
     }
   }
   if (!have_id) return Invalid(absl::StrCat("--app=", flag), "id=N is required");
@@ -106,6 +124,29 @@ absl::Status CheckApp(const config::App& app, const std::string& field,
   if (!ParseIpv4(app.ipv4(), &ip)) {
     return Invalid(prefix + "ipv4", absl::StrCat("'", app.ipv4(), "' is not an IPv4 address"));
   }
+  std::vector<Ipv6Address> ip6s;
+  for (const std::string& text : app.ipv6()) {
+    Ipv6Address ip6;
+    if (!ParseIpv6(text, &ip6)) {
+      return Invalid(prefix + "ipv6", absl::StrCat("'", text, "' is not an IPv6 address"));
+    }
+    if (ip6.IsUnspecified() || reinterpret_cast<const uint8_t*>(ip6.w)[0] == 0xff) {
+      return Invalid(prefix + "ipv6", absl::StrCat("'", text, "' is not a unicast address"));
+    }
+    if (std::find(ip6s.begin(), ip6s.end(), ip6) != ip6s.end()) {
+      return Invalid(prefix + "ipv6", absl::StrCat("'", text, "' given twice"));
+    }
+    ip6s.push_back(ip6);
+  }
+  if (ip6s.size() > static_cast<size_t>(AppIdentity::kMaxIpv6)) {
+    return Invalid(prefix + "ipv6", absl::StrCat("at most ", AppIdentity::kMaxIpv6, " addresses"));
+  }
+  if (app.vlan() > 4094) {
+    return Invalid(prefix + "vlan", absl::StrCat(app.vlan(), " is not a VLAN id in 1..4094"));
+  }
+  if (app.has_uid() && app.uid() == kNoUid) {
+    return Invalid(prefix + "uid", absl::StrCat(app.uid(), " is not a uid"));
+  }
   if (app.secret().size() > 23) return Invalid(prefix + "secret", "at most 23 bytes");
   if (std::find(engines.begin(), engines.end(), app.engine()) == engines.end()) {
     return Invalid(prefix + "engine", absl::StrCat("no engine named '", app.engine(), "'"));
@@ -125,6 +166,16 @@ absl::Status CheckApp(const config::App& app, const std::string& field,
     if (other_ip == ip) {
       return absl::AlreadyExistsError(absl::StrCat(
           prefix, "ipv4: ", app.ipv4(), " given to two apps (also app ", other->id(), ")"));
+    }
+    for (const std::string& text : other->ipv6()) {
+      Ipv6Address other_ip6;
+      if (!ParseIpv6(text, &other_ip6)) continue;
+      auto same = std::find(ip6s.begin(), ip6s.end(), other_ip6);
+      if (same != ip6s.end()) {
+        return absl::AlreadyExistsError(
+            absl::StrCat(prefix, "ipv6: ", app.ipv6(same - ip6s.begin()),
+                         " given to two apps (also app ", other->id(), ")"));
+      }
     }
   }
   return absl::OkStatus();

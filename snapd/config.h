@@ -20,7 +20,7 @@ absl::StatusOr<config::SnapdConfig> ParseConfig(const std::string& text,
 
 // "DEVARGS[@QUEUES]" from --nic.
 absl::StatusOr<config::Nic> ParseNicFlag(const std::string& flag);
-// "id=N,mac=M,ip=A[,secret=S][,engine=E]" from --app.
+// "id=N,mac=M,ip=A[,ip6=A6]...[,vlan=V][,uid=U][,secret=S][,engine=E]" from --app.
 absl::StatusOr<config::App> ParseAppFlag(const std::string& flag);
 
 // Fills in defaults (run dir, sockets, default NIC and engine when none is given, queue counts)
@@ -34,9 +34,10 @@ inline constexpr char kDefaultGroup[] = "default";
 // of this machine, none twice. Errors name the field, prefixed with `field`.
 absl::Status CheckGroup(config::Group* group, const std::string& field);
 
-// Checks one app interface: MAC, address and secret well formed, its engine among `engines`, and
-// its id, MAC and address not those of any app in `others` (ALREADY_EXISTS). Errors name the
-// field, prefixed with `field` ("apps[2]"; "" for none).
+// Checks one app interface: MAC, addresses (IPv4, IPv6: unicast, at most 8), VLAN (0 or 1..4094),
+// uid and secret well formed, its engine among `engines`, and its id, MAC and addresses not those
+// of any app in `others` (ALREADY_EXISTS). Errors name the field, prefixed with `field`
+// ("apps[2]"; "" for none).
 absl::Status CheckApp(const config::App& app, const std::string& field,
                       const std::vector<const config::App*>& others,
                       const std::vector<std::string>& engines);

@@ -39,6 +39,34 @@ TEST(ConfigTest, Flags) {
             std::string::npos);
   EXPECT_NE(ParseAppFlag("id=1,color=red").status().message().find("unknown key 'color'"),
             std::string::npos);
+  EXPECT_FALSE(app->has_uid());
+  EXPECT_EQ(app->vlan(), 0u);
+  auto full = ParseAppFlag(
+      "id=4,mac=02:00:00:00:00:04,ip=10.0.0.4,ip6=fd00::4,ip6=fe80::4,vlan=100,uid=1000");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->ipv6_size(), 2);
+  EXPECT_EQ(full->ipv6(1), "fe80::4");
+  EXPECT_EQ(full->vlan(), 100u);
+  ASSERT_TRUE(full->has_uid());
+  EXPECT_EQ(full->uid(), 1000u);
+  EXPECT_TRUE(ParseAppFlag("id=4,uid=0")->has_uid());
+}
+
+TEST(ConfigTest, BadAppFlagsNameTheProblem) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"id=1,vlan=0", "'0' is not a VLAN id in 1..4094"},
+      {"id=1,vlan=4095", "'4095' is not a VLAN id in 1..4094"},
+      {"id=1,vlan=x", "'x' is not a VLAN id"},
+      {"id=1,uid=bob", "--app uid: 'bob' is not a uid"},
+      {"id=1,uid=-1", "'-1' is not a uid"},
+      {"id=1,uid=4294967295", "is not a uid"},
+  };
+  for (const auto& [flag, error] : cases) {
+    SCOPED_TRACE(flag);
+    auto app = ParseAppFlag(flag);
+    ASSERT_FALSE(app.ok());
+    EXPECT_NE(app.status().message().find(error), std::string::npos) << app.status();
+  }
 }
 
 struct BadCase {
@@ -70,6 +98,30 @@ TEST(ConfigTest, CheckedFieldsNameTheProblem) {
        "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' } apps { id: 2 mac: "
        "'02:00:00:00:00:01' ipv4: '10.0.0.2' }",
        "apps[1].mac: 02:00:00:00:00:01 given to two apps"},
+      {"bad ipv6", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: 'fd00::1::2' }",
+       "apps[0].ipv6: 'fd00::1::2' is not an IPv6 address"},
+      {"ipv4 as ipv6", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: '10.0.0.1' }",
+       "apps[0].ipv6: '10.0.0.1' is not an IPv6 address"},
+      {"multicast ipv6", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: 'ff02::1' }",
+       "apps[0].ipv6: 'ff02::1' is not a unicast address"},
+      {"unspecified ipv6", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: '::' }",
+       "is not a unicast address"},
+      {"ipv6 twice",
+       "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: 'fd00::1' ipv6: "
+       "'FD00::1' }",
+       "apps[0].ipv6: 'FD00::1' given twice"},
+      {"nine ipv6",
+       "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: ['fd00::1', 'fd00::2', "
+       "'fd00::3', 'fd00::4', 'fd00::5', 'fd00::6', 'fd00::7', 'fd00::8', 'fd00::9'] }",
+       "apps[0].ipv6: at most 8 addresses"},
+      {"ipv6 of two apps",
+       "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' ipv6: 'fd00::1' } apps { id: 2 "
+       "mac: '02:00:00:00:00:02' ipv4: '10.0.0.2' ipv6: 'fd00:0::1' }",
+       "apps[1].ipv6: fd00:0::1 given to two apps (also app 1)"},
+      {"vlan 4095", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' vlan: 4095 }",
+       "apps[0].vlan: 4095 is not a VLAN id in 1..4094"},
+      {"uid -1", "apps { id: 1 mac: '02:00:00:00:00:01' ipv4: '10.0.0.1' uid: 4294967295 }",
+       "apps[0].uid: 4294967295 is not a uid"},
       {"bad mode", "groups { name: 'g' mode: 'turbo' }", "groups[0].mode: 'turbo' is not"},
       {"core out of range", "groups { name: 'g' cores: 99 }", "groups[0].cores: 99 is not a core"},
       {"core twice", "groups { name: 'g' cores: 0 cores: 0 }", "groups[0].cores: 0 given twice"},

@@ -368,6 +368,11 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   MacToBytes(app.mac, mac);
   attach.set_mac(std::string(reinterpret_cast<char*>(mac), 6));
   attach.set_ipv4(app.ipv4);
+  for (const std::string& text : app.config.ipv6()) {
+    Ipv6Address ip6;
+    if (ParseIpv6(text, &ip6)) attach.add_ipv6(std::string(reinterpret_cast<char*>(ip6.w), 16));
+  }
+  attach.set_vlan(app.config.vlan());
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   absl::Status status;
   OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
@@ -608,6 +613,9 @@ std::vector<v1::App> Daemon::Apps() const {
     a.set_ipv4(info.config.ipv4());
     a.set_engine(info.config.engine());
     a.set_has_secret(!info.config.secret().empty());
+    *a.mutable_ipv6() = info.config.ipv6();
+    a.set_vlan(info.config.vlan());
+    if (info.config.has_uid()) a.set_uid(info.config.uid());
     auto it = attached.find(id);
     if (it != attached.end()) {
       a.set_attached(true);
@@ -658,8 +666,9 @@ absl::Status Daemon::RegisterApp(const config::App& app) {
   AppInfo info{app};
   ParseMac(app.mac(), &info.mac);
   ParseIpv4(app.ipv4(), &info.ipv4);
-  absl::Status status =
-      memif_->AddInterface({app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)});
+  memif::InterfaceConfig interface{app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)};
+  if (app.has_uid()) interface.uid = app.uid();
+  absl::Status status = memif_->AddInterface(interface);
   if (!status.ok()) return status;
   apps_.emplace(app.id(), info);
   return absl::OkStatus();

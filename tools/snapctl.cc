@@ -8,7 +8,7 @@
 //     engine create NAME KIND [--config=TEXT] [--group=G]
 //     engine destroy NAME
 //     apps                                   registered app interfaces, attached or not
-//     app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E]
+//     app add ID --mac=MAC --ip=ADDR [--ip6=A6,...] [--vlan=V] [--uid=U] [--secret=S] [--engine=E]
 //     app remove ID
 //     ports                                  NICs and every port with its counters
 //     stats [--watch[=SECONDS]]              everything, redrawn in place with --watch
@@ -53,6 +53,10 @@ ABSL_FLAG(std::string, cores, "-",
 ABSL_FLAG(std::string, slo, "", "mode: the group's queueing-delay SLO, e.g. 200us or 1ms.");
 ABSL_FLAG(std::string, mac, "", "app add: the MAC the app is given.");
 ABSL_FLAG(std::string, ip, "", "app add: the IPv4 address the app is given.");
+ABSL_FLAG(std::vector<std::string>, ip6, {},
+          "app add: IPv6 addresses the app may send from, comma-separated (none: no IPv6).");
+ABSL_FLAG(uint32_t, vlan, 0, "app add: the VLAN id (1..4094) the app may tag with (0: none).");
+ABSL_FLAG(std::string, uid, "", "app add: the only uid that may attach as the app (default: any).");
 ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
 ABSL_FLAG(std::string, engine, "", "app add: the engine the app's port joins.");
 ABSL_FLAG(double, watch, 0, "stats: redraw every this many seconds until interrupted.");
@@ -310,12 +314,16 @@ class Cli {
       PrintJson(resp);
       return 0;
     }
-    printf("%6s %-17s %-15s %-14s %-6s %-9s %8s  %s\n", "ID", "MAC", "IPV4", "ENGINE", "SECRET",
-           "ATTACHED", "PID", "APP");
+    printf("%6s %-17s %-15s %-14s %-6s %4s %6s %-9s %8s  %-16s %s\n", "ID", "MAC", "IPV4", "ENGINE",
+           "SECRET", "VLAN", "UID", "ATTACHED", "PID", "APP", "IPV6");
     for (const v1::App& a : resp.apps()) {
-      printf("%6u %-17s %-15s %-14s %-6s %-9s %8s  %s\n", a.id(), a.mac().c_str(), a.ipv4().c_str(),
-             a.engine().c_str(), a.has_secret() ? "yes" : "no", a.attached() ? "yes" : "no",
-             a.attached() ? std::to_string(a.pid()).c_str() : "-", a.app_name().c_str());
+      printf("%6u %-17s %-15s %-14s %-6s %4s %6s %-9s %8s  %-16s %s\n", a.id(), a.mac().c_str(),
+             a.ipv4().c_str(), a.engine().c_str(), a.has_secret() ? "yes" : "no",
+             a.vlan() ? std::to_string(a.vlan()).c_str() : "-",
+             a.has_uid() ? std::to_string(a.uid()).c_str() : "any", a.attached() ? "yes" : "no",
+             a.attached() ? std::to_string(a.pid()).c_str() : "-",
+             a.app_name().empty() ? "-" : a.app_name().c_str(),
+             a.ipv6().empty() ? "-" : absl::StrJoin(a.ipv6(), ",").c_str());
     }
     return 0;
   }
@@ -327,6 +335,17 @@ class Cli {
     req.set_ipv4(absl::GetFlag(FLAGS_ip));
     req.set_secret(absl::GetFlag(FLAGS_secret));
     req.set_engine(absl::GetFlag(FLAGS_engine));
+    for (const std::string& ip6 : absl::GetFlag(FLAGS_ip6)) req.add_ipv6(ip6);
+    req.set_vlan(absl::GetFlag(FLAGS_vlan));
+    if (!absl::GetFlag(FLAGS_uid).empty()) {
+      uint32_t uid;
+      if (!absl::SimpleAtoi(absl::GetFlag(FLAGS_uid), &uid)) {
+        fprintf(stderr, "snapctl: --uid: '%s' is not a uid (a number)\n",
+                absl::GetFlag(FLAGS_uid).c_str());
+        return 2;
+      }
+      req.set_uid(uid);
+    }
     v1::App app;
     if (!Call(&v1::Snapd::Stub::AddApp, req, &app)) return 1;
     printf("app %u added: %s %s on %s\n", app.id(), app.mac().c_str(), app.ipv4().c_str(),
@@ -519,7 +538,9 @@ int Main(int argc, char** argv) {
       "  info | engines | apps | ports | groups | stats [--watch=SECONDS] | top\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
-      "  app add ID --mac=MAC --ip=ADDR [--secret=S] [--engine=E] | app remove ID\n"
+      "  app add ID --mac=MAC --ip=ADDR [--ip6=A6,..] [--vlan=V] [--uid=U] [--secret=S] "
+      "[--engine=E]\n"
+      "  app remove ID\n"
       "  upgrade --binary=PATH [--engines=NAME,...]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> a(args.begin() + 1, args.end());

@@ -3,8 +3,12 @@
 // UDP echo behind snapd), in order. Exits 0 only if none was lost, reordered or damaged.
 //
 //   snap_traffic --id=2 --dst_ip=10.0.0.1 [--frames=N --size=64 --window=1]
+//   snap_traffic --id=2 --raw_hex=FRAME[,FRAME...] [--frames=N]   (sends those bytes as they are)
+#include <ctype.h>
+
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -32,10 +36,52 @@ ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.
 ABSL_FLAG(double, duration_s, 0,
           "Stop sending after this many seconds (then wait for the frames in flight); 0: send "
           "--frames.");
+ABSL_FLAG(std::vector<std::string>, raw_hex, {},
+          "Instead of the UDP load: send each of these frames (hex; ':', '.' and '-' ignored) "
+          "--frames times, as they are, and exit (to try what snapd lets an app send).");
 ABSL_FLAG(bool, print_start, false,
           "Print to stderr the wall-clock time the first frame goes out (unix_ns=...).");
 
 namespace {
+
+// "02:00:00..." or "020000..." -> bytes; false on anything else.
+bool FromHex(const std::string& hex, std::string* out) {
+  std::string digits;
+  for (char c : hex) {
+    if (c == ':' || c == '.' || c == '-') continue;
+    if (!isxdigit(static_cast<unsigned char>(c))) return false;
+    digits.push_back(c);
+  }
+  if (digits.empty() || digits.size() % 2 != 0) return false;
+  out->clear();
+  for (size_t i = 0; i < digits.size(); i += 2) {
+    out->push_back(static_cast<char>(std::stoi(digits.substr(i, 2), nullptr, 16)));
+  }
+  return true;
+}
+
+// Sends each of `frames` `count` times and waits until snapd took them; returns how many went out
+// before `timeout` passed with the ring full.
+uint64_t SendRaw(snap::App& app, std::vector<std::string> frames, uint64_t count,
+                 absl::Duration timeout) {
+  uint64_t sent = 0;
+  for (std::string& bytes : frames) {
+    for (uint64_t i = 0; i < count; ++i) {
+      snap::Frame f{reinterpret_cast<uint8_t*>(bytes.data()), static_cast<uint32_t>(bytes.size())};
+      absl::Time give_up = absl::Now() + timeout;
+      while (app.Send(&f, 1) == 0) {
+        if (absl::Now() > give_up) return sent;
+        app.Wait(1);
+      }
+      ++sent;
+    }
+  }
+  // Stay attached until snapd has taken every frame off the ring.
+  const auto& tx = app.memif().tx(0);
+  absl::Time give_up = absl::Now() + timeout;
+  while (tx.FreeSlots() < tx.size() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  return sent;
+}
 
 // Asks for `ip`'s MAC by ARP, a few times, for up to ~3 s.
 bool Resolve(snap::App& app, uint32_t ip, uint64_t* mac) {
@@ -67,8 +113,16 @@ int main(int argc, char** argv) {
       "Sends sequenced UDP over snapd to an echo and checks every reply.\n"
       "Usage: snap_traffic --id=N --dst_ip=A [--frames=N] [--size=B] [--window=W]");
   absl::ParseCommandLine(argc, argv);
-  uint32_t dst_ip;
-  if (!snapd::ParseIpv4(absl::GetFlag(FLAGS_dst_ip), &dst_ip)) {
+  std::vector<std::string> raw;
+  for (const std::string& hex : absl::GetFlag(FLAGS_raw_hex)) {
+    raw.emplace_back();
+    if (!FromHex(hex, &raw.back())) {
+      fprintf(stderr, "snap_traffic: --raw_hex: '%s' is not hex bytes\n", hex.c_str());
+      return 2;
+    }
+  }
+  uint32_t dst_ip = 0;
+  if (raw.empty() && !snapd::ParseIpv4(absl::GetFlag(FLAGS_dst_ip), &dst_ip)) {
     fprintf(stderr, "snap_traffic: --dst_ip=A.B.C.D is required\n");
     return 2;
   }
@@ -77,6 +131,13 @@ int main(int argc, char** argv) {
   if (!app.ok()) {
     fprintf(stderr, "snap_traffic: %s\n", std::string(app.status().message()).c_str());
     return 1;
+  }
+  if (!raw.empty()) {
+    uint64_t want = raw.size() * absl::GetFlag(FLAGS_frames);
+    uint64_t sent = SendRaw(**app, raw, absl::GetFlag(FLAGS_frames),
+                            absl::Seconds(absl::GetFlag(FLAGS_timeout_s)));
+    printf("snap_traffic: raw frames sent=%lu of %lu\n", sent, want);
+    return sent == want ? 0 : 1;
   }
   uint64_t dst_mac;
   if (!absl::GetFlag(FLAGS_dst_mac).empty()) {
