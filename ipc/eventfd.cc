@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,15 @@ absl::Status AdoptPeerEventFd(int fd) {
   ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
   if (n <= 0 || std::string(target, n) != "anon_inode:[eventfd]") {
     return absl::InvalidArgumentError("interrupt fd is not an eventfd");
+  }
+  // A semaphore eventfd gives up its count one at a time: a peer that writes 2^62 once would wake
+  // an idle worker on every sleep for good.
+  std::ifstream info(absl::StrCat("/proc/self/fdinfo/", fd));
+  std::string line;
+  while (std::getline(info, line)) {
+    if (line.rfind("eventfd-semaphore:", 0) == 0 && line.find('1') != std::string::npos) {
+      return absl::InvalidArgumentError("interrupt fd is a semaphore eventfd (EFD_SEMAPHORE)");
+    }
   }
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {

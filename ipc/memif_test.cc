@@ -1,6 +1,9 @@
 // The memif server and client together, in one process: real sockets, memfds and eventfds.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +20,7 @@
 #include "ipc/client.h"
 #include "ipc/control_message.h"
 #include "ipc/eventfd.h"
+#include "ipc/peer_fd.h"
 #include "ipc/region.h"
 #include "ipc/server.h"
 #include "ipc/socket.h"
@@ -494,6 +498,73 @@ TEST(MemifTest, SaturatedInterruptFdDisconnectsOnlyThatApp) {
   }
   EXPECT_EQ(server.disconnect_reasons().at(0), "peer saturated its interrupt eventfd");
   ExchangeSequenced(**good, 500);
+}
+
+TEST(MemifTest, RegionBytesOfAUidAreCapped) {
+  ServerOptions options = AnyId("uidcap");
+  options.max_region_bytes_per_uid = 6 << 20;  // one default client maps a bit over 4 MiB
+  EchoServer server(options);
+  auto first = MemifClient::Connect({options.socket_path, 1});
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = MemifClient::Connect({options.socket_path, 2});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("bytes for this uid"), std::string::npos)
+      << second.status();
+  first->reset();  // its bytes are free again
+  auto third = MemifClient::Connect({options.socket_path, 3});
+  ASSERT_TRUE(third.ok()) << third.status();
+  ExchangeSequenced(**third, 100);
+}
+
+TEST(MemifTest, SemaphoreEventfdIsRefused) {
+  ServerOptions options = AnyId("semaphore");
+  EchoServer server(options);
+  RawClient raw(options.socket_path);
+  raw.Init();
+  auto region = MappedRegion::Create("r", 1 << 16);
+  ASSERT_TRUE(region.ok());
+  raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
+  raw.Expect(MessageType::kAck);
+  UniqueFd sem(::eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC));
+  ASSERT_TRUE(sem.valid());
+  std::string reason = raw.RefusalOf(MakeAddRing(true, 0, 0, 0, 4), sem.get());
+  EXPECT_NE(reason.find("semaphore"), std::string::npos) << reason;
+}
+
+// Closing the last reference to a TCP socket whose SO_LINGER is long, with unsent data, blocks for
+// the linger time. An app that attaches such a socket to a message (and closes its copy) must not
+// hold the server's thread: the server closes what it does not keep on a thread of its own.
+TEST(MemifTest, ClosingAnAppsFdNeverBlocksTheServer) {
+  ServerOptions options = AnyId("linger");
+  EchoServer server(options);
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(tcp.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::fcntl(tcp.get(), F_SETFL, O_NONBLOCK), 0);
+  char junk[65536] = {};
+  while (::send(tcp.get(), junk, sizeof(junk), MSG_NOSIGNAL) > 0) {
+  }
+  linger lg{1, 600};
+  ASSERT_EQ(::setsockopt(tcp.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  {
+    RawClient raw(options.socket_path);
+    raw.Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"), tcp.get());
+    tcp.reset();  // the server's copy is now the last one
+    std::string reason;
+    EXPECT_EQ(raw.Next(&reason), MessageType::kDisconnect);
+  }
+  // The server still serves: a new client connects and exchanges frames.
+  auto c = MemifClient::Connect({options.socket_path, 2});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ExchangeSequenced(**c, 100);
+  EXPECT_EQ(PeerFdsClosing(getuid()), 1u);  // the closer waits on the socket meanwhile
 }
 
 }  // namespace

@@ -7,7 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
+#include <map>
 #include <mutex>
+#include <thread>
+#include <utility>
 
 namespace snapd::memif {
 namespace {
@@ -30,7 +35,58 @@ PeerFdResult Failed(int err) {
   return PeerFdResult::kError;
 }
 
+// Closes peers' fds one after the other on its own thread.
+class Closer {
+ public:
+  static Closer& Get() {
+    static auto* closer = new Closer();  // never destroyed: its thread may be stuck in a close
+    return *closer;
+  }
+  void Add(int fd, uid_t owner) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back({fd, owner});
+      ++pending_[owner];
+    }
+    cv_.notify_one();
+  }
+  size_t Pending(uid_t owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(owner);
+    return it == pending_.end() ? 0 : it->second;
+  }
+
+ private:
+  Closer() {
+    std::thread([this] { Run(); }).detach();
+  }
+  void Run() {
+    pthread_setname_np(pthread_self(), "peer-fd-closer");
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return !queue_.empty(); });
+      auto [fd, owner] = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      ::close(fd);
+      lock.lock();
+      if (--pending_[owner] == 0) pending_.erase(owner);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<int, uid_t>> queue_;  // guarded by mu_
+  std::map<uid_t, size_t> pending_;          // guarded by mu_
+};
+
 }  // namespace
+
+void ReleasePeerFd(int fd, uid_t owner) {
+  if (fd >= 0) Closer::Get().Add(fd, owner);
+}
+
+size_t PeerFdsClosing(uid_t owner) { return Closer::Get().Pending(owner); }
 
 PeerFdCall::PeerFdCall(uint32_t tag, bool is_write) : calls_(tls_calls) {
   if (calls_ == nullptr) return;

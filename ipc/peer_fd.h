@@ -17,8 +17,10 @@
 #define SNAPD_IPC_PEER_FD_H_
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace snapd::memif {
@@ -51,6 +53,18 @@ class PeerFdCall {
  private:
   PeerFdCalls* const calls_;
 };
+
+// Closes an fd a peer sent that snapd does not keep (unchecked, or refused by a check) on a thread
+// of its own. Closing the last reference to a socket whose SO_LINGER the peer set, or to a file on
+// a FUSE mount the peer serves, blocks for as long as the peer likes. `owner` is the peer's uid.
+// Any thread.
+void ReleasePeerFd(int fd, uid_t owner);
+// How many fds of `owner` wait to be closed (a peer with many is stalling the closer). Any thread.
+size_t PeerFdsClosing(uid_t owner);
+
+// The ring errors a watchdog's interruption leads to (ring.h's error() returns these pointers).
+inline constexpr char kKickBlocked[] = "a write to the peer's interrupt eventfd blocked";
+inline constexpr char kDrainBlocked[] = "a read of the peer's interrupt eventfd blocked";
 
 // Registers `calls` as the calling thread's record (nullptr: none), and installs the no-op handler
 // of the interrupting signal (without SA_RESTART) the first time.

@@ -7,11 +7,13 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "ipc/peer_fd.h"
 
 namespace snapd::memif {
 
@@ -56,23 +58,44 @@ absl::StatusOr<MappedRegion> MappedRegion::Create(absl::string_view name, uint64
   return region;
 }
 
-absl::StatusOr<MappedRegion> MappedRegion::MapPeer(UniqueFd fd, uint64_t size) {
+namespace {
+
+// Whether `fd` (a peer's) is a memfd we may map. Nothing here calls into a filesystem before the
+// fd is known to be a memfd: a file on a FUSE mount the peer serves would block fstat.
+absl::Status CheckPeerRegion(int fd, uint64_t size) {
+  std::string link = absl::StrCat("/proc/self/fd/", fd);
+  char target[256] = {};
+  ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n <= 0 || strncmp(target, "/memfd:", 7) != 0) {
+    return absl::InvalidArgumentError("region fd must be a memfd (shared memory)");
+  }
   // Only shared memory of the page cache kind: a hugetlbfs memfd can be sealed too, but its pages
   // are reserved only when touched, and a later shortage would SIGBUS us on access.
   struct statfs fs = {};
-  if (::fstatfs(fd.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+  if (::fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
     return absl::InvalidArgumentError(
         fs.f_type == HUGETLBFS_MAGIC ? "region fd is on hugetlbfs: only plain memfds are accepted"
                                      : "region fd must be a memfd (shared memory)");
   }
-  int seals = ::fcntl(fd.get(), F_GET_SEALS);
+  int seals = ::fcntl(fd, F_GET_SEALS);
   if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
     return absl::InvalidArgumentError("region fd must be a memfd sealed with F_SEAL_SHRINK");
   }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) < size) {
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < size) {
     return absl::InvalidArgumentError(
         absl::StrCat("region fd is smaller than the ", size, " bytes announced"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<MappedRegion> MappedRegion::MapPeer(UniqueFd fd, uint64_t size, uid_t owner) {
+  absl::Status checked = CheckPeerRegion(fd.get(), size);
+  if (!checked.ok()) {
+    ReleasePeerFd(fd.release(), owner);
+    return checked;
   }
   void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (base == MAP_FAILED) {

@@ -4,6 +4,8 @@
 #ifndef SNAPD_IPC_REGION_H_
 #define SNAPD_IPC_REGION_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 
 #include "absl/status/statusor.h"
@@ -23,9 +25,12 @@ class MappedRegion {
   // never fault on a truncated file), and maps it read-write. Thread-safe.
   static absl::StatusOr<MappedRegion> Create(absl::string_view name, uint64_t size);
 
-  // Maps a region fd a peer sent, after checking that it is sealed against shrinking and at least
-  // `size` bytes long. Errors name the problem (to be sent back in the disconnect reason).
-  static absl::StatusOr<MappedRegion> MapPeer(UniqueFd fd, uint64_t size);
+  // Maps a region fd a peer sent, after checking that it is a memfd (not on hugetlbfs) sealed
+  // against shrinking and at least `size` bytes long. Errors name the problem (to be sent back in
+  // the disconnect reason); a refused fd is closed on the closer's thread (ReleasePeerFd) in the
+  // name of `owner`, the peer's uid.
+  static absl::StatusOr<MappedRegion> MapPeer(UniqueFd fd, uint64_t size,
+                                              uid_t owner = static_cast<uid_t>(-1));
 
   uint8_t* base() const { return base_; }
   uint64_t size() const { return size_; }

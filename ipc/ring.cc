@@ -31,6 +31,7 @@ RxRing::RxRing(Side side, RingHeader* ring, uint8_t log2_size, absl::Span<const 
       published_(cursor),
       pending_(cursor),
       head_(cursor),
+      seen_(cursor),
       scratch_(kMaxFrameBytes) {}
 
 void RxRing::Start() {
@@ -61,6 +62,12 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
                                 : "s2c ring tail moved past the buffers given");
     return 0;
   }
+  // A producer only moves its cursor forward, and never more than the ring beyond what we saw.
+  if (ABSL_PREDICT_FALSE(static_cast<uint16_t>(produced - seen_) > size_)) {
+    Fail(side_ == Side::kServer ? "c2s ring head moved backwards" : "s2c ring tail moved backwards");
+    return 0;
+  }
+  seen_ = produced;
   // An incomplete chain is looked at again only once the producer has added to the ring.
   if (ABSL_PREDICT_FALSE(stalled_) && produced == stalled_at_) return 0;
   stalled_ = false;
@@ -201,7 +208,7 @@ void RxRing::SetInterruptMode(bool enabled) {
 
 void RxRing::Resync() {
   if (side_ != Side::kServer) return;
-  next_ = pending_ = published_ = LoadAcquire(&ring_->tail);
+  next_ = pending_ = published_ = seen_ = LoadAcquire(&ring_->tail);
   stalled_ = skipping_ = false;
 }
 
@@ -255,7 +262,7 @@ void TxRing::Publish() {
     } else if (r == PeerFdResult::kSaturated) {
       Fail("peer saturated its interrupt eventfd");
     } else if (r == PeerFdResult::kBlocked) {
-      Fail("a write to the peer's interrupt eventfd blocked");
+      Fail(kKickBlocked);
     } else {
       Fail("cannot write the peer's interrupt eventfd");
     }
@@ -274,7 +281,7 @@ void RxRing::DrainInterrupt() {
   if (eventfd_ < 0) return;
   PeerFdResult r = DrainEventFd(eventfd_, tag_);
   if (ABSL_PREDICT_FALSE(r == PeerFdResult::kBlocked)) {
-    Fail("a read of the peer's interrupt eventfd blocked");
+    Fail(kDrainBlocked);
   } else if (ABSL_PREDICT_FALSE(r == PeerFdResult::kError)) {
     Fail("cannot read the peer's interrupt eventfd");
   }

@@ -197,6 +197,7 @@ class RxRing : public RingEnd {
   uint16_t published_;            // server: the tail last written to the ring
   uint16_t pending_;              // first slot not yet received (== next_ after Release)
   uint16_t head_;                 // client: the head it last published when refilling
+  uint16_t seen_;                 // the producer's cursor when we last looked
   bool stalled_ = false;          // an incomplete chain waits at pending_...
   uint16_t stalled_at_ = 0;       // ...and the producer's cursor was here when we saw it
   bool skipping_ = false;         // inside an oversize chain: its rest is dropped

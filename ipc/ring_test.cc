@@ -465,5 +465,16 @@ TEST(RingTest, OverlongChainIsDroppedAsItComes) {
   EXPECT_EQ(p.server_rx->error(), nullptr);
 }
 
+TEST(RingTest, HeadMovedBackwardsIsAProtocolError) {
+  RingPair p;
+  for (int i = 0; i < 3; ++i) p.c2s()->desc[i] = Descriptor{kDescFlagNext, 1, 8, 0, 0};
+  __atomic_store_n(&p.c2s()->head, 3, __ATOMIC_RELEASE);
+  Frame got[4];
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);  // an incomplete chain
+  __atomic_store_n(&p.c2s()->head, 2, __ATOMIC_RELEASE);  // back, to make us look again
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
+  EXPECT_STREQ(p.server_rx->error(), "c2s ring head moved backwards");
+}
+
 }  // namespace
 }  // namespace snapd::memif

@@ -9,9 +9,11 @@
 
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "ipc/control_message.h"
 #include "ipc/eventfd.h"
+#include "ipc/peer_fd.h"
 #include "ipc/socket.h"
 
 namespace snapd::memif {
@@ -142,6 +144,11 @@ const char* MemifServer::AcceptRefusal(uid_t uid) const {
     }
   }
   if (of_uid >= options_.max_handshakes_per_uid) return "too many clients of this uid connecting";
+  if (PeerFdsClosing(uid) > 16) return "too many of this uid's file descriptors still closing";
+  auto held = held_back_.find(uid);
+  if (held != held_back_.end()) {
+    if (absl::Now() < held->second) return "this uid made a call on its eventfd block: held back";
+  }
   if (connected_of_uid >= options_.max_connections_per_uid) {
     return "too many interfaces connected for this uid";
   }
@@ -150,7 +157,8 @@ const char* MemifServer::AcceptRefusal(uid_t uid) const {
 }
 
 void MemifServer::Accept() {
-  while (true) {
+  // A bounded number per wake-up: a flood of connects must not hold the control thread.
+  for (int i = 0; i < 32; ++i) {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return;  // EAGAIN, or a transient error; the listener stays armed
     stats_.accepted.Add();
@@ -187,6 +195,12 @@ void MemifServer::OnReadable(int fd) {
     if (it == by_fd_.end()) return;
     Connection* conn = it->second.get();
     Received r = ReceiveMessage(conn->control_.get());
+    // Fds we do not keep are closed on the closer's thread: their close may block (peer_fd.h).
+    const uid_t uid = conn->cred_.uid;
+    absl::Cleanup release = [&r, uid] {
+      ReleasePeerFd(r.fd.release(), uid);
+      for (UniqueFd& extra : r.unwanted_fds) ReleasePeerFd(extra.release(), uid);
+    };
     switch (r.kind) {
       case Received::Kind::kWouldBlock:
         return;
@@ -197,7 +211,7 @@ void MemifServer::OnReadable(int fd) {
         Close(conn, r.error, true);
         return;
       case Received::Kind::kMessage: {
-        absl::Status status = HandleMessage(conn, r.msg, std::move(r.fd));
+        absl::Status status = HandleMessage(conn, r.msg, &r.fd);
         if (!status.ok()) {
           // A disconnect from the peer needs no answer.
           Close(conn, status.message(), !absl::IsCancelled(status));
@@ -209,8 +223,16 @@ void MemifServer::OnReadable(int fd) {
   }
 }
 
-absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd) {
-  absl::StatusOr<MessageType> reply = conn->handshake_.OnMessage(msg, fd.valid());
+uint64_t MemifServer::RegionBytesOf(uid_t uid) const {
+  uint64_t bytes = 0;
+  for (const auto& [k, conn] : by_fd_) {
+    if (conn->cred_.uid == uid) bytes += conn->region_bytes_;
+  }
+  return bytes;
+}
+
+absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd* fd) {
+  absl::StatusOr<MessageType> reply = conn->handshake_.OnMessage(msg, fd->valid());
   if (!reply.ok()) return reply.status();
   auto type = static_cast<MessageType>(msg.type);
   if (type == MessageType::kInit) {
@@ -245,17 +267,23 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
       return absl::ResourceExhaustedError(
           absl::StrCat("regions of more than ", options_.max_region_bytes, " bytes in all"));
     }
-    absl::StatusOr<MappedRegion> region = MappedRegion::MapPeer(std::move(fd), size);
+    if (size > options_.max_region_bytes_per_uid - std::min(options_.max_region_bytes_per_uid,
+                                                            RegionBytesOf(conn->cred_.uid))) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "regions of more than ", options_.max_region_bytes_per_uid, " bytes for this uid"));
+    }
+    absl::StatusOr<MappedRegion> region =
+        MappedRegion::MapPeer(std::move(*fd), size, conn->cred_.uid);
     if (!region.ok()) return region.status();
     conn->region_bytes_ += size;
     conn->regions_.push_back(std::move(*region));
   } else if (type == MessageType::kAddRing) {
-    absl::Status status = AdoptPeerEventFd(fd.get());
+    absl::Status status = AdoptPeerEventFd(fd->get());
     if (!status.ok()) return status;
     std::vector<UniqueFd>& fds =
         (msg.add_ring.flags & kAddRingFlagC2S) ? conn->c2s_eventfds_ : conn->s2c_eventfds_;
     if (fds.size() <= msg.add_ring.index) fds.resize(msg.add_ring.index + 1);
-    fds[msg.add_ring.index] = std::move(fd);
+    fds[msg.add_ring.index] = std::move(*fd);
   } else if (type == MessageType::kConnect) {
     conn->if_name_ = FieldToString(msg.connect.if_name);
     conn->c2s_specs_ = conn->handshake_.c2s_rings();
@@ -400,8 +428,14 @@ absl::Status MemifServer::AdoptChecked(ConnectionHandoff h) {
   if (by_id_.contains(h.id)) {
     return absl::AlreadyExistsError(absl::StrCat("interface id ", h.id, " already connected"));
   }
-  if (!options_.accept_any_id && !interfaces_.contains(h.id)) {
+  auto known = interfaces_.find(h.id);
+  if (!options_.accept_any_id && known == interfaces_.end()) {
     return absl::NotFoundError(absl::StrCat("handoff: unknown interface id ", h.id));
+  }
+  if (known != interfaces_.end() && known->second.uid.has_value() &&
+      *known->second.uid != h.cred.uid) {
+    return absl::PermissionDeniedError(absl::StrCat("interface id ", h.id, " belongs to uid ",
+                                                    *known->second.uid, ", not ", h.cred.uid));
   }
   int raw = h.control.get();
   auto conn = std::unique_ptr<Connection>(new Connection(std::move(h.control), options_.limits));
@@ -464,8 +498,13 @@ void MemifServer::Disconnect(uint32_t id, absl::string_view reason) {
 int MemifServer::DropFailedConnections() {
   std::vector<std::pair<Connection*, std::string>> failed;
   for (const auto& [fd, conn] : by_fd_) {
-    if (conn->connected_ && conn->ring_error() != nullptr) {
-      failed.emplace_back(conn.get(), conn->ring_error());
+    const char* error = conn->connected_ ? conn->ring_error() : nullptr;
+    if (error == nullptr) continue;
+    failed.emplace_back(conn.get(), error);
+    // It made a call on its eventfd block until the watchdog interrupted it: a race it can try
+    // again, each time holding a worker up; not for a while.
+    if (error == kKickBlocked || error == kDrainBlocked) {
+      held_back_[conn->cred_.uid] = absl::Now() + options_.blocked_uid_timeout;
     }
   }
   for (auto& [conn, why] : failed) Close(conn, why, true);

@@ -60,6 +60,11 @@ struct ServerOptions {
   // Most bytes of shared memory one connection may map (all its regions together): regions may be
   // sparse, but each costs address space and page tables here.
   uint64_t max_region_bytes = uint64_t{1} << 30;
+  // ...and all connections of one uid together.
+  uint64_t max_region_bytes_per_uid = uint64_t{4} << 30;
+  // A uid whose app made a call on its interrupt eventfd block (it raced our check; the watchdog
+  // interrupted the call) may not connect again for this long.
+  absl::Duration blocked_uid_timeout = absl::Seconds(10);
 };
 
 // A connected interface as fds and numbers: what one server hands another (an upgrade), so that
@@ -121,7 +126,8 @@ struct ServerStats {
   Counter refused;       // handshakes the server ended: bad message, unknown id, bad secret...
   Counter disconnected;  // connected interfaces that went away, for any reason
   Counter timed_out;     // handshakes that did not finish in time
-  Counter busy;          // clients refused at accept: too many handshakes (in all, or of its uid)
+  Counter busy;          // clients refused at accept: too many handshakes (in all, or of its uid),
+                         // its fds still being closed, or its uid held back after blocking us
 };
 
 class MemifServer {
@@ -191,7 +197,10 @@ class MemifServer {
   void OnReadable(int fd);
   // Why a client of `uid` may not start a handshake now, or "".
   const char* AcceptRefusal(uid_t uid) const;
-  absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd fd);
+  // Takes *fd when the message keeps it.
+  absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd* fd);
+  // Region bytes mapped for all connections of `uid`.
+  uint64_t RegionBytesOf(uid_t uid) const;
   // Builds the rings of a connection whose regions are mapped: fresh (cursors reset to 0, as at
   // connect) or resumed (cursors from the ring headers, as after a hand-over).
   absl::Status Activate(Connection* conn, bool fresh);
@@ -206,6 +215,7 @@ class MemifServer {
   std::map<int, std::unique_ptr<Connection>> by_fd_;  // every accepted client
   absl::flat_hash_map<uint32_t, InterfaceConfig> interfaces_;
   absl::flat_hash_map<uint32_t, Connection*> by_id_;  // connected or handshaking with an id
+  absl::flat_hash_map<uid_t, absl::Time> held_back_;  // uids refused until then
   ConnectedFn on_connected_;
   DisconnectedFn on_disconnected_;
   RefusedFn on_refused_;

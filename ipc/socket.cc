@@ -166,19 +166,22 @@ Received ReceiveMessage(int sock) {
     out.kind = Received::Kind::kHangup;
     return out;
   }
-  // Take every fd that arrived, keep the first; the rest close as `fds` goes.
-  std::vector<UniqueFd> fds = TakeRightsFds(mh);
-  if (!fds.empty()) out.fd = std::move(fds.front());
+  // Take every fd that arrived, keep the first; the rest go back to the caller to dispose of.
+  out.unwanted_fds = TakeRightsFds(mh);
+  if (!out.unwanted_fds.empty()) {
+    out.fd = std::move(out.unwanted_fds.front());
+    out.unwanted_fds.erase(out.unwanted_fds.begin());
+  }
   if (mh.msg_flags & MSG_CTRUNC) {
     out.kind = Received::Kind::kMalformed;
     out.error = "too many file descriptors attached to a control message";
-    out.fd.reset();
+    out.unwanted_fds.push_back(std::move(out.fd));
     return out;
   }
   if (n != static_cast<ssize_t>(kMessageSize) || (mh.msg_flags & MSG_TRUNC)) {
     out.kind = Received::Kind::kMalformed;
     out.error = absl::StrCat("control message of ", n, " bytes; memif messages are ", kMessageSize);
-    out.fd.reset();
+    out.unwanted_fds.push_back(std::move(out.fd));
     return out;
   }
   memcpy(&out.msg, buf, kMessageSize);

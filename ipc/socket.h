@@ -50,11 +50,15 @@ struct Received {
   Kind kind = Kind::kMalformed;
   WireMessage msg{};
   UniqueFd fd;
+  // Fds beyond the first, and any fd of a malformed packet: the caller disposes of them (a peer's
+  // fd may be one whose close blocks: see ReleasePeerFd in ipc/peer_fd.h).
+  std::vector<UniqueFd> unwanted_fds;
   std::string error;
 };
 
-// Reads one packet. Any fds beyond the first are closed, and an fd that arrives with a malformed
-// packet is closed too: a peer can never leak descriptors into this process.
+// Reads one packet. Fds beyond the first, and an fd that arrives with a malformed packet, are
+// handed back in unwanted_fds: a peer can never leak descriptors into this process as long as the
+// caller closes them.
 Received ReceiveMessage(int sock);
 
 }  // namespace snapd::memif
