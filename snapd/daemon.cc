@@ -15,7 +15,6 @@
 #include <limits>
 #include <thread>
 
-#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -29,11 +28,6 @@
 #include "snapd/config.h"
 #include "snapd/log_limiter.h"
 #include "snapd/trusted_path.h"
-#include "snapd/watchdog.h"
-
-ABSL_FLAG(int, watchdog_ms, 100,
-          "A worker in one batch for longer than this is reported (log, stalls counter, snapctl "
-          "top).");
 
 namespace snapd {
 namespace {
@@ -432,9 +426,6 @@ void Daemon::Stop() {
 }
 
 void Daemon::Run() {
-  // Workers stuck in a batch are reported; a call on an app's fd that blocks is interrupted.
-  Watchdog watchdog(absl::Milliseconds(50), absl::Milliseconds(absl::GetFlag(FLAGS_watchdog_ms)),
-                    absl::Milliseconds(10));
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
   std::vector<int> fds = {memif_->epoll_fd(), signals_.get(), wake_.get(), tasks_fd_.get(),
                           overload_fd_.get()};

@@ -1,4 +1,6 @@
 // snapd: the host networking daemon. See --help, README.md and ../shared/DESIGN.md.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,9 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "control/control_server.h"
 #include "glog/logging.h"
+#include "ipc/peer_fd.h"
 #include "snapd/config.h"
 #include "snapd/daemon.h"
 #include "snapd/service_manager.h"
+#include "snapd/watchdog.h"
 
 ABSL_FLAG(std::string, config, "",
           "Configuration file (text-format snapd.config.SnapdConfig). Flags below add to it.");
@@ -41,6 +45,9 @@ ABSL_FLAG(std::vector<std::string>, cores, {},
 ABSL_FLAG(int, takeover_fd, -1,
           "Internal: started by an old snapd to take over from it over this fd (snapctl "
           "upgrade).");
+ABSL_FLAG(int, watchdog_ms, 100,
+          "A worker in one batch for longer than this is reported (log, stalls counter, snapctl "
+          "top).");
 ABSL_FLAG(int, stats_interval_s, 0,
           "Log a stats table this often (0: at exit only; SIGUSR1: now).");
 
@@ -68,6 +75,15 @@ std::vector<char*> TakeRepeated(int argc, char** argv, std::vector<std::string>*
     if (!a.empty() || argv[i][0] == '\0') rest.push_back(argv[i]);
   }
   return rest;
+}
+
+// Apps hand snapd up to ~50 fds each while they attach: the soft limit of 1024 is too few.
+void RaiseFdLimit() {
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) PLOG(WARNING) << "cannot raise RLIMIT_NOFILE";
+  }
 }
 
 int Fail(const absl::Status& status) {
@@ -126,6 +142,14 @@ int Main(int argc, char** argv) {
   BlockDaemonSignals();
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("snapd");
+  RaiseFdLimit();
+  // From before the first worker to after the last: workers stuck in a batch are reported, and a
+  // call on an app's fd that blocks, on a worker or on this thread, is interrupted.
+  Watchdog watchdog(absl::Milliseconds(20), absl::Milliseconds(absl::GetFlag(FLAGS_watchdog_ms)),
+                    absl::Milliseconds(10));
+  memif::PeerFdCalls main_calls;
+  memif::WatchPeerFdCalls(&main_calls);
+  watchdog.WatchThread(&main_calls, "main thread");
 
   if (absl::GetFlag(FLAGS_takeover_fd) >= 0) return RunTakeover(absl::GetFlag(FLAGS_takeover_fd));
 

@@ -1,4 +1,4 @@
-// Watchdog: a thread that looks at every worker a few times a second. A worker in one batch for
+// Watchdog: a thread that looks at every worker 50 times a second. A worker in one batch for
 // longer than the limit is reported (a log line, WorkerStats::stalls, `snapctl top`), naming the
 // engine and, when it is inside a call on an app's fd, the app's port. Such a call is interrupted
 // (ipc/peer_fd.h): snapd never waits on anything an app holds, even when the app wins the race
@@ -12,9 +12,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "ipc/peer_fd.h"
 
 namespace snapd {
 
@@ -27,6 +30,11 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
+  // Also watches a thread that is not a worker (the main thread: it kicks apps' eventfds when it
+  // takes engines back after a failed upgrade): `calls` is that thread's record
+  // (memif::WatchPeerFdCalls); it must outlive the watchdog. Any thread.
+  void WatchThread(memif::PeerFdCalls* calls, std::string name);
+
  private:
   void Run();
 
@@ -36,6 +44,12 @@ class Watchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
+  struct Watched {
+    memif::PeerFdCalls* calls;
+    std::string name;
+    int64_t reported_since = 0;
+  };
+  std::vector<Watched> threads_;  // guarded by mu_
   std::thread thread_;
 };
 
