@@ -9,6 +9,8 @@
 namespace snapd::memif {
 namespace {
 
+constexpr char kBadDescriptor[] = "c2s descriptor outside the app's regions";
+
 inline uint16_t LoadAcquire(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 inline void StoreRelease(uint16_t* p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 inline uint16_t LoadRelaxed(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
@@ -88,6 +90,10 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
       --avail;
       if (ABSL_PREDICT_FALSE(data == nullptr)) {
         stats_.bad_descriptors.Add();
+        if (side_ == Side::kServer) {  // an app's descriptor outside its own memory: it is broken
+          Fail(kBadDescriptor);
+          break;
+        }
         continue;
       }
       frames[count++] = Frame{data, d.length};
@@ -106,7 +112,10 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
     }
     cur += spanned;
     avail -= spanned;
-    if (dropped) continue;
+    if (dropped) {
+      if (ABSL_PREDICT_FALSE(error() != nullptr)) break;
+      continue;
+    }
     stats_.bytes.Add(frames[count].len);
     stats_.chained.Add();
     ++count;
@@ -171,6 +180,7 @@ uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropp
   }
   if (bad) {
     stats_.bad_descriptors.Add();
+    if (side_ == Side::kServer) Fail(kBadDescriptor);
     *dropped = true;
     return spanned;
   }

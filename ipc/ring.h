@@ -6,9 +6,10 @@
 //
 // Nothing the peer wrote is trusted. Every descriptor is copied out of shared memory once and
 // checked (region index, offset + length inside the region, length within the buffer) before any
-// byte is touched; a bad one is counted and its frame dropped. A cursor that moves further than the
-// ring allows is a protocol error: the ring stops, and error() says why, for the control plane to
-// disconnect the peer.
+// byte is touched. A bad one is counted; on the server (the app wrote it) it is a protocol error,
+// on the client its frame is dropped. A cursor that moves further than the ring allows, or
+// backwards, is a protocol error too: the ring stops, and error() says why, for the control plane
+// to disconnect the peer.
 //
 // Threads: a ring is used by one thread at a time (its owner: an engine's worker, or an app's
 // poller). Counters and error() may be read from any thread.
@@ -65,7 +66,7 @@ inline constexpr uint32_t kMaxChainSegments = 64;
 struct RxStats {
   Counter frames;
   Counter bytes;
-  Counter bad_descriptors;  // frames dropped: a descriptor outside the regions or buffer
+  Counter bad_descriptors;  // a descriptor outside the regions or buffer (server: then stopped)
   Counter oversize;         // frames dropped: chained beyond kMaxFrameBytes/kMaxChainSegments
   Counter chained;          // frames that came in more than one buffer
 };
