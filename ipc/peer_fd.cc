@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,11 +38,13 @@ PeerFdResult Failed(int err) {
   return PeerFdResult::kError;
 }
 
-// Closes peers' fds one after the other on its own thread.
+// Closes peers' fds on threads of its own: a few, so that one close that blocks does not hold up
+// the rest (a thread busy for good is one of kMaxThreads; past that, fds wait in the queue, and
+// the uid that sent them is refused by the memif server).
 class Closer {
  public:
   static Closer& Get() {
-    static auto* closer = new Closer();  // never destroyed: its thread may be stuck in a close
+    static auto* closer = new Closer();  // never destroyed: its threads may be stuck in a close
     return *closer;
   }
   void Add(int fd, uid_t owner) {
@@ -47,6 +52,10 @@ class Closer {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back({fd, owner});
       ++pending_[owner];
+      if (idle_ == 0 && threads_ < kMaxThreads) {
+        ++threads_;
+        std::thread([this] { Run(); }).detach();
+      }
     }
     cv_.notify_one();
   }
@@ -57,14 +66,15 @@ class Closer {
   }
 
  private:
-  Closer() {
-    std::thread([this] { Run(); }).detach();
-  }
+  static constexpr int kMaxThreads = 8;
+
   void Run() {
     pthread_setname_np(pthread_self(), "peer-fd-closer");
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
+      ++idle_;
       cv_.wait(lock, [this] { return !queue_.empty(); });
+      --idle_;
       auto [fd, owner] = queue_.front();
       queue_.pop_front();
       lock.unlock();
@@ -78,12 +88,28 @@ class Closer {
   std::condition_variable cv_;
   std::deque<std::pair<int, uid_t>> queue_;  // guarded by mu_
   std::map<uid_t, size_t> pending_;          // guarded by mu_
+  int threads_ = 0;                          // guarded by mu_
+  int idle_ = 0;                             // guarded by mu_
 };
+
+// A socket's close waits for its SO_LINGER time when data is unsent: ask for an abortive close
+// instead (a reset). Only what /proc says is a socket is touched, so nothing here can block.
+void AbortiveIfSocket(int fd) {
+  char link[64], target[64] = {};
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  if (::readlink(link, target, sizeof(target) - 1) <= 0 || strncmp(target, "socket:", 7) != 0) {
+    return;
+  }
+  linger abort{1, 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+}
 
 }  // namespace
 
 void ReleasePeerFd(int fd, uid_t owner) {
-  if (fd >= 0) Closer::Get().Add(fd, owner);
+  if (fd < 0) return;
+  AbortiveIfSocket(fd);
+  Closer::Get().Add(fd, owner);
 }
 
 size_t PeerFdsClosing(uid_t owner) { return Closer::Get().Pending(owner); }

@@ -54,10 +54,11 @@ class PeerFdCall {
   PeerFdCalls* const calls_;
 };
 
-// Closes an fd a peer sent that snapd does not keep (unchecked, or refused by a check) on a thread
-// of its own. Closing the last reference to a socket whose SO_LINGER the peer set, or to a file on
-// a FUSE mount the peer serves, blocks for as long as the peer likes. `owner` is the peer's uid.
-// Any thread.
+// Closes an fd a peer sent that snapd does not keep (unchecked, or refused by a check) on a closer
+// thread. Closing the last reference to a socket whose SO_LINGER the peer set, or to a file on a
+// FUSE mount the peer serves, blocks for as long as the peer likes: a socket is first set to close
+// abortively, and the closer runs a few threads so that one stuck close holds up no other.
+// `owner` is the peer's uid. Any thread.
 void ReleasePeerFd(int fd, uid_t owner);
 // How many fds of `owner` wait to be closed (a peer with many is stalling the closer). Any thread.
 size_t PeerFdsClosing(uid_t owner);

@@ -346,8 +346,22 @@ attack_bigregions() {
   [[ "$line" == "RESULT: refused: "* ]] || fail "${line:-the attacker said nothing}"
 }
 
+# Found in review: fds an app sends that snapd does not keep must be closed without blocking snapd
+# (lingering TCP sockets attached to init), and a semaphore eventfd refused.
+attack_fdtraps() {
+  run_hostile 30 "hostile_$CLASS" "$HOSTILE" fdtraps $(hostile_flags) --count=20
+  local linger sem
+  linger=$(hostile_says "RESULT: linger:")
+  sem=$(hostile_says "RESULT: semaphore:")
+  echo "  $linger"
+  echo "  $sem"
+  [[ "$linger" == *": 20 of 20 inits"* ]] || fail "${linger:-the attacker said nothing}"
+  [[ "$sem" == *"semaphore eventfd"* ]] || fail "${sem:-the attacker said nothing}"
+}
+
 # --- run them ---------------------------------------------------------------------------------
-for c in eventfd_write eventfd_read idle spoof cookie chain baddesc macflood hugetlbfs bigregions; do
+for c in eventfd_write eventfd_read idle spoof cookie chain baddesc macflood hugetlbfs bigregions \
+    fdtraps; do
   wanted "$c" || continue
   if begin_class "$c"; then
     "attack_$c"

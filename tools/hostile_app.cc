@@ -22,6 +22,7 @@
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <deque>
@@ -955,6 +957,103 @@ int BigRegionsAttack() {
   return 0;
 }
 
+// Found in review: fds snapd does not keep are closed by snapd, and closing the last reference to
+// a TCP socket whose SO_LINGER is long, with unsent data, blocks for the linger time. Each of
+// --count (at most 32) raw connections attaches such a socket to its init message, then we close
+// ours. Then a semaphore eventfd (it would wake an idle worker on every sleep, for good) offered
+// in add_ring. snapd must refuse both and go on serving (the test's checks after each class).
+int FdTraps() {
+  using snapd::memif::Received;
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::listen(listener.get(), 64) != 0 ||
+      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return Say(absl::StrCat("loopback listener: ", strerror(errno))), 1;
+  }
+  // The next message on `conn`, waiting up to 5 s.
+  auto next = [](int conn) {
+    Received r;
+    for (int i = 0; i < 5000; ++i) {
+      r = snapd::memif::ReceiveMessage(conn);
+      if (r.kind != Received::Kind::kWouldBlock) break;
+      ::poll(nullptr, 0, 1);
+    }
+    return r;
+  };
+  auto reason = [](const Received& r) -> std::string {
+    if (r.kind != Received::Kind::kMessage) return "(no message)";
+    if (r.msg.type != static_cast<uint16_t>(MessageType::kDisconnect)) {
+      return absl::StrCat("(message type ", r.msg.type, ")");
+    }
+    return snapd::memif::FieldToString(r.msg.disconnect.string);
+  };
+  const uint32_t traps = std::min<uint32_t>(absl::GetFlag(FLAGS_count), 32);
+  uint32_t refused = 0;
+  std::string why;
+  for (uint32_t i = 0; i < traps && !g_stop; ++i) {
+    UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(tcp.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+      return Say(absl::StrCat("loopback connect: ", strerror(errno))), 1;
+    }
+    ::fcntl(tcp.get(), F_SETFL, O_NONBLOCK);
+    static char junk[65536];
+    while (::send(tcp.get(), junk, sizeof(junk), MSG_NOSIGNAL) > 0) {
+    }
+    linger lg{1, 3600};
+    ::setsockopt(tcp.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    auto conn = snapd::memif::ConnectSeqpacket(absl::GetFlag(FLAGS_socket));
+    if (!conn.ok()) return Say(absl::StrCat("memif socket: ", conn.status().message())), 1;
+    Received hello = next(conn->get());
+    if (hello.kind != Received::Kind::kMessage) {
+      Say(absl::StrCat("RESULT: linger: snapd sent no hello within 5 s after ", i,
+                       " lingering sockets (stuck closing one?)"));
+      return 1;
+    }
+    absl::Status sent = snapd::memif::SendMessage(
+        conn->get(),
+        snapd::memif::MakeInit(absl::GetFlag(FLAGS_id), snapd::memif::InterfaceMode::kEthernet,
+                               absl::GetFlag(FLAGS_secret), "hostile-linger"),
+        tcp.get());
+    if (!sent.ok()) return Say(absl::StrCat("init: ", sent.message())), 1;
+    tcp.reset();  // snapd's copy is the last one now
+    Received r = next(conn->get());
+    if (r.kind == Received::Kind::kMessage &&
+        r.msg.type == static_cast<uint16_t>(MessageType::kDisconnect)) {
+      ++refused;
+      why = reason(r);
+    }
+  }
+  Say(absl::StrCat("RESULT: linger: ", refused, " of ", traps, " inits with a lingering socket ",
+                   "refused (", why, ")"));
+  // A semaphore eventfd, past init and a good region.
+  auto conn = snapd::memif::ConnectSeqpacket(absl::GetFlag(FLAGS_socket));
+  if (!conn.ok()) return Say(absl::StrCat("memif socket: ", conn.status().message())), 1;
+  (void)next(conn->get());  // hello
+  (void)snapd::memif::SendMessage(
+      conn->get(), snapd::memif::MakeInit(absl::GetFlag(FLAGS_id),
+                                          snapd::memif::InterfaceMode::kEthernet,
+                                          absl::GetFlag(FLAGS_secret), "hostile-semaphore"));
+  Received ack = next(conn->get());
+  if (ack.kind != Received::Kind::kMessage ||
+      ack.msg.type != static_cast<uint16_t>(MessageType::kAck)) {
+    return Say(absl::StrCat("RESULT: semaphore: init not acked: ", reason(ack))), 1;
+  }
+  auto region = snapd::memif::MappedRegion::Create("hostile-sem", 1 << 16);
+  if (!region.ok()) return Say("memfd"), 1;
+  (void)snapd::memif::SendMessage(conn->get(), snapd::memif::MakeAddRegion(0, 1 << 16),
+                                  region->fd());
+  (void)next(conn->get());  // ack
+  UniqueFd sem(::eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC));
+  (void)snapd::memif::SendMessage(conn->get(), snapd::memif::MakeAddRing(true, 0, 0, 0, 4),
+                                  sem.get());
+  Say(absl::StrCat("RESULT: semaphore: ", reason(next(conn->get()))));
+  return 0;
+}
+
 // --- On the wire -------------------------------------------------------------------------------
 
 absl::StatusOr<UniqueFd> PacketSocket(const std::string& iface) {
@@ -1190,7 +1289,7 @@ int main(int argc, char** argv) {
       "Attacks snapd as an app would (tests/hostile_app_test), or plays its victim.\n"
       "Usage: hostile_app "
       "victim|eventfd_write|eventfd_read|idle|badinit|spoof|cookie|chain|baddesc|"
-      "hugetlb|bigregions|macflood|wire_watch [flags]");
+      "hugetlb|bigregions|fdtraps|macflood|wire_watch [flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -1213,6 +1312,7 @@ int main(int argc, char** argv) {
   if (cmd == "baddesc") return BadDescAttack();
   if (cmd == "hugetlb") return HugetlbAttack();
   if (cmd == "bigregions") return BigRegionsAttack();
+  if (cmd == "fdtraps") return FdTraps();
   if (cmd == "macflood") return MacFlood();
   if (cmd == "wire_watch") return WireWatch();
   fprintf(stderr, "hostile_app: unknown subcommand '%s'\n", cmd.c_str());
