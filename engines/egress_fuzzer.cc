@@ -46,12 +46,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   memcpy(&app.ipv4, seed + 6, 4);
   if (mode & 2)
     app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
-  app.vlan = (mode & 4) ? info.outer_vid : Be16(seed + 10) & 0x0fff;
+  app.vlan = (mode & 4) && info.vlan_tags > 0 ? info.outer_vid : Be16(seed + 10) & 0x0fff;
   if (app.vlan > 4094) app.vlan = 0;
   app.ipv6_count = (mode >> 3) & 3;  // 0..3 addresses
   for (int i = 0; i < app.ipv6_count; ++i) app.ipv6[i] = Ipv6Address::FromBytes(seed + 12);
-  if (app.ipv6_count > 0 && (mode & 0x20)) app.ipv6[0] = info.ipv6_src;
-  if (app.ipv6_count > 1 && (mode & 0x40)) app.ipv6[1] = info.icmp6_target;
+  const bool ipv6 = info.ethertype == snapd::kEtherTypeIpv6;  // the IPv6 fields are set
+  if (ipv6 && app.ipv6_count > 0 && (mode & 0x20)) app.ipv6[0] = info.ipv6_src;
+  if (ipv6 && app.ipv6_count > 1 && (mode & 0x40)) app.ipv6[1] = info.icmp6_target;
 
   EgressVerdict v = snapd::CheckAppEgress(app, info);
   Check(static_cast<int>(v) < snapd::kEgressVerdicts);

@@ -135,7 +135,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
   uint32_t off = 12;
   uint16_t type = Be16(f + off);
   // Up to two VLAN tags (802.1Q, 802.1ad, and the older QinQ types); a third is only noted.
-  if (__builtin_expect(IsVlanTpid(type), 0)) {
+  if (__builtin_expect(type != kEtherTypeIpv4 && IsVlanTpid(type), 0)) {
     if (off + 6 > len) return ParseError::kTruncated;
     info->outer_tpid = type;
     info->outer_vid = Be16(f + off + 2) & 0x0fff;
@@ -178,6 +178,11 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     if (total > l3_len) return ParseError::kTruncated;
     info->ipv6_src = Ipv6Address::FromBytes(l3 + 8);
     info->ipv6_dst = Ipv6Address::FromBytes(l3 + 24);
+    info->ipv6_upper = 0;
+    info->ipv6_upper_known = false;
+    info->ipv6_fragment = false;
+    info->icmp6_type = 0;
+    info->icmp6_target = Ipv6Address();
     ParseIpv6Chain(l3, total, info);
   }
   return ParseError::kNone;

@@ -27,9 +27,10 @@ inline bool IsVlanTpid(uint16_t type) {
          type == kEtherTypeQinQ9200;
 }
 
-// An IPv6 address: its 16 bytes in wire order, as two words for cheap comparison.
+// An IPv6 address: its 16 bytes in wire order, as two words for cheap comparison. Left
+// uninitialized by default (FrameInfo's are set by the parser); Ipv6Address() is ::.
 struct Ipv6Address {
-  uint64_t w[2] = {0, 0};
+  uint64_t w[2];
   static Ipv6Address FromBytes(const uint8_t* b) {
     Ipv6Address a;
     memcpy(a.w, b, 16);
@@ -49,8 +50,9 @@ struct FrameInfo {
   // kTooManyTags when a third follows (the frame's L3 is then not parsed).
   static constexpr uint8_t kTooManyTags = 3;
   uint8_t vlan_tags = 0;
-  uint16_t outer_tpid = 0;  // the first tag's type, and its VLAN id (low 12 bits of the TCI)
-  uint16_t outer_vid = 0;
+  // Only when vlan_tags > 0: the first tag's type, and its VLAN id (low 12 bits of the TCI).
+  uint16_t outer_tpid;
+  uint16_t outer_vid;
   // IPv4 (ethertype 0x0800): addresses in network byte order.
   uint32_t ipv4_src = 0;
   uint32_t ipv4_dst = 0;
@@ -60,7 +62,8 @@ struct FrameInfo {
   uint64_t arp_sender_mac = 0;
   uint32_t arp_sender_ip = 0;
   uint32_t arp_target_ip = 0;
-  // IPv6 (ethertype 0x86dd).
+  // IPv6 (ethertype 0x86dd). Only then set, by the parser: every frame pays for clearing the
+  // fields above, so these are left out of it.
   Ipv6Address ipv6_src;
   Ipv6Address ipv6_dst;
   // The upper-layer protocol after the extension headers (hop-by-hop, routing, fragment,
@@ -68,12 +71,12 @@ struct FrameInfo {
   // (no upper-layer header in it), the protocol its fragment header names. Not known when the
   // chain is longer than 8 headers or runs past the payload, nor for ICMPv6 cut before the
   // fields below.
-  uint8_t ipv6_upper = 0;
-  bool ipv6_upper_known = false;
-  bool ipv6_fragment = false;  // a fragment header was seen
+  uint8_t ipv6_upper;
+  bool ipv6_upper_known;
+  bool ipv6_fragment;  // a fragment header was seen
   // ICMPv6, when ipv6_upper_known and ipv6_upper is 58: its type, and the target address of a
   // neighbour solicitation (135), advertisement (136) or redirect (137).
-  uint8_t icmp6_type = 0;
+  uint8_t icmp6_type;
   Ipv6Address icmp6_target;
 };
 
@@ -113,7 +116,7 @@ struct AppIdentity {
   uint32_t ipv4 = 0;       // network order; 0: the app may send no IPv4 nor ARP
   uint16_t vlan = 0;       // 1..4094: the app may tag with this VLAN id; 0: untagged only
   uint8_t ipv6_count = 0;  // 0: the app may send no IPv6
-  Ipv6Address ipv6[kMaxIpv6];
+  Ipv6Address ipv6[kMaxIpv6] = {};
   bool HasIpv6(const Ipv6Address& a) const {
     for (int i = 0; i < ipv6_count; ++i) {
       if (ipv6[i] == a) return true;
