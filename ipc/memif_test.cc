@@ -238,6 +238,14 @@ class RawClient {
     Send(MakeInit(1, InterfaceMode::kEthernet, "", "raw"));
     Expect(MessageType::kAck);
   }
+  // Sends init and one region of 64 KiB, and checks both acks: ready for add_ring.
+  void InitWithRegion() {
+    Init();
+    auto region = MappedRegion::Create("r", 1 << 16);
+    ASSERT_TRUE(region.ok());
+    Send(MakeAddRegion(0, 1 << 16), region->fd());
+    Expect(MessageType::kAck);
+  }
   // Sends `msg` with `fd` and returns the reason of the disconnect that must follow.
   std::string RefusalOf(const WireMessage& msg, int fd = -1) {
     Send(msg, fd);
@@ -277,11 +285,7 @@ TEST(MemifTest, InterruptFdMustBeAnEventfd) {
   ServerOptions options = AnyId("notevent");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Init();
-  auto region = MappedRegion::Create("r", 1 << 16);
-  ASSERT_TRUE(region.ok());
-  raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
-  raw.Expect(MessageType::kAck);
+  ASSERT_NO_FATAL_FAILURE(raw.InitWithRegion());
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
   EXPECT_EQ(raw.RefusalOf(MakeAddRing(true, 0, 0, 0, 4), pipe_fds[1]),
@@ -520,11 +524,7 @@ TEST(MemifTest, SemaphoreEventfdIsRefused) {
   ServerOptions options = AnyId("semaphore");
   EchoServer server(options);
   RawClient raw(options.socket_path);
-  raw.Init();
-  auto region = MappedRegion::Create("r", 1 << 16);
-  ASSERT_TRUE(region.ok());
-  raw.Send(MakeAddRegion(0, 1 << 16), region->fd());
-  raw.Expect(MessageType::kAck);
+  ASSERT_NO_FATAL_FAILURE(raw.InitWithRegion());
   UniqueFd sem(::eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC));
   ASSERT_TRUE(sem.valid());
   std::string reason = raw.RefusalOf(MakeAddRing(true, 0, 0, 0, 4), sem.get());
