@@ -3,14 +3,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "engines/engine.h"
 #include "glog/logging.h"
+#include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
@@ -103,7 +108,28 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Adopt(Daemon* daem
   return cs;
 }
 
+// A deny server's builder option: no plugins (the reflection service that
+// InitProtoReflectionServerBuilderPlugin registers for every builder in the process) and no default
+// health service. Its one service, DenyAll, then answers every method, those two included.
+class NothingButDenial : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* args) override { health_.UpdateArguments(args); }
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+
+ private:
+  grpc::HealthCheckServiceServerBuilderOption health_{nullptr};  // null: no health service
+};
+
 absl::Status ControlServer::Serve(Daemon* daemon) {
+  // Built first, and told to take no plugin nor health service: a denied caller learns nothing,
+  // not even that snapd is healthy or which services it has.
+  deny_ = std::make_unique<DenyAll>();
+  grpc::ServerBuilder deny_builder;
+  deny_builder.SetOption(std::make_unique<NothingButDenial>());
+  deny_builder.RegisterCallbackGenericService(deny_.get());
+  deny_server_ = deny_builder.BuildAndStart();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   admin_service_ = std::make_unique<SnapdService>(daemon, Tier::kAdmin);
@@ -115,10 +141,6 @@ absl::Status ControlServer::Serve(Daemon* daemon) {
   grpc::ServerBuilder operator_builder;
   operator_builder.RegisterService(operator_service_.get());
   operator_server_ = operator_builder.BuildAndStart();
-  deny_ = std::make_unique<DenyAll>();
-  grpc::ServerBuilder deny_builder;
-  deny_builder.RegisterCallbackGenericService(deny_.get());
-  deny_server_ = deny_builder.BuildAndStart();
   if (!admin_server_ || !operator_server_ || !deny_server_) {
     return absl::InternalError("cannot start the gRPC servers");
   }
@@ -143,6 +165,24 @@ std::string ControlServer::Describe(const std::string& peer) const {
   return it == operator_uids_.end() ? "a member" : absl::StrCat("uid ", it->second);
 }
 
+void ControlServer::KeepDenied(int fd) {
+  // Those whose caller hung up go first; then the oldest, beyond the cap: shutting the socket
+  // down makes gRPC see the end of the connection and close its fd.
+  denied_.erase(std::remove_if(denied_.begin(), denied_.end(),
+                               [](const UniqueFd& d) {
+                                 pollfd p{d.get(), POLLRDHUP, 0};
+                                 return poll(&p, 1, 0) != 0;
+                               }),
+                denied_.end());
+  UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) return;  // out of fds: gRPC still has it, and the refusal ends it soon
+  denied_.push_back(std::move(copy));
+  while (denied_.size() > kMaxDenied) {
+    shutdown(denied_.front().get(), SHUT_RDWR);
+    denied_.pop_front();
+  }
+}
+
 void ControlServer::OnAcceptable() {
   while (true) {
     int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -156,12 +196,21 @@ void ControlServer::OnAcceptable() {
       server = operator_server_.get();
       absl::MutexLock lock(&callers_mu_);
       operator_uids_[absl::StrCat("fd:", fd)] = peer->uid;  // gRPC's name for the connection
-    } else if (peer.ok()) {
-      LOG(WARNING) << "control: refused pid " << peer->pid << " uid " << peer->uid
-                   << ": not root, snapd's user nor in the control group";
     } else {
-      LOG(WARNING) << "control: refused a caller whose credentials are unknown: "
-                   << peer.status().message();
+      KeepDenied(fd);
+      // Anyone who can reach the socket can cause these at will: a sample is logged.
+      uint64_t skipped = 0;
+      if (refusal_log_.Allow(MonotonicNs(), &skipped)) {
+        const std::string also =
+            skipped == 0 ? "" : absl::StrCat(" (and ", skipped, " more refused, not logged)");
+        if (peer.ok()) {
+          LOG(WARNING) << "control: refused pid " << peer->pid << " uid " << peer->uid
+                       << ": not root, snapd's user nor in the control group" << also;
+        } else {
+          LOG(WARNING) << "control: refused a caller whose credentials are unknown: "
+                       << peer.status().message() << also;
+        }
+      }
     }
     // gRPC takes ownership of the (non-blocking) fd.
     grpc::AddInsecureChannelFromFd(server, fd);

@@ -3,13 +3,16 @@
 // each caller once from the credentials the kernel recorded at connect (SO_PEERCRED,
 // SO_PEERGROUPS; see control/authority.h and SECURITY.md) and hands the connection to the server
 // of its tier: admins (root, snapd's uid) get every RPC; operators (the control group) every RPC
-// but Upgrade, which answers them PERMISSION_DENIED; anyone else gets PERMISSION_DENIED for all.
+// but Upgrade, which answers them PERMISSION_DENIED; anyone else gets PERMISSION_DENIED for all,
+// health and reflection included, from a server that has nothing else, and at most kMaxDenied of
+// their connections stay open (the oldest is closed).
 // Owning the listening fd also lets an upgrade pass it to the next snapd.
 #ifndef SNAPD_CONTROL_CONTROL_SERVER_H_
 #define SNAPD_CONTROL_CONTROL_SERVER_H_
 
 #include <sys/types.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -21,6 +24,7 @@
 #include "control/service.h"
 #include "ipc/unique_fd.h"
 #include "snapd/daemon.h"
+#include "snapd/log_limiter.h"
 
 namespace grpc {
 class Server;
@@ -48,6 +52,8 @@ class ControlServer {
   int listen_fd() const { return listener_.get(); }
   // Accepts every waiting connection. Main thread.
   void OnAcceptable();
+  // Refused connections kept open at most (each one holds an fd of gRPC's and one of ours).
+  static constexpr size_t kMaxDenied = 16;
 
   // The tier of a caller with these credentials (control/authority.h). Any thread.
   Tier TierOf(const PeerCredentials& peer) const;
@@ -58,6 +64,9 @@ class ControlServer {
   // "uid N" for the operator whose connection gRPC calls `peer` ("fd:N"), for refusals. gRPC
   // threads.
   std::string Describe(const std::string& peer) const;
+  // Keeps a copy of the refused connection `fd` (handed to the deny server) and shuts down the
+  // oldest beyond kMaxDenied, dropping those whose callers hung up. Main thread.
+  void KeepDenied(int fd);
 
   std::string path_;
   gid_t group_ = static_cast<gid_t>(-1);
@@ -74,6 +83,9 @@ class ControlServer {
   absl::flat_hash_map<std::string, uid_t> operator_uids_ ABSL_GUARDED_BY(callers_mu_);
   struct DenyAll;
   std::unique_ptr<DenyAll> deny_;
+  // Main thread only (OnAcceptable).
+  std::deque<UniqueFd> denied_;  // copies of the refused connections, oldest first
+  LogLimiter refusal_log_{10};   // refusals logged a second
 };
 
 }  // namespace snapd

@@ -1,7 +1,10 @@
 // snapd: the host networking daemon. See --help, README.md and ../shared/DESIGN.md.
+#include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -214,4 +217,19 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace snapd
 
-int main(int argc, char** argv) { return snapd::Main(argc, argv); }
+// A new snapd started by an upgrade (--takeover_fd=N, always N = 3) keeps stdin, stdout, stderr
+// and the channel, nothing else: a script that started it (its interpreter read it from /dev/fd/4)
+// may have left more open. Closed before anything here opens an fd of its own.
+static void CloseInheritedFds(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const char* fd = argv[i];
+    if (strncmp(fd, "--takeover_fd=", 14) != 0) continue;
+    const int n = atoi(fd + 14);
+    if (n >= 3) close_range(static_cast<unsigned>(n) + 1, ~0U, 0);
+  }
+}
+
+int main(int argc, char** argv) {
+  CloseInheritedFds(argc, argv);
+  return snapd::Main(argc, argv);
+}

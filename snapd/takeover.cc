@@ -113,22 +113,31 @@ NicStats NicCountersFromWire(const wire::NicCounters& in) {
 
 // Starts the checked executable `exe` as the new snapd (argv[0] `name`, then `extra_args`), at
 // nice value `nice`, the upgrade channel on its fd 3 and *channel our end. It runs from the fd that
-// was checked (fexecve), never from the path again. Returns its pid.
+// was checked (fexecve), never from the path again; a script's interpreter is run the same way,
+// from its own checked fd, on /dev/fd/4 (ExecArgv): the kernel never looks a path up. Returns its
+// pid.
 absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::string& name,
                                     const std::vector<std::string>& extra_args, int nice,
                                     UniqueFd* channel) {
-  // The executable's fd at 5 or above, so that neither the channel's dup2 to 3 nor the one below
-  // to 4 can land on it.
-  UniqueFd exe_fd(fcntl(exe.fd.get(), F_DUPFD_CLOEXEC, 5));
+  // In the child: the channel at 3, the executable (an ELF binary or a script) at 4, a script's
+  // interpreter at 5. Our copies go at 6 or above first, so that no dup2 below lands on one.
+  constexpr int kExeFd = 4, kInterpreterFd = 5, kFirstFree = 6;
+  UniqueFd exe_fd(fcntl(exe.fd.get(), F_DUPFD_CLOEXEC, kFirstFree));
   if (!exe_fd) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
+  UniqueFd interpreter_fd;
+  if (exe.is_script()) {
+    interpreter_fd.reset(fcntl(exe.interpreter.get(), F_DUPFD_CLOEXEC, kFirstFree));
+    if (!interpreter_fd) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return absl::InternalError(absl::StrCat("socketpair: ", strerror(errno)));
   }
   *channel = UniqueFd(sv[0]);
   // Built before fork: the child of a threaded process may only make async-signal-safe calls.
-  std::vector<std::string> args = {name, "--takeover_fd=3"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<std::string> snapd_args = {"--takeover_fd=3"};
+  snapd_args.insert(snapd_args.end(), extra_args.begin(), extra_args.end());
+  std::vector<std::string> args = ExecArgv(exe, name, kExeFd, snapd_args);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -144,14 +153,22 @@ absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::str
     } else {
       dup2(sv[1], 3);
     }
-    // The executable at 4 (the channel is safe at 3 now), closed by the exec itself, except for
-    // a script: its interpreter reads it from /dev/fd/4.
-    dup2(exe_fd.get(), 4);
-    if (!exe.script) fcntl(4, F_SETFD, FD_CLOEXEC);
-    close_range(5, ~0U, 0);
+    // dup2 clears close-on-exec: the executable and the interpreter get it back, so that the exec
+    // closes them; a script stays open for its interpreter to read from /dev/fd/4 (the new snapd
+    // closes it first thing, see main.cc).
+    dup2(exe_fd.get(), kExeFd);
+    int run = kExeFd;
+    if (exe.is_script()) {
+      dup2(interpreter_fd.get(), kInterpreterFd);
+      fcntl(kInterpreterFd, F_SETFD, FD_CLOEXEC);
+      run = kInterpreterFd;
+    } else {
+      fcntl(kExeFd, F_SETFD, FD_CLOEXEC);
+    }
+    close_range(kFirstFree, ~0U, 0);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     setpriority(PRIO_PROCESS, 0, nice);  // not the raised priority of the thread that forked
-    fexecve(4, argv.data(), environ);
+    fexecve(run, argv.data(), environ);
     _exit(127);
   }
   close(sv[1]);
