@@ -5,11 +5,13 @@ set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
-# An upgrade runs only a binary whose every directory only root and snapd's user can change
-# (SECURITY.md), and /tmp is writable by everyone: the work dir, where tests copy the binaries they
-# upgrade to, is under /run as root (under $XDG_RUNTIME_DIR as another user, if there is one).
+# An upgrade runs only a binary whose every directory only root and snapd's user can change, on a
+# mount that is not nosuid (SECURITY.md); /tmp is writable by everyone and /run is a nosuid tmpfs on
+# most hosts: the work dir, where tests copy the binaries they upgrade to, is under
+# /var/lib/snapd-test as root (under $XDG_RUNTIME_DIR as another user, if there is one).
 if [ "$(id -u)" -eq 0 ]; then
-  _work_parent=/run
+  _work_parent=/var/lib/snapd-test
+  mkdir -p -m 0755 "$_work_parent"
 elif [ -d "${XDG_RUNTIME_DIR:-}" ]; then
   _work_parent=$XDG_RUNTIME_DIR
 else

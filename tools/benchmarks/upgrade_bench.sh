@@ -13,8 +13,10 @@ n=${2:-20}
 mode=${3:-spreading}  # the engine group's mode: spreading (a blocking worker per engine) or dedicated
 [ "$(id -u)" -eq 0 ] || { echo "upgrade_bench: needs root (a network namespace)" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin:/sbin"
-# Under /run, not /tmp: an upgrade runs only a binary in directories no one else can write to.
-work=$(mktemp -d /run/snapd-upgrade-bench.XXXXXX)
+# Not under /tmp (anyone may write there) nor /run (a nosuid mount on most hosts): an upgrade runs
+# only a binary in directories no one else can write to, on a mount that is not nosuid.
+mkdir -p -m 0755 /var/lib/snapd-test
+work=$(mktemp -d /var/lib/snapd-test/upgrade-bench.XXXXXX)
 tag=$$
 ns="snapd-ub-$tag"
 pids=()
