@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -388,30 +389,70 @@ TEST(MemifTest, TooManyHandshakesAtOnceAreRefused) {
   first.Init();
 }
 
+// Runs `fn` in a child process as uid and gid 65534 (the per-uid limits do not apply to root) and
+// returns its exit status: fn's value, or 2 if the child could not become that user. The child
+// makes no gtest assertions; it says what went wrong on stderr.
+int AsNobody(const std::function<int()>& fn) {
+  pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    _exit(fn());
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A raw connection that has had its hello: it holds a handshake slot and says nothing.
+UniqueFd IdleConnection(const std::string& path) {
+  auto fd = ConnectSeqpacket(path);
+  if (!fd.ok()) return UniqueFd();
+  for (int i = 0; i < 5000; ++i) {
+    Received r = ReceiveMessage(fd->get());
+    if (r.kind == Received::Kind::kMessage) return std::move(*fd);
+    if (r.kind != Received::Kind::kWouldBlock) break;
+    usleep(1000);
+  }
+  return UniqueFd();
+}
+
 TEST(MemifTest, OneUidCannotHoldEveryHandshakeSlot) {
   ServerOptions options = AnyId("peruid");
   options.max_handshakes_per_uid = 2;
   EchoServer server(options);
-  RawClient idle1(options.socket_path);
-  RawClient idle2(options.socket_path);
-  auto third = MemifClient::Connect({options.socket_path, 1});
-  ASSERT_FALSE(third.ok());
-  EXPECT_NE(third.status().message().find("too many clients of this uid"), std::string::npos)
-      << third.status();
-  EXPECT_GE(server.stats().busy.Get(), 1u);
-  // Another uid still gets in while this one holds its slots.
   ASSERT_EQ(::chmod(options.socket_path.c_str(), 0666), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
-    auto c = MemifClient::Connect({options.socket_path, 2});
-    if (!c.ok()) fprintf(stderr, "uid 65534: %s\n", c.status().ToString().c_str());
-    _exit(c.ok() ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  int told[2], done[2];
+  ASSERT_EQ(::pipe(told), 0);
+  ASSERT_EQ(::pipe(done), 0);
+  std::thread other([&] {
+    // Once nobody holds its two slots and was refused a third, root still gets in.
+    char c = 0;
+    if (::read(told[0], &c, 1) == 1 && c == 'r') {
+      auto root = MemifClient::Connect({options.socket_path, 2});
+      EXPECT_TRUE(root.ok()) << root.status();
+    }
+    (void)!::write(done[1], "x", 1);
+  });
+  int status = AsNobody([&] {
+    UniqueFd idle1 = IdleConnection(options.socket_path);
+    UniqueFd idle2 = IdleConnection(options.socket_path);
+    if (!idle1 || !idle2) return fprintf(stderr, "nobody: no idle connections\n"), 3;
+    auto third = MemifClient::Connect({options.socket_path, 1});
+    if (third.ok() ||
+        third.status().message().find("too many clients of this uid") == std::string::npos) {
+      fprintf(stderr, "nobody's third: %s\n", third.status().ToString().c_str());
+      return 4;
+    }
+    (void)!::write(told[1], "r", 1);
+    char c;
+    (void)!::read(done[0], &c, 1);  // hold the slots until root has connected
+    return 0;
+  });
+  if (status != 0) (void)!::write(told[1], "f", 1);
+  other.join();
+  EXPECT_EQ(status, 0);
+  EXPECT_GE(server.stats().busy.Get(), 1u);
+  for (int fd : {told[0], told[1], done[0], done[1]}) ::close(fd);
 }
 
 TEST(MemifTest, InterfaceOfAnotherUidIsRefused) {
@@ -508,16 +549,27 @@ TEST(MemifTest, RegionBytesOfAUidAreCapped) {
   ServerOptions options = AnyId("uidcap");
   options.max_region_bytes_per_uid = 6 << 20;  // one default client maps a bit over 4 MiB
   EchoServer server(options);
-  auto first = MemifClient::Connect({options.socket_path, 1});
-  ASSERT_TRUE(first.ok()) << first.status();
-  auto second = MemifClient::Connect({options.socket_path, 2});
-  ASSERT_FALSE(second.ok());
-  EXPECT_NE(second.status().message().find("bytes for this uid"), std::string::npos)
-      << second.status();
-  first->reset();  // its bytes are free again
-  auto third = MemifClient::Connect({options.socket_path, 3});
-  ASSERT_TRUE(third.ok()) << third.status();
-  ExchangeSequenced(**third, 100);
+  ASSERT_EQ(::chmod(options.socket_path.c_str(), 0666), 0);
+  int status = AsNobody([&] {
+    auto first = MemifClient::Connect({options.socket_path, 1});
+    if (!first.ok()) return fprintf(stderr, "first: %s\n", first.status().ToString().c_str()), 3;
+    auto second = MemifClient::Connect({options.socket_path, 2});
+    if (second.ok() ||
+        second.status().message().find("bytes for this uid") == std::string::npos) {
+      fprintf(stderr, "second: %s\n", second.status().ToString().c_str());
+      return 4;
+    }
+    first->reset();  // its bytes are free again once the server has seen it go
+    absl::Status third;
+    for (int i = 0; i < 500; ++i) {
+      auto c = MemifClient::Connect({options.socket_path, 3});
+      third = c.status();
+      if (c.ok()) return 0;
+      usleep(10000);
+    }
+    return fprintf(stderr, "third: %s\n", third.ToString().c_str()), 5;
+  });
+  EXPECT_EQ(status, 0);
 }
 
 TEST(MemifTest, SemaphoreEventfdIsRefused) {

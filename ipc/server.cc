@@ -131,6 +131,10 @@ void MemifServer::Poll(int timeout_ms) {
 }
 
 const char* MemifServer::AcceptRefusal(uid_t uid) const {
+  auto held = held_back_.find(uid);
+  if (held != held_back_.end() && absl::Now() < held->second) {
+    return "this uid made a call on its eventfd block: held back";
+  }
   size_t handshaking = 0;
   size_t of_uid = 0;
   size_t connected_of_uid = 0;
@@ -143,16 +147,13 @@ const char* MemifServer::AcceptRefusal(uid_t uid) const {
       of_uid += same;
     }
   }
+  if (handshaking >= options_.max_handshakes) return "too many clients connecting";
+  if (uid == 0 || uid == geteuid()) return "";  // trusted (SECURITY.md): no per-uid limits
   if (of_uid >= options_.max_handshakes_per_uid) return "too many clients of this uid connecting";
   if (PeerFdsClosing(uid) > 16) return "too many of this uid's file descriptors still closing";
-  auto held = held_back_.find(uid);
-  if (held != held_back_.end()) {
-    if (absl::Now() < held->second) return "this uid made a call on its eventfd block: held back";
-  }
   if (connected_of_uid >= options_.max_connections_per_uid) {
     return "too many interfaces connected for this uid";
   }
-  if (handshaking >= options_.max_handshakes) return "too many clients connecting";
   return "";
 }
 
@@ -267,8 +268,10 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
       return absl::ResourceExhaustedError(
           absl::StrCat("regions of more than ", options_.max_region_bytes, " bytes in all"));
     }
-    if (size > options_.max_region_bytes_per_uid - std::min(options_.max_region_bytes_per_uid,
-                                                            RegionBytesOf(conn->cred_.uid))) {
+    const uid_t uid = conn->cred_.uid;
+    if (uid != 0 && uid != geteuid() &&
+        size > options_.max_region_bytes_per_uid -
+                   std::min(options_.max_region_bytes_per_uid, RegionBytesOf(uid))) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "regions of more than ", options_.max_region_bytes_per_uid, " bytes for this uid"));
     }

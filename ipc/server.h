@@ -53,7 +53,9 @@ struct ServerOptions {
   absl::Duration handshake_timeout = absl::Seconds(5);
   // Most clients in the middle of a handshake at once; more are refused at accept.
   size_t max_handshakes = 64;
-  // Most of those from one uid (SO_PEERCRED), so that one local user cannot hold every slot.
+  // Most of those from one uid (SO_PEERCRED), so that one local user cannot hold every slot. The
+  // per-uid limits (handshakes, connections, region bytes) do not apply to root and the server's
+  // own uid, which SECURITY.md trusts.
   size_t max_handshakes_per_uid = 8;
   // Most connected interfaces of one uid.
   size_t max_connections_per_uid = 64;
