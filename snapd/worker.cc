@@ -156,11 +156,12 @@ void Worker::ForEachWorker(const std::function<void(Worker&)>& fn) {
 }
 
 std::string Worker::Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call_limit_ns) {
+  // The batch first: once interrupted, the call (and then the batch) may end at once.
+  int64_t since = batch_since_.load(std::memory_order_acquire);
   int64_t call_since = peer_calls_.since_ns.load(std::memory_order_acquire);
   bool in_call = call_since != 0;
   bool interrupted = in_call && now_ns - call_since > call_limit_ns;
   if (interrupted) memif::InterruptPeerFdCall(peer_calls_);
-  int64_t since = batch_since_.load(std::memory_order_acquire);
   if (since == 0 || now_ns - since <= batch_limit_ns || since == reported_since_) return "";
   reported_since_ = since;
   stats_.stalls.Add();
