@@ -3,8 +3,9 @@
 // filter allows, the invariants are checked against the raw bytes, not against the parser's
 // reading of them: the source MAC is the app's, the destination no link-local control address,
 // at most one 802.1Q tag and only with the app's VLAN, an IPv4 source the app's, an ARP sender the
-// app, an IPv6 source one of the app's (or :: for duplicate address detection), and no router
-// advertisement or redirect.
+// app, an IPv6 source one of the app's (or :: for duplicate address detection), no router
+// advertisement or redirect, and no transport header of a server of the link (DHCP, DHCPv6,
+// IGMP and MLD queries, ICMP redirects and router advertisements, multicast router messages).
 //
 // Input: byte 0 chooses how the identity is made, bytes 1..30 feed it, the rest is the frame.
 #include <stddef.h>
@@ -28,6 +29,22 @@ void Check(bool ok) {
 }
 
 uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+// Checks the transport header `l4` (`n` bytes of it there) of IPv4 (`v6` false) or IPv6
+// protocol `proto` that was allowed.
+void CheckTransport(bool v6, uint8_t proto, const uint8_t* l4, uint32_t n) {
+  if (n < 4) return;
+  if (proto == 17) {
+    Check(Be16(l4) != (v6 ? 547 : 67) && Be16(l4 + 2) != (v6 ? 546 : 68));
+  } else if (!v6 && proto == 1) {
+    Check(l4[0] != 5 && l4[0] != 9);
+  } else if (!v6 && proto == 2) {
+    Check(l4[0] != 0x11 && l4[0] != 0x30 && l4[0] != 0x32);
+  } else if (v6 && proto == 58) {
+    Check(l4[0] != 130 && l4[0] != 134 && l4[0] != 137 && l4[0] != 138 && l4[0] != 151 &&
+          l4[0] != 153);
+  }
+}
 
 }  // namespace
 
@@ -79,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint32_t src;
     memcpy(&src, ip + 12, 4);
     Check(app.ipv4 != 0 && src == app.ipv4);
+    const uint32_t ihl = (ip[0] & 0x0f) * 4u;
+    const uint32_t total = Be16(ip + 2);
+    Check(ihl >= 20 && total >= ihl && len >= l3 + total);
+    if ((Be16(ip + 6) & 0x1fff) == 0) CheckTransport(false, ip[9], ip + ihl, total - ihl);
   } else if (type == 0x0806) {
     Check(len >= l3 + 28);
     uint32_t sender;
@@ -95,6 +116,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t == 136 && len >= l3 + 64) Check(app.HasIpv6(Ipv6Address::FromBytes(ip + 48)));
     } else if (src.IsUnspecified()) {  // :: only for duplicate address detection
       Check(info.ipv6_upper == 58 && info.icmp6_type == 135 && !info.ipv6_fragment);
+    }
+    // Hop-by-hop, destination options and routing headers followed independently of the parser
+    // (fragments are not: a first fragment's transport header is the parser's word).
+    const uint32_t end = l3 + 40 + Be16(ip + 4);
+    Check(len >= end);
+    uint8_t next = ip[6];
+    uint32_t off = l3 + 40;
+    for (int n = 0; n < 8 && (next == 0 || next == 60 || next == 43) && off + 8 <= end; ++n) {
+      next = f[off];
+      off += (f[off + 1] + 1u) * 8;
+    }
+    if (off <= end && next != 0 && next != 60 && next != 43 && next != 44) {
+      CheckTransport(true, next, f + off, end - off);
     }
   } else {
     Check(false);  // no other ethertype, no other tag

@@ -13,6 +13,7 @@ inline uint32_t Raw32(const uint8_t* p) {
   memcpy(&v, p, 4);
   return v;
 }
+inline uint32_t Be32(const uint8_t* p) { return ntohl(Raw32(p)); }
 
 }  // namespace
 
@@ -110,6 +111,7 @@ void ParseIpv6Chain(const uint8_t* ip, uint32_t len, FrameInfo* info) {
   }
   if (off > len) return;
   info->ipv6_upper = next;
+  if (off + 4 <= len) info->l4_head = Be32(ip + off);
   if (next != kIpProtoIcmpv6) {
     info->ipv6_upper_known = true;
     return;
@@ -162,6 +164,10 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     info->ipv4_protocol = l3[9];
     info->ipv4_src = Raw32(l3 + 12);
     info->ipv4_dst = Raw32(l3 + 16);
+    // The transport header is in the first fragment only (offset 0: in 8-byte units, so no later
+    // fragment can overwrite its first 8 bytes either).
+    const bool first = (Be16(l3 + 6) & 0x1fff) == 0;
+    info->l4_head = first && total - ihl >= 4 ? Be32(l3 + ihl) : 0;
   } else if (type == kEtherTypeArp) {
     if (l3_len < 28) return ParseError::kTruncated;
     if (Be16(l3) != 1 || Be16(l3 + 2) != kEtherTypeIpv4 || l3[4] != 6 || l3[5] != 4) {
@@ -181,6 +187,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     info->ipv6_upper = 0;
     info->ipv6_upper_known = false;
     info->ipv6_fragment = false;
+    info->l4_head = 0;
     info->icmp6_type = 0;
     info->icmp6_target = Ipv6Address();
     ParseIpv6Chain(l3, total, info);
@@ -194,8 +201,12 @@ EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) 
   const bool icmp = info.ipv6_upper == kIpProtoIcmpv6;
   if (icmp && info.ipv6_fragment) return EgressVerdict::kIpv6Headers;
   const uint8_t type = icmp ? info.icmp6_type : 0;
-  // Router advertisement, redirect, router renumbering: an app is never a router.
-  if (type == 134 || type == 137 || type == 138) return EgressVerdict::kRouter;
+  // Router advertisement, redirect, router renumbering, multicast router advertisement and
+  // termination: an app is never a router.
+  if (type == 134 || type == 137 || type == 138 || type == 151 || type == 153) {
+    return EgressVerdict::kRouter;
+  }
+  if (type == 130) return EgressVerdict::kQuerier;  // MLD query (v1 and v2)
   if (info.ipv6_src.IsUnspecified()) {
     // Duplicate address detection: a neighbour solicitation from :: for one of its addresses.
     return type == 135 && app.HasIpv6(info.icmp6_target) ? EgressVerdict::kAllow
@@ -203,7 +214,25 @@ EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) 
   }
   if (!app.HasIpv6(info.ipv6_src)) return EgressVerdict::kIpv6Src;
   if (type == 136 && !app.HasIpv6(info.icmp6_target)) return EgressVerdict::kNeighbor;
+  if (info.ipv6_upper == kIpProtoUdp && IsDhcpServerUdp(info.l4_head, 547, 546)) {
+    return EgressVerdict::kDhcpServer;
+  }
   return EgressVerdict::kAllow;
+}
+
+EgressVerdict CheckAppIpv4Protocol(const FrameInfo& info) {
+  const uint8_t type = static_cast<uint8_t>(info.l4_head >> 24);  // 0 without a transport header
+  switch (info.ipv4_protocol) {
+    case kIpProtoIcmp:
+      // Redirect, router advertisement: an app is never a router.
+      return type == 5 || type == 9 ? EgressVerdict::kRouter : EgressVerdict::kAllow;
+    case kIpProtoIgmp:
+      if (type == 0x11) return EgressVerdict::kQuerier;  // membership query (v1, v2, v3)
+      // Multicast router advertisement and termination (RFC 4286).
+      return type == 0x30 || type == 0x32 ? EgressVerdict::kRouter : EgressVerdict::kAllow;
+    default:
+      return EgressVerdict::kAllow;
+  }
 }
 
 const char* EgressVerdictCounter(EgressVerdict v) {
@@ -232,6 +261,10 @@ const char* EgressVerdictCounter(EgressVerdict v) {
       return "egress_drop_ipv6_src";
     case EgressVerdict::kNeighbor:
       return "egress_drop_nd";
+    case EgressVerdict::kDhcpServer:
+      return "egress_drop_dhcp_server";
+    case EgressVerdict::kQuerier:
+      return "egress_drop_querier";
   }
   return "egress_drop_unknown";
 }

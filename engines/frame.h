@@ -1,7 +1,7 @@
 // Parsing the headers a switch looks at (Ethernet, up to two VLAN tags, IPv4, ARP, IPv6 and its
-// extension headers up to ICMPv6) out of frames that come from untrusted sources: the NIC and
-// apps; and the decision on what an app may send (CheckAppEgress). Pure functions, no allocation;
-// every length is checked before a byte is read.
+// extension headers, and the first bytes of the transport header) out of frames that come from
+// untrusted sources: the NIC and apps; and the decision on what an app may send (CheckAppEgress).
+// Pure functions, no allocation; every length is checked before a byte is read.
 #ifndef SNAPD_ENGINES_FRAME_H_
 #define SNAPD_ENGINES_FRAME_H_
 
@@ -20,6 +20,10 @@ inline constexpr uint16_t kEtherTypeQinQ = 0x88a8;
 inline constexpr uint16_t kEtherTypeQinQ9100 = 0x9100;
 inline constexpr uint16_t kEtherTypeQinQ9200 = 0x9200;
 inline constexpr uint32_t kEthernetHeaderBytes = 14;
+inline constexpr uint8_t kIpProtoIcmp = 1;
+inline constexpr uint8_t kIpProtoIgmp = 2;
+inline constexpr uint8_t kIpProtoTcp = 6;
+inline constexpr uint8_t kIpProtoUdp = 17;
 inline constexpr uint8_t kIpProtoIcmpv6 = 58;
 
 inline bool IsVlanTpid(uint16_t type) {
@@ -57,6 +61,12 @@ struct FrameInfo {
   uint32_t ipv4_src = 0;
   uint32_t ipv4_dst = 0;
   uint8_t ipv4_protocol = 0;
+  // IPv4 and IPv6 (only then set, by the parser): the first four bytes of the transport header
+  // in host order, when the packet is unfragmented or its first fragment and has them; else 0.
+  // UDP and TCP: source port << 16 | destination port; ICMP, IGMP, ICMPv6: type << 24 | code << 16.
+  // (0 reads as ports 0 -> 0 or type 0, neither of which CheckAppEgress refuses: a later fragment
+  // has no transport header to check.)
+  uint32_t l4_head;
   // ARP (ethertype 0x0806) for IPv4 over Ethernet.
   uint16_t arp_op = 0;
   uint64_t arp_sender_mac = 0;
@@ -141,6 +151,12 @@ struct AppIdentity {
 //      duplicate address detection solicitation for one of them (kIpv6Src), and that is no
 //      neighbour advertisement for an address not the app's (kNeighbor).
 //    Any other ethertype: kEthertype.
+//  - and, IPv4 or IPv6, whose transport header (when the packet has one: unfragmented, or the
+//    first fragment) is not that of a server of the link: an app is no DHCP server or relay
+//    (UDP from port 67 or to 68; DHCPv6: from 547 or to 546: kDhcpServer), no multicast querier
+//    (IGMP membership query 0x11, MLD query 130: kQuerier) and no router (ICMP redirect 5, router
+//    advertisement 9; ICMPv6 multicast router advertisement 151 and termination 153; IGMP
+//    multicast router advertisement 0x30 and termination 0x32: kRouter).
 enum class EgressVerdict : uint8_t {
   kAllow = 0,
   kSrcMac,
@@ -154,12 +170,21 @@ enum class EgressVerdict : uint8_t {
   kRouter,
   kIpv6Src,
   kNeighbor,
+  kDhcpServer,
+  kQuerier,
 };
-inline constexpr int kEgressVerdicts = 12;
+inline constexpr int kEgressVerdicts = 14;
 
-// The verdict on an IPv6 frame `info` from `app` once its MAC and tags passed (CheckAppEgress's
-// IPv6 part).
+// UDP from a DHCP server or relay (`server` port: 67, DHCPv6 547) or to a client (`client`: 68,
+// 546), given a UDP packet's FrameInfo::l4_head.
+inline bool IsDhcpServerUdp(uint32_t l4_head, uint32_t server, uint32_t client) {
+  return (l4_head >> 16) == server || (l4_head & 0xffff) == client;
+}
+
+// The verdicts on an IPv6 frame, and on an IPv4 packet from the app's address that is neither
+// TCP nor UDP, from `app` once its MAC and tags passed (the out-of-line parts of CheckAppEgress).
 EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info);
+EgressVerdict CheckAppIpv4Protocol(const FrameInfo& info);
 
 // The verdict on a frame `info` (parsed by ParseFrame without error) that app `app` sent. Pure:
 // any thread. Inline: it runs for every frame an app sends.
@@ -175,8 +200,13 @@ inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& inf
   }
   switch (info.ethertype) {
     case kEtherTypeIpv4:
-      return app.ipv4 != 0 && info.ipv4_src == app.ipv4 ? EgressVerdict::kAllow
-                                                        : EgressVerdict::kIpv4Src;
+      if (app.ipv4 == 0 || info.ipv4_src != app.ipv4) return EgressVerdict::kIpv4Src;
+      if (info.ipv4_protocol == kIpProtoUdp) {
+        return IsDhcpServerUdp(info.l4_head, 67, 68) ? EgressVerdict::kDhcpServer
+                                                     : EgressVerdict::kAllow;
+      }
+      if (info.ipv4_protocol == kIpProtoTcp) return EgressVerdict::kAllow;
+      return CheckAppIpv4Protocol(info);
     case kEtherTypeArp:
       return app.ipv4 != 0 && info.arp_sender_mac == app.mac && info.arp_sender_ip == app.ipv4
                  ? EgressVerdict::kAllow

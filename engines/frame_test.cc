@@ -173,6 +173,21 @@ std::string Ipv4B(const char* src, const char* dst = "10.0.0.99") {
   return Bytes({0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0}) + IpB(src) + IpB(dst) +
          std::string(8, 'u');
 }
+// IPv4 from `src` to `dst` of `protocol`, carrying `l4` (transport header and payload), as a
+// fragment at `offset_bytes` (with more fragments to come if `more`) when those are given.
+std::string Ipv4P(const char* src, const char* dst, int protocol, const std::string& l4,
+                  int offset_bytes = 0, bool more = false) {
+  int total = 20 + static_cast<int>(l4.size());
+  int frag = (more ? 0x2000 : 0) | offset_bytes / 8;
+  return Bytes({0x45, 0, total >> 8, total & 0xff, 0, 0, frag >> 8, frag & 0xff, 64, protocol, 0,
+                0}) +
+         IpB(src) + IpB(dst) + l4;
+}
+std::string UdpB(int sport, int dport) {
+  return Bytes({sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, 0, 8, 0, 0});
+}
+// ICMP (or IGMP) of `type`: type, code, checksum and four more bytes.
+std::string IcmpB(int type) { return Bytes({type, 0, 0, 0, 0, 0, 0, 0}); }
 std::string ArpB(const char* sender_mac, const char* sender_ip) {
   return Bytes({0, 1, 8, 0, 6, 4, 0, 1}) + MacB(sender_mac) + IpB(sender_ip) +
          std::string(6, '\0') + IpB("10.0.0.99");
@@ -238,6 +253,63 @@ TEST(EgressTest, Table) {
        EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "10.0.0.11"), EgressVerdict::kArp},
       {"arp with another sender MAC", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, kAppIp),
        EgressVerdict::kArp},
+      // Servers of the link: DHCP, multicast queriers, routers (IPv4)
+      {"DHCP offer (UDP 67 -> 68)", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(67, 68)),
+       EgressVerdict::kDhcpServer},
+      {"DHCP relay to a server (UDP 67 -> 67)", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.1", 17, UdpB(67, 67)),
+       EgressVerdict::kDhcpServer},
+      {"UDP to a DHCP client's port from another port", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(4000, 68)),
+       EgressVerdict::kDhcpServer},
+      {"DHCP offer, first fragment", plain,
+       EthB(bcast, kAppMac, 0x0800) +
+           Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(67, 68) + std::string(8, 'd'), 0, true),
+       EgressVerdict::kDhcpServer},
+      {"later fragment: no transport header to check", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(67, 68), 8),
+       EgressVerdict::kAllow},
+      {"DHCP request as a client (68 -> 67)", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(68, 67)),
+       EgressVerdict::kAllow},
+      {"UDP cut before its ports", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 17, Bytes({0, 67, 0})),
+       EgressVerdict::kAllow},
+      {"TCP to port 68", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 6, UdpB(67, 68) + UdpB(0, 0)),
+       EgressVerdict::kAllow},
+      {"IGMP membership query", plain,
+       EthB("01:00:5e:00:00:01", kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.1", 2, IcmpB(0x11)),
+       EgressVerdict::kQuerier},
+      {"IGMP group-specific query, first fragment", plain,
+       EthB("01:00:5e:00:00:fb", kAppMac, 0x0800) +
+           Ipv4P(kAppIp, "224.0.0.251", 2, IcmpB(0x11), 0, true),
+       EgressVerdict::kQuerier},
+      {"IGMPv2 report", plain,
+       EthB("01:00:5e:00:00:fb", kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.251", 2, IcmpB(0x16)),
+       EgressVerdict::kAllow},
+      {"IGMPv3 report", plain,
+       EthB("01:00:5e:00:00:16", kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.22", 2, IcmpB(0x22)),
+       EgressVerdict::kAllow},
+      {"IGMP multicast router advertisement", plain,
+       EthB("01:00:5e:00:00:6a", kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.106", 2, IcmpB(0x30)),
+       EgressVerdict::kRouter},
+      {"ICMP redirect", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 1, IcmpB(5)),
+       EgressVerdict::kRouter},
+      {"ICMP router advertisement", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.1", 1, IcmpB(9)),
+       EgressVerdict::kRouter},
+      {"ICMP router solicitation", plain,
+       EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.2", 1, IcmpB(10)),
+       EgressVerdict::kAllow},
+      {"ICMP echo request", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 1, IcmpB(8)),
+       EgressVerdict::kAllow},
+      {"ICMP redirect from another address", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P("10.0.0.1", "10.0.0.99", 1, IcmpB(5)),
+       EgressVerdict::kIpv4Src},
       // Other ethertypes and link-local control
       {"unknown ethertype", plain, EthB(peer, kAppMac, 0x88b5) + Udp(), EgressVerdict::kEthertype},
       {"802.3 length field (LLC, e.g. CDP)", plain, EthB(peer, kAppMac, 0x0040) + Udp(),
@@ -363,6 +435,49 @@ TEST(EgressTest, Table) {
       {"fragmented UDP from another address", v6,
        EthB(peer, kAppMac, 0x86dd) + Ipv6B("fd00::b", "fd00::99", 44, Udp(), Fragment(17, 1280)),
        EgressVerdict::kIpv6Src},
+      // Servers of the link (IPv6)
+      {"DHCPv6 advertise (UDP 547 -> 546)", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 17, UdpB(547, 546)),
+       EgressVerdict::kDhcpServer},
+      {"DHCPv6 relay-reply (UDP 547 -> 547)", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 17, UdpB(547, 547)),
+       EgressVerdict::kDhcpServer},
+      {"DHCPv6 reply behind a destination options header", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "fe80::99", 60, UdpB(547, 546), Ext8(17)),
+       EgressVerdict::kDhcpServer},
+      {"DHCPv6 reply, first fragment", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "fe80::99", 44, UdpB(547, 546), Fragment(17, 0)),
+       EgressVerdict::kDhcpServer},
+      {"DHCPv6 solicit as a client (546 -> 547)", v6,
+       EthB("33:33:00:01:00:02", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::1:2", 17, UdpB(546, 547)),
+       EgressVerdict::kAllow},
+      {"MLD query", v6,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::1", 58, Icmp6B(130) + std::string(16, '\0')),
+       EgressVerdict::kQuerier},
+      {"MLD query behind a hop-by-hop header (router alert)", v6,
+       EthB("33:33:00:00:00:01", kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::1", 0,
+                                                          Icmp6B(130) + std::string(16, '\0'),
+                                                          Bytes({58, 0, 5, 2, 0, 0, 1, 0})),
+       EgressVerdict::kQuerier},
+      {"MLDv2 report behind a hop-by-hop header", v6,
+       EthB("33:33:00:00:00:16", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::16", 0, Icmp6B(143), Bytes({58, 0, 5, 2, 0, 0, 1, 0})),
+       EgressVerdict::kAllow},
+      {"multicast router advertisement", v6,
+       EthB("33:33:00:00:00:6a", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::6a", 58, Icmp6B(151)),
+       EgressVerdict::kRouter},
+      {"multicast router solicitation", v6,
+       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(152)),
+       EgressVerdict::kAllow},
+      {"multicast router termination", v6,
+       EthB("33:33:00:00:00:6a", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::6a", 58, Icmp6B(153)),
+       EgressVerdict::kRouter},
       {"tagged ipv6 with its VLAN", App(7, true),
        EthB(peer, kAppMac, 0x86dd, {{0x8100, 7}}) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()),
        EgressVerdict::kAllow},

@@ -318,6 +318,35 @@ TEST_F(VswitchTest, AppEgressIsDefaultDeny) {
   EXPECT_EQ(KindCounters(*restored), counters);
 }
 
+// An IPv4 frame of `protocol` from app A's MAC and address carrying `l4` (as hex).
+std::string Ipv4FromA(const char* dst, const char* ip_dst, int protocol, const std::string& l4) {
+  std::string body = Hex(l4);
+  int total = 20 + static_cast<int>(body.size());
+  std::string ip = std::string("\x45\x00", 2) + static_cast<char>(total >> 8) +
+                   static_cast<char>(total & 0xff) + std::string("\x00\x00\x00\x00\x40", 5) +
+                   static_cast<char>(protocol) + std::string(2, '\0') + IpBytes(kIpA) +
+                   IpBytes(ip_dst) + body;
+  return MacBytes(dst) + MacBytes(kMacA) + Hex("0800") + ip;
+}
+
+// An app is no DHCP server, multicast querier nor router: those frames reach no one and are
+// counted by reason; a DHCP client's and an IGMP report go out.
+TEST_F(VswitchTest, AppIsNoServerOfTheLink) {
+  a_->Inject(Ipv4FromA(kBroadcast, "255.255.255.255", 17, "0043004400080000"));     // DHCP offer
+  a_->Inject(Ipv4FromA("01:00:5e:00:00:01", "224.0.0.1", 2, "1100000000000000"));   // IGMP query
+  a_->Inject(Ipv4FromA(kMacB, kIpB, 1, "0501000000000000"));                        // redirect
+  a_->Inject(Ipv4FromA(kBroadcast, "255.255.255.255", 17, "0044004300080000"));     // DHCP client
+  a_->Inject(Ipv4FromA("01:00:5e:00:00:16", "224.0.0.22", 2, "2200000000000000"));  // report
+  Run();
+  EXPECT_EQ(a_->stats().drop_spoofed.Get(), 3u);
+  EXPECT_EQ(b_->TakeSent().size(), 2u);
+  EXPECT_EQ(nic0_->TakeSent().size(), 2u);
+  std::map<std::string, uint64_t> counters = KindCounters(*engine_);
+  EXPECT_EQ(counters["egress_drop_dhcp_server"], 1u);
+  EXPECT_EQ(counters["egress_drop_querier"], 1u);
+  EXPECT_EQ(counters["egress_drop_ra"], 1u);
+}
+
 TEST_F(VswitchTest, BadAppAddressesAreRefused) {
   engines::PortAttachment attach;
   attach.set_mac(MacBytes("02:00:00:00:00:0c"));
