@@ -5,7 +5,8 @@
 // at most one 802.1Q tag and only with the app's VLAN, an IPv4 source the app's, an ARP sender the
 // app, an IPv6 source one of the app's (or :: for duplicate address detection), no router
 // advertisement or redirect, and no transport header of a server of the link (DHCP, DHCPv6,
-// IGMP and MLD queries, ICMP redirects and router advertisements, multicast router messages).
+// IGMP and MLD queries, ICMP redirects and router advertisements, multicast router messages),
+// and no neighbour discovery option naming another MAC or malformed.
 //
 // Input: byte 0 chooses how the identity is made, bytes 1..30 feed it, the rest is the frame.
 #include <stddef.h>
@@ -31,9 +32,20 @@ void Check(bool ok) {
 uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
 // Checks the transport header `l4` (`n` bytes of it there) of IPv4 (`v6` false) or IPv6
-// protocol `proto` that was allowed.
-void CheckTransport(bool v6, uint8_t proto, const uint8_t* l4, uint32_t n) {
+// protocol `proto` that app `mac` was allowed to send: no server's; neighbour discovery options
+// well formed, their link-layer addresses the app's.
+void CheckTransport(bool v6, uint8_t proto, const uint8_t* l4, uint32_t n, uint64_t mac) {
   if (n < 4) return;
+  if (v6 && proto == 58 && (l4[0] == 133 || l4[0] == 135 || l4[0] == 136)) {
+    const uint32_t start = l4[0] == 133 ? 8 : 24;
+    if (n < start) return;
+    int options = 0;
+    for (uint32_t at = start; at < n; at += l4[at + 1] * 8u, ++options) {
+      Check(options < 64 && n - at >= 8 && l4[at + 1] != 0 && l4[at + 1] * 8u <= n - at);
+      if (l4[at] == 1 || l4[at] == 2)
+        Check(l4[at + 1] == 1 && snapd::MacFromBytes(l4 + at + 2) == mac);
+    }
+  }
   if (proto == 17) {
     Check(Be16(l4) != (v6 ? 547 : 67) && Be16(l4 + 2) != (v6 ? 546 : 68));
   } else if (!v6 && proto == 1) {
@@ -99,7 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint32_t ihl = (ip[0] & 0x0f) * 4u;
     const uint32_t total = Be16(ip + 2);
     Check(ihl >= 20 && total >= ihl && len >= l3 + total);
-    if ((Be16(ip + 6) & 0x1fff) == 0) CheckTransport(false, ip[9], ip + ihl, total - ihl);
+    if ((Be16(ip + 6) & 0x1fff) == 0) CheckTransport(false, ip[9], ip + ihl, total - ihl, app.mac);
   } else if (type == 0x0806) {
     Check(len >= l3 + 28);
     uint32_t sender;
@@ -128,7 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       off += (f[off + 1] + 1u) * 8;
     }
     if (off <= end && next != 0 && next != 60 && next != 43 && next != 44) {
-      CheckTransport(true, next, f + off, end - off);
+      CheckTransport(true, next, f + off, end - off, app.mac);
     }
   } else {
     Check(false);  // no other ethertype, no other tag

@@ -80,6 +80,30 @@ std::string Ipv6ToString(const Ipv6Address& ip) {
 
 namespace {
 
+// Reads the `len` bytes of neighbour discovery options at `opt` into info->nd_options and
+// nd_link_addr (see FrameInfo).
+void ParseNdOptions(const uint8_t* opt, uint32_t len, FrameInfo* info) {
+  for (int n = 0; len > 0; ++n) {
+    // Type, length in units of 8 bytes (0 is malformed: RFC 4861 4.6), data.
+    if (n == FrameInfo::kMaxNdOptions || len < 8 || opt[1] == 0 || opt[1] * 8u > len) {
+      info->nd_options = FrameInfo::kNdBadOptions;
+      return;
+    }
+    const uint32_t bytes = opt[1] * 8u;
+    if (opt[0] == 1 || opt[0] == 2) {  // source, target link-layer address
+      const uint64_t mac = MacFromBytes(opt + 2);
+      if (bytes != 8 || (info->nd_options == FrameInfo::kNdLinkAddr && mac != info->nd_link_addr)) {
+        info->nd_options = FrameInfo::kNdBadOptions;
+        return;
+      }
+      info->nd_options = FrameInfo::kNdLinkAddr;
+      info->nd_link_addr = mac;
+    }
+    opt += bytes;
+    len -= bytes;
+  }
+}
+
 // Follows the extension headers of the IPv6 packet `ip` (`len` bytes from its fixed header to
 // the end of its payload, the fixed header's 40 among them) to the upper layer, and reads the
 // ICMPv6 fields a switch checks. Leaves ipv6_upper_known false where it cannot follow.
@@ -123,6 +147,11 @@ void ParseIpv6Chain(const uint8_t* ip, uint32_t len, FrameInfo* info) {
   if (icmp[0] >= 135 && icmp[0] <= 137) {  // NS, NA, redirect: 8 bytes, then the target
     if (icmp_len < 24) return;
     info->icmp6_target = Ipv6Address::FromBytes(icmp + 8);
+  }
+  if (icmp[0] == 133 && icmp_len >= 8) {  // RS: 8 bytes, then options
+    ParseNdOptions(icmp + 8, icmp_len - 8, info);
+  } else if (icmp[0] == 135 || icmp[0] == 136) {  // NS, NA: the target, then options
+    ParseNdOptions(icmp + 24, icmp_len - 24, info);
   }
   info->ipv6_upper_known = true;
 }
@@ -190,6 +219,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     info->l4_head = 0;
     info->icmp6_type = 0;
     info->icmp6_target = Ipv6Address();
+    info->nd_options = FrameInfo::kNdNone;
     ParseIpv6Chain(l3, total, info);
   }
   return ParseError::kNone;
@@ -207,6 +237,12 @@ EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) 
     return EgressVerdict::kRouter;
   }
   if (type == 130) return EgressVerdict::kQuerier;  // MLD query (v1 and v2)
+  // RS, NS, NA (the parser reads no other's options): their link-layer address options name the
+  // app's MAC, or they are refused; so are malformed options.
+  if (info.nd_options != FrameInfo::kNdNone &&
+      (info.nd_options == FrameInfo::kNdBadOptions || info.nd_link_addr != app.mac)) {
+    return EgressVerdict::kNeighbor;
+  }
   if (info.ipv6_src.IsUnspecified()) {
     // Duplicate address detection: a neighbour solicitation from :: for one of its addresses.
     return type == 135 && app.HasIpv6(info.icmp6_target) ? EgressVerdict::kAllow

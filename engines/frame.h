@@ -88,6 +88,15 @@ struct FrameInfo {
   // neighbour solicitation (135), advertisement (136) or redirect (137).
   uint8_t icmp6_type;
   Ipv6Address icmp6_target;
+  // The options of a router solicitation (133), neighbour solicitation (135) or advertisement
+  // (136): kNdLinkAddr when they carry source or target link-layer address options, all of which
+  // name nd_link_addr; kNdBadOptions when an option is malformed (length 0, past the message, more
+  // than kMaxNdOptions of them), a link-layer address option is not one Ethernet address long, or
+  // two of them name different addresses.
+  enum NdOptions : uint8_t { kNdNone = 0, kNdLinkAddr, kNdBadOptions };
+  static constexpr int kMaxNdOptions = 64;
+  uint8_t nd_options;
+  uint64_t nd_link_addr;
 };
 
 enum class ParseError {
@@ -149,7 +158,9 @@ struct AppIdentity {
 //      fragmented, RFC 6980), that is no router advertisement, redirect or router renumbering
 //      (kRouter, whatever the source), from one of the app's addresses, or from :: only as a
 //      duplicate address detection solicitation for one of them (kIpv6Src), and that is no
-//      neighbour advertisement for an address not the app's (kNeighbor).
+//      neighbour advertisement for an address not the app's, nor a router solicitation or
+//      neighbour solicitation or advertisement whose link-layer address options name another MAC
+//      than the app's or are malformed (kNeighbor).
 //    Any other ethertype: kEthertype.
 //  - and, IPv4 or IPv6, whose transport header (when the packet has one: unfragmented, or the
 //    first fragment) is not that of a server of the link: an app is no DHCP server or relay

@@ -205,6 +205,10 @@ std::string Icmp6B(int type, const char* target = nullptr) {
   if (target) m += Ip6B(target);
   return m;
 }
+// A source (1) or target (2) link-layer address option naming `mac`.
+std::string LlaOpt(int type, const char* mac) { return Bytes({type, 1}) + MacB(mac); }
+// A nonce option (14): 8 bytes.
+std::string NonceOpt() { return Bytes({14, 1, 1, 2, 3, 4, 5, 6}); }
 std::string Udp() { return std::string(8, 'u'); }
 // An extension header of 8 bytes: its next header, length 0.
 std::string Ext8(int next) { return Bytes({next, 0, 0, 0, 0, 0, 0, 0}); }
@@ -411,6 +415,74 @@ TEST(EgressTest, Table) {
       {"neighbour advertisement cut before its target", v6,
        EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136)),
        EgressVerdict::kIpv6Headers},
+      // Neighbour discovery options
+      {"neighbour advertisement for itself, its MAC as target link-layer address", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136, kAppIp6) + LlaOpt(2, kAppMac)),
+       EgressVerdict::kAllow},
+      {"neighbour advertisement for itself naming another MAC", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136, kAppIp6) + LlaOpt(2, kOtherMac)),
+       EgressVerdict::kNeighbor},
+      {"neighbour advertisement naming its MAC, then another", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 58,
+                 Icmp6B(136, kAppIp6) + LlaOpt(2, kAppMac) + LlaOpt(2, kOtherMac)),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation, its MAC as source link-layer address, and a nonce", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58,
+                 Icmp6B(135, "fd00::99") + NonceOpt() + LlaOpt(1, kAppMac)),
+       EgressVerdict::kAllow},
+      {"neighbour solicitation naming another MAC", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58, Icmp6B(135, "fd00::99") + LlaOpt(1, kOtherMac)),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation, an option of length 0", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58,
+                 Icmp6B(135, "fd00::99") + Bytes({14, 0, 0, 0, 0, 0, 0, 0})),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation, an option past the message", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58,
+                 Icmp6B(135, "fd00::99") + Bytes({1, 2}) + MacB(kAppMac)),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation, four bytes after its options", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58,
+                 Icmp6B(135, "fd00::99") + LlaOpt(1, kAppMac) + Bytes({14, 1, 0, 0})),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation, a link-layer address of 14 bytes", v6,
+       EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "ff02::1:ff00:99", 58,
+                 Icmp6B(135, "fd00::99") + Bytes({1, 2}) + MacB(kAppMac) + MacB(kOtherMac) +
+                     Bytes({0, 0})),
+       EgressVerdict::kNeighbor},
+      {"neighbour solicitation with 65 options", v6,
+       [] {
+         std::string opts;
+         for (int i = 0; i < 65; ++i) opts += NonceOpt();
+         return EthB("33:33:ff:00:00:99", kAppMac, 0x86dd) +
+                Ipv6B(kAppIp6, "ff02::1:ff00:99", 58, Icmp6B(135, "fd00::99") + opts);
+       }(),
+       EgressVerdict::kNeighbor},
+      {"router solicitation, its MAC as source link-layer address", v6,
+       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(133) + LlaOpt(1, kAppMac)),
+       EgressVerdict::kAllow},
+      {"router solicitation naming another MAC", v6,
+       EthB("33:33:00:00:00:02", kAppMac, 0x86dd) +
+           Ipv6B(kAppLinkLocal, "ff02::2", 58, Icmp6B(133) + LlaOpt(1, kOtherMac)),
+       EgressVerdict::kNeighbor},
+      {"duplicate address detection naming another MAC", v6,
+       EthB("33:33:ff:00:00:0a", kAppMac, 0x86dd) +
+           Ipv6B("::", "ff02::1:ff00:a", 58, Icmp6B(135, kAppIp6) + LlaOpt(1, kOtherMac)),
+       EgressVerdict::kNeighbor},
+      {"echo request: its bytes are no options", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(128) + Bytes({1, 0}) + MacB(kOtherMac)),
+       EgressVerdict::kAllow},
       {"duplicate address detection", v6,
        EthB("33:33:ff:00:00:0a", kAppMac, 0x86dd) +
            Ipv6B("::", "ff02::1:ff00:a", 58, Icmp6B(135, kAppIp6)),
@@ -517,6 +589,14 @@ TEST(FrameTest, VlanAndIpv6Fields) {
   EXPECT_EQ(info.ipv6_upper, kIpProtoIcmpv6);
   EXPECT_EQ(info.icmp6_type, 136);
   EXPECT_EQ(Ipv6ToString(info.icmp6_target), kAppIp6);
+  EXPECT_EQ(info.nd_options, FrameInfo::kNdNone);
+  std::string na = EthB("02:00:00:00:00:63", kAppMac, 0x86dd) +
+                   Ipv6B(kAppIp6, "fd00::99", 58, Icmp6B(136, kAppIp6) + LlaOpt(2, kOtherMac));
+  FrameInfo nd;
+  ASSERT_EQ(ParseFrame(reinterpret_cast<const uint8_t*>(na.data()), na.size(), 1518, &nd),
+            ParseError::kNone);
+  EXPECT_EQ(nd.nd_options, FrameInfo::kNdLinkAddr);
+  EXPECT_EQ(MacToString(nd.nd_link_addr), kOtherMac);
   std::string three =
       EthB(kOtherMac, kAppMac, 0x0800, {{0x88a8, 1}, {0x8100, 2}, {0x8100, 3}}) + Ipv4B(kAppIp);
   FrameInfo deep;
