@@ -1,9 +1,33 @@
 #include "engines/vswitch/mac_table.h"
 
+#include <errno.h>
+#include <sys/random.h>
+
+#include <random>
+
 namespace snapd {
+namespace {
+
+// 64 random bits: getrandom (blocking only before the kernel's pool is first ready), else
+// std::random_device (which reads the same pool another way).
+uint64_t RandomKey() {
+  uint64_t key;
+  ssize_t n;
+  do {
+    n = getrandom(&key, sizeof(key), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof(key))) return key;
+  std::random_device rd;
+  return uint64_t{rd()} << 32 ^ rd();
+}
+
+}  // namespace
 
 MacTable::MacTable(uint32_t capacity, int64_t aging_ns, uint32_t owner_limit)
-    : aging_ns_(aging_ns), owned_(kMaxOwners, 0) {
+    : MacTable(capacity, aging_ns, owner_limit, RandomKey()) {}
+
+MacTable::MacTable(uint32_t capacity, int64_t aging_ns, uint32_t owner_limit, uint64_t hash_key)
+    : key_(hash_key), aging_ns_(aging_ns), owned_(kMaxOwners, 0) {
   uint32_t n = kMaxProbe;
   while (n < capacity) n <<= 1;
   slots_.resize(n);
@@ -12,10 +36,13 @@ MacTable::MacTable(uint32_t capacity, int64_t aging_ns, uint32_t owner_limit)
 }
 
 uint32_t MacTable::Hash(uint64_t mac) const {
-  mac ^= mac >> 29;
-  mac *= 0xbf58476d1ce4e5b9ull;
-  mac ^= mac >> 32;
-  return static_cast<uint32_t>(mac) & mask_;
+  uint64_t x = mac ^ key_;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return static_cast<uint32_t>(x) & mask_;
 }
 
 int64_t MacTable::Find(uint64_t mac, uint32_t* probes) const {

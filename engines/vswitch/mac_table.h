@@ -13,6 +13,10 @@
 //    hold static entries.
 //  - Each learned entry belongs to an owner (the engine uses one per NIC), and an owner may hold
 //    at most `owner_limit` learned entries, so one link cannot fill the table.
+//  - The hash is keyed with 64 random bits drawn for each table (getrandom), so that a host on the
+//    wire cannot work out offline which MACs share a home slot (say the 16 that fill the probe
+//    window of a victim's MAC, which then is never learned and floods). It is a keyed mix
+//    (splitmix64's finalizer over mac ^ key), not a cryptographic function.
 #ifndef SNAPD_ENGINES_VSWITCH_MAC_TABLE_H_
 #define SNAPD_ENGINES_VSWITCH_MAC_TABLE_H_
 
@@ -46,7 +50,10 @@ class MacTable {
 
   // capacity is rounded up to a power of two (at least 16); aging_ns is how long a learned entry
   // lives unseen; owner_limit is the most learned entries one owner may hold (0: capacity / 2).
+  // The hash key is random.
   MacTable(uint32_t capacity, int64_t aging_ns, uint32_t owner_limit = 0);
+  // The same with the hash key given (tests that need the same slots every run).
+  MacTable(uint32_t capacity, int64_t aging_ns, uint32_t owner_limit, uint64_t hash_key);
 
   // Records that `mac` was seen on `port` (of `owner`, below kMaxOwners) at `now_ns`. A static
   // entry wins; see LearnResult. A MAC moving to an owner at its limit is forgotten (frames to it
@@ -57,8 +64,10 @@ class MacTable {
   StaticResult AddStatic(uint64_t mac, uint16_t port, int64_t now_ns);
   // The port `mac` was last seen on, or kNoPort if unknown or aged out.
   uint16_t Lookup(uint64_t mac, int64_t now_ns) const;
-  // How many slots Lookup(mac) looks at (1..kMaxProbe): for tests.
+  // How many slots Lookup(mac) looks at (1..kMaxProbe), and the slot its probing starts at (its
+  // home): for tests.
   uint32_t LookupProbes(uint64_t mac) const;
+  uint32_t HomeSlot(uint64_t mac) const { return Hash(mac); }
   // Forgets every entry pointing at `port`, static or learned.
   void ForgetPort(uint16_t port);
   // Deletes the expired learned entries among the next `slots` slots, going round the table
@@ -71,6 +80,7 @@ class MacTable {
   // Slots in use, expired entries not yet reclaimed included.
   uint32_t size() const { return used_; }
   uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+  int64_t aging_ns() const { return aging_ns_; }
   uint32_t owner_limit() const { return owner_limit_; }
   // Learned entries `owner` holds (expired ones not yet reclaimed included).
   uint32_t learned_by(uint16_t owner) const { return owner < kMaxOwners ? owned_[owner] : 0; }
@@ -98,6 +108,7 @@ class MacTable {
   }
 
   std::vector<Slot> slots_;
+  uint64_t key_;
   uint32_t mask_;
   int64_t aging_ns_;
   uint32_t owner_limit_;

@@ -142,7 +142,8 @@ TEST(MacTableTest, Table) {
           t.ForgetPort(s.port);
           break;
         case Step::kSweep:
-          EXPECT_EQ(static_cast<int>(t.Sweep(s.t * kSecond, t.capacity())), s.want);
+          // Twice round: a deletion costs a call one of its looks.
+          EXPECT_EQ(static_cast<int>(t.Sweep(s.t * kSecond, 2 * t.capacity())), s.want);
           break;
       }
     }
@@ -167,6 +168,31 @@ TEST(MacTableTest, StaticFailsOnlyWhenItsWholePathIsStatic) {
   EXPECT_EQ(t.Learn(999, 2, 0, 0), LR::kFull);
   t.ForgetPort(1);
   EXPECT_EQ(t.AddStatic(999, 2, 0), SR::kAdded);
+}
+
+// The hash is keyed per table: MACs that share a home slot in one table (16 of them fill the
+// probe window of a victim's MAC, which then is never learned) are spread over another's.
+TEST(MacTableTest, HashIsKeyedPerTable) {
+  MacTable a(4096, 300 * kSecond, 4096);
+  MacTable b(4096, 300 * kSecond, 4096);
+  int same = 0;
+  for (uint64_t m = 0; m < 4096; ++m) same += a.HomeSlot(m) == b.HomeSlot(m);
+  EXPECT_LT(same, 64);  // about 1 expected
+  MacTable a_again(4096, 300 * kSecond, 4096, 42);
+  MacTable b_again(4096, 300 * kSecond, 4096, 42);
+  for (uint64_t m = 0; m < 4096; ++m) ASSERT_EQ(a_again.HomeSlot(m), b_again.HomeSlot(m));
+
+  // What a host that knew a's key could do to a victim's MAC...
+  const uint64_t victim = 0x5544332211a0;
+  std::vector<uint64_t> aimed;
+  for (uint64_t m = 0x020000000000; aimed.size() < MacTable::kMaxProbe; ++m) {
+    if (a.HomeSlot(m) == a.HomeSlot(victim)) aimed.push_back(m);
+  }
+  for (uint64_t m : aimed) ASSERT_EQ(a.Learn(m, 1, 0, 0), LR::kLearned);
+  EXPECT_EQ(a.Learn(victim, 2, 1, 0), LR::kFull);
+  // ...does nothing to b, whose key it does not know.
+  for (uint64_t m : aimed) ASSERT_EQ(b.Learn(m, 1, 0, 0), LR::kLearned);
+  EXPECT_EQ(b.Learn(victim, 2, 1, 0), LR::kLearned);
 }
 
 // Random operations from several owners against a plain map: after every step the table holds
@@ -220,23 +246,27 @@ TEST(MacTableTest, AgreesWithAModelUnderRandomOperations) {
 }
 
 // A flood of source MACs from one NIC into the default table: 4096 slots, a NIC may hold 2048.
+// (A given hash key: which slots fill, and so which few MACs find their window full, is the
+// same every run.)
 TEST(MacTableTest, FloodFromTheWireLeavesLookupsBoundedAndAppsIn) {
   const int64_t aging = 300 * kSecond;
-  MacTable t(4096, aging);
+  MacTable t(4096, aging, 0, 0x5eed);
   ASSERT_EQ(t.owner_limit(), 2048u);
   std::map<LR, int> results;
   int apps = 0;
+  int evicted = 0;  // an app evicting a learned MAC makes room for another
   for (uint64_t m = 0; m < 6000; ++m) {
     results[t.Learn(0x100000000000 + m * 0x10001, /*port=*/0, /*owner=*/0, m)]++;
     if (m % 100 == 0) {  // apps attach during the flood
       ++apps;
-      ASSERT_NE(t.AddStatic(0x02 + (uint64_t{static_cast<unsigned>(apps)} << 8), 100 + apps, m),
-                SR::kFull);
+      SR r = t.AddStatic(0x02 + (uint64_t{static_cast<unsigned>(apps)} << 8), 100 + apps, m);
+      ASSERT_NE(r, SR::kFull);
+      evicted += r == SR::kEvicted;
     }
   }
-  EXPECT_EQ(results[LR::kLearned], 2048);
-  EXPECT_EQ(results[LR::kOwnerLimit] + results[LR::kFull], 6000 - 2048);
-  EXPECT_LE(t.learned_by(0), 2048u);
+  EXPECT_EQ(results[LR::kLearned], 2048 + evicted);
+  EXPECT_EQ(results[LR::kOwnerLimit] + results[LR::kFull], 6000 - 2048 - evicted);
+  EXPECT_EQ(t.learned_by(0), 2048u);
   // A MAC nobody has: every lookup looks at kMaxProbe slots at most.
   uint32_t worst = 0;
   for (uint64_t m = 0; m < 20000; ++m) {
@@ -247,14 +277,17 @@ TEST(MacTableTest, FloodFromTheWireLeavesLookupsBoundedAndAppsIn) {
   for (int a = 1; a <= apps; ++a) {
     EXPECT_EQ(t.Lookup(0x02 + (uint64_t{static_cast<unsigned>(a)} << 8), 6000), 100 + a);
   }
-  // Another NIC still learns.
-  EXPECT_EQ(t.Learn(0x200000000001, 1, 1, 6000), LR::kLearned);
+  // Another NIC still learns (at half load a few MACs find their 16 slots full).
+  int other = 0;
+  for (uint64_t m = 0; m < 100; ++m)
+    other += t.Learn(0x200000000001 + m, 1, 1, 6000) == LR::kLearned;
+  EXPECT_GE(other, 90);
   // After ageing, a sweep round frees the flood and the NIC learns again.
   int64_t later = 6000 + aging + 1;
   uint32_t swept = 0;
   // (64 slots a call, as the engine sweeps; a deletion costs a call one of its 64 looks)
   for (uint32_t k = 0; k < 3 * t.capacity() / 64; ++k) swept += t.Sweep(later, 64);
-  EXPECT_EQ(swept, 2048u + 1);
+  EXPECT_EQ(swept, 2048u + other);
   EXPECT_EQ(t.learned_by(0), 0u);
   EXPECT_EQ(t.size(), static_cast<uint32_t>(apps));
   EXPECT_EQ(t.Learn(0x300000000001, 0, 0, later), LR::kLearned);
@@ -262,9 +295,12 @@ TEST(MacTableTest, FloodFromTheWireLeavesLookupsBoundedAndAppsIn) {
 }
 
 // With no per-owner limit, several NICs can fill every slot: lookups are still bounded (exactly
-// kMaxProbe for an unknown MAC, as no slot is free) and apps still get in, evicting learned MACs.
+// kMaxProbe for an unknown MAC, as no slot is free) and apps still get in, evicting learned MACs,
+// while they are at most a quarter of the table. (At half, 16 apps' MACs in a row are likely
+// somewhere: a simulation of 2048 random MACs in 4096 slots found one refused in 42% of tables;
+// at a quarter, in 1 of 20000. The key is given, so this runs the same every time.)
 TEST(MacTableTest, CompletelyFullTableStillTakesApps) {
-  MacTable t(1024, 300 * kSecond, 1024);
+  MacTable t(1024, 300 * kSecond, 1024, 0x5eed);
   int full = 0;
   for (uint64_t m = 0; m < 5000; ++m) {
     full += t.Learn(0x100000000000 + m * 0x10001, m % 4, m % 4, 0) == LR::kFull;
@@ -274,13 +310,13 @@ TEST(MacTableTest, CompletelyFullTableStillTakesApps) {
   for (uint64_t m = 0; m < 5000; ++m) worst = std::max(worst, t.LookupProbes(0xa0000000 + m));
   EXPECT_LE(worst, MacTable::kMaxProbe);
   int evicted = 0;
-  for (uint64_t a = 1; a <= 512; ++a) {
+  for (uint64_t a = 1; a <= 256; ++a) {
     SR r = t.AddStatic(0x02 + (a << 8), 100 + a, 1);
     ASSERT_NE(r, SR::kFull) << a;
     evicted += r == SR::kEvicted;
   }
   EXPECT_GT(evicted, 0);
-  for (uint64_t a = 1; a <= 512; ++a) EXPECT_EQ(t.Lookup(0x02 + (a << 8), 2), 100 + a);
+  for (uint64_t a = 1; a <= 256; ++a) EXPECT_EQ(t.Lookup(0x02 + (a << 8), 2), 100 + a);
 }
 
 }  // namespace

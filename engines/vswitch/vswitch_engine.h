@@ -42,7 +42,8 @@ class VswitchEngine : public Engine {
 
   // mac_table_full: frames whose source MAC was not learned because every slot it may take was in
   // use (they are forwarded; frames back to that MAC flood). mac_learn_limit: likewise, because
-  // its NIC holds mac_learn_limit learned MACs already. mac_evicted: learned MACs evicted to make
+  // its NIC holds mac_learn_limit learned MACs already (a known MAC that moves to such a NIC is
+  // forgotten, and counted here too). mac_evicted: learned MACs evicted to make
   // room for an app's. mac_static_full: apps refused because their MAC's slots all hold other
   // apps' MACs. egress_drop_<reason>: frames from apps refused, by EgressVerdict.
   void ForEachKindCounter(
