@@ -3,12 +3,13 @@
 // filter allows, the invariants are checked against the raw bytes, not against the parser's
 // reading of them: the source MAC is the app's, the destination no link-local control address,
 // at most one 802.1Q tag and only with the app's VLAN, an IPv4 source the app's, an ARP sender the
-// app, an IPv6 source one of the app's (or :: for duplicate address detection), no router
-// advertisement or redirect, and no transport header of a server of the link (DHCP, DHCPv6,
-// IGMP and MLD queries, ICMP redirects and router advertisements, multicast router messages),
-// and no neighbour discovery option naming another MAC or malformed.
+// app (or 0.0.0.0 in a probe for the app's address), an IPv6 source one of the app's (or :: for
+// duplicate address detection), no router advertisement or redirect, and no transport header of a
+// server of the link (DHCP, DHCPv6, IGMP and MLD queries, ICMP redirects and router advertisements,
+// multicast router messages), and no neighbour discovery option naming another MAC or malformed.
 //
-// Input: byte 0 chooses how the identity is made, bytes 1..30 feed it, the rest is the frame.
+// Input: byte 0 chooses how the identity is made (bit by bit, see below), bytes 1..30 feed it, the
+// rest is the frame.
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -75,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   memcpy(&app.ipv4, seed + 6, 4);
   if (mode & 2)
     app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
+  if ((mode & 0x80) && info.ethertype == snapd::kEtherTypeArp) app.ipv4 = info.arp_target_ip;
   app.vlan = (mode & 4) && info.vlan_tags > 0 ? info.outer_vid : Be16(seed + 10) & 0x0fff;
   if (app.vlan > 4094) app.vlan = 0;
   app.ipv6_count = (mode >> 3) & 3;  // 0..3 addresses
@@ -114,9 +116,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if ((Be16(ip + 6) & 0x1fff) == 0) CheckTransport(false, ip[9], ip + ihl, total - ihl, app.mac);
   } else if (type == 0x0806) {
     Check(len >= l3 + 28);
-    uint32_t sender;
+    uint32_t sender, target;
     memcpy(&sender, ip + 14, 4);
-    Check(app.ipv4 != 0 && sender == app.ipv4 && snapd::MacFromBytes(ip + 8) == app.mac);
+    memcpy(&target, ip + 24, 4);
+    Check(app.ipv4 != 0 && snapd::MacFromBytes(ip + 8) == app.mac);
+    // Its address, or an address conflict probe: a request from 0.0.0.0 for its address.
+    Check(sender == app.ipv4 || (sender == 0 && Be16(ip + 6) == 1 && target == app.ipv4));
   } else if (type == 0x86dd) {
     Check(len >= l3 + 40 && app.ipv6_count > 0);
     Ipv6Address src = Ipv6Address::FromBytes(ip + 8);

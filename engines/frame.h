@@ -152,7 +152,8 @@ struct AppIdentity {
 //    has one (any other tag, TPID or depth: kVlan);
 //  - and it is one of:
 //    IPv4 from the app's address (kIpv4Src; 0.0.0.0, DHCP's, too: apps are given their address);
-//    ARP whose sender MAC and IP are the app's (kArp);
+//    ARP whose sender MAC and IP are the app's, or an address conflict probe (RFC 5227: a
+//      request from the app's MAC and 0.0.0.0 for the app's address) (kArp);
 //    IPv6, if the app has IPv6 addresses (kIpv6), whose header chain can be followed to the
 //      upper layer and is not a fragmented ICMPv6 (kIpv6Headers; neighbour discovery is never
 //      fragmented, RFC 6980), that is no router advertisement, redirect or router renumbering
@@ -219,7 +220,10 @@ inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& inf
       if (info.ipv4_protocol == kIpProtoTcp) return EgressVerdict::kAllow;
       return CheckAppIpv4Protocol(info);
     case kEtherTypeArp:
-      return app.ipv4 != 0 && info.arp_sender_mac == app.mac && info.arp_sender_ip == app.ipv4
+      if (app.ipv4 == 0 || info.arp_sender_mac != app.mac) return EgressVerdict::kArp;
+      if (info.arp_sender_ip == app.ipv4) return EgressVerdict::kAllow;
+      // An address conflict probe (RFC 5227): a request from 0.0.0.0 for its own address.
+      return info.arp_sender_ip == 0 && info.arp_op == 1 && info.arp_target_ip == app.ipv4
                  ? EgressVerdict::kAllow
                  : EgressVerdict::kArp;
     case kEtherTypeIpv6:

@@ -188,9 +188,10 @@ std::string UdpB(int sport, int dport) {
 }
 // ICMP (or IGMP) of `type`: type, code, checksum and four more bytes.
 std::string IcmpB(int type) { return Bytes({type, 0, 0, 0, 0, 0, 0, 0}); }
-std::string ArpB(const char* sender_mac, const char* sender_ip) {
-  return Bytes({0, 1, 8, 0, 6, 4, 0, 1}) + MacB(sender_mac) + IpB(sender_ip) +
-         std::string(6, '\0') + IpB("10.0.0.99");
+std::string ArpB(const char* sender_mac, const char* sender_ip, const char* target_ip = "10.0.0.99",
+                 int op = 1) {
+  return Bytes({0, 1, 8, 0, 6, 4, 0, op}) + MacB(sender_mac) + IpB(sender_ip) +
+         std::string(6, '\0') + IpB(target_ip);
 }
 // IPv6 from `src` to `dst`: `ext` (extension headers, `next` the first's type) then `upper`.
 std::string Ipv6B(const char* src, const char* dst, int next, const std::string& upper,
@@ -257,6 +258,23 @@ TEST(EgressTest, Table) {
        EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "10.0.0.11"), EgressVerdict::kArp},
       {"arp with another sender MAC", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, kAppIp),
        EgressVerdict::kArp},
+      {"arp announcement", plain, EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, kAppIp, kAppIp),
+       EgressVerdict::kAllow},
+      {"arp probe for its address (RFC 5227)", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "0.0.0.0", kAppIp), EgressVerdict::kAllow},
+      {"arp probe for another address", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "0.0.0.0", "10.0.0.11"), EgressVerdict::kArp},
+      {"arp probe from another sender MAC", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kOtherMac, "0.0.0.0", kAppIp), EgressVerdict::kArp},
+      {"arp reply from 0.0.0.0", plain,
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "0.0.0.0", kAppIp, 2), EgressVerdict::kArp},
+      {"arp probe from an app without IPv4",
+       [] {
+         AppIdentity a = App();
+         a.ipv4 = 0;
+         return a;
+       }(),
+       EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, "0.0.0.0", "0.0.0.0"), EgressVerdict::kArp},
       // Servers of the link: DHCP, multicast queriers, routers (IPv4)
       {"DHCP offer (UDP 67 -> 68)", plain,
        EthB(bcast, kAppMac, 0x0800) + Ipv4P(kAppIp, "255.255.255.255", 17, UdpB(67, 68)),
