@@ -259,6 +259,15 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     if (by_id_.contains(id)) {
       return absl::AlreadyExistsError(absl::StrCat("interface id ", id, " already connected"));
     }
+    // Counted again here: handshakes that began under the limit must not all complete past it.
+    const uid_t uid = conn->cred_.uid;
+    if (uid != 0 && uid != geteuid()) {
+      size_t connected = 0;
+      for (const auto& [k, c] : by_fd_) connected += c->connected_ && c->cred_.uid == uid;
+      if (connected >= options_.max_connections_per_uid) {
+        return absl::ResourceExhaustedError("too many interfaces connected for this uid");
+      }
+    }
     conn->id_ = id;
     conn->peer_name_ = FieldToString(init.name);
     by_id_[id] = conn;

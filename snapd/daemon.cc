@@ -370,14 +370,20 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   absl::Status status;
   OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
+  uint64_t skipped = 0;
+  const bool log = app_log_.Allow(MonotonicNs(), &skipped);  // an app may churn at will
+  const std::string left_out =
+      skipped > 0 ? absl::StrCat(" (", skipped, " attach/detach lines left out before)") : "";
   if (!status.ok()) {
-    LOG(ERROR) << "app " << conn.id() << ": cannot attach: " << status;
+    if (log) LOG(ERROR) << "app " << conn.id() << ": cannot attach: " << status << left_out;
     memif_->Disconnect(conn.id(), status.message());
     return;
   }
-  LOG(INFO) << "app " << conn.id() << " ('" << conn.peer_name() << "', pid " << conn.peer_cred().pid
-            << ") attached to " << slot->engine->name() << " as " << app.config.mac() << " "
-            << app.config.ipv4();
+  if (log) {
+    LOG(INFO) << "app " << conn.id() << " ('" << conn.peer_name() << "', pid "
+              << conn.peer_cred().pid << ") attached to " << slot->engine->name() << " as "
+              << app.config.mac() << " " << app.config.ipv4() << left_out;
+  }
 }
 
 void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason) {
@@ -386,7 +392,11 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   EngineSlot* slot = FindEngine(it->second.config.engine());
   // The port must be gone from the engine before the server unmaps the app's memory.
   OnEngine(*slot, [&] { slot->engine->RemovePort(AppPortName(conn.id())); });
-  LOG(INFO) << "app " << conn.id() << " detached: " << reason;
+  uint64_t skipped = 0;
+  if (!app_log_.Allow(MonotonicNs(), &skipped)) return;
+  LOG(INFO) << "app " << conn.id() << " detached: " << reason
+            << (skipped > 0 ? absl::StrCat(" (", skipped, " attach/detach lines left out before)")
+                            : "");
 }
 
 absl::Status Daemon::RunOnMain(const std::function<void()>& fn) {
