@@ -2,11 +2,12 @@
 // built from the frame's own fields, so that allowed frames are common). For every frame the
 // filter allows, the invariants are checked against the raw bytes, not against the parser's
 // reading of them: the source MAC is the app's, the destination no link-local control address,
-// at most one 802.1Q tag and only with the app's VLAN, an IPv4 source the app's, an ARP sender the
-// app (or 0.0.0.0 in a probe for the app's address), an IPv6 source one of the app's (or :: for
-// duplicate address detection), no router advertisement or redirect, and no transport header of a
-// server of the link (DHCP, DHCPv6, IGMP and MLD queries, ICMP redirects and router advertisements,
-// multicast router messages), and no neighbour discovery option naming another MAC or malformed.
+// one 802.1Q tag with the app's VLAN (priority and drop eligible 0) if it has one, else none, an
+// IPv4 source the app's, an ARP sender the app (or 0.0.0.0 in a probe for the app's address), an
+// IPv6 source one of the app's (or :: for duplicate address detection), no router advertisement or
+// redirect, and no transport header of a server of the link (DHCP, DHCPv6, IGMP and MLD queries,
+// ICMP redirects and router advertisements, multicast router messages), and no neighbour discovery
+// option naming another MAC or malformed.
 //
 // Input: byte 0 chooses how the identity is made (bit by bit, see below), bytes 1..30 feed it, the
 // rest is the frame.
@@ -77,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mode & 2)
     app.ipv4 = info.ethertype == snapd::kEtherTypeArp ? info.arp_sender_ip : info.ipv4_src;
   if ((mode & 0x80) && info.ethertype == snapd::kEtherTypeArp) app.ipv4 = info.arp_target_ip;
-  app.vlan = (mode & 4) && info.vlan_tags > 0 ? info.outer_vid : Be16(seed + 10) & 0x0fff;
+  app.vlan = (mode & 4) && info.vlan_tags > 0 ? info.outer_tci : Be16(seed + 10) & 0x0fff;
   if (app.vlan > 4094) app.vlan = 0;
   app.ipv6_count = (mode >> 3) & 3;  // 0..3 addresses
   for (int i = 0; i < app.ipv6_count; ++i) app.ipv6[i] = Ipv6Address::FromBytes(seed + 12);
@@ -98,9 +99,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(!(memcmp(f, kLinkLocal, 5) == 0 && (f[5] & 0xf0) == 0));
   uint32_t l3 = 14;
   uint16_t type = Be16(f + 12);
+  Check((type == 0x8100) == (app.vlan != 0));  // tagged exactly when it has a VLAN
   if (type == 0x8100) {
     Check(len >= 18);
-    Check(app.vlan != 0 && (Be16(f + 14) & 0x0fff) == app.vlan);
+    Check(Be16(f + 14) == app.vlan);  // its VLAN, priority 0, drop eligible 0
     type = Be16(f + 16);
     l3 = 18;
   }

@@ -169,7 +169,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
   if (__builtin_expect(type != kEtherTypeIpv4 && IsVlanTpid(type), 0)) {
     if (off + 6 > len) return ParseError::kTruncated;
     info->outer_tpid = type;
-    info->outer_vid = Be16(f + off + 2) & 0x0fff;
+    info->outer_tci = Be16(f + off + 2);
     int tags = 0;
     for (; tags < 2 && IsVlanTpid(type); ++tags) {
       off += 4;

@@ -54,9 +54,10 @@ struct FrameInfo {
   // kTooManyTags when a third follows (the frame's L3 is then not parsed).
   static constexpr uint8_t kTooManyTags = 3;
   uint8_t vlan_tags = 0;
-  // Only when vlan_tags > 0: the first tag's type, and its VLAN id (low 12 bits of the TCI).
+  // Only when vlan_tags > 0: the first tag's type, and its TCI (priority << 13 | drop eligible
+  // << 12 | VLAN id).
   uint16_t outer_tpid;
-  uint16_t outer_vid;
+  uint16_t outer_tci;
   // IPv4 (ethertype 0x0800): addresses in network byte order.
   uint32_t ipv4_src = 0;
   uint32_t ipv4_dst = 0;
@@ -133,7 +134,7 @@ struct AppIdentity {
   static constexpr int kMaxIpv6 = 8;
   uint64_t mac = 0;
   uint32_t ipv4 = 0;       // network order; 0: the app may send no IPv4 nor ARP
-  uint16_t vlan = 0;       // 1..4094: the app may tag with this VLAN id; 0: untagged only
+  uint16_t vlan = 0;       // 1..4094: the app must tag with this VLAN id; 0: untagged only
   uint8_t ipv6_count = 0;  // 0: the app may send no IPv6
   Ipv6Address ipv6[kMaxIpv6] = {};
   bool HasIpv6(const Ipv6Address& a) const {
@@ -148,8 +149,9 @@ struct AppIdentity {
 //  - its source MAC is the app's (else kSrcMac);
 //  - its destination is not a link-local control address 01:80:c2:00:00:0X (STP, PAUSE, LACP,
 //    802.1X, LLDP, ...: kLinkLocal);
-//  - it is untagged, or carries exactly one 802.1Q (0x8100) tag with the app's VLAN id, if the app
-//    has one (any other tag, TPID or depth: kVlan);
+//  - it is untagged if the app has no VLAN, and carries exactly one 802.1Q (0x8100) tag with the
+//    app's VLAN id, priority 0 and drop eligible 0 if it has one (no tag, any other tag, TPID,
+//    depth or priority: kVlan);
 //  - and it is one of:
 //    IPv4 from the app's address (kIpv4Src; 0.0.0.0, DHCP's, too: apps are given their address);
 //    ARP whose sender MAC and IP are the app's, or an address conflict probe (RFC 5227: a
@@ -204,9 +206,9 @@ inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& inf
   if (info.src_mac != app.mac) return EgressVerdict::kSrcMac;
   // 01:80:c2:00:00:0X, bytes in wire order from the low bits (see MacFromBytes).
   if ((info.dst_mac & 0xf0ffffffffffull) == 0x00000000c28001ull) return EgressVerdict::kLinkLocal;
-  if (info.vlan_tags != 0) {
+  if ((info.vlan_tags | app.vlan) != 0) {  // a tag, or an app that must tag
     if (info.vlan_tags != 1 || info.outer_tpid != kEtherTypeVlan || app.vlan == 0 ||
-        info.outer_vid != app.vlan) {
+        info.outer_tci != app.vlan) {  // the TCI: VLAN id, priority 0, drop eligible 0
       return EgressVerdict::kVlan;
     }
   }

@@ -351,10 +351,18 @@ TEST(EgressTest, Table) {
        EgressVerdict::kVlan},
       {"tagged with its VLAN", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 7}}) + Ipv4B(kAppIp),
        EgressVerdict::kAllow},
-      {"tagged with its VLAN, priority bits set", vlan7,
-       EthB(peer, kAppMac, 0x0800, {{0x8100, 0xa007}}) + Ipv4B(kAppIp), EgressVerdict::kAllow},
+      {"tagged with its VLAN, priority 5", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 0xa007}}) + Ipv4B(kAppIp), EgressVerdict::kVlan},
+      {"tagged with its VLAN, drop eligible", vlan7,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 0x1007}}) + Ipv4B(kAppIp), EgressVerdict::kVlan},
       {"untagged with a VLAN", vlan7, EthB(peer, kAppMac, 0x0800) + Ipv4B(kAppIp),
-       EgressVerdict::kAllow},
+       EgressVerdict::kVlan},
+      {"untagged ARP with a VLAN", vlan7, EthB(bcast, kAppMac, 0x0806) + ArpB(kAppMac, kAppIp),
+       EgressVerdict::kVlan},
+      {"tagged ARP with its VLAN", vlan7,
+       EthB(bcast, kAppMac, 0x0806, {{0x8100, 7}}) + ArpB(kAppMac, kAppIp), EgressVerdict::kAllow},
+      {"priority tag (VLAN 0) without a VLAN", plain,
+       EthB(peer, kAppMac, 0x0800, {{0x8100, 0}}) + Ipv4B(kAppIp), EgressVerdict::kVlan},
       {"another VLAN", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 8}}) + Ipv4B(kAppIp),
        EgressVerdict::kVlan},
       {"VLAN 0 (priority tag)", vlan7, EthB(peer, kAppMac, 0x0800, {{0x8100, 0}}) + Ipv4B(kAppIp),
@@ -598,7 +606,7 @@ TEST(FrameTest, VlanAndIpv6Fields) {
             ParseError::kNone);
   EXPECT_EQ(info.vlan_tags, 1);
   EXPECT_EQ(info.outer_tpid, 0x8100);
-  EXPECT_EQ(info.outer_vid, 5);
+  EXPECT_EQ(info.outer_tci, 0x2005);
   EXPECT_EQ(info.ethertype, kEtherTypeIpv6);
   EXPECT_EQ(info.l3_offset, 18u);
   EXPECT_EQ(Ipv6ToString(info.ipv6_src), kAppIp6);
@@ -622,7 +630,7 @@ TEST(FrameTest, VlanAndIpv6Fields) {
             ParseError::kNone);
   EXPECT_EQ(deep.vlan_tags, FrameInfo::kTooManyTags);
   EXPECT_EQ(deep.outer_tpid, kEtherTypeQinQ);
-  EXPECT_EQ(deep.outer_vid, 1);
+  EXPECT_EQ(deep.outer_tci, 1);
 }
 
 TEST(FrameTest, MacAndIpText) {

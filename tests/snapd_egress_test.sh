@@ -2,8 +2,9 @@
 # What an app may send (issue 9, default-deny egress), through the real snapd:
 #  - app 1 (IPv4 only) sends IPv6, a VLAN-tagged frame and LLDP: every one is dropped and counted
 #    by reason in `snapctl stats`, and none reaches the NIC;
-#  - app 2 (given IPv6 addresses and VLAN 81) sends IPv6 from its address and frames tagged with
-#    VLAN 81: they reach the NIC; its router advertisements are dropped and counted;
+#  - app 2 (given IPv6 addresses and VLAN 81) sends IPv6 and IPv4 from its addresses tagged with
+#    VLAN 81: they reach the NIC; its router advertisements, untagged frames and frames tagged with
+#    priority 5 are dropped and counted;
 #  - --app and `snapctl app add` take ip6=, vlan= and uid=, check them with clear errors, and
 #    `snapctl apps` shows them; an app registered for another uid is refused at attach.
 source "$(dirname "$0")/lib.sh"
@@ -45,8 +46,8 @@ V6_APP1=fd000081000000000000000000000001
 V6_APP2=fd000081000000000000000000000002
 LL_APP2=fe800000000000000000000000810002
 LLDP="0180c200000e${APP1}88cc$(printf '00%.0s' {1..46})"
-# A router advertisement from fe80::81:2 to ff02::1 (ICMPv6 type 134, 16 bytes).
-RA="333300000001${APP2}86dd6000000000103aff${LL_APP2}ff020000000000000000000000000001"
+# A router advertisement from fe80::81:2 to ff02::1 (ICMPv6 type 134, 16 bytes), tagged VLAN 81.
+RA="333300000001${APP2}8100005186dd6000000000103aff${LL_APP2}ff020000000000000000000000000001"
 RA+="86000000400007080000000000000000"
 
 # App 1 was given IPv4 only.
@@ -65,16 +66,16 @@ check "app 1's IPv6, tagged and LLDP frames were dropped and counted by reason" 
 nic_tx() { ctl stats | awk '$1 == "nic0/q0" {print $4}'; }
 check "none of them reached the NIC" [ "$(nic_tx)" = 0 ]
 
-# App 2 was given fd00:81::2, fe80::81:2 and VLAN 81.
+# App 2 was given fd00:81::2, fe80::81:2 and VLAN 81: it must tag, with priority 0.
 "$TRAFFIC" --socket="$SOCK" --id=2 --frames=10 \
-  --raw_hex="${BCAST}${APP2}86dd$(ipv6_udp $V6_APP2),${BCAST}${APP2}810000510800$(ipv4 0a510002),$RA" \
+  --raw_hex="${BCAST}${APP2}8100005186dd$(ipv6_udp $V6_APP2),${BCAST}${APP2}810000510800$(ipv4 0a510002),$RA,${BCAST}${APP2}0800$(ipv4 0a510002),${BCAST}${APP2}8100a0510800$(ipv4 0a510002)" \
   >"$WORK/t2.log" 2>&1 || true
-check "app 2 sent its 30 frames" grep -q "raw frames sent=30 of 30" "$WORK/t2.log"
-check "app 2's router advertisements were dropped and counted" \
-  wait_for 10 "RA counter" counts_are egress_drop_ra=10
-check "app 2's IPv6 and VLAN 81 frames reached the NIC" [ "$(nic_tx)" = 20 ]
+check "app 2 sent its 50 frames" grep -q "raw frames sent=50 of 50" "$WORK/t2.log"
+check "app 2's router advertisements, untagged and priority 5 frames were dropped and counted" \
+  wait_for 10 "RA and VLAN counters" counts_are egress_drop_ra=10 egress_drop_vlan=30
+check "app 2's tagged IPv6 and IPv4 frames reached the NIC" [ "$(nic_tx)" = 20 ]
 check "the other counters did not move" \
-  counts_are egress_drop_ipv6=10 egress_drop_vlan=10 egress_drop_link_local=10
+  counts_are egress_drop_ipv6=10 egress_drop_link_local=10
 
 # uid=: another uid's app is refused at attach, one's own attaches.
 "$TRAFFIC" --socket="$SOCK" --id=3 --raw_hex="${BCAST}020000008103" --frames=1 \

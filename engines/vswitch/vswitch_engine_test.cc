@@ -330,16 +330,17 @@ TEST_F(VswitchTest, AppEgressIsDefaultDeny) {
   auto port = std::make_unique<FakePort>("appC", PortKind::kApp);
   FakePort* c = port.get();
   ASSERT_TRUE(engine_->AddPort(std::move(port), attach).ok());
-  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c"));
   c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000007"));
-  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::a"));              // not its
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c"));  // untagged
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::a", "81000007"));  // not its
   c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "81000008"));  // VLAN 8
+  c->Inject(Ipv6Frame("02:00:00:00:00:77", "02:00:00:00:00:0c", "fd00::c", "8100a007"));  // PCP 5
   Run();
-  EXPECT_EQ(nic0_->TakeSent().size(), 2u);
-  EXPECT_EQ(c->stats().drop_spoofed.Get(), 2u);
+  EXPECT_EQ(nic0_->TakeSent().size(), 1u);
+  EXPECT_EQ(c->stats().drop_spoofed.Get(), 4u);
   counters = KindCounters(*engine_);
   EXPECT_EQ(counters["egress_drop_ipv6_src"], 1u);
-  EXPECT_EQ(counters["egress_drop_vlan"], 3u);
+  EXPECT_EQ(counters["egress_drop_vlan"], 5u);
 
   // The counters survive a move.
   engines::EngineState state;
