@@ -128,13 +128,18 @@ struct Descriptor {
 
 inline constexpr uint16_t kRingFlagMaskInt = 1;
 
-// The ring header as it sits in shared memory: three cache lines, then the descriptors.
+// The ring header as it sits in shared memory: two cache lines, then the descriptors. Laid out
+// with explicit padding rather than alignas(64): memif lets a ring start at any 16-byte offset of
+// its region, and a type that demanded 64 would make every such ring misaligned (undefined
+// behaviour, which UBSan reports); each field here needs only its natural alignment.
 struct RingHeader {
-  alignas(64) uint32_t cookie;
+  uint32_t cookie;
   uint16_t flags;
   uint16_t head;
-  alignas(64) uint16_t tail;
-  alignas(64) Descriptor desc[0];
+  uint8_t pad0[56];
+  uint16_t tail;  // in a cache line of its own: the consumer writes it, the producer head
+  uint8_t pad1[62];
+  Descriptor desc[0];
 };
 
 static_assert(sizeof(WireMessage) == kMessageSize, "memif messages are 128 bytes");
