@@ -6,8 +6,9 @@
 // IPv4 source the app's, an ARP sender the app (or 0.0.0.0 in a probe for the app's address), an
 // IPv6 source one of the app's (or :: for duplicate address detection), no router advertisement or
 // redirect, and no transport header of a server of the link (DHCP, DHCPv6, IGMP and MLD queries,
-// ICMP redirects and router advertisements, multicast router messages), and no neighbour discovery
-// option naming another MAC or malformed.
+// ICMP redirects and router advertisements, multicast router messages), no neighbour discovery
+// option naming another MAC or malformed, no tunnel or routing protocol, no IPv4 option but the
+// router alert, and no IPv6 routing or mobility header.
 //
 // Input: byte 0 chooses how the identity is made (bit by bit, see below), bytes 1..30 feed it, the
 // rest is the frame.
@@ -32,6 +33,12 @@ void Check(bool ok) {
 }
 
 uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+// An IPv4 protocol or IPv6 upper layer an app may send: no tunnel, no routing protocol.
+void CheckProtocol(uint8_t p) {
+  Check(p != 4 && p != 41 && p != 47 && p != 94 && p != 97 && p != 115 && p != 89 && p != 103 &&
+        p != 112);
+}
 
 // Checks the transport header `l4` (`n` bytes of it there) of IPv4 (`v6` false) or IPv6
 // protocol `proto` that app `mac` was allowed to send: no server's; neighbour discovery options
@@ -115,6 +122,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint32_t ihl = (ip[0] & 0x0f) * 4u;
     const uint32_t total = Be16(ip + 2);
     Check(ihl >= 20 && total >= ihl && len >= l3 + total);
+    CheckProtocol(ip[9]);
+    // Options: padding, and the router alert (4 bytes) only.
+    for (uint32_t at = 20; at < ihl && ip[at] != 0;) {
+      if (ip[at] == 1) {
+        ++at;
+        continue;
+      }
+      Check(ip[at] == 0x94 && at + 4 <= ihl && ip[at + 1] == 4);
+      at += 4;
+    }
     if ((Be16(ip + 6) & 0x1fff) == 0) CheckTransport(false, ip[9], ip + ihl, total - ihl, app.mac);
   } else if (type == 0x0806) {
     Check(len >= l3 + 28);
@@ -136,17 +153,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (src.IsUnspecified()) {  // :: only for duplicate address detection
       Check(info.ipv6_upper == 58 && info.icmp6_type == 135 && !info.ipv6_fragment);
     }
-    // Hop-by-hop, destination options and routing headers followed independently of the parser
-    // (fragments are not: a first fragment's transport header is the parser's word).
+    // Hop-by-hop, destination options and fragment headers followed independently of the
+    // parser: no routing nor mobility header, no tunnel, no server's transport header.
     const uint32_t end = l3 + 40 + Be16(ip + 4);
     Check(len >= end);
     uint8_t next = ip[6];
     uint32_t off = l3 + 40;
-    for (int n = 0; n < 8 && (next == 0 || next == 60 || next == 43) && off + 8 <= end; ++n) {
+    bool later_fragment = false;
+    for (int n = 0; n < 8 && (next == 0 || next == 60 || next == 44) && off + 8 <= end; ++n) {
+      const bool fragment = next == 44;
+      if (fragment) later_fragment = (Be16(f + off + 2) & 0xfff8) != 0;
       next = f[off];
-      off += (f[off + 1] + 1u) * 8;
+      off += fragment ? 8 : (f[off + 1] + 1u) * 8;
+      if (later_fragment) break;
     }
-    if (off <= end && next != 0 && next != 60 && next != 43 && next != 44) {
+    // (A later fragment's header names the first's next header, which was checked with it.)
+    if (!later_fragment) Check(next != 43 && next != 135);
+    if (off <= end || later_fragment) CheckProtocol(next);
+    if (off <= end && !later_fragment && next != 0 && next != 60 && next != 44) {
       CheckTransport(true, next, f + off, end - off, app.mac);
     }
   } else {

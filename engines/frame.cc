@@ -80,6 +80,30 @@ std::string Ipv6ToString(const Ipv6Address& ip) {
 
 namespace {
 
+// The IpOption bits of the `len` bytes of IPv4 options at `opt`. Out of line: rare.
+__attribute__((noinline)) uint8_t Ipv4Options(const uint8_t* opt, uint32_t len) {
+  uint8_t seen = 0;
+  for (uint32_t i = 0; i < len;) {  // at most 40 bytes
+    const uint8_t type = opt[i];
+    if (type == 0) break;  // end of the list: the rest is padding
+    if (type == 1) {       // no operation (padding)
+      ++i;
+      continue;
+    }
+    if (len - i < 2 || opt[i + 1] < 2 || opt[i + 1] > len - i)
+      return seen | FrameInfo::kIpOptMalformed;
+    if (type == 0x94 && opt[i + 1] == 4) {
+      seen |= FrameInfo::kIpOptRouterAlert;
+    } else if (type == 0x83 || type == 0x89) {  // loose, strict source and record route
+      seen |= FrameInfo::kIpOptSourceRoute;
+    } else {
+      seen |= FrameInfo::kIpOptOther;
+    }
+    i += opt[i + 1];
+  }
+  return seen;
+}
+
 // Reads the `len` bytes of neighbour discovery options at `opt` into info->nd_options and
 // nd_link_addr (see FrameInfo).
 void ParseNdOptions(const uint8_t* opt, uint32_t len, FrameInfo* info) {
@@ -117,6 +141,8 @@ void ParseIpv6Chain(const uint8_t* ip, uint32_t len, FrameInfo* info) {
     if (!extension) break;
     if (n == kMaxExtensionHeaders || off + 8 > len) return;  // every one is 8 bytes at least
     const uint8_t* h = ip + off;
+    if (next == 43) info->ip_options |= FrameInfo::kIpOptSourceRoute;  // routing header
+    if (next == 135) info->ip_options |= FrameInfo::kIpOptOther;       // mobility header
     if (next == 44) {  // fragment: 8 bytes; only the first fragment holds the upper layer
       info->ipv6_fragment = true;
       uint16_t offset = static_cast<uint16_t>(Be16(h + 2) & 0xfff8);
@@ -197,6 +223,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     // fragment can overwrite its first 8 bytes either).
     const bool first = (Be16(l3 + 6) & 0x1fff) == 0;
     info->l4_head = first && total - ihl >= 4 ? Be32(l3 + ihl) : 0;
+    info->ip_options = __builtin_expect(ihl == 20, 1) ? 0 : Ipv4Options(l3 + 20, ihl - 20);
   } else if (type == kEtherTypeArp) {
     if (l3_len < 28) return ParseError::kTruncated;
     if (Be16(l3) != 1 || Be16(l3 + 2) != kEtherTypeIpv4 || l3[4] != 6 || l3[5] != 4) {
@@ -217,6 +244,7 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
     info->ipv6_upper_known = false;
     info->ipv6_fragment = false;
     info->l4_head = 0;
+    info->ip_options = 0;
     info->icmp6_type = 0;
     info->icmp6_target = Ipv6Address();
     info->nd_options = FrameInfo::kNdNone;
@@ -225,9 +253,28 @@ ParseError ParseFrame(const uint8_t* f, uint32_t len, uint32_t max_len, FrameInf
   return ParseError::kNone;
 }
 
+namespace {
+
+// The verdict on each IPv4 protocol or IPv6 upper layer whatever its transport header says.
+struct ProtocolVerdicts {
+  EgressVerdict v[256] = {};
+  constexpr ProtocolVerdicts() {
+    // Tunnels: IP in IP, IPv6 in IPv4 (6in4, 6to4, ISATAP), GRE, IP in IP (KA9Q), EtherIP,
+    // L2TPv3. Routing protocols: OSPF, PIM, VRRP (and CARP).
+    for (int p : {4, 41, 47, 94, 97, 115}) v[p] = EgressVerdict::kTunnel;
+    for (int p : {89, 103, 112}) v[p] = EgressVerdict::kRouter;
+  }
+};
+constexpr ProtocolVerdicts kProtocolVerdicts;
+
+EgressVerdict ProtocolVerdict(uint8_t protocol) { return kProtocolVerdicts.v[protocol]; }
+
+}  // namespace
+
 EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) {
   if (app.ipv6_count == 0) return EgressVerdict::kIpv6;
   if (!info.ipv6_upper_known) return EgressVerdict::kIpv6Headers;
+  if (info.ip_options != 0) return EgressVerdict::kIpOptions;  // routing, mobility headers
   const bool icmp = info.ipv6_upper == kIpProtoIcmpv6;
   if (icmp && info.ipv6_fragment) return EgressVerdict::kIpv6Headers;
   const uint8_t type = icmp ? info.icmp6_type : 0;
@@ -253,7 +300,7 @@ EgressVerdict CheckAppIpv6Egress(const AppIdentity& app, const FrameInfo& info) 
   if (info.ipv6_upper == kIpProtoUdp && IsDhcpServerUdp(info.l4_head, 547, 546)) {
     return EgressVerdict::kDhcpServer;
   }
-  return EgressVerdict::kAllow;
+  return ProtocolVerdict(info.ipv6_upper);
 }
 
 EgressVerdict CheckAppIpv4Protocol(const FrameInfo& info) {
@@ -267,7 +314,7 @@ EgressVerdict CheckAppIpv4Protocol(const FrameInfo& info) {
       // Multicast router advertisement and termination (RFC 4286).
       return type == 0x30 || type == 0x32 ? EgressVerdict::kRouter : EgressVerdict::kAllow;
     default:
-      return EgressVerdict::kAllow;
+      return ProtocolVerdict(info.ipv4_protocol);
   }
 }
 
@@ -301,6 +348,10 @@ const char* EgressVerdictCounter(EgressVerdict v) {
       return "egress_drop_dhcp_server";
     case EgressVerdict::kQuerier:
       return "egress_drop_querier";
+    case EgressVerdict::kTunnel:
+      return "egress_drop_tunnel";
+    case EgressVerdict::kIpOptions:
+      return "egress_drop_ip_options";
   }
   return "egress_drop_unknown";
 }

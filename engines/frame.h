@@ -68,6 +68,15 @@ struct FrameInfo {
   // (0 reads as ports 0 -> 0 or type 0, neither of which CheckAppEgress refuses: a later fragment
   // has no transport header to check.)
   uint32_t l4_head;
+  // IPv4 and IPv6 (only then set): what the IPv4 options (IPv4 header longer than 20 bytes) or the
+  // IPv6 extension headers hold that CheckAppEgress looks at, as IpOption bits.
+  enum IpOption : uint8_t {
+    kIpOptRouterAlert = 1,  // IPv4 router alert (RFC 2113), 4 bytes (IGMP carries it)
+    kIpOptSourceRoute = 2,  // IPv4 loose or strict source route; an IPv6 routing header
+    kIpOptOther = 4,        // any other IPv4 option; an IPv6 mobility header
+    kIpOptMalformed = 8,    // an IPv4 option shorter than 2 bytes or past the header
+  };
+  uint8_t ip_options;
   // ARP (ethertype 0x0806) for IPv4 over Ethernet.
   uint16_t arp_op = 0;
   uint64_t arp_sender_mac = 0;
@@ -170,7 +179,12 @@ struct AppIdentity {
 //    (UDP from port 67 or to 68; DHCPv6: from 547 or to 546: kDhcpServer), no multicast querier
 //    (IGMP membership query 0x11, MLD query 130: kQuerier) and no router (ICMP redirect 5, router
 //    advertisement 9; ICMPv6 multicast router advertisement 151 and termination 153; IGMP
-//    multicast router advertisement 0x30 and termination 0x32: kRouter).
+//    multicast router advertisement 0x30 and termination 0x32; the routing protocols OSPF 89,
+//    PIM 103, VRRP 112: kRouter);
+//  - and, IPv4 or IPv6, that is no tunnel (IP in IP 4, IPv6 in IPv4 41, GRE 47, EtherIP 97, 94,
+//    L2TPv3 115 as the IPv4 protocol or the IPv6 upper layer: kTunnel; UDP encapsulations such as
+//    VXLAN and Geneve are not looked at), and carries no IPv4 option but the router alert (and
+//    padding), and no IPv6 routing or mobility header (kIpOptions).
 enum class EgressVerdict : uint8_t {
   kAllow = 0,
   kSrcMac,
@@ -186,8 +200,10 @@ enum class EgressVerdict : uint8_t {
   kNeighbor,
   kDhcpServer,
   kQuerier,
+  kTunnel,
+  kIpOptions,
 };
-inline constexpr int kEgressVerdicts = 14;
+inline constexpr int kEgressVerdicts = 16;
 
 // UDP from a DHCP server or relay (`server` port: 67, DHCPv6 547) or to a client (`client`: 68,
 // 546), given a UDP packet's FrameInfo::l4_head.
@@ -215,6 +231,7 @@ inline EgressVerdict CheckAppEgress(const AppIdentity& app, const FrameInfo& inf
   switch (info.ethertype) {
     case kEtherTypeIpv4:
       if (app.ipv4 == 0 || info.ipv4_src != app.ipv4) return EgressVerdict::kIpv4Src;
+      if (info.ip_options > FrameInfo::kIpOptRouterAlert) return EgressVerdict::kIpOptions;
       if (info.ipv4_protocol == kIpProtoUdp) {
         return IsDhcpServerUdp(info.l4_head, 67, 68) ? EgressVerdict::kDhcpServer
                                                      : EgressVerdict::kAllow;

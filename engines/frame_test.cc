@@ -183,6 +183,13 @@ std::string Ipv4P(const char* src, const char* dst, int protocol, const std::str
                 0}) +
          IpB(src) + IpB(dst) + l4;
 }
+// IPv4 from the app's address with `options` (a multiple of 4 bytes) carrying UDP.
+std::string Ipv4Opts(const std::string& options, int protocol = 17) {
+  const int ihl = 5 + static_cast<int>(options.size()) / 4;
+  const int total = ihl * 4 + 8;
+  return Bytes({0x40 | ihl, 0, total >> 8, total & 0xff, 0, 0, 0, 0, 64, protocol, 0, 0}) +
+         IpB(kAppIp) + IpB("10.0.0.99") + options + std::string(8, 'u');
+}
 std::string UdpB(int sport, int dport) {
   return Bytes({sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, 0, 8, 0, 0});
 }
@@ -332,6 +339,60 @@ TEST(EgressTest, Table) {
       {"ICMP redirect from another address", plain,
        EthB(peer, kAppMac, 0x0800) + Ipv4P("10.0.0.1", "10.0.0.99", 1, IcmpB(5)),
        EgressVerdict::kIpv4Src},
+      // Tunnels, routing protocols, IPv4 options
+      {"IP in IP", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 4, Ipv4B("10.0.0.11")),
+       EgressVerdict::kTunnel},
+      {"6in4", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 41, Udp()),
+       EgressVerdict::kTunnel},
+      {"GRE", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 47, Udp()),
+       EgressVerdict::kTunnel},
+      {"GRE, later fragment", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 47, Udp(), 1480),
+       EgressVerdict::kTunnel},
+      {"IP in IP (94)", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 94, Udp()),
+       EgressVerdict::kTunnel},
+      {"EtherIP", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 97, Udp()),
+       EgressVerdict::kTunnel},
+      {"L2TPv3", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 115, Udp()),
+       EgressVerdict::kTunnel},
+      {"OSPF", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.5", 89, Udp()),
+       EgressVerdict::kRouter},
+      {"PIM", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.13", 103, Udp()),
+       EgressVerdict::kRouter},
+      {"VRRP", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "224.0.0.18", 112, Udp()),
+       EgressVerdict::kRouter},
+      {"ESP", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 50, Udp()),
+       EgressVerdict::kAllow},
+      {"SCTP", plain, EthB(peer, kAppMac, 0x0800) + Ipv4P(kAppIp, "10.0.0.99", 132, Udp()),
+       EgressVerdict::kAllow},
+      {"loose source route", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({0x83, 7, 4, 10, 0, 0, 11, 1})),
+       EgressVerdict::kIpOptions},
+      {"strict source route after a NOP", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({1, 0x89, 7, 4, 10, 0, 0, 11})),
+       EgressVerdict::kIpOptions},
+      {"source route in a TCP packet", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({0x83, 7, 4, 10, 0, 0, 11, 1}), 6),
+       EgressVerdict::kIpOptions},
+      {"record route", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({7, 7, 4, 0, 0, 0, 0, 1})),
+       EgressVerdict::kIpOptions},
+      {"router alert (IGMP report)", plain,
+       EthB("01:00:5e:00:00:16", kAppMac, 0x0800) + Ipv4Opts(Bytes({0x94, 4, 0, 0}), 2),
+       EgressVerdict::kAllow},
+      {"router alert of 2 bytes", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({0x94, 2, 1, 1})), EgressVerdict::kIpOptions},
+      {"padding only", plain, EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({1, 1, 1, 0})),
+       EgressVerdict::kAllow},
+      {"a source route after the end of the list is padding", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({0, 0x83, 7, 4, 10, 0, 0, 11})),
+       EgressVerdict::kAllow},
+      {"option of length 1", plain, EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({0x44, 1, 0, 0})),
+       EgressVerdict::kIpOptions},
+      {"option past the header", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({1, 1, 0x44, 8})), EgressVerdict::kIpOptions},
+      {"option type with no room for its length", plain,
+       EthB(peer, kAppMac, 0x0800) + Ipv4Opts(Bytes({1, 1, 1, 0x83})), EgressVerdict::kIpOptions},
       // Other ethertypes and link-local control
       {"unknown ethertype", plain, EthB(peer, kAppMac, 0x88b5) + Udp(), EgressVerdict::kEthertype},
       {"802.3 length field (LLC, e.g. CDP)", plain, EthB(peer, kAppMac, 0x0040) + Udp(),
@@ -576,6 +637,33 @@ TEST(EgressTest, Table) {
        EthB("33:33:00:00:00:6a", kAppMac, 0x86dd) +
            Ipv6B(kAppLinkLocal, "ff02::6a", 58, Icmp6B(153)),
        EgressVerdict::kRouter},
+      // Tunnels and routing headers (IPv6)
+      {"IPv6 in IPv6", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 41, Ipv6B(kAppIp6, "fd00::99", 17, Udp())),
+       EgressVerdict::kTunnel},
+      {"IPv4 in IPv6", v6, EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 4, Ipv4B(kAppIp)),
+       EgressVerdict::kTunnel},
+      {"GRE behind a destination options header", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 60, Udp(), Ext8(47)),
+       EgressVerdict::kTunnel},
+      {"GRE, later fragment", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 44, Udp(), Fragment(47, 1280)),
+       EgressVerdict::kTunnel},
+      {"OSPFv3", v6, EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppLinkLocal, "ff02::5", 89, Udp()),
+       EgressVerdict::kRouter},
+      {"routing header (segment routing)", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 43, Udp(),
+                 Bytes({17, 2, 4, 0, 0, 0, 0, 0}) + Ip6B("fd00::1")),
+       EgressVerdict::kIpOptions},
+      {"routing header type 0 after hop-by-hop", v6,
+       EthB(peer, kAppMac, 0x86dd) +
+           Ipv6B(kAppIp6, "fd00::99", 0, Udp(),
+                 Ext8(43) + Bytes({17, 2, 0, 1, 0, 0, 0, 0}) + Ip6B("fd00::1")),
+       EgressVerdict::kIpOptions},
+      {"mobility header", v6,
+       EthB(peer, kAppMac, 0x86dd) + Ipv6B(kAppIp6, "fd00::99", 135, Udp(), Ext8(59)),
+       EgressVerdict::kIpOptions},
       {"tagged ipv6 with its VLAN", App(7, true),
        EthB(peer, kAppMac, 0x86dd, {{0x8100, 7}}) + Ipv6B(kAppIp6, "fd00::99", 17, Udp()),
        EgressVerdict::kAllow},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What an app may send (issue 9, default-deny egress), through the real snapd:
-#  - app 1 (IPv4 only) sends IPv6, a VLAN-tagged frame and LLDP: every one is dropped and counted
-#    by reason in `snapctl stats`, and none reaches the NIC;
+#  - app 1 (IPv4 only) sends IPv6, a VLAN-tagged frame and LLDP, then a DHCP offer, GRE and IPv4
+#    with a source route: every one is dropped and counted by reason in `snapctl stats`, and none
+#    reaches the NIC;
 #  - app 2 (given IPv6 addresses and VLAN 81) sends IPv6 and IPv4 from its addresses tagged with
 #    VLAN 81: they reach the NIC; its router advertisements, untagged frames and frames tagged with
 #    priority 5 are dropped and counted;
@@ -76,6 +77,18 @@ check "app 2's router advertisements, untagged and priority 5 frames were droppe
 check "app 2's tagged IPv6 and IPv4 frames reached the NIC" [ "$(nic_tx)" = 20 ]
 check "the other counters did not move" \
   counts_are egress_drop_ipv6=10 egress_drop_link_local=10
+
+# App 1 again: a DHCP offer (UDP 67 -> 68), GRE, and IPv4 with a loose source route.
+DHCP="${BCAST}${APP1}08004500001c00000000401100000a510001ffffffff0043004400080000"
+GRE="${BCAST}${APP1}08004500001c00000000402f00000a5100010a5100ff0000080000000000"
+LSRR="${BCAST}${APP1}08004700002400000000401100000a5100010a5100ff8307040a51006301$UDP8"
+"$TRAFFIC" --socket="$SOCK" --id=1 --frames=10 --raw_hex="$DHCP,$GRE,$LSRR" \
+  >"$WORK/t1b.log" 2>&1 || true
+check "app 1 sent its 30 more frames" grep -q "raw frames sent=30 of 30" "$WORK/t1b.log"
+check "the DHCP offers, GRE and source-routed frames were dropped and counted by reason" \
+  wait_for 10 "server, tunnel and option counters" counts_are egress_drop_dhcp_server=10 \
+  egress_drop_tunnel=10 egress_drop_ip_options=10
+check "none of them reached the NIC" [ "$(nic_tx)" = 20 ]
 
 # uid=: another uid's app is refused at attach, one's own attaches.
 "$TRAFFIC" --socket="$SOCK" --id=3 --raw_hex="${BCAST}020000008103" --frames=1 \
