@@ -94,8 +94,10 @@ class MacTable {
     bool is_static = false;
   };
   static bool Empty(const Slot& s) { return s.port == kNoPort; }
+  // (now_ns - s.last_seen > aging_ns_, without overflow whatever last_seen a caller gave Learn:
+  // now_ns and aging_ns_ are both at least 0.)
   bool Expired(const Slot& s, int64_t now_ns) const {
-    return !s.is_static && now_ns - s.last_seen > aging_ns_;
+    return !s.is_static && s.last_seen < now_ns - aging_ns_;
   }
   uint32_t Hash(uint64_t mac) const;
   // Where `mac` sits, or -1, and how many slots that took to find out.

@@ -324,8 +324,11 @@ absl::Status VswitchEngine::RestoreKindState(const std::string& in) {
   for (const auto& e : state.learned()) {
     if (e.mac().size() != 6) return absl::InvalidArgumentError("vswitch state: bad mac");
   }
+  // mac_table_full comes in its own field (as snapd 0.3 wrote it, and SaveKindState still does);
+  // an entry of that name in `counters` is not added a second time.
   mac_table_full_.Add(state.mac_table_full());
   ForEachCounter(*this, [&](absl::string_view name, Counter& c) {
+    if (name == "mac_table_full") return;
     auto it = state.counters().find(std::string(name));
     if (it != state.counters().end()) c.Add(it->second);
   });
@@ -352,8 +355,12 @@ void VswitchEngine::ApplyPendingEntries() {
       continue;
     }
     if (slots_[i].is_app) continue;  // learned entries are for NIC ports only
+    // An age past the ageing time (an old or hostile state: INT64_MAX would overflow the table's
+    // arithmetic) is an aged-out entry; a negative one is taken for 0.
+    if (e.age_ns() > macs_.aging_ns()) continue;
+    const int64_t age = std::max<int64_t>(0, e.age_ns());
     macs_.Learn(MacFromBytes(reinterpret_cast<const uint8_t*>(e.mac().data())),
-                static_cast<uint16_t>(i), slots_[i].owner, now - std::max<int64_t>(0, e.age_ns()));
+                static_cast<uint16_t>(i), slots_[i].owner, now - age);
   }
   pending_ = std::move(still);
 }

@@ -477,6 +477,49 @@ TEST_F(VswitchTest, RestoredEngineForwardsAsTheSavedOneDid) {
   EXPECT_EQ(nic0_->TakeSent().size(), 1u);
 }
 
+// A saved state from an old or hostile snapd: an entry older than the ageing time (INT64_MAX
+// among them, which overflowed the ageing arithmetic) is not restored, one from the future is taken
+// as just seen, and mac_table_full given both in its field and in `counters` counts once.
+TEST_F(VswitchTest, RestoredStateWithHostileAgesAndCounters) {
+  engines::VswitchState kind;
+  auto add = [&](const char* mac, int64_t age_ns) {
+    engines::VswitchMacEntry* e = kind.add_learned();
+    e->set_mac(MacBytes(mac));
+    e->set_port("nic1/q0");
+    e->set_age_ns(age_ns);
+  };
+  add("02:00:00:00:03:01", INT64_MAX);
+  add("02:00:00:00:03:02", int64_t{301} * 1000000000);  // past the default 300 s
+  add("02:00:00:00:03:03", INT64_MIN);
+  add("02:00:00:00:03:04", int64_t{10} * 1000000000);
+  kind.set_mac_table_full(2);
+  (*kind.mutable_counters())["mac_table_full"] = 2;
+  (*kind.mutable_counters())["mac_evicted"] = 3;
+  engines::EngineState state;
+  state.set_kind("vswitch");
+  ASSERT_TRUE(kind.SerializeToString(state.mutable_kind_state()));
+  engine_ = NewEngine();
+  ASSERT_TRUE(engine_->RestoreState(state).ok());
+  Attach(engine_.get());
+  auto* sw = static_cast<VswitchEngine*>(engine_.get());
+  auto port_for = [&](const char* mac) {
+    uint64_t m;
+    ParseMac(mac, &m);
+    return sw->PortFor(m);
+  };
+  EXPECT_EQ(port_for("02:00:00:00:03:01"), "");
+  EXPECT_EQ(port_for("02:00:00:00:03:02"), "");
+  EXPECT_EQ(port_for("02:00:00:00:03:03"), "nic1/q0");
+  EXPECT_EQ(port_for("02:00:00:00:03:04"), "nic1/q0");
+  // Traffic goes on (the table's ageing arithmetic meets the restored entries on every lookup).
+  a_->Inject(Ipv4Frame("02:00:00:00:03:03", kMacA, kIpA, "10.0.0.50"));
+  Run();
+  EXPECT_EQ(nic1_->TakeSent().size(), 1u);
+  std::map<std::string, uint64_t> counters = KindCounters(*engine_);
+  EXPECT_EQ(counters["mac_table_full"], 2u);
+  EXPECT_EQ(counters["mac_evicted"], 3u);
+}
+
 TEST_F(VswitchTest, QueuesOfOneNicAreOneLink) {
   // A second queue of nic1: floods must leave through one queue of each NIC only, and nothing
   // goes from one queue of a NIC back out another of the same NIC.
