@@ -17,6 +17,8 @@ uint32_t OrDefault(uint32_t v, uint32_t def) { return v == 0 ? def : v; }
 constexpr int64_t kSweepEveryNs = 1000000;
 constexpr uint32_t kSweepSlots = 256;
 
+constexpr int64_t kNsPerSecond = 1000000000;
+
 }  // namespace
 
 template <typename Self, typename Fn>
@@ -28,12 +30,16 @@ void VswitchEngine::ForEachCounter(Self& self, Fn fn) {
   for (int v = 1; v < kEgressVerdicts; ++v) {
     fn(EgressVerdictCounter(static_cast<EgressVerdict>(v)), self.egress_drops_[v]);
   }
+  fn("egress_drop_flood_rate", self.egress_drop_flood_rate_);
 }
 
 VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& config)
     : Engine(std::move(name)),
       burst_(OrDefault(config.burst(), 32)),
       max_frame_(OrDefault(config.max_frame_bytes(), 9022)),
+      flood_rate_(OrDefault(config.app_flood_rate(), 10000)),
+      flood_capacity_(int64_t{OrDefault(config.app_flood_burst(), 1000)} * kNsPerSecond),
+      flood_fill_ns_(flood_capacity_ / flood_rate_ + 1),
       macs_(OrDefault(config.mac_table_size(), 4096),
             int64_t{OrDefault(config.mac_aging_s(), 300)} * 1000000000, config.mac_learn_limit()) {
   rx_.resize(burst_);
@@ -77,6 +83,8 @@ absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
   }
   slot.port = std::move(port);
   slot.out.reserve(burst_);
+  slot.flood_tokens = flood_capacity_;
+  slot.flood_at = MonotonicNs();
   if (index == slots_.size()) {
     slots_.push_back(std::move(slot));
   } else {
@@ -251,11 +259,13 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
     }
   }
   if (IsMulticast(info.dst_mac)) {
+    if (src.is_app && !TakeFloodToken(src, now)) return;
     Flood(in, pkt, /*apps_too=*/true);
     return;
   }
   uint16_t out = macs_.Lookup(info.dst_mac, now);
   if (out == MacTable::kNoPort) {
+    if (src.is_app && !TakeFloodToken(src, now)) return;
     Flood(in, pkt, /*apps_too=*/false);
     return;
   }
@@ -266,6 +276,20 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
   Slot& dst = slots_[out];
   if (dst.out.empty()) busy_outputs_.push_back(out);
   dst.out.push_back(pkt);
+}
+
+bool VswitchEngine::TakeFloodToken(Slot& s, int64_t now) {
+  // Refilled for the time since the last frame (at most what fills it), capped, then one taken.
+  const int64_t elapsed = std::min(std::max<int64_t>(0, now - s.flood_at), flood_fill_ns_);
+  s.flood_at = std::max(s.flood_at, now);
+  s.flood_tokens = std::min(flood_capacity_, s.flood_tokens + elapsed * flood_rate_);
+  if (ABSL_PREDICT_FALSE(s.flood_tokens < kNsPerSecond)) {
+    egress_drop_flood_rate_.Add();
+    stats().drops.Add();
+    return false;
+  }
+  s.flood_tokens -= kNsPerSecond;
+  return true;
 }
 
 void VswitchEngine::Flood(uint16_t in, const Packet& pkt, bool apps_too) {
@@ -385,6 +409,12 @@ class VswitchFactory : public EngineFactory {
     }
     if (c.mac_learn_limit() > OrDefault(c.mac_table_size(), 4096)) {
       return absl::InvalidArgumentError("mac_learn_limit: at most mac_table_size");
+    }
+    if (c.app_flood_rate() > 100000000) {
+      return absl::InvalidArgumentError("app_flood_rate: at most 100000000 frames a second");
+    }
+    if (c.app_flood_burst() > 1000000) {
+      return absl::InvalidArgumentError("app_flood_burst: at most 1000000 frames");
     }
     return std::unique_ptr<Engine>(new VswitchEngine(name, c));
   }

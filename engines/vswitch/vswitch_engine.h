@@ -8,6 +8,8 @@
 //    local control frames, IPv6 it was not given, router advertisements, ...) is dropped and
 //    counted, on the port (PortStats::drop_spoofed) and by reason (egress_drop_* kind counters).
 //    Malformed frames are dropped and counted (drop_malformed).
+//  - What each app floods (broadcast, multicast, unknown unicast) is rate limited by a token
+//    bucket (VswitchConfig app_flood_rate, app_flood_burst; egress_drop_flood_rate).
 //  - Frames from apps are copied out of the app's memory before they are checked, so an app cannot
 //    change a frame between the check and the send (the price: a second copy on the app path).
 #ifndef SNAPD_ENGINES_VSWITCH_VSWITCH_ENGINE_H_
@@ -45,7 +47,8 @@ class VswitchEngine : public Engine {
   // its NIC holds mac_learn_limit learned MACs already (a known MAC that moves to such a NIC is
   // forgotten, and counted here too). mac_evicted: learned MACs evicted to make
   // room for an app's. mac_static_full: apps refused because their MAC's slots all hold other
-  // apps' MACs. egress_drop_<reason>: frames from apps refused, by EgressVerdict.
+  // apps' MACs. egress_drop_<reason>: frames from apps refused, by EgressVerdict;
+  // egress_drop_flood_rate: floods from apps past their rate.
   void ForEachKindCounter(
       const std::function<void(absl::string_view name, uint64_t value)>& fn) const override;
 
@@ -63,6 +66,10 @@ class VswitchEngine : public Engine {
     uint16_t link = 0;        // slots on one link (queues of one NIC) share this number
     bool floods = false;      // the one slot of its link that floods go out of
     uint16_t owner = 0;       // NIC: whose learned MACs count against one limit (stable)
+    // App: its flood token bucket, in frame-nanoseconds (a frame costs kNsPerSecond), as of
+    // flood_at (engine time).
+    int64_t flood_tokens = 0;
+    int64_t flood_at = 0;
   };
 
   // Decides where one frame from port `in` goes, appending it to the output lists.
@@ -70,6 +77,8 @@ class VswitchEngine : public Engine {
   // Replaces the views of the n frames in rx_ with copies in app_copy_.
   void CopyOutOfApp(uint16_t n);
   void Flood(uint16_t in, const Packet& pkt, bool apps_too);
+  // Takes a token from app slot `s`'s flood bucket at `now`; false (and counted) if it has none.
+  bool TakeFloodToken(Slot& s, int64_t now);
   void FlushOutputs();
   void ApplyPendingEntries();
   // Recomputes link numbers and which slot of each link carries floods.
@@ -87,6 +96,11 @@ class VswitchEngine : public Engine {
 
   const uint32_t burst_;
   const uint32_t max_frame_;
+  // Flood buckets: tokens (frame-nanoseconds) per nanosecond, the most a bucket holds, and the
+  // time an empty bucket takes to fill.
+  const int64_t flood_rate_;
+  const int64_t flood_capacity_;
+  const int64_t flood_fill_ns_;
   MacTable macs_;
   int64_t next_sweep_ns_ = 0;  // when PollPorts next reclaims aged MACs (a few slots a time)
   Counter mac_table_full_;
@@ -94,6 +108,7 @@ class VswitchEngine : public Engine {
   Counter mac_evicted_;
   Counter mac_static_full_;
   Counter egress_drops_[kEgressVerdicts];  // by EgressVerdict (kAllow's unused)
+  Counter egress_drop_flood_rate_;
   std::vector<Slot> slots_;
   std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
   std::vector<Packet> rx_;

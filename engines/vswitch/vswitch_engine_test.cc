@@ -379,6 +379,35 @@ TEST_F(VswitchTest, AppIsNoServerOfTheLink) {
   EXPECT_EQ(counters["egress_drop_ra"], 1u);
 }
 
+// Each app floods (broadcast, multicast, unknown unicast) at most app_flood_rate frames a second
+// after a burst of app_flood_burst; unicast to a known MAC is not limited, nor are other apps.
+TEST_F(VswitchTest, AppFloodsAreRateLimited) {
+  auto engine =
+      EngineRegistry::Global().Create("vswitch", "fl", "app_flood_rate: 1 app_flood_burst: 5");
+  ASSERT_TRUE(engine.ok());
+  engine_ = std::move(*engine);
+  Attach(engine_.get());
+  for (int i = 0; i < 20; ++i) a_->Inject(ArpFrame(kMacA, kIpA, "10.0.0.99"));
+  for (int i = 0; i < 3; ++i) a_->Inject(Ipv4Frame("02:00:00:00:00:77", kMacA, kIpA, "10.0.0.77"));
+  for (int i = 0; i < 10; ++i) a_->Inject(Ipv4Frame(kMacB, kMacA, kIpA, kIpB));
+  for (int i = 0; i < 3; ++i) b_->Inject(ArpFrame(kMacB, kIpB, "10.0.0.99"));
+  Run();
+  // A's first 5 floods (its burst; one a second after that) and its 10 frames to B; B's 3.
+  EXPECT_EQ(nic0_->TakeSent().size(), 5u + 3u);
+  EXPECT_EQ(b_->TakeSent().size(), 5u + 10u);
+  EXPECT_EQ(a_->TakeSent().size(), 3u);
+  EXPECT_EQ(KindCounters(*engine_)["egress_drop_flood_rate"], 18u);
+  EXPECT_EQ(engine_->stats().drops.Get(), 18u);
+  EXPECT_FALSE(EngineRegistry::Global().Create("vswitch", "bad", "app_flood_rate: 100000001").ok());
+  EXPECT_FALSE(EngineRegistry::Global().Create("vswitch", "bad", "app_flood_burst: 1000001").ok());
+  // The defaults (10000 a second, bursts of 1000) let an ordinary app's broadcasts through.
+  engine_ = NewEngine();
+  Attach(engine_.get());
+  for (int i = 0; i < 1000; ++i) a_->Inject(ArpFrame(kMacA, kIpA, "10.0.0.99"));
+  Run();
+  EXPECT_EQ(nic0_->TakeSent().size(), 1000u);
+}
+
 TEST_F(VswitchTest, BadAppAddressesAreRefused) {
   engines::PortAttachment attach;
   attach.set_mac(MacBytes("02:00:00:00:00:0c"));
