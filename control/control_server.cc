@@ -199,10 +199,8 @@ void ControlServer::OnAcceptable() {
     } else {
       KeepDenied(fd);
       // Anyone who can reach the socket can cause these at will: a sample is logged.
-      uint64_t skipped = 0;
-      if (refusal_log_.Allow(MonotonicNs(), &skipped)) {
-        const std::string also =
-            skipped == 0 ? "" : absl::StrCat(" (and ", skipped, " more refused, not logged)");
+      std::string also;
+      if (refusal_log_.Allow(MonotonicNs(), &also)) {
         if (peer.ok()) {
           LOG(WARNING) << "control: refused pid " << peer->pid << " uid " << peer->uid
                        << ": not root, snapd's user nor in the control group" << also;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "ipc/peer_fd.h"
 
 namespace snapd::memif {
 
@@ -20,10 +21,7 @@ absl::StatusOr<UniqueFd> CreateEventFd() {
 }
 
 absl::Status AdoptPeerEventFd(int fd) {
-  std::string link = absl::StrCat("/proc/self/fd/", fd);
-  char target[64] = {};
-  ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
-  if (n <= 0 || std::string(target, n) != "anon_inode:[eventfd]") {
+  if (FdLink(fd) != "anon_inode:[eventfd]") {
     return absl::InvalidArgumentError("interrupt fd is not an eventfd");
   }
   // A semaphore eventfd gives up its count one at a time: a peer that writes 2^62 once would wake

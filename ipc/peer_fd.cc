@@ -95,16 +95,19 @@ class Closer {
 // A socket's close waits for its SO_LINGER time when data is unsent: ask for an abortive close
 // instead (a reset). Only what /proc says is a socket is touched, so nothing here can block.
 void AbortiveIfSocket(int fd) {
-  char link[64], target[64] = {};
-  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-  if (::readlink(link, target, sizeof(target) - 1) <= 0 || strncmp(target, "socket:", 7) != 0) {
-    return;
-  }
+  if (FdLink(fd).rfind("socket:", 0) != 0) return;
   linger abort{1, 0};
   (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
 }
 
 }  // namespace
+
+std::string FdLink(int fd) {
+  char link[64], target[256];
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  ssize_t n = ::readlink(link, target, sizeof(target));
+  return n > 0 ? std::string(target, n) : "";
+}
 
 void ReleasePeerFd(int fd, uid_t owner) {
   if (fd < 0) return;
@@ -146,6 +149,11 @@ void InterruptPeerFdCall(PeerFdCalls& calls) {
   if (calls.since_ns.load(std::memory_order_acquire) != 0) {
     pthread_kill(calls.thread, InterruptSignal());
   }
+}
+
+std::string DescribePeerFdCall(const PeerFdCalls& calls) {
+  return std::string(calls.is_write.load() ? "a write to" : "a read of") + " port app" +
+         std::to_string(calls.tag.load()) + "'s interrupt eventfd";
 }
 
 PeerFdResult KickEventFd(int fd, uint32_t tag) {

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace snapd::memif {
 
@@ -73,6 +74,12 @@ void WatchPeerFdCalls(PeerFdCalls* calls);
 
 // Interrupts the call `calls` reports, if it is still inside one. Watchdog thread.
 void InterruptPeerFdCall(PeerFdCalls& calls);
+// What /proc/self/fd says `fd` is ("anon_inode:[eventfd]", "socket:[123]", "/memfd:x (deleted)"),
+// "" if it cannot say. Touches no filesystem the fd lives on, so it never blocks.
+std::string FdLink(int fd);
+
+// "a write to port app7's interrupt eventfd": the call `calls` reports, for a log line.
+std::string DescribePeerFdCall(const PeerFdCalls& calls);
 
 // Adds one to the eventfd `fd` (wakes the app) without blocking. `tag` names the fd's owner in the
 // thread's record.

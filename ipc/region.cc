@@ -63,10 +63,7 @@ namespace {
 // Whether `fd` (a peer's) is a memfd we may map. Nothing here calls into a filesystem before the
 // fd is known to be a memfd: a file on a FUSE mount the peer serves would block fstat.
 absl::Status CheckPeerRegion(int fd, uint64_t size) {
-  std::string link = absl::StrCat("/proc/self/fd/", fd);
-  char target[256] = {};
-  ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
-  if (n <= 0 || strncmp(target, "/memfd:", 7) != 0) {
+  if (FdLink(fd).rfind("/memfd:", 0) != 0) {
     return absl::InvalidArgumentError("region fd must be a memfd (shared memory)");
   }
   // Only shared memory of the page cache kind: a hugetlbfs memfd can be sealed too, but its pages

@@ -24,6 +24,16 @@ constexpr uint32_t kCodeRefused = 1;
 constexpr uint32_t kCodeProtocol = 2;
 constexpr uint32_t kCodeShutdown = 3;
 
+// Root and the server's own uid are trusted (SECURITY.md): no per-uid limits.
+bool Trusted(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+// Whether a client of `uid` may connect as `config` (its uid=, when set).
+absl::Status CheckOwner(const InterfaceConfig& config, uid_t uid) {
+  if (!config.uid.has_value() || *config.uid == uid) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("interface id ", config.id, " belongs to uid ", *config.uid, ", not ", uid));
+}
+
 }  // namespace
 
 const char* Connection::ring_error() const {
@@ -135,23 +145,14 @@ const char* MemifServer::AcceptRefusal(uid_t uid) const {
   if (held != held_back_.end() && absl::Now() < held->second) {
     return "this uid made a call on its eventfd block: held back";
   }
-  size_t handshaking = 0;
-  size_t of_uid = 0;
-  size_t connected_of_uid = 0;
-  for (const auto& [k, conn] : by_fd_) {
-    bool same = conn->cred_.uid == uid;
-    if (conn->connected_) {
-      connected_of_uid += same;
-    } else {
-      ++handshaking;
-      of_uid += same;
-    }
+  const UidLoad load = LoadOf(uid);
+  if (load.handshakes_all >= options_.max_handshakes) return "too many clients connecting";
+  if (Trusted(uid)) return "";
+  if (load.handshakes >= options_.max_handshakes_per_uid) {
+    return "too many clients of this uid connecting";
   }
-  if (handshaking >= options_.max_handshakes) return "too many clients connecting";
-  if (uid == 0 || uid == geteuid()) return "";  // trusted (SECURITY.md): no per-uid limits
-  if (of_uid >= options_.max_handshakes_per_uid) return "too many clients of this uid connecting";
   if (PeerFdsClosing(uid) > 16) return "too many of this uid's file descriptors still closing";
-  if (connected_of_uid >= options_.max_connections_per_uid) {
+  if (load.connected >= options_.max_connections_per_uid) {
     return "too many interfaces connected for this uid";
   }
   return "";
@@ -224,12 +225,19 @@ void MemifServer::OnReadable(int fd) {
   }
 }
 
-uint64_t MemifServer::RegionBytesOf(uid_t uid) const {
-  uint64_t bytes = 0;
+MemifServer::UidLoad MemifServer::LoadOf(uid_t uid) const {
+  UidLoad load;
   for (const auto& [k, conn] : by_fd_) {
-    if (conn->cred_.uid == uid) bytes += conn->region_bytes_;
+    const bool same = conn->cred_.uid == uid;
+    if (conn->connected_) {
+      load.connected += same;
+    } else {
+      ++load.handshakes_all;
+      load.handshakes += same;
+    }
+    if (same) load.region_bytes += conn->region_bytes_;
   }
-  return bytes;
+  return load;
 }
 
 absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd* fd) {
@@ -243,11 +251,9 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     if (known == interfaces_.end() && !options_.accept_any_id) {
       return absl::NotFoundError(absl::StrCat("unknown interface id ", id));
     }
-    if (known != interfaces_.end() && known->second.uid.has_value() &&
-        *known->second.uid != conn->cred_.uid) {
-      return absl::PermissionDeniedError(absl::StrCat("interface id ", id, " belongs to uid ",
-                                                      *known->second.uid, ", not ",
-                                                      conn->cred_.uid));
+    if (known != interfaces_.end()) {
+      absl::Status owner = CheckOwner(known->second, conn->cred_.uid);
+      if (!owner.ok()) return owner;
     }
     std::string secret = known == interfaces_.end() ? "" : known->second.secret;
     if (!secret.empty() || init.secret[0] != 0) {
@@ -261,12 +267,8 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
     }
     // Counted again here: handshakes that began under the limit must not all complete past it.
     const uid_t uid = conn->cred_.uid;
-    if (uid != 0 && uid != geteuid()) {
-      size_t connected = 0;
-      for (const auto& [k, c] : by_fd_) connected += c->connected_ && c->cred_.uid == uid;
-      if (connected >= options_.max_connections_per_uid) {
-        return absl::ResourceExhaustedError("too many interfaces connected for this uid");
-      }
+    if (!Trusted(uid) && LoadOf(uid).connected >= options_.max_connections_per_uid) {
+      return absl::ResourceExhaustedError("too many interfaces connected for this uid");
     }
     conn->id_ = id;
     conn->peer_name_ = FieldToString(init.name);
@@ -278,9 +280,9 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
           absl::StrCat("regions of more than ", options_.max_region_bytes, " bytes in all"));
     }
     const uid_t uid = conn->cred_.uid;
-    if (uid != 0 && uid != geteuid() &&
+    if (!Trusted(uid) &&
         size > options_.max_region_bytes_per_uid -
-                   std::min(options_.max_region_bytes_per_uid, RegionBytesOf(uid))) {
+                   std::min(options_.max_region_bytes_per_uid, LoadOf(uid).region_bytes)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "regions of more than ", options_.max_region_bytes_per_uid, " bytes for this uid"));
     }
@@ -444,10 +446,9 @@ absl::Status MemifServer::AdoptChecked(ConnectionHandoff h) {
   if (!options_.accept_any_id && known == interfaces_.end()) {
     return absl::NotFoundError(absl::StrCat("handoff: unknown interface id ", h.id));
   }
-  if (known != interfaces_.end() && known->second.uid.has_value() &&
-      *known->second.uid != h.cred.uid) {
-    return absl::PermissionDeniedError(absl::StrCat("interface id ", h.id, " belongs to uid ",
-                                                    *known->second.uid, ", not ", h.cred.uid));
+  if (known != interfaces_.end()) {
+    absl::Status owner = CheckOwner(known->second, h.cred.uid);
+    if (!owner.ok()) return owner;
   }
   int raw = h.control.get();
   auto conn = std::unique_ptr<Connection>(new Connection(std::move(h.control), options_.limits));

@@ -201,8 +201,14 @@ class MemifServer {
   const char* AcceptRefusal(uid_t uid) const;
   // Takes *fd when the message keeps it.
   absl::Status HandleMessage(Connection* conn, const WireMessage& msg, UniqueFd* fd);
-  // Region bytes mapped for all connections of `uid`.
-  uint64_t RegionBytesOf(uid_t uid) const;
+  // What the clients of one uid hold, for the per-uid limits (and the handshakes of all uids).
+  struct UidLoad {
+    size_t handshakes_all = 0;
+    size_t handshakes = 0;
+    size_t connected = 0;
+    uint64_t region_bytes = 0;
+  };
+  UidLoad LoadOf(uid_t uid) const;
   // Builds the rings of a connection whose regions are mapped: fresh (cursors reset to 0, as at
   // connect) or resumed (cursors from the ring headers, as after a hand-over).
   absl::Status Activate(Connection* conn, bool fresh);

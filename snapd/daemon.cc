@@ -144,11 +144,10 @@ absl::Status Daemon::InitMemif(std::unique_ptr<memif::MemifServer> server) {
   // every refusal, the log a sample.
   memif_->set_on_refused([limiter = LogLimiter(10)](const ucred& peer,
                                                     absl::string_view reason) mutable {
-    uint64_t skipped = 0;
-    if (!limiter.Allow(MonotonicNs(), &skipped)) return;
+    std::string left_out;
+    if (!limiter.Allow(MonotonicNs(), &left_out)) return;
     LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason
-                 << (skipped > 0 ? absl::StrCat(" (", skipped, " refusals not logged before)")
-                                 : "");
+                 << left_out;
   });
   return absl::OkStatus();
 }
@@ -370,10 +369,8 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   absl::Status status;
   OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
-  uint64_t skipped = 0;
-  const bool log = app_log_.Allow(MonotonicNs(), &skipped);  // an app may churn at will
-  const std::string left_out =
-      skipped > 0 ? absl::StrCat(" (", skipped, " attach/detach lines left out before)") : "";
+  std::string left_out;
+  const bool log = app_log_.Allow(MonotonicNs(), &left_out);  // an app may churn at will
   if (!status.ok()) {
     if (log) LOG(ERROR) << "app " << conn.id() << ": cannot attach: " << status << left_out;
     memif_->Disconnect(conn.id(), status.message());
@@ -392,11 +389,9 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   EngineSlot* slot = FindEngine(it->second.config.engine());
   // The port must be gone from the engine before the server unmaps the app's memory.
   OnEngine(*slot, [&] { slot->engine->RemovePort(AppPortName(conn.id())); });
-  uint64_t skipped = 0;
-  if (!app_log_.Allow(MonotonicNs(), &skipped)) return;
-  LOG(INFO) << "app " << conn.id() << " detached: " << reason
-            << (skipped > 0 ? absl::StrCat(" (", skipped, " attach/detach lines left out before)")
-                            : "");
+  std::string left_out;
+  if (!app_log_.Allow(MonotonicNs(), &left_out)) return;
+  LOG(INFO) << "app " << conn.id() << " detached: " << reason << left_out;
 }
 
 absl::Status Daemon::RunOnMain(const std::function<void()>& fn) {

@@ -5,6 +5,7 @@
 #define SNAPD_SNAPD_LOG_LIMITER_H_
 
 #include <cstdint>
+#include <string>
 
 namespace snapd {
 
@@ -12,9 +13,9 @@ class LogLimiter {
  public:
   explicit LogLimiter(uint32_t per_second) : per_second_(per_second) {}
 
-  // Whether to log the event seen at `now_ns`. When it returns true after some were left out,
-  // *skipped says how many (else 0).
-  bool Allow(int64_t now_ns, uint64_t* skipped) {
+  // Whether to log the event seen at `now_ns`. When it returns true, *left_out is what to append
+  // to the line: " (N more not logged before)" after some were left out, else "".
+  bool Allow(int64_t now_ns, std::string* left_out) {
     if (now_ns - window_start_ns_ >= 1000000000) {
       window_start_ns_ = now_ns;
       logged_ = 0;
@@ -24,7 +25,7 @@ class LogLimiter {
       return false;
     }
     ++logged_;
-    *skipped = skipped_;
+    *left_out = skipped_ == 0 ? "" : " (" + std::to_string(skipped_) + " more not logged before)";
     skipped_ = 0;
     return true;
   }

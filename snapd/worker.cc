@@ -176,8 +176,7 @@ std::string Worker::Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call
   std::string what = absl::StrCat(name_, ": engine ", engine, " has been in one batch for ",
                                   (now_ns - since) / 1000000, " ms");
   if (in_call) {
-    absl::StrAppend(&what, ", in a ", peer_calls_.is_write.load() ? "write to" : "read of",
-                    " port app", peer_calls_.tag.load(), "'s interrupt eventfd",
+    absl::StrAppend(&what, ", in ", memif::DescribePeerFdCall(peer_calls_),
                     interrupted ? " (interrupted)" : "");
   }
   return what;
