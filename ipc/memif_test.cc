@@ -554,8 +554,7 @@ TEST(MemifTest, RegionBytesOfAUidAreCapped) {
     auto first = MemifClient::Connect({options.socket_path, 1});
     if (!first.ok()) return fprintf(stderr, "first: %s\n", first.status().ToString().c_str()), 3;
     auto second = MemifClient::Connect({options.socket_path, 2});
-    if (second.ok() ||
-        second.status().message().find("bytes for this uid") == std::string::npos) {
+    if (second.ok() || second.status().message().find("bytes for this uid") == std::string::npos) {
       fprintf(stderr, "second: %s\n", second.status().ToString().c_str());
       return 4;
     }

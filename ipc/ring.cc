@@ -66,7 +66,8 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
   }
   // A producer only moves its cursor forward, and never more than the ring beyond what we saw.
   if (ABSL_PREDICT_FALSE(static_cast<uint16_t>(produced - seen_) > size_)) {
-    Fail(side_ == Side::kServer ? "c2s ring head moved backwards" : "s2c ring tail moved backwards");
+    Fail(side_ == Side::kServer ? "c2s ring head moved backwards"
+                                : "s2c ring tail moved backwards");
     return 0;
   }
   seen_ = produced;
@@ -126,7 +127,7 @@ uint16_t RxRing::Receive(Frame* frames, uint16_t max) {
 }
 
 uint16_t RxRing::TakeChain(uint16_t cur, uint16_t avail, Frame* out, bool* dropped,
-                          bool* incomplete) {
+                           bool* incomplete) {
   Descriptor segs[kMaxChainSegments];
   uint32_t nsegs = 0;
   uint16_t spanned = 0;

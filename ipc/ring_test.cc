@@ -461,7 +461,7 @@ TEST(RingTest, OverlongChainIsDroppedAsItComes) {
   EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
   EXPECT_EQ(p.server_rx->stats().oversize.Get(), 1u);
   p.server_rx->Release();
-  EXPECT_EQ(p.c2s()->tail, n);  // every slot so far is given back
+  EXPECT_EQ(p.c2s()->tail, n);                       // every slot so far is given back
   p.c2s()->desc[n] = Descriptor{0, 1, 8, 0, 0};      // the chain's end
   p.c2s()->desc[n + 1] = Descriptor{0, 1, 6, 0, 0};  // a frame of its own
   __atomic_store_n(&p.c2s()->head, n + 2, __ATOMIC_RELEASE);
@@ -476,7 +476,7 @@ TEST(RingTest, HeadMovedBackwardsIsAProtocolError) {
   for (int i = 0; i < 3; ++i) p.c2s()->desc[i] = Descriptor{kDescFlagNext, 1, 8, 0, 0};
   __atomic_store_n(&p.c2s()->head, 3, __ATOMIC_RELEASE);
   Frame got[4];
-  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);  // an incomplete chain
+  EXPECT_EQ(p.server_rx->Receive(got, 4), 0);             // an incomplete chain
   __atomic_store_n(&p.c2s()->head, 2, __ATOMIC_RELEASE);  // back, to make us look again
   EXPECT_EQ(p.server_rx->Receive(got, 4), 0);
   EXPECT_STREQ(p.server_rx->error(), "c2s ring head moved backwards");

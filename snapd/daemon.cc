@@ -142,13 +142,13 @@ absl::Status Daemon::InitMemif(std::unique_ptr<memif::MemifServer> server) {
       [this](memif::Connection& c, absl::string_view reason) { OnAppDisconnected(c, reason); });
   // Anyone who can open the socket can be refused thousands of times a second: the counters carry
   // every refusal, the log a sample.
-  memif_->set_on_refused([limiter = LogLimiter(10)](const ucred& peer,
-                                                    absl::string_view reason) mutable {
-    std::string left_out;
-    if (!limiter.Allow(MonotonicNs(), &left_out)) return;
-    LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason
-                 << left_out;
-  });
+  memif_->set_on_refused(
+      [limiter = LogLimiter(10)](const ucred& peer, absl::string_view reason) mutable {
+        std::string left_out;
+        if (!limiter.Allow(MonotonicNs(), &left_out)) return;
+        LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason
+                     << left_out;
+      });
   return absl::OkStatus();
 }
 
@@ -662,7 +662,9 @@ absl::Status Daemon::RegisterApp(const config::App& app) {
   AppInfo info{app};
   ParseMac(app.mac(), &info.mac);
   ParseIpv4(app.ipv4(), &info.ipv4);
-  memif::InterfaceConfig interface{app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)};
+  memif::InterfaceConfig interface {
+    app.id(), app.secret(), AppConnectedName(info.mac, info.ipv4)
+  };
   if (app.has_uid()) interface.uid = app.uid();
   absl::Status status = memif_->AddInterface(interface);
   if (!status.ok()) return status;

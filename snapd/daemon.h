@@ -23,10 +23,10 @@
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "ipc/unique_fd.h"
-#include "snapd/log_limiter.h"
 #include "snapd/config.pb.h"
 #include "snapd/cursor_journal.h"
 #include "snapd/dpdk.h"
+#include "snapd/log_limiter.h"
 #include "snapd/worker.h"
 
 namespace snapd {
@@ -234,7 +234,7 @@ class Daemon {
 
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
-  LogLimiter app_log_{20};  // attach and detach lines: main thread
+  LogLimiter app_log_{20};                  // attach and detach lines: main thread
   std::vector<std::unique_ptr<Nic>> nics_;  // by config index; null while closed
   std::vector<std::unique_ptr<EngineSlot>> engines_;
   std::map<std::string, Group> groups_;

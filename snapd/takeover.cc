@@ -497,8 +497,8 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     if (i < nics_.size()) deferred_nics.push_back(static_cast<int>(i));
   }
   for (const wire::DetachedApp& a : ready->envelope.ready().detached_apps()) {
-    report.add_notes(absl::StrCat("app ", a.id(), " detached: the new snapd refused its rings: ",
-                                  a.reason().substr(0, 200)));
+    report.add_notes(absl::StrCat(
+        "app ", a.id(), " detached: the new snapd refused its rings: ", a.reason().substr(0, 200)));
     LOG(WARNING) << "upgrade: " << report.notes(report.notes_size() - 1);
   }
   report.set_brownout_us(ElapsedUs(start));

@@ -49,8 +49,8 @@ void Watchdog::Run() {
       memif::InterruptPeerFdCall(*t.calls);
       if (since == t.reported_since) continue;
       t.reported_since = since;
-      reports.push_back(absl::StrCat(t.name, ": in ", memif::DescribePeerFdCall(*t.calls),
-                                     " for ", (now - since) / 1000000, " ms (interrupted)"));
+      reports.push_back(absl::StrCat(t.name, ": in ", memif::DescribePeerFdCall(*t.calls), " for ",
+                                     (now - since) / 1000000, " ms (interrupted)"));
     }
     // Logged without holding anything a worker or the main thread may wait for.
     lock.unlock();

@@ -1034,9 +1034,9 @@ int FdTraps() {
   if (!conn.ok()) return Say(absl::StrCat("memif socket: ", conn.status().message())), 1;
   (void)next(conn->get());  // hello
   (void)snapd::memif::SendMessage(
-      conn->get(), snapd::memif::MakeInit(absl::GetFlag(FLAGS_id),
-                                          snapd::memif::InterfaceMode::kEthernet,
-                                          absl::GetFlag(FLAGS_secret), "hostile-semaphore"));
+      conn->get(),
+      snapd::memif::MakeInit(absl::GetFlag(FLAGS_id), snapd::memif::InterfaceMode::kEthernet,
+                             absl::GetFlag(FLAGS_secret), "hostile-semaphore"));
   Received ack = next(conn->get());
   if (ack.kind != Received::Kind::kMessage ||
       ack.msg.type != static_cast<uint16_t>(MessageType::kAck)) {

@@ -55,7 +55,8 @@ ABSL_FLAG(std::string, mac, "", "app add: the MAC the app is given.");
 ABSL_FLAG(std::string, ip, "", "app add: the IPv4 address the app is given.");
 ABSL_FLAG(std::vector<std::string>, ip6, {},
           "app add: IPv6 addresses the app may send from, comma-separated (none: no IPv6).");
-ABSL_FLAG(uint32_t, vlan, 0, "app add: the VLAN id (1..4094) the app must tag every frame with (0: none).");
+ABSL_FLAG(uint32_t, vlan, 0,
+          "app add: the VLAN id (1..4094) the app must tag every frame with (0: none).");
 ABSL_FLAG(std::string, uid, "", "app add: the only uid that may attach as the app (default: any).");
 ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
 ABSL_FLAG(std::string, engine, "", "app add: the engine the app's port joins.");
