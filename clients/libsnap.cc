@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "engines/frame.h"
+#include "base/addr.h"
 
 namespace snap {
 

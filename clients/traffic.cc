@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "base/clock.h"
 
 namespace snap {
 
@@ -17,7 +18,7 @@ namespace {
 void Build(uint8_t* frame, const std::string& header, uint32_t size, uint64_t seq) {
   memcpy(frame, header.data(), header.size());
   memcpy(frame + header.size(), &seq, 8);
-  int64_t now = NowNs();
+  int64_t now = snapd::MonotonicNs();
   memcpy(frame + header.size() + 8, &now, 8);
   for (uint32_t i = header.size() + 16; i < size; ++i) frame[i] = static_cast<uint8_t>(seq + i);
 }
@@ -26,12 +27,6 @@ void Build(uint8_t* frame, const std::string& header, uint32_t size, uint64_t se
 
 std::string DefaultHeader() {
   return std::string("\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5", 14);
-}
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 std::string Summary(const LoadResult& r) {
@@ -73,7 +68,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
   memif::Frame out[kBurst];
   memif::Frame got[kBurst];
   uint64_t expected = 0;
-  int64_t start = NowNs();
+  int64_t start = snapd::MonotonicNs();
   int64_t last_progress = start;
   const int64_t idle_limit = absl::ToInt64Nanoseconds(options.idle_timeout);
   int idle_spins = 0;
@@ -82,7 +77,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
                                  : INT64_MAX;
   uint64_t frames = options.frames;
   while (result.received < frames) {
-    if (frames > result.sent && NowNs() > send_until) frames = result.sent;  // time is up
+    if (frames > result.sent && snapd::MonotonicNs() > send_until) frames = result.sent;  // time is up
     // Send as much as the window allows.
     uint64_t in_flight = result.sent - result.received;
     if (result.sent < frames && in_flight < window) {
@@ -94,7 +89,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
       result.sent += tx.Transmit(out, static_cast<uint16_t>(want));
     }
     uint16_t n = rx.Receive(got, kBurst);
-    int64_t now = n > 0 ? NowNs() : 0;
+    int64_t now = n > 0 ? snapd::MonotonicNs() : 0;
     for (uint16_t i = 0; i < n; ++i) {
       const memif::Frame& f = got[i];
       if (f.len != size || f.data[12] != uint8_t(header[12]) || f.data[13] != uint8_t(header[13])) {
@@ -126,7 +121,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
     }
     if (++idle_spins < 256) continue;
     idle_spins = 0;
-    int64_t t = NowNs();
+    int64_t t = snapd::MonotonicNs();
     if (t - last_progress > idle_limit || !alive()) {
       result.timed_out = true;
       break;
@@ -141,7 +136,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
       rx.SetInterruptMode(false);
     }
   }
-  result.seconds = (NowNs() - start) / 1e9;
+  result.seconds = (snapd::MonotonicNs() - start) / 1e9;
   return result;
 }
 

@@ -65,9 +65,6 @@ LoadResult RunLoad(snapd::memif::TxRing& tx, snapd::memif::RxRing& rx,
 // The same on queue 0 of a memif client.
 LoadResult RunLoad(snapd::memif::MemifClient& client, const LoadOptions& options);
 
-// Monotonic time in nanoseconds.
-int64_t NowNs();
-
 // The p-th percentile (0..100) of `values`, which it sorts.
 int64_t Percentile(std::vector<int64_t>& values, double p);
 

@@ -22,9 +22,9 @@
 #include "absl/synchronization/mutex.h"
 #include "control/authority.h"
 #include "control/service.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "snapd/daemon.h"
-#include "snapd/log_limiter.h"
+#include "base/log_limiter.h"
 
 namespace grpc {
 class Server;

@@ -6,12 +6,6 @@
 
 namespace snapd {
 
-int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 uint32_t Engine::Poll() {
   const int64_t start = MonotonicNs();
   uint32_t full = 0;

@@ -18,9 +18,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "base/clock.h"
 #include "engines/engine.pb.h"
 #include "engines/port.h"
-#include "ipc/counter.h"
+#include "base/clock.h"
+#include "base/counter.h"
 
 namespace snapd {
 
@@ -107,9 +109,6 @@ class Engine {
 // values to the port's (whose thread must be the caller's).
 void SavePortCounters(const Port& port, engines::PortCounters* out);
 void AddPortCounters(const engines::PortCounters& saved, Port& port);
-
-// Monotonic clock in nanoseconds.
-int64_t MonotonicNs();
 
 }  // namespace snapd
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "base/addr.h"
+
 namespace snapd {
 
 inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
@@ -31,19 +33,6 @@ inline bool IsVlanTpid(uint16_t type) {
          type == kEtherTypeQinQ9200;
 }
 
-// An IPv6 address: its 16 bytes in wire order, as two words for cheap comparison. Left
-// uninitialized by default (FrameInfo's are set by the parser); Ipv6Address() is ::.
-struct Ipv6Address {
-  uint64_t w[2];
-  static Ipv6Address FromBytes(const uint8_t* b) {
-    Ipv6Address a;
-    memcpy(a.w, b, 16);
-    return a;
-  }
-  bool IsUnspecified() const { return (w[0] | w[1]) == 0; }
-  bool operator==(const Ipv6Address& o) const { return w[0] == o.w[0] && w[1] == o.w[1]; }
-  bool operator!=(const Ipv6Address& o) const { return !(*this == o); }
-};
 
 struct FrameInfo {
   uint64_t dst_mac = 0;  // the 6 bytes in wire order, in the low 48 bits (see MacFromBytes)
@@ -124,18 +113,6 @@ ParseError ParseFrame(const uint8_t* frame, uint32_t len, uint32_t max_len, Fram
 
 inline bool IsMulticast(uint64_t mac) { return (mac & 0x01) != 0; }  // I/G bit of first byte
 
-// The 6 bytes of a MAC in wire order packed into an integer (byte 0 in the low bits), and back.
-uint64_t MacFromBytes(const uint8_t* b);
-void MacToBytes(uint64_t mac, uint8_t* b);
-// "02:00:00:00:00:01" <-> integer; ParseMac returns false on a malformed string.
-bool ParseMac(const std::string& text, uint64_t* mac);
-std::string MacToString(uint64_t mac);
-// Dotted quad <-> network-order integer.
-bool ParseIpv4(const std::string& text, uint32_t* ip);
-std::string Ipv4ToString(uint32_t ip);
-// IPv6 text ("fd00::1") <-> address; ParseIpv6 returns false on a malformed string.
-bool ParseIpv6(const std::string& text, Ipv6Address* ip);
-std::string Ipv6ToString(const Ipv6Address& ip);
 
 // What an app may send from: its own addresses and VLAN. Fixed size, so that checking a frame
 // never allocates.

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "ipc/counter.h"
+#include "base/counter.h"
 
 namespace snapd {
 

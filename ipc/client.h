@@ -17,7 +17,7 @@
 #include "ipc/memif_protocol.h"
 #include "ipc/region.h"
 #include "ipc/ring.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd::memif {
 

@@ -3,7 +3,7 @@
 #define SNAPD_IPC_EVENTFD_H_
 
 #include "absl/status/statusor.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd::memif {
 

@@ -17,6 +17,8 @@
 #include <thread>
 #include <utility>
 
+#include "base/clock.h"
+
 namespace snapd::memif {
 namespace {
 
@@ -25,12 +27,6 @@ thread_local PeerFdCalls* tls_calls = nullptr;
 int InterruptSignal() { return SIGRTMIN + 4; }
 
 void OnInterrupt(int) {}  // only there to make the blocked call return EINTR
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 PeerFdResult Failed(int err) {
   if (err == EAGAIN) return PeerFdResult::kEmpty;
@@ -121,7 +117,7 @@ PeerFdCall::PeerFdCall(uint32_t tag, bool is_write) : calls_(tls_calls) {
   if (calls_ == nullptr) return;
   calls_->tag.store(tag, std::memory_order_relaxed);
   calls_->is_write.store(is_write, std::memory_order_relaxed);
-  calls_->since_ns.store(NowNs(), std::memory_order_release);
+  calls_->since_ns.store(MonotonicNs(), std::memory_order_release);
 }
 
 PeerFdCall::~PeerFdCall() {

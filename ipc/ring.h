@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "ipc/counter.h"
+#include "base/counter.h"
 #include "ipc/memif_protocol.h"
 
 namespace snapd::memif {

@@ -23,11 +23,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "ipc/counter.h"
+#include "base/counter.h"
 #include "ipc/handshake.h"
 #include "ipc/region.h"
 #include "ipc/ring.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd::memif {
 

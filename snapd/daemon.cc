@@ -26,7 +26,7 @@
 #include "ipc/socket.h"
 #include "snapd/app_port.h"
 #include "snapd/config.h"
-#include "snapd/log_limiter.h"
+#include "base/log_limiter.h"
 #include "snapd/trusted_path.h"
 
 namespace snapd {

@@ -22,11 +22,11 @@
 #include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "snapd/config.pb.h"
 #include "snapd/cursor_journal.h"
 #include "snapd/dpdk.h"
-#include "snapd/log_limiter.h"
+#include "base/log_limiter.h"
 #include "snapd/worker.h"
 
 namespace snapd {

@@ -7,7 +7,7 @@
 #include <sys/un.h>
 
 #include "glog/logging.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd {
 

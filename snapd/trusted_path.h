@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd {
 

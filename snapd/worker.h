@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "engines/engine.h"
-#include "ipc/counter.h"
+#include "base/counter.h"
 #include "ipc/peer_fd.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace snapd {
 

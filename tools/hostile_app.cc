@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
@@ -59,7 +60,7 @@
 #include "ipc/region.h"
 #include "ipc/ring.h"
 #include "ipc/socket.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket.");
 ABSL_FLAG(uint32_t, id, 9, "Interface id to attach with.");
@@ -117,7 +118,6 @@ void Say(const std::string& line) {
   fflush(stdout);
 }
 
-int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
 
 uint64_t RoundUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
@@ -713,8 +713,8 @@ int Idle() {
                    ")"));
   while (absl::Now() < until && !g_stop) {
     for (UniqueFd& c : conns) {
-      if (c || NowNs() < next_connect) continue;
-      next_connect = NowNs() + gap_ns;
+      if (c || snapd::MonotonicNs() < next_connect) continue;
+      next_connect = snapd::MonotonicNs() + gap_ns;
       UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
       if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
           errno != EINPROGRESS) {
@@ -1146,9 +1146,9 @@ int WireWatch() {
         }
       }
     }
-    if (NowNs() >= next_line) {
+    if (snapd::MonotonicNs() >= next_line) {
       line();
-      next_line = NowNs() + 200000000;
+      next_line = snapd::MonotonicNs() + 200000000;
     }
   }
   line();
@@ -1193,10 +1193,10 @@ int Victim() {
   int64_t max_rtt = 0;
   std::map<std::string, uint64_t> kinds;
   std::string detached;
-  int64_t next_send = NowNs(), next_line = 0, next_check = 0;
+  int64_t next_send = snapd::MonotonicNs(), next_line = 0, next_check = 0;
   std::string frame(kSize, '\0');
   auto line = [&] {
-    int64_t oldest = out.empty() ? 0 : (NowNs() - out.front().sent_ns) / 1000000;
+    int64_t oldest = out.empty() ? 0 : (snapd::MonotonicNs() - out.front().sent_ns) / 1000000;
     printf(
         "victim: sent=%lu received=%lu lost=%lu late=%lu inflight=%zu hostile=%lu other=%lu "
         "ring_full=%lu max_rtt_us=%ld oldest_ms=%ld hostile_kinds=%s%s%s\n",
@@ -1205,7 +1205,7 @@ int Victim() {
     fflush(stdout);
   };
   while (!g_stop) {
-    int64_t now = NowNs();
+    int64_t now = snapd::MonotonicNs();
     while (now >= next_send) {
       if (out.size() >= window) {
         next_send = now + interval;  // no credit: the path is stalled, do not queue a burst
@@ -1226,7 +1226,7 @@ int Victim() {
     }
     snap::Frame got[32];
     uint16_t n = (*app)->Receive(got, 32);
-    now = NowNs();
+    now = snapd::MonotonicNs();
     for (uint16_t i = 0; i < n; ++i) {
       const uint8_t* d = got[i].data;
       uint32_t len = got[i].len;
@@ -1274,7 +1274,7 @@ int Victim() {
       next_line = now + 200000000;
     }
     if (n == 0) {
-      int64_t until_send = std::max<int64_t>(0, next_send - NowNs());
+      int64_t until_send = std::max<int64_t>(0, next_send - snapd::MonotonicNs());
       (*app)->Wait(static_cast<int>(std::min<int64_t>(until_send / 1000000, 5)));
     }
   }

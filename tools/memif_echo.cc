@@ -24,7 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "ipc/server.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "tools/cpu.h"
 
 ABSL_FLAG(std::string, socket, "", "Path of the memif control socket to listen on (required).");

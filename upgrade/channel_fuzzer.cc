@@ -48,7 +48,7 @@
 #include "google/protobuf/stubs/logging.h"
 #include "ipc/memif_protocol.h"
 #include "ipc/server.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "snapd/app_port.h"
 #include "snapd/cursor_journal.h"
 #include "upgrade/fd_channel.h"

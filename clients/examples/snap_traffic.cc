@@ -17,7 +17,7 @@
 #include "clients/libsnap.h"
 #include "clients/packet.h"
 #include "clients/traffic.h"
-#include "engines/frame.h"
+#include "base/addr.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket (default: snapd's default).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id registered with snapd.");

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "clients/packet.h"
@@ -157,12 +158,12 @@ Result AppToApp(Rig& rig, double seconds) {
   memif::Frame burst[kBurst];
   for (auto& fr : burst) fr = memif::Frame{reinterpret_cast<uint8_t*>(f.data()), kFrame};
   Result r;
-  int64_t start = snap::NowNs(), end = start + int64_t(seconds * 1e9);
-  while (snap::NowNs() < end) {
+  int64_t start = snapd::MonotonicNs(), end = start + int64_t(seconds * 1e9);
+  while (snapd::MonotonicNs() < end) {
     r.sent += rig.a().tx(0).Transmit(burst, kBurst);
     r.received += DrainB(rig.b());
   }
-  double s = (snap::NowNs() - start) / 1e9;
+  double s = (snapd::MonotonicNs() - start) / 1e9;
   r.mpps = r.received / s / 1e6;
   PrintEngine("app_to_app", rig.engine(), p0, e0, b0, f0);
   return r;
@@ -188,8 +189,8 @@ Result NicToApp(Rig& rig, Worker& worker, double seconds, int round) {
   uint64_t p0 = es.polls.Get(), e0 = es.empty_polls.Get(), b0 = es.batches.Get(),
            f0 = es.frames.Get();
   Result r;
-  int64_t start = snap::NowNs(), end = start + int64_t(seconds * 1e9);
-  while (snap::NowNs() < end) {
+  int64_t start = snapd::MonotonicNs(), end = start + int64_t(seconds * 1e9);
+  while (snapd::MonotonicNs() < end) {
     if (rte_ring_free_count(rx) >= kBurst &&
         rte_pktmbuf_alloc_bulk(MbufPool(), mbufs, kBurst) == 0) {
       for (rte_mbuf* m : mbufs) {
@@ -202,7 +203,7 @@ Result NicToApp(Rig& rig, Worker& worker, double seconds, int round) {
     }
     r.received += DrainB(rig.b());
   }
-  double s = (snap::NowNs() - start) / 1e9;
+  double s = (snapd::MonotonicNs() - start) / 1e9;
   r.mpps = r.received / s / 1e6;
   PrintEngine("nic_to_app", rig.engine(), p0, e0, b0, f0);
   worker.RunSync([&] { rig.engine().RemovePort("nic0/q0"); });
@@ -260,12 +261,12 @@ Result KernelUdp(double seconds, int sender_core, int receiver_core, bool spin) 
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   Result r;
-  int64_t start = snap::NowNs(), end = start + int64_t(seconds * 1e9);
-  while (snap::NowNs() < end) {
+  int64_t start = snapd::MonotonicNs(), end = start + int64_t(seconds * 1e9);
+  while (snapd::MonotonicNs() < end) {
     int n = recvmmsg(rx, msgs, kBurst, spin ? MSG_DONTWAIT : MSG_WAITFORONE, nullptr);
     if (n > 0) r.received += n;
   }
-  double s = (snap::NowNs() - start) / 1e9;
+  double s = (snapd::MonotonicNs() - start) / 1e9;
   stop = true;
   sender.join();
   r.sent = sent;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "clients/traffic.h"
@@ -36,7 +37,7 @@ namespace {
 
 using snap::LoadOptions;
 using snap::LoadResult;
-using snap::NowNs;
+using snapd::MonotonicNs;
 using snap::Percentile;
 using snap::RunLoad;
 
@@ -99,11 +100,11 @@ std::vector<int64_t> DatagramPingPong(int a, int b, int samples, int server_core
         rtt.reserve(samples);
         char buf[64] = {};
         for (int i = 0; i < samples + 1000; ++i) {
-          int64_t t0 = NowNs();
+          int64_t t0 = MonotonicNs();
           send(a, buf, sizeof(buf), 0);
           while (recv(a, buf, sizeof(buf), spin ? MSG_DONTWAIT : 0) < 0) {
           }
-          if (i >= 1000) rtt.push_back(NowNs() - t0);  // the first 1000 warm up
+          if (i >= 1000) rtt.push_back(MonotonicNs() - t0);  // the first 1000 warm up
         }
         return rtt;
       });

@@ -1,7 +1,7 @@
 // Counter: a statistic written by exactly one thread (the one that owns the data path) and read by
 // any thread. Writes are a plain load and store, never a locked instruction; reads are relaxed.
-#ifndef SNAPD_IPC_COUNTER_H_
-#define SNAPD_IPC_COUNTER_H_
+#ifndef SNAPD_BASE_COUNTER_H_
+#define SNAPD_BASE_COUNTER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -23,4 +23,4 @@ class Counter {
 
 }  // namespace snapd
 
-#endif  // SNAPD_IPC_COUNTER_H_
+#endif  // SNAPD_BASE_COUNTER_H_

@@ -1,6 +1,6 @@
 // UniqueFd: owns one file descriptor and closes it when destroyed. Movable, not copyable.
-#ifndef SNAPD_IPC_UNIQUE_FD_H_
-#define SNAPD_IPC_UNIQUE_FD_H_
+#ifndef SNAPD_BASE_UNIQUE_FD_H_
+#define SNAPD_BASE_UNIQUE_FD_H_
 
 #include <unistd.h>
 
@@ -40,4 +40,4 @@ class UniqueFd {
 
 }  // namespace snapd
 
-#endif  // SNAPD_IPC_UNIQUE_FD_H_
+#endif  // SNAPD_BASE_UNIQUE_FD_H_

@@ -1,8 +1,8 @@
 // LogLimiter: at most `per_second` log lines a second for one kind of event that anyone outside
 // snapd can cause at will (refused app connections, refused control clients). The counters carry
 // every event; the log keeps a sample and says how many it left out. One thread.
-#ifndef SNAPD_SNAPD_LOG_LIMITER_H_
-#define SNAPD_SNAPD_LOG_LIMITER_H_
+#ifndef SNAPD_BASE_LOG_LIMITER_H_
+#define SNAPD_BASE_LOG_LIMITER_H_
 
 #include <cstdint>
 #include <string>
@@ -39,4 +39,4 @@ class LogLimiter {
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_LOG_LIMITER_H_
+#endif  // SNAPD_BASE_LOG_LIMITER_H_
