@@ -23,7 +23,7 @@
 #include "control/authority.h"
 #include "control/service.h"
 #include "base/unique_fd.h"
-#include "snapd/daemon.h"
+#include "snapd/daemon/daemon.h"
 #include "base/log_limiter.h"
 
 namespace grpc {

@@ -11,7 +11,7 @@
 
 #include "control/authority.h"
 #include "control/proto/snapd.grpc.pb.h"
-#include "snapd/daemon.h"
+#include "snapd/daemon/daemon.h"
 
 namespace snapd {
 

@@ -18,10 +18,10 @@
 #include "control/control_server.h"
 #include "glog/logging.h"
 #include "ipc/peer_fd.h"
-#include "snapd/config.h"
-#include "snapd/daemon.h"
-#include "snapd/service_manager.h"
-#include "snapd/watchdog.h"
+#include "snapd/daemon/config.h"
+#include "snapd/daemon/daemon.h"
+#include "snapd/daemon/service_manager.h"
+#include "snapd/daemon/watchdog.h"
 
 ABSL_FLAG(std::string, config, "",
           "Configuration file (text-format snapd.config.SnapdConfig). Flags below add to it.");

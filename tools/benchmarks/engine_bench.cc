@@ -32,9 +32,9 @@
 #include "engines/registry.h"
 #include "ipc/client.h"
 #include "ipc/server.h"
-#include "snapd/app_port.h"
-#include "snapd/dpdk.h"
-#include "snapd/worker.h"
+#include "snapd/daemon/app_port.h"
+#include "snapd/daemon/dpdk.h"
+#include "snapd/daemon/worker.h"
 #include "tools/cpu.h"
 
 ABSL_FLAG(int, engine_core, 1, "Core of the engine's worker.");

@@ -1,8 +1,8 @@
-#include "snapd/app_port.h"
+#include "snapd/daemon/app_port.h"
 
 #include <cstddef>
 
-#include "snapd/cursor_journal.h"
+#include "snapd/daemon/cursor_journal.h"
 
 namespace snapd {
 

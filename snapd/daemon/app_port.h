@@ -2,8 +2,8 @@
 // frames the app wrote, each descriptor checked by the ring); Transmit copies into the buffers the
 // app gave us. Engine thread only; the Connection must outlive the port (the daemon removes the
 // port from its engine before the memif server frees the connection).
-#ifndef SNAPD_SNAPD_APP_PORT_H_
-#define SNAPD_SNAPD_APP_PORT_H_
+#ifndef SNAPD_SNAPD_DAEMON_APP_PORT_H_
+#define SNAPD_SNAPD_DAEMON_APP_PORT_H_
 
 #include <string>
 
@@ -72,4 +72,4 @@ void ForEachAppPort(Engine& engine, const std::function<void(AppPort&)>& fn);
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_APP_PORT_H_
+#endif  // SNAPD_SNAPD_DAEMON_APP_PORT_H_

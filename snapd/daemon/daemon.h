@@ -3,8 +3,8 @@
 // dropping apps that break the protocol, periodic stats, and an orderly stop on SIGTERM.
 //
 // Threads: Start, Run and the destructor run on the main thread; Stop may be called from any.
-#ifndef SNAPD_SNAPD_DAEMON_H_
-#define SNAPD_SNAPD_DAEMON_H_
+#ifndef SNAPD_SNAPD_DAEMON_DAEMON_H_
+#define SNAPD_SNAPD_DAEMON_DAEMON_H_
 
 #include <signal.h>
 
@@ -18,16 +18,16 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "control/placement.h"
+#include "snapd/daemon/placement.h"
 #include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "base/unique_fd.h"
-#include "snapd/config.pb.h"
-#include "snapd/cursor_journal.h"
-#include "snapd/dpdk.h"
+#include "snapd/daemon/config.pb.h"
+#include "snapd/daemon/cursor_journal.h"
+#include "snapd/daemon/dpdk.h"
 #include "base/log_limiter.h"
-#include "snapd/worker.h"
+#include "snapd/daemon/worker.h"
 
 namespace snapd {
 namespace upgrade::wire {
@@ -264,4 +264,4 @@ class Daemon {
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_DAEMON_H_
+#endif  // SNAPD_SNAPD_DAEMON_DAEMON_H_

@@ -1,4 +1,4 @@
-#include "snapd/config.h"
+#include "snapd/daemon/config.h"
 
 #include "gtest/gtest.h"
 

@@ -13,8 +13,8 @@
 //               milliseconds): a new placement replaces the current one only if it changes the
 //               worker count or fixes an SLO breach, and not sooner than min_interval after the
 //               last change.
-#ifndef SNAPD_CONTROL_PLACEMENT_H_
-#define SNAPD_CONTROL_PLACEMENT_H_
+#ifndef SNAPD_SNAPD_DAEMON_PLACEMENT_H_
+#define SNAPD_SNAPD_DAEMON_PLACEMENT_H_
 
 #include <cstdint>
 #include <limits>
@@ -80,4 +80,4 @@ absl::StatusOr<Placement> Rebalance(
 
 }  // namespace snapd
 
-#endif  // SNAPD_CONTROL_PLACEMENT_H_
+#endif  // SNAPD_SNAPD_DAEMON_PLACEMENT_H_

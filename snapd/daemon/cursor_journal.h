@@ -14,8 +14,8 @@
 // the old snapd keeps its own mapping, which it reads only once the new snapd is dead. Only the two
 // snapds map it (no app does), but the old one still bounds what it applies: a cursor may only move
 // forward, and no further than the app has produced (RxRing::RollForward).
-#ifndef SNAPD_SNAPD_CURSOR_JOURNAL_H_
-#define SNAPD_SNAPD_CURSOR_JOURNAL_H_
+#ifndef SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_
+#define SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_
 
 #include <cstdint>
 #include <functional>
@@ -112,4 +112,4 @@ int RollForward(const JournalArea& area, uint32_t capacity,
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_CURSOR_JOURNAL_H_
+#endif  // SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_

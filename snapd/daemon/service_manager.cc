@@ -1,4 +1,4 @@
-#include "snapd/service_manager.h"
+#include "snapd/daemon/service_manager.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
 // root and snapd's own user can change (see SECURITY.md). Used for the binary an upgrade executes
 // (and a script's interpreter, and an ELF file's loader) and for the run directory that holds
 // snapd's sockets. Callable from any thread; no state.
-#ifndef SNAPD_SNAPD_TRUSTED_PATH_H_
-#define SNAPD_SNAPD_TRUSTED_PATH_H_
+#ifndef SNAPD_SNAPD_DAEMON_TRUSTED_PATH_H_
+#define SNAPD_SNAPD_DAEMON_TRUSTED_PATH_H_
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -94,4 +94,4 @@ absl::Status CheckNewSnapdArgs(const std::vector<std::string>& args);
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_TRUSTED_PATH_H_
+#endif  // SNAPD_SNAPD_DAEMON_TRUSTED_PATH_H_

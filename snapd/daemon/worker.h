@@ -10,8 +10,8 @@
 //    interrupt eventfds) and blocks in ppoll on them and its mailbox; ports that cannot wake it
 //    (NIC queues without rx interrupts) bound the sleep, from a microsecond doubling up to four
 //    milliseconds. CPU use follows load.
-#ifndef SNAPD_SNAPD_WORKER_H_
-#define SNAPD_SNAPD_WORKER_H_
+#ifndef SNAPD_SNAPD_DAEMON_WORKER_H_
+#define SNAPD_SNAPD_DAEMON_WORKER_H_
 
 #include <poll.h>
 #include <sched.h>
@@ -129,4 +129,4 @@ void MoveEngine(Engine* engine, Worker& from, Worker& to);
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_WORKER_H_
+#endif  // SNAPD_SNAPD_DAEMON_WORKER_H_

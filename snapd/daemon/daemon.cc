@@ -1,4 +1,4 @@
-#include "snapd/daemon.h"
+#include "snapd/daemon/daemon.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -24,10 +24,10 @@
 #include "engines/registry.h"
 #include "glog/logging.h"
 #include "ipc/socket.h"
-#include "snapd/app_port.h"
-#include "snapd/config.h"
+#include "snapd/daemon/app_port.h"
+#include "snapd/daemon/config.h"
 #include "base/log_limiter.h"
-#include "snapd/trusted_path.h"
+#include "snapd/daemon/trusted_path.h"
 
 namespace snapd {
 namespace {

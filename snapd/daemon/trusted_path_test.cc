@@ -1,4 +1,4 @@
-#include "snapd/trusted_path.h"
+#include "snapd/daemon/trusted_path.h"
 
 #include <elf.h>
 #include <fcntl.h>

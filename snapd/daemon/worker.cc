@@ -1,4 +1,4 @@
-#include "snapd/worker.h"
+#include "snapd/daemon/worker.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "snapd/dpdk.h"
+#include "snapd/daemon/dpdk.h"
 
 namespace snapd {
 namespace {

@@ -2,7 +2,7 @@
 // through the journal and dies at each point of a batch; the parent (the old snapd, whose own view
 // of the rings is stale, as across processes) takes the rings back and serves on. The app must get
 // every frame exactly once, whatever the point.
-#include "snapd/cursor_journal.h"
+#include "snapd/daemon/cursor_journal.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +16,8 @@
 #include "gtest/gtest.h"
 #include "ipc/client.h"
 #include "ipc/server.h"
-#include "snapd/app_port.h"
-#include "snapd/echo_app_testing.h"
+#include "snapd/daemon/app_port.h"
+#include "snapd/daemon/echo_app_testing.h"
 
 namespace snapd {
 namespace {

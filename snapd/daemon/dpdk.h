@@ -7,8 +7,8 @@
 // What a PCI NIC needs (not available on the development machines): hugepages (drop --no-huge and
 // set eal.args), the device bound to vfio-pci (dpdk-devbind.py), and its address as devargs; snapd
 // then omits --no-pci and allow-lists the addresses given.
-#ifndef SNAPD_SNAPD_DPDK_H_
-#define SNAPD_SNAPD_DPDK_H_
+#ifndef SNAPD_SNAPD_DAEMON_DPDK_H_
+#define SNAPD_SNAPD_DAEMON_DPDK_H_
 
 #include <memory>
 #include <string>
@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "engines/port.h"
-#include "snapd/config.pb.h"
+#include "snapd/daemon/config.pb.h"
 
 struct rte_mempool;
 struct rte_mbuf;
@@ -109,4 +109,4 @@ class Nic {
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_DPDK_H_
+#endif  // SNAPD_SNAPD_DAEMON_DPDK_H_

@@ -1,4 +1,4 @@
-#include "snapd/dpdk.h"
+#include "snapd/daemon/dpdk.h"
 
 #include <net/if.h>
 #include <rte_bus_vdev.h>
@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "engines/frame.h"
 #include "glog/logging.h"
-#include "snapd/config.h"
+#include "snapd/daemon/config.h"
 
 namespace snapd {
 namespace {

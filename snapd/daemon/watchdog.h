@@ -6,8 +6,8 @@
 //
 // It runs on its own thread so that it works when every other thread waits: a stuck worker holds
 // the main thread too as soon as the main thread posts it work.
-#ifndef SNAPD_SNAPD_WATCHDOG_H_
-#define SNAPD_SNAPD_WATCHDOG_H_
+#ifndef SNAPD_SNAPD_DAEMON_WATCHDOG_H_
+#define SNAPD_SNAPD_DAEMON_WATCHDOG_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -55,4 +55,4 @@ class Watchdog {
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_WATCHDOG_H_
+#endif  // SNAPD_SNAPD_DAEMON_WATCHDOG_H_

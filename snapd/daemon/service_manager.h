@@ -3,8 +3,8 @@
 // one (the main process, so `NotifyAccess=main` suffices) before it exits, so that systemd follows
 // the service to the new process instead of taking the old one's exit for the service's end. See
 // snapd/snapd.service.
-#ifndef SNAPD_SNAPD_SERVICE_MANAGER_H_
-#define SNAPD_SNAPD_SERVICE_MANAGER_H_
+#ifndef SNAPD_SNAPD_DAEMON_SERVICE_MANAGER_H_
+#define SNAPD_SNAPD_DAEMON_SERVICE_MANAGER_H_
 
 #include "absl/strings/string_view.h"
 
@@ -17,4 +17,4 @@ bool NotifyServiceManager(absl::string_view state);
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_SERVICE_MANAGER_H_
+#endif  // SNAPD_SNAPD_DAEMON_SERVICE_MANAGER_H_

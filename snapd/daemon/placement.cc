@@ -1,4 +1,4 @@
-#include "control/placement.h"
+#include "snapd/daemon/placement.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "snapd/config.h"
+#include "snapd/daemon/config.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "control/placement.h"
+#include "snapd/daemon/placement.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
 

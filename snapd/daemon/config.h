@@ -1,13 +1,13 @@
 // Building, checking and completing snapd's configuration: from a text-format file, from flags, or
 // the embedded default that needs nothing (a virtual NIC that receives nothing, one vswitch).
-#ifndef SNAPD_SNAPD_CONFIG_H_
-#define SNAPD_SNAPD_CONFIG_H_
+#ifndef SNAPD_SNAPD_DAEMON_CONFIG_H_
+#define SNAPD_SNAPD_DAEMON_CONFIG_H_
 
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "snapd/config.pb.h"
+#include "snapd/daemon/config.pb.h"
 
 namespace snapd {
 
@@ -47,4 +47,4 @@ std::string DeviceName(const std::string& devargs);
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_CONFIG_H_
+#endif  // SNAPD_SNAPD_DAEMON_CONFIG_H_

@@ -1,6 +1,6 @@
 // The engine runtime with real parts: an echo engine whose port is an app's memif queue pair,
 // polled by workers, moved between them while sequenced frames flow.
-#include "snapd/worker.h"
+#include "snapd/daemon/worker.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -16,9 +16,9 @@
 #include "ipc/client.h"
 #include "ipc/peer_fd.h"
 #include "ipc/server.h"
-#include "snapd/app_port.h"
-#include "snapd/dpdk.h"
-#include "snapd/echo_app_testing.h"
+#include "snapd/daemon/app_port.h"
+#include "snapd/daemon/dpdk.h"
+#include "snapd/daemon/echo_app_testing.h"
 
 namespace snapd {
 namespace {

@@ -1,4 +1,4 @@
-#include "snapd/watchdog.h"
+#include "snapd/daemon/watchdog.h"
 
 #include <pthread.h>
 
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "snapd/worker.h"
+#include "snapd/daemon/worker.h"
 
 namespace snapd {
 

@@ -1,7 +1,7 @@
 // For tests of the engine runtime: an echo engine whose one port is an app connected over memif in
 // this process (a server, a client, and the AppPort between them).
-#ifndef SNAPD_SNAPD_ECHO_APP_TESTING_H_
-#define SNAPD_SNAPD_ECHO_APP_TESTING_H_
+#ifndef SNAPD_SNAPD_DAEMON_ECHO_APP_TESTING_H_
+#define SNAPD_SNAPD_DAEMON_ECHO_APP_TESTING_H_
 
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "ipc/client.h"
 #include "ipc/server.h"
-#include "snapd/app_port.h"
+#include "snapd/daemon/app_port.h"
 
 namespace snapd {
 
@@ -60,4 +60,4 @@ struct EchoApp {
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_ECHO_APP_TESTING_H_
+#endif  // SNAPD_SNAPD_DAEMON_ECHO_APP_TESTING_H_

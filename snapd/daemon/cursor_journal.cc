@@ -1,4 +1,4 @@
-#include "snapd/cursor_journal.h"
+#include "snapd/daemon/cursor_journal.h"
 
 #include <signal.h>
 
@@ -7,7 +7,7 @@
 #include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "snapd/app_port.h"
+#include "snapd/daemon/app_port.h"
 
 namespace snapd {
 
