@@ -79,7 +79,7 @@ print(int((b[tid][2] - a[tid][2]) / secs), int(100 * (b[tid][1] - a[tid][1]) / t
 EOF
 }
 json() {  # json SNAPCTL_COMMAND PYTHON_EXPRESSION_OF_d
-  ctl --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"
+  ctl --json "$1" | ctl_json "$2"
 }
 engine_stat() { json engines "d['engines'][0]['stats'].get('$1', d['engines'][0]['stats'].get('kind_counters', {}).get('$1', 0))" 2>/dev/null || echo "?"; }
 snapd_pid() { json info 'd["pid"]' 2>/dev/null || echo "$SNAPD_PID"; }

@@ -3,6 +3,9 @@
 set -euo pipefail
 # Bazel runs tests with a minimal PATH; ip, ethtool and ss live in sbin on Debian.
 export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
+# ctl_json EXPR and json_check EXPR read `ctl --json ...` output (tests/json.sh says how); the
+# benchmarks and tools/demo source json.sh alone, without this file's harness (trap, $WORK, set -e).
+source "$(dirname "${BASH_SOURCE[0]}")/json.sh"
 
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 # An upgrade runs only a binary whose every directory only root and snapd's user can change, on a

@@ -43,7 +43,7 @@ fails_with() {
   out=$("$@" 2>&1) || status=$?
   [ "$status" -ne 0 ] && [[ "$out" == *"$want"* ]] || { echo "  got (exit $status): $out" >&2; return 1; }
 }
-pid_of_snapd() { ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+pid_of_snapd() { ctl --json info | ctl_json 'd["pid"]'; }
 
 start_snapd "$WORK/snapd-a" --control_group="$G" --app=id=1,mac=02:00:00:00:86:01,ip=10.86.0.1
 before=$(pid_of_snapd)
@@ -177,7 +177,7 @@ check "snapd is the same process after every refusal" [ "$(pid_of_snapd)" = "$be
 check "root's upgrade to a good binary works" bash -c "ctl upgrade --binary='$WORK/snapd-b' | grep -q upgraded"
 check "the new snapd is another process" [ "$(pid_of_snapd)" != "$before" ]
 check "the new snapd's /proc/PID/exe is the binary checked" \
-  bash -c "[ \"\$(readlink /proc/\$(ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])')/exe)\" = '$WORK/snapd-b' ]"
+  [ "$(readlink "/proc/$(pid_of_snapd)/exe")" = "$WORK/snapd-b" ]
 check "the new snapd keeps the tiers: an operator reads" bash -c "as_operator engines | grep -q vswitch0"
 check "...and may not upgrade" fails_with "you are uid $uid in the control group" as_operator upgrade --binary="$WORK/snapd-a"
 

@@ -16,14 +16,13 @@ fails_with() {
   [ "$status" -ne 0 ] && [ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] && [[ "$out" == *"$want"* ]] ||
     { echo "  got (exit $status): $out" >&2; return 1; }
 }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 start_snapd "$SNAPD" --control_group=daemon --app=id=1,mac=02:00:00:00:80:01,ip=10.80.0.1
 
 check "info names the version and the memif socket" bash -c "ctl info | grep -q 'memif socket  $RUN/memif.sock'"
 check "the gRPC health service says SERVING" bash -c "ctl health | grep -qx SERVING"
 check "server reflection lists the snapd.v1 service" bash -c "ctl services | grep -qx snapd.v1.Snapd"
-check "info --json is JSON" bash -c "ctl --json info | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"pid\"] > 0'"
+check "info --json is JSON" json_check 'd["pid"] > 0' < <(ctl --json info)
 
 # Engines.
 check "a dedicated group on core 1" bash -c "ctl mode g1 dedicated --cores=1 | grep -q 'group g1: dedicated'"
@@ -43,7 +42,7 @@ check "config that does not parse names the line" fails_with "line 1" ctl engine
 check "destroying a busy engine: FAILED_PRECONDITION" fails_with "FAILED_PRECONDITION: engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0
 check "engine destroy" bash -c "ctl engine destroy e1 | grep -q 'engine e1 destroyed'"
 check "destroying a missing engine: NOT_FOUND" fails_with "NOT_FOUND: no engine named 'e1'" ctl engine destroy e1
-check "engines --json has one engine left" bash -c "[ \"\$(ctl --json engines | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"engines\"]))')\" = 1 ]"
+check "engines --json has one engine left" json_check 'len(d["engines"]) == 1' < <(ctl --json engines)
 
 # Apps, added and removed live.
 check "app add" bash -c "ctl app add 2 --mac=02:00:00:00:80:02 --ip=10.80.0.2 --secret=s | grep -q 'app 2 added'"
@@ -55,11 +54,13 @@ check "unknown engine names the field" fails_with "engine: no engine named 'nope
 check "removing a missing app: NOT_FOUND" fails_with "NOT_FOUND: no app with id 9" ctl app remove 9
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=2 --secret=s
 wait_for 10 "app 2 attached" grep -q "attached as 02:00:00:00:80:02 10.80.0.2" "$WORK/echo.log"
-check "apps shows app 2 attached with its pid" bash -c "ctl --json apps | python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin)[\"apps\"] if x[\"id\"]==2][0]; assert a.get(\"attached\") and a[\"pid\"]==$PID_echo and a[\"app_name\"]==\"udp_echo\"'"
+check "apps shows app 2 attached with its pid" \
+  json_check "find(d['apps'], id=2, attached=True, pid=$PID_echo, app_name='udp_echo')" < <(ctl --json apps)
 check "ports lists the app's port" bash -c "ctl ports | grep -qE '^app2 +vswitch0 +app '"
 check "app remove" bash -c "ctl app remove 2 | grep -q 'app 2 removed'"
 wait_for 10 "the removed app was told why" grep -q "removed by operator" "$WORK/echo.log"
-check "stats --json has engines, ports, NICs and workers" bash -c "ctl --json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"engines\"] and d[\"ports\"] and d[\"nics\"] and d[\"workers\"]'"
+check "stats --json has engines, ports, NICs and workers" \
+  json_check 'd["engines"] and d["ports"] and d["nics"] and d["workers"]' < <(ctl --json stats)
 check "top draws workers and engines" bash -c "ctl top --iterations=2 --interval=0.1 | grep -qE '^vswitch0 +default +spreading'"
 check "usage errors are one line" fails_with "unknown command 'frobnicate'" ctl frobnicate
 

@@ -104,7 +104,7 @@ check "snapctl apps shows app 2's VLAN and IPv6 addresses" \
   bash -c "ctl apps | grep -qE '^ +2 .* 81 +any .*fd00:81::2,fe80::81:2'"
 check "snapctl apps shows app 3's uid" bash -c "ctl apps | grep -qE '^ +3 .* - +$OTHER '"
 check "snapctl app add takes --ip6, --vlan and --uid" bash -c \
-  "ctl app add 5 --mac=02:00:00:00:81:05 --ip=10.81.0.5 --ip6=fd00:81::5 --vlan=82 --uid=1234 && ctl --json apps | python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin)[\"apps\"] if x[\"id\"]==5][0]; assert a[\"ipv6\"]==[\"fd00:81::5\"] and a[\"vlan\"]==82 and a[\"uid\"]==1234, a'"
+  "ctl app add 5 --mac=02:00:00:00:81:05 --ip=10.81.0.5 --ip6=fd00:81::5 --vlan=82 --uid=1234 && ctl --json apps | json_check \"find(d['apps'], id=5, ipv6=['fd00:81::5'], vlan=82, uid=1234)\""
 check "snapctl app add: a bad VLAN names the field" \
   fails_with "INVALID_ARGUMENT: vlan: 4095 is not a VLAN id in 1..4094" \
   ctl app add 6 --mac=02:00:00:00:81:06 --ip=10.81.0.6 --vlan=4095

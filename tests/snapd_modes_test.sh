@@ -17,7 +17,7 @@ start_snapd "$SNAPD" --app=id=1,mac=02:00:00:00:81:01,ip=10.81.0.1 \
 start echo "$UDP_ECHO" --socket="$RUN/memif.sock" --id=1
 wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
 
-engine_frames() { ctl --json engines | python3 -c 'import json,sys; print(json.load(sys.stdin)["engines"][0]["stats"].get("frames", 0))'; }
+engine_frames() { ctl --json engines | ctl_json 'd["engines"][0]["stats"].get("frames", 0)'; }
 frames_past() { [ "$(engine_frames)" -gt "$1" ]; }
 
 # 1. Modes switched under traffic.
@@ -67,7 +67,7 @@ check "dedicated mode keeps its core busy" [ "$busy_dedicated" -ge 80 ]
 # 3. Compacting: two engines, a load step on one.
 ctl mode default compacting --cores= --slo=20us >/dev/null
 ctl engine create quiet echo >/dev/null
-workers() { ctl --json groups | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)["groups"] if x["name"]=="default"][0]; print(g.get("workers", 0), g.get("scale_outs", 0), g.get("scale_ins", 0))'; }
+workers() { ctl --json groups | ctl_json 'tuple(find(d["groups"], name="default").get(k, 0) for k in ("workers", "scale_outs", "scale_ins"))'; }
 workers_are() { [ "$(workers | cut -d' ' -f1)" -eq "$1" ]; }
 check "idle: both engines packed on one worker" wait_for 10 "one worker" workers_are 1
 start load "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.81.0.1 --frames=50000000 \

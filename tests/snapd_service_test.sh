@@ -30,13 +30,13 @@ old=$PID_snapd
 wait_for 10 "READY=1" grep -q "READY=1" "$WORK/messages"
 check "snapd says READY=1 itself once it serves" grep -q "^$old READY=1" "$WORK/messages"
 
-since=$(ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["serving_since_unix_ms"])')
+since=$(ctl --json info | ctl_json 'd["serving_since_unix_ms"]')
 ctl upgrade --binary="$WORK/snapd-b" | sed 's/^/  /'
-new=$(ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+new=$(ctl --json info | ctl_json 'd["pid"]')
 check "the upgrade made a new process ($old -> $new)" [ "$new" != "$old" ]
 ctl info | sed 's/^/  /'
 check "info tells the service's lineage: serving since before, one upgrade, from pid $old" \
-  bash -c "ctl --json info | python3 -c 'import json,sys; i=json.load(sys.stdin); assert (int(i[\"serving_since_unix_ms\"]), i[\"upgrades\"], i[\"previous_pid\"]) == ($since, 1, $old), i'"
+  json_check "(int(d['serving_since_unix_ms']), d['upgrades'], d['previous_pid']) == ($since, 1, $old)" < <(ctl --json info)
 check "and snapctl info says so" bash -c "ctl info | grep -q '(1 live upgrade since; took over from pid $old)'"
 wait_for 10 "MAINPID" grep -q "MAINPID=" "$WORK/messages"
 check "the old snapd, the main process, names the new one: MAINPID=$new" \

@@ -26,7 +26,7 @@ check "UDP crosses the switch both ways" [ "$reply" = "udp through the vswitch" 
 start iperf_server ip netns exec "$NS2" iperf3 -s -1 -p 5201
 wait_for 10 "iperf3 listening" bash -c "ip netns exec $NS2 ss -tln | grep -q ':5201'"
 ip netns exec "$NS1" iperf3 -c 10.78.0.2 -p 5201 -t 2 -J >"$WORK/iperf.json" 2>&1 || true
-bits=$(python3 -c "import json,sys; print(int(json.load(open('$WORK/iperf.json'))['end']['sum_received']['bits_per_second']))" 2>/dev/null || echo 0)
+bits=$(ctl_json 'int(d["end"]["sum_received"]["bits_per_second"])' <"$WORK/iperf.json" 2>/dev/null || echo 0)
 echo "TCP through snapd: $((bits / 1000000)) Mbit/s"
 check "TCP crosses the switch (iperf3 moved data)" [ "$bits" -gt 1000000 ]
 

@@ -17,7 +17,7 @@ make_host "snapd-tapv-$tag" "tv${tag}h" "tv${tag}n" 10.83.0.2/24
 cp "$SNAPD" "$WORK/snapd-a"
 cp "$SNAPD" "$WORK/snapd-b"
 start_snapd "$WORK/snapd-a" --nic="net_tap0,iface=$TAP" --nic="net_af_packet0,iface=tv${tag}h"
-rx_interrupts() { ctl --json ports | python3 -c 'import json,sys; print(" ".join(str(n.get("rx_interrupts", False)) for n in json.load(sys.stdin)["nics"]))'; }
+rx_interrupts() { ctl --json ports | ctl_json 'tuple(n.get("rx_interrupts", False) for n in d["nics"])'; }
 check "the tap NIC has rx interrupts, af_packet has none" [ "$(rx_interrupts)" = "True False" ]
 
 ip netns add "$NS_TAP"
@@ -30,7 +30,7 @@ tap_into_namespace() {
 }
 tap_into_namespace
 
-wakeups() { ctl --json stats | python3 -c 'import json,sys; print(sum(int(w.get("port_wakeups", 0)) for w in json.load(sys.stdin)["workers"]))'; }
+wakeups() { ctl --json stats | ctl_json 'sum(int(w.get("port_wakeups", 0)) for w in d["workers"])'; }
 before=$(wakeups)
 check "ping crosses snapd between the tap and the veth" \
   ip netns exec "$NS_TAP" ping -c 5 -i 0.2 -W 2 10.83.0.2

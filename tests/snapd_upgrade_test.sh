@@ -22,7 +22,7 @@ cp "$SNAPD" "$WORK/snapd-a"
 cp "$SNAPD" "$WORK/snapd-b"
 RUN="$RUN"
 export CTL_TIMEOUT_S=60
-pid_of_snapd() { ctl --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+pid_of_snapd() { ctl --json info | ctl_json 'd["pid"]'; }
 
 start_snapd "$WORK/snapd-a" --nic="net_af_packet0,iface=up${tag}h" \
   --app=id=1,mac=02:00:00:00:84:01,ip=10.84.0.1 --app=id=2,mac=02:00:00:00:84:02,ip=10.84.0.2
@@ -40,7 +40,7 @@ start traffic "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --
 stream stream 25
 start ping ip netns exec "$NS" ping -i 0.02 -w 24 10.84.0.1
 wait_for 10 "traffic flowing" grep -q "attached to vswitch0 as 02:00:00:00:84:02" "$WORK/snapd.log"
-engine_frames() { ctl --json engines | python3 -c 'import json,sys; print(json.load(sys.stdin)["engines"][0]["stats"].get("frames", 0))'; }
+engine_frames() { ctl --json engines | ctl_json 'd["engines"][0]["stats"].get("frames", 0)'; }
 ok=0
 for i in $(seq 1 20); do
   bin_i=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
@@ -49,7 +49,7 @@ for i in $(seq 1 20); do
   extra=$([ $((i % 5)) -eq 0 ] && echo --new_args=--takeover_defer_nics || true)
   # Upgrades 11-15 run the engines on dedicated (spinning, pinned) workers: the mode moves too.
   [ "$i" -eq 11 ] && ctl mode default dedicated --cores=0,1 >/dev/null
-  [ "$i" -eq 16 ] && mode_kept=$(ctl --json groups | python3 -c 'import json,sys; print(json.load(sys.stdin)["groups"][0]["mode"])') &&
+  [ "$i" -eq 16 ] && mode_kept=$(ctl --json groups | ctl_json 'd["groups"][0]["mode"]') &&
     ctl mode default spreading --cores= >/dev/null
   if ctl upgrade --binary="$WORK/$bin_i" $extra >"$WORK/upgrade-$i.log" 2>&1; then
     ok=$((ok + 1))
@@ -152,14 +152,9 @@ check "and the first upgrade completes" bash -c "[ $status -eq 0 ] && grep -q up
 # Counters carry over: every counter of every engine, port and NIC (workers are the process's
 # own) is where the old snapd left it or beyond, after an upgrade that opens the NIC beside the
 # old snapd and after one that moves it as a PCI device must.
-counters() { ctl --json stats | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-for kind in ("engines", "ports", "nics"):
-    for o in s.get(kind, []):
-        for k, v in {**o.get("stats", {}), **o}.items():
-            if isinstance(v, (int, str)) and str(v).isdigit():
-                print(kind + "/" + o["name"] + "/" + k, v)'; }
+counters() { ctl --json stats | ctl_json '[(kind + "/" + o["name"] + "/" + k, v)
+  for kind in ("engines", "ports", "nics") for o in d.get(kind, [])
+  for k, v in {**o.get("stats", {}), **o}.items() if isinstance(v, (int, str)) and str(v).isdigit()]'; }
 counters_continue() {  # BEFORE AFTER: each counter in BEFORE is in AFTER, no smaller
   awk 'NR == FNR { before[$1] = $2; next } { after[$1] = $2 }
        END { bad = 0; for (k in before) if (!(k in after) || after[k] + 0 < before[k] + 0) {

@@ -8,6 +8,7 @@
 # Ends with:
 #   modes dedicated_p50_ns=<n> spreading_p50_ns=<n> compacting_p50_ns=<n> idle_cpu_spreading=<percent> rebalance_ms=<n>
 set -euo pipefail
+source "$(dirname "$0")/../../tests/json.sh"  # ctl_json
 bin=$1  # bazel-bin of the optimized build
 SNAPD="$bin/snapd/snapd"
 SNAPCTL="$bin/tools/snapctl"
@@ -67,7 +68,7 @@ done
 ctl engine create echo1 echo --group=bench >/dev/null
 ctl mode bench compacting --cores=1 --slo=20us >/dev/null
 for _ in $(seq 200); do
-  [ "$(ctl --json groups | python3 -c 'import json,sys; print([g for g in json.load(sys.stdin)["groups"] if g["name"]=="bench"][0].get("workers",0))')" = 1 ] && break
+  [ "$(ctl --json groups | ctl_json 'find(d["groups"], name="bench").get("workers", 0)')" = 1 ] && break
   sleep 0.05
 done
 before=$(grep -c "group bench rebalanced: 1 -> 2" "$work/snapd.log" || true)

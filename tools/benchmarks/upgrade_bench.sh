@@ -8,6 +8,7 @@
 #   upgrade blackout_p50_us=<n> blackout_p99_us=<n> app_frames_lost=<n> nic_frames_lost=<n> upgrades=<n>
 # KEEP_WORK=1 keeps the run's logs (both snapds log to snapd.log) and says where, as in tests/.
 set -euo pipefail
+source "$(dirname "$0")/../../tests/json.sh"  # ctl_json
 bin=$1
 n=${2:-20}
 mode=${3:-spreading}  # the engine group's mode: spreading (a blocking worker per engine) or dedicated
@@ -74,7 +75,7 @@ for i in $(seq 1 "$n"); do
   next=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
   if out=$(ctl --json upgrade --binary="$work/$next"); then
     done_n=$((done_n + 1))
-    echo "$out" | python3 -c 'import json,sys; [print(e["name"], e["blackout_us"], e["handover_us"]) for e in json.load(sys.stdin)["engines"]]' >>"$work/blackouts"
+    echo "$out" | ctl_json '[(e["name"], e["blackout_us"], e["handover_us"]) for e in d["engines"]]' >>"$work/blackouts"
   else
     echo "upgrade_bench: upgrade $i failed: $out" >&2
   fi
