@@ -1,5 +1,5 @@
-// Addresses as text and as bytes: MAC, IPv4 and IPv6 (parsing flags, configs and RPC fields; printing
-// counters and logs). Shared by snapd and by the app library (clients/).
+// Addresses as text and as bytes: MAC, IPv4 and IPv6 (parsing flags, configs and RPC fields;
+// printing counters and logs). Shared by snapd and by the app library (clients/).
 #ifndef SNAPD_BASE_ADDR_H_
 #define SNAPD_BASE_ADDR_H_
 

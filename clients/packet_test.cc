@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "clients/libsnap.h"
 #include "base/addr.h"
+#include "clients/libsnap.h"
 #include "gtest/gtest.h"
 
 namespace snap {
@@ -29,9 +29,9 @@ TEST(PacketTest, UdpHeaderIsValid) {
                             Ip("10.0.0.2"), 9000, 7, 100);
   f.resize(100, 'p');
   EXPECT_EQ(f.substr(12, 2), std::string("\x08\x00", 2));  // IPv4
-  EXPECT_EQ(static_cast<uint8_t>(f[14]), 0x45);                 // version 4, 20 bytes
-  EXPECT_EQ(static_cast<uint8_t>(f[23]), 17);                   // UDP
-  EXPECT_EQ(InternetChecksum(Bytes(f) + 14, 20), 0);  // a valid header sums to zero
+  EXPECT_EQ(static_cast<uint8_t>(f[14]), 0x45);            // version 4, 20 bytes
+  EXPECT_EQ(static_cast<uint8_t>(f[23]), 17);              // UDP
+  EXPECT_EQ(InternetChecksum(Bytes(f) + 14, 20), 0);       // a valid header sums to zero
   EXPECT_EQ(static_cast<uint8_t>(f[38]) << 8 | static_cast<uint8_t>(f[39]), 66);  // UDP length
 }
 
@@ -76,7 +76,8 @@ TEST(PacketTest, TaggedArpRequestGetsAReply) {
 // past its end (ASan runs this).
 TEST(PacketTest, TruncatedAndBogusFramesAreLeftAlone) {
   uint64_t me = Mac("02:00:00:00:00:02");
-  std::string udp = UdpHeader(Mac("02:00:00:00:00:01"), me, Ip("10.0.0.1"), Ip("10.0.0.2"), 1, 2, 64);
+  std::string udp =
+      UdpHeader(Mac("02:00:00:00:00:01"), me, Ip("10.0.0.1"), Ip("10.0.0.2"), 1, 2, 64);
   udp.resize(64, 'x');
   std::string arp = ArpRequest(Mac("02:00:00:00:00:01"), Ip("10.0.0.1"), Ip("10.0.0.2"));
   for (const std::string& whole : {udp, arp}) {

@@ -77,7 +77,8 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
                                  : INT64_MAX;
   uint64_t frames = options.frames;
   while (result.received < frames) {
-    if (frames > result.sent && snapd::MonotonicNs() > send_until) frames = result.sent;  // time is up
+    if (frames > result.sent && snapd::MonotonicNs() > send_until)
+      frames = result.sent;  // time is up
     // Send as much as the window allows.
     uint64_t in_flight = result.sent - result.received;
     if (result.sent < frames && in_flight < window) {

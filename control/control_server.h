@@ -20,11 +20,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/log_limiter.h"
+#include "base/unique_fd.h"
 #include "control/authority.h"
 #include "control/service.h"
-#include "base/unique_fd.h"
 #include "snapd/daemon/daemon.h"
-#include "base/log_limiter.h"
 
 namespace grpc {
 class Server;

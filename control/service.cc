@@ -4,6 +4,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "control/wire.h"
 #include "glog/logging.h"
 
 namespace snapd {
@@ -47,7 +48,7 @@ grpc::Status SnapdService::AdminOnly(const grpc::ServerContext* ctx, const char*
 grpc::Status SnapdService::GetDaemonInfo(grpc::ServerContext*, const v1::GetDaemonInfoRequest*,
                                          v1::DaemonInfo* out) {
   return ToGrpc(OnMain([&] {
-    *out = daemon_->Info();
+    *out = InfoOf(*daemon_);
     return absl::OkStatus();
   }));
 }
@@ -55,7 +56,7 @@ grpc::Status SnapdService::GetDaemonInfo(grpc::ServerContext*, const v1::GetDaem
 grpc::Status SnapdService::ListEngines(grpc::ServerContext*, const v1::ListEnginesRequest*,
                                        v1::ListEnginesResponse* out) {
   return ToGrpc(OnMain([&] {
-    v1::Stats stats = daemon_->Snapshot();
+    v1::Stats stats = StatsOf(*daemon_);
     *out->mutable_engines() = stats.engines();
     return absl::OkStatus();
   }));
@@ -65,7 +66,7 @@ grpc::Status SnapdService::GetEngine(grpc::ServerContext*, const v1::GetEngineRe
                                      v1::Engine* out) {
   if (req->name().empty()) return ToGrpc(absl::InvalidArgumentError("name: must not be empty"));
   return ToGrpc(OnMain([&] {
-    v1::Stats stats = daemon_->Snapshot();  // a local: the loop must not outlive it
+    v1::Stats stats = StatsOf(*daemon_);  // a local: the loop must not outlive it
     for (const v1::Engine& e : stats.engines()) {
       if (e.name() == req->name()) {
         *out = e;
@@ -88,7 +89,7 @@ grpc::Status SnapdService::CreateEngine(grpc::ServerContext*, const v1::CreateEn
   return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->CreateEngine(e);
     if (!status.ok()) return status;
-    v1::Stats stats = daemon_->Snapshot();
+    v1::Stats stats = StatsOf(*daemon_);
     for (const v1::Engine& got : stats.engines()) {
       if (got.name() == e.name()) *out = got;
     }
@@ -105,7 +106,7 @@ grpc::Status SnapdService::DestroyEngine(grpc::ServerContext*, const v1::Destroy
 grpc::Status SnapdService::ListApps(grpc::ServerContext*, const v1::ListAppsRequest*,
                                     v1::ListAppsResponse* out) {
   return ToGrpc(OnMain([&] {
-    for (v1::App& a : daemon_->Apps()) *out->add_apps() = std::move(a);
+    for (v1::App& a : AppsOf(*daemon_)) *out->add_apps() = std::move(a);
     return absl::OkStatus();
   }));
 }
@@ -124,7 +125,7 @@ grpc::Status SnapdService::AddApp(grpc::ServerContext*, const v1::AddAppRequest*
   return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->AddApp(app);
     if (!status.ok()) return status;
-    for (v1::App& a : daemon_->Apps()) {
+    for (v1::App& a : AppsOf(*daemon_)) {
       if (a.id() == req->id()) *out = std::move(a);
     }
     return absl::OkStatus();
@@ -139,7 +140,7 @@ grpc::Status SnapdService::RemoveApp(grpc::ServerContext*, const v1::RemoveAppRe
 grpc::Status SnapdService::ListPorts(grpc::ServerContext*, const v1::ListPortsRequest*,
                                      v1::ListPortsResponse* out) {
   return ToGrpc(OnMain([&] {
-    v1::Stats stats = daemon_->Snapshot();
+    v1::Stats stats = StatsOf(*daemon_);
     *out->mutable_nics() = stats.nics();
     *out->mutable_ports() = stats.ports();
     return absl::OkStatus();
@@ -149,7 +150,7 @@ grpc::Status SnapdService::ListPorts(grpc::ServerContext*, const v1::ListPortsRe
 grpc::Status SnapdService::ListGroups(grpc::ServerContext*, const v1::ListGroupsRequest*,
                                       v1::ListGroupsResponse* out) {
   return ToGrpc(OnMain([&] {
-    for (v1::Group& g : daemon_->Groups()) *out->add_groups() = std::move(g);
+    for (v1::Group& g : GroupsOf(*daemon_)) *out->add_groups() = std::move(g);
     return absl::OkStatus();
   }));
 }
@@ -166,7 +167,7 @@ grpc::Status SnapdService::SetGroup(grpc::ServerContext*, const v1::SetGroupRequ
   return ToGrpc(OnMainChange([&] {
     absl::Status status = daemon_->SetGroup(req->name(), mode, cores, slo);
     if (!status.ok()) return status;
-    for (v1::Group& g : daemon_->Groups()) {
+    for (v1::Group& g : GroupsOf(*daemon_)) {
       if (g.name() == req->name()) *out = std::move(g);
     }
     return absl::OkStatus();
@@ -196,7 +197,7 @@ grpc::Status SnapdService::Upgrade(grpc::ServerContext* ctx, const v1::UpgradeRe
 grpc::Status SnapdService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
                                     v1::Stats* out) {
   return ToGrpc(OnMain([&] {
-    *out = daemon_->Snapshot();
+    *out = StatsOf(*daemon_);
     return absl::OkStatus();
   }));
 }

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "engines/port.h"
+#include "snapd/daemon/nic_stats.h"
 
 namespace snapd {
 
@@ -30,23 +32,54 @@ std::string StatsTable(const v1::Stats& stats) {
     }
     if (!line.empty()) absl::StrAppendFormat(&out, "%s:%s\n", e.name(), line);
   }
-  absl::StrAppendFormat(&out, "%-12s %-12s %12s %12s %10s %10s %9s %9s\n", "port", "engine",
-                        "rx_frames", "tx_frames", "tx_drop", "malformed", "spoofed", "rx_err");
-  for (const v1::Port& p : stats.ports()) {
-    const v1::PortStats& ps = p.stats();
-    absl::StrAppendFormat(&out, "%-12s %-12s %12d %12d %10d %10d %9d %9d\n", p.name(), p.engine(),
-                          ps.rx_frames(), ps.tx_frames(), ps.tx_dropped(), ps.drop_malformed(),
-                          ps.drop_spoofed(), ps.rx_errors());
-  }
-  absl::StrAppendFormat(&out, "%-12s %-16s %5s %12s %12s %9s %9s %9s %9s\n", "nic", "device",
-                        "link", "rx_frames", "tx_frames", "missed", "rx_err", "tx_err", "nombuf");
-  for (const v1::Nic& n : stats.nics()) {
-    absl::StrAppendFormat(&out, "%-12s %-16s %5s %12d %12d %9d %9d %9d %9d\n", n.name(), n.device(),
-                          n.link_up() ? "up" : "down", n.rx_frames(), n.tx_frames(), n.rx_missed(),
-                          n.rx_errors(), n.tx_errors(), n.rx_nombuf());
-  }
+  out += PortTable(stats.ports(), /*with_kind=*/false);
+  out += NicTable(stats.nics(), /*with_setup=*/false);
   absl::StrAppendFormat(&out, "apps: connected=%d refused=%d disconnected=%d\n",
                         stats.apps_attached(), stats.apps_refused(), stats.apps_detached());
+  return out;
+}
+
+std::string PortTable(const google::protobuf::RepeatedPtrField<v1::Port>& ports, bool with_kind) {
+  std::string out = absl::StrFormat("%-12s %-12s", "port", "engine");
+  if (with_kind) absl::StrAppendFormat(&out, " %-4s", "kind");
+#define SNAPD_HEADER(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12s", column);
+  SNAPD_PORT_COUNTERS(SNAPD_HEADER)
+#undef SNAPD_HEADER
+  out += "\n";
+  for (const v1::Port& p : ports) {
+    absl::StrAppendFormat(&out, "%-12s %-12s", p.name(), p.engine());
+    if (with_kind) absl::StrAppendFormat(&out, " %-4s", p.kind());
+#define SNAPD_VALUE(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12d", p.stats().name());
+    SNAPD_PORT_COUNTERS(SNAPD_VALUE)
+#undef SNAPD_VALUE
+    out += "\n";
+  }
+  return out;
+}
+
+std::string NicTable(const google::protobuf::RepeatedPtrField<v1::Nic>& nics, bool with_setup) {
+  std::string out = absl::StrFormat("%-12s %-16s %5s", "nic", "device", "link");
+  if (with_setup) absl::StrAppendFormat(&out, " %6s %4s %6s", "queues", "rss", "rxintr");
+#define SNAPD_HEADER(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12s", column);
+  SNAPD_NIC_COUNTERS(SNAPD_HEADER)
+#undef SNAPD_HEADER
+  out += "\n";
+  for (const v1::Nic& n : nics) {
+    absl::StrAppendFormat(&out, "%-12s %-16s %5s", n.name(), n.device(),
+                          n.link_up() ? "up" : "down");
+    if (with_setup) {
+      absl::StrAppendFormat(&out, " %6d %4s %6s", n.queues(), n.rss() ? "yes" : "no",
+                            n.rx_interrupts() ? "yes" : "no");
+    }
+#define SNAPD_VALUE(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12d", n.name());
+    SNAPD_NIC_COUNTERS(SNAPD_VALUE)
+#undef SNAPD_VALUE
+    out += "\n";
+  }
   return out;
 }
 

@@ -33,48 +33,26 @@ int64_t Engine::QueueingDelayNs(int64_t now_ns) const {
   return since == 0 || now_ns < since ? 0 : now_ns - since;
 }
 
-namespace {
-
-// The port counters a saved state carries, and their fields.
-struct PortCounterField {
-  Counter PortStats::*counter;
-  uint64_t (engines::PortCounters::*get)() const;
-  void (engines::PortCounters::*set)(uint64_t);
-};
-using PC = engines::PortCounters;
-const PortCounterField kPortCounters[] = {
-    {&PortStats::rx_frames, &PC::rx_frames, &PC::set_rx_frames},
-    {&PortStats::rx_bytes, &PC::rx_bytes, &PC::set_rx_bytes},
-    {&PortStats::tx_frames, &PC::tx_frames, &PC::set_tx_frames},
-    {&PortStats::tx_bytes, &PC::tx_bytes, &PC::set_tx_bytes},
-    {&PortStats::tx_dropped, &PC::tx_dropped, &PC::set_tx_dropped},
-    {&PortStats::rx_errors, &PC::rx_errors, &PC::set_rx_errors},
-    {&PortStats::drop_malformed, &PC::drop_malformed, &PC::set_drop_malformed},
-    {&PortStats::drop_spoofed, &PC::drop_spoofed, &PC::set_drop_spoofed},
-    {&PortStats::drop_takeover, &PC::drop_takeover, &PC::set_drop_takeover},
-};
-
-}  // namespace
-
 void SavePortCounters(const Port& port, engines::PortCounters* out) {
   out->set_name(port.name());
-  for (const PortCounterField& f : kPortCounters) (out->*f.set)((port.stats().*f.counter).Get());
+#define SNAPD_SAVE(name, column, meaning) out->set_##name(port.stats().name.Get());
+  SNAPD_PORT_COUNTERS(SNAPD_SAVE)
+#undef SNAPD_SAVE
 }
 
 void AddPortCounters(const engines::PortCounters& saved, Port& port) {
-  for (const PortCounterField& f : kPortCounters) (port.stats().*f.counter).Add((saved.*f.get)());
+#define SNAPD_ADD(name, column, meaning) port.stats().name.Add(saved.name());
+  SNAPD_PORT_COUNTERS(SNAPD_ADD)
+#undef SNAPD_ADD
 }
 
 absl::Status Engine::SaveState(engines::EngineState* state) {
   state->Clear();
   state->set_kind(std::string(kind()));
   engines::EngineCounters* c = state->mutable_counters();
-  c->set_frames(stats_.frames.Get());
-  c->set_bytes(stats_.bytes.Get());
-  c->set_batches(stats_.batches.Get());
-  c->set_polls(stats_.polls.Get());
-  c->set_empty_polls(stats_.empty_polls.Get());
-  c->set_drops(stats_.drops.Get());
+#define SNAPD_SAVE(name, meaning) c->set_##name(stats_.name.Get());
+  SNAPD_ENGINE_COUNTERS(SNAPD_SAVE)
+#undef SNAPD_SAVE
   ForEachPort([&](Port& port) { SavePortCounters(port, state->add_ports()); });
   return SaveKindState(state->mutable_kind_state());
 }
@@ -88,12 +66,9 @@ absl::Status Engine::RestoreState(const engines::EngineState& state) {
   if (!status.ok()) return status;
   // Counters continue from the saved values (stats survive upgrades).
   const engines::EngineCounters& c = state.counters();
-  stats_.frames.Add(c.frames());
-  stats_.bytes.Add(c.bytes());
-  stats_.batches.Add(c.batches());
-  stats_.polls.Add(c.polls());
-  stats_.empty_polls.Add(c.empty_polls());
-  stats_.drops.Add(c.drops());
+#define SNAPD_RESTORE(name, meaning) stats_.name.Add(c.name());
+  SNAPD_ENGINE_COUNTERS(SNAPD_RESTORE)
+#undef SNAPD_RESTORE
   for (const engines::PortCounters& pc : state.ports()) {
     ForEachPort([&](Port& port) {
       if (port.name() == pc.name()) AddPortCounters(pc, port);

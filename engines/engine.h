@@ -19,22 +19,30 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "base/clock.h"
+#include "base/counter.h"
 #include "engines/engine.pb.h"
 #include "engines/port.h"
-#include "base/clock.h"
-#include "base/counter.h"
 
 namespace snapd {
 
 // Written by the engine's thread only; read by anyone.
+// Every engine counter an upgrade carries over, declared once: X(name, meaning). EngineStats, the
+// saved state (engines::EngineCounters in engine.proto) and the API (v1::EngineStats in
+// control/proto/snapd.proto) come from this list: a new counter is one line here and a field of
+// the same name in those two messages.
+#define SNAPD_ENGINE_COUNTERS(X)                         \
+  X(frames, "frames handled")                            \
+  X(bytes, "bytes handled")                              \
+  X(batches, "non-empty port bursts")                    \
+  X(polls, "polls")                                      \
+  X(empty_polls, "polls that found nothing on any port") \
+  X(drops, "frames the engine dropped, for any reason (ports say which)")
+
 struct alignas(64) EngineStats {
-  Counter frames;
-  Counter bytes;
-  Counter batches;  // non-empty port bursts
-  Counter polls;
-  Counter empty_polls;  // polls that found nothing on any port
-  Counter drops;        // frames the engine dropped, for any reason (ports say which)
-  Counter busy_ns;      // time spent in polls that found work
+#define SNAPD_ENGINE_COUNTER_FIELD(name, meaning) Counter name;
+  SNAPD_ENGINE_COUNTERS(SNAPD_ENGINE_COUNTER_FIELD)
+#undef SNAPD_ENGINE_COUNTER_FIELD
+  Counter busy_ns;  // time spent in polls that found work (this process's: not carried over)
   // Since when the engine has had work waiting without a break (0: it caught up last poll).
   std::atomic<int64_t> backlog_since_ns{0};
 };

@@ -33,7 +33,6 @@ inline bool IsVlanTpid(uint16_t type) {
          type == kEtherTypeQinQ9200;
 }
 
-
 struct FrameInfo {
   uint64_t dst_mac = 0;  // the 6 bytes in wire order, in the low 48 bits (see MacFromBytes)
   uint64_t src_mac = 0;
@@ -112,7 +111,6 @@ enum class ParseError {
 ParseError ParseFrame(const uint8_t* frame, uint32_t len, uint32_t max_len, FrameInfo* info);
 
 inline bool IsMulticast(uint64_t mac) { return (mac & 0x01) != 0; }  // I/G bit of first byte
-
 
 // What an app may send from: its own addresses and VLAN. Fixed size, so that checking a frame
 // never allocates.

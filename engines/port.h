@@ -23,16 +23,25 @@ struct Packet {
 
 enum class PortKind { kNic, kApp };
 
+// Every port counter, declared once: X(name, column, meaning). PortStats, an upgrade's saved
+// counters (engines::PortCounters in engine.proto), the API's (v1::PortStats in
+// control/proto/snapd.proto) and the counters tables (column; "" for none) are generated from
+// this list: a new counter is one line here and a field of the same name in those two messages.
+#define SNAPD_PORT_COUNTERS(X)                                                                \
+  X(rx_frames, "rx_frames", "frames received")                                                \
+  X(rx_bytes, "", "bytes received")                                                           \
+  X(tx_frames, "tx_frames", "frames sent")                                                    \
+  X(tx_bytes, "", "bytes sent")                                                               \
+  X(tx_dropped, "tx_drop", "frames an engine gave that the port had no room for")             \
+  X(drop_malformed, "malformed", "frames an engine dropped as malformed")                     \
+  X(drop_spoofed, "spoofed", "frames an engine dropped for a source the port may not use")    \
+  X(rx_errors, "rx_err", "frames the port could not deliver (bad descriptor, multi-segment)") \
+  X(drop_takeover, "takeover", "frames a NIC queued while an upgrade handed it over, discarded")
+
 struct alignas(64) PortStats {
-  Counter rx_frames;
-  Counter rx_bytes;
-  Counter tx_frames;
-  Counter tx_bytes;
-  Counter tx_dropped;      // frames an engine gave that the port had no room for
-  Counter rx_errors;       // frames the port itself could not deliver (bad descriptor, multi-seg)
-  Counter drop_malformed;  // frames an engine dropped as malformed
-  Counter drop_spoofed;    // frames an engine dropped for a source the port may not use
-  Counter drop_takeover;   // frames a NIC queued while an upgrade handed it over, discarded
+#define SNAPD_PORT_COUNTER_FIELD(name, column, meaning) Counter name;
+  SNAPD_PORT_COUNTERS(SNAPD_PORT_COUNTER_FIELD)
+#undef SNAPD_PORT_COUNTER_FIELD
 };
 
 class Port {

@@ -14,10 +14,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "ipc/memif_protocol.h"
 #include "ipc/region.h"
 #include "ipc/ring.h"
-#include "base/unique_fd.h"
 
 namespace snapd::memif {
 

@@ -24,10 +24,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/counter.h"
+#include "base/unique_fd.h"
 #include "ipc/handshake.h"
 #include "ipc/region.h"
 #include "ipc/ring.h"
-#include "base/unique_fd.h"
 
 namespace snapd::memif {
 

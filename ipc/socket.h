@@ -13,8 +13,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "ipc/memif_protocol.h"
 #include "base/unique_fd.h"
+#include "ipc/memif_protocol.h"
 
 namespace snapd::memif {
 

@@ -1,4 +1,4 @@
-// snapd: the host networking daemon. See --help, README.md and ../shared/DESIGN.md.
+// snapd: the host networking daemon. See --help, README.md and docs/design.md.
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -16,6 +16,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "control/control_server.h"
+#include "control/stats_table.h"
+#include "control/wire.h"
 #include "glog/logging.h"
 #include "ipc/peer_fd.h"
 #include "snapd/daemon/config.h"
@@ -98,13 +100,16 @@ int Fail(const absl::Status& status) {
 int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control, bool took_over) {
   ControlServer* cs = control.get();
   daemon.set_control_listener(cs->listen_fd());
-  daemon.Watch(cs->listen_fd(), [cs] { cs->OnAcceptable(); });
+  // Served also while an upgrade waits for the new snapd (read-only RPCs keep working).
+  daemon.loop().Watch(
+      cs->listen_fd(), [cs] { cs->OnAcceptable(); }, MainLoop::DuringWaits::kServe);
+  daemon.set_stats_text([&daemon] { return StatsTable(StatsOf(daemon)); });
   // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
   if (!took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
   daemon.Run();
   if (!daemon.handed_over()) NotifyServiceManager("STOPPING=1");
   // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
-  daemon.StopServingTasks();
+  daemon.loop().StopServingTasks();
   if (daemon.handed_over()) control->Relinquish();  // the socket is the new snapd's
   control.reset();
   return 0;

@@ -43,7 +43,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
@@ -51,6 +50,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/unique_fd.h"
 #include "clients/libsnap.h"
 #include "clients/packet.h"
 #include "engines/frame.h"
@@ -60,7 +61,6 @@
 #include "ipc/region.h"
 #include "ipc/ring.h"
 #include "ipc/socket.h"
-#include "base/unique_fd.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket.");
 ABSL_FLAG(uint32_t, id, 9, "Interface id to attach with.");
@@ -117,7 +117,6 @@ void Say(const std::string& line) {
   printf("hostile_app: %s\n", line.c_str());
   fflush(stdout);
 }
-
 
 uint64_t RoundUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 

@@ -23,8 +23,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "ipc/server.h"
 #include "base/unique_fd.h"
+#include "ipc/server.h"
 #include "tools/cpu.h"
 
 ABSL_FLAG(std::string, socket, "", "Path of the memif control socket to listen on (required).");

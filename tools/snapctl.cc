@@ -370,22 +370,8 @@ class Cli {
       PrintJson(resp);
       return 0;
     }
-    printf("%-10s %-18s %-5s %6s %4s %6s %12s %12s %9s %9s\n", "NIC", "DEVICE", "LINK", "QUEUES",
-           "RSS", "RXINTR", "RX", "TX", "MISSED", "ERRORS");
-    for (const v1::Nic& n : resp.nics()) {
-      printf("%-10s %-18s %-5s %6u %4s %6s %12lu %12lu %9lu %9lu\n", n.name().c_str(),
-             n.device().c_str(), n.link_up() ? "up" : "down", n.queues(), n.rss() ? "yes" : "no",
-             n.rx_interrupts() ? "yes" : "no", n.rx_frames(), n.tx_frames(), n.rx_missed(),
-             n.rx_errors() + n.tx_errors());
-    }
-    printf("\n%-12s %-12s %-4s %12s %12s %9s %10s %9s %8s\n", "PORT", "ENGINE", "KIND", "RX", "TX",
-           "TX_DROP", "MALFORMED", "SPOOFED", "RX_ERR");
-    for (const v1::Port& p : resp.ports()) {
-      const v1::PortStats& s = p.stats();
-      printf("%-12s %-12s %-4s %12lu %12lu %9lu %10lu %9lu %8lu\n", p.name().c_str(),
-             p.engine().c_str(), p.kind().c_str(), s.rx_frames(), s.tx_frames(), s.tx_dropped(),
-             s.drop_malformed(), s.drop_spoofed(), s.rx_errors());
-    }
+    printf("%s\n%s", NicTable(resp.nics(), /*with_setup=*/true).c_str(),
+           PortTable(resp.ports(), /*with_kind=*/true).c_str());
     return 0;
   }
 

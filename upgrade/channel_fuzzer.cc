@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "base/unique_fd.h"
 #include "engines/engine.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
@@ -48,7 +49,6 @@
 #include "google/protobuf/stubs/logging.h"
 #include "ipc/memif_protocol.h"
 #include "ipc/server.h"
-#include "base/unique_fd.h"
 #include "snapd/daemon/app_port.h"
 #include "snapd/daemon/cursor_journal.h"
 #include "upgrade/fd_channel.h"

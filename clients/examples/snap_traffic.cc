@@ -14,10 +14,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
+#include "base/addr.h"
 #include "clients/libsnap.h"
 #include "clients/packet.h"
 #include "clients/traffic.h"
-#include "base/addr.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket (default: snapd's default).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id registered with snapd.");

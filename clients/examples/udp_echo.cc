@@ -11,9 +11,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "base/addr.h"
 #include "clients/libsnap.h"
 #include "clients/packet.h"
-#include "base/addr.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket (default: snapd's default).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id registered with snapd.");

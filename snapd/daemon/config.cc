@@ -13,9 +13,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "snapd/daemon/placement.h"
 #include "engines/frame.h"
 #include "engines/registry.h"
+#include "snapd/daemon/placement.h"
 
 namespace snapd {
 namespace {

@@ -330,7 +330,9 @@ std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
 
 NicStats Nic::Stats() const {
   NicStats s = DeviceStats();
-  for (uint64_t NicStats::*c : kNicCounters) s.*c = s.*c - zero_.*c + carried_.*c;
+#define SNAPD_CONTINUE(name, column, meaning) s.name = s.name - zero_.name + carried_.name;
+  SNAPD_NIC_COUNTERS(SNAPD_CONTINUE)
+#undef SNAPD_CONTINUE
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "engines/port.h"
 #include "snapd/daemon/config.pb.h"
+#include "snapd/daemon/nic_stats.h"
 
 struct rte_mempool;
 struct rte_mbuf;
@@ -33,19 +34,6 @@ void CleanupEal();
 // Registers the calling (non-EAL) thread with DPDK so that mempool caches work for it.
 void RegisterDataplaneThread();
 void UnregisterDataplaneThread();
-
-struct NicStats {
-  bool link_up = false;
-  uint32_t speed_mbps = 0;
-  uint64_t rx_frames = 0, tx_frames = 0, rx_bytes = 0, tx_bytes = 0;
-  uint64_t rx_missed = 0;  // dropped by the NIC: no room in the rx queue
-  uint64_t rx_errors = 0, tx_errors = 0;
-  uint64_t rx_nombuf = 0;  // dropped: the mbuf pool was empty
-};
-// The counters of NicStats, for code that treats them alike.
-inline constexpr uint64_t NicStats::*kNicCounters[] = {
-    &NicStats::rx_frames, &NicStats::tx_frames, &NicStats::rx_bytes,  &NicStats::tx_bytes,
-    &NicStats::rx_missed, &NicStats::rx_errors, &NicStats::tx_errors, &NicStats::rx_nombuf};
 
 class Nic {
  public:

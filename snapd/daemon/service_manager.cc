@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "glog/logging.h"
 #include "base/unique_fd.h"
+#include "glog/logging.h"
 
 namespace snapd {
 

@@ -85,29 +85,17 @@ void ResyncAppRings(Engine& engine) {
 }
 
 // NicStats <-> its wire form.
-struct NicCounterField {
-  uint64_t NicStats::*counter;
-  uint64_t (wire::NicCounters::*get)() const;
-  void (wire::NicCounters::*set)(uint64_t);
-};
-using NC = wire::NicCounters;
-const NicCounterField kNicCounterFields[] = {
-    {&NicStats::rx_frames, &NC::rx_frames, &NC::set_rx_frames},
-    {&NicStats::tx_frames, &NC::tx_frames, &NC::set_tx_frames},
-    {&NicStats::rx_bytes, &NC::rx_bytes, &NC::set_rx_bytes},
-    {&NicStats::tx_bytes, &NC::tx_bytes, &NC::set_tx_bytes},
-    {&NicStats::rx_missed, &NC::rx_missed, &NC::set_rx_missed},
-    {&NicStats::rx_errors, &NC::rx_errors, &NC::set_rx_errors},
-    {&NicStats::tx_errors, &NC::tx_errors, &NC::set_tx_errors},
-    {&NicStats::rx_nombuf, &NC::rx_nombuf, &NC::set_rx_nombuf},
-};
 void NicCountersToWire(int index, const NicStats& s, wire::NicCounters* out) {
   out->set_index(index);
-  for (const NicCounterField& f : kNicCounterFields) (out->*f.set)(s.*f.counter);
+#define SNAPD_TO_WIRE(name, column, meaning) out->set_##name(s.name);
+  SNAPD_NIC_COUNTERS(SNAPD_TO_WIRE)
+#undef SNAPD_TO_WIRE
 }
 NicStats NicCountersFromWire(const wire::NicCounters& in) {
   NicStats s;
-  for (const NicCounterField& f : kNicCounterFields) s.*f.counter = (in.*f.get)();
+#define SNAPD_FROM_WIRE(name, column, meaning) s.name = in.name();
+  SNAPD_NIC_COUNTERS(SNAPD_FROM_WIRE)
+#undef SNAPD_FROM_WIRE
   return s;
 }
 
@@ -225,15 +213,16 @@ config::SnapdConfig Daemon::CurrentConfig() const {
   cfg.clear_apps();
   for (const auto& [id, info] : apps_) *cfg.add_apps() = info.config;
   cfg.clear_engines();
-  for (const auto& slot : engines_) *cfg.add_engines() = slot->config;
+  for (const auto& slot : scheduler_->engines()) *cfg.add_engines() = slot->config;
   cfg.clear_groups();
-  for (const auto& [name, group] : groups_) *cfg.add_groups() = group.config;
+  for (const config::Group* g : scheduler_->GroupConfigs()) *cfg.add_groups() = *g;
   return cfg;
 }
 
 uint32_t Daemon::EngineIndex(const EngineSlot* slot) const {
-  for (size_t i = 0; i < engines_.size(); ++i) {
-    if (engines_[i].get() == slot) return static_cast<uint32_t>(i);
+  const auto& engines = scheduler_->engines();
+  for (size_t i = 0; i < engines.size(); ++i) {
+    if (engines[i].get() == slot) return static_cast<uint32_t>(i);
   }
   return UINT32_MAX;
 }
@@ -268,36 +257,13 @@ void Daemon::TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics&
     nics_[i]->ContinueFrom(closed.stats.at(i));
   }
   AddPortCounters(closed.ports);
-  for (EngineSlot* slot : stopped) {
-    slot->worker->AddEngine(slot->engine.get());
-    slot->polled = true;
-  }
+  for (EngineSlot* slot : stopped) scheduler_->Resume(*slot);
 }
 
-bool Daemon::WaitServing(int fd, absl::Time deadline) {
-  auto accept = watched_.find(control_listener_fd_);
-  while (true) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    pollfd p[3] = {
-        {fd, POLLIN, 0}, {tasks_fd_.get(), POLLIN, 0}, {control_listener_fd_, POLLIN, 0}};
-    int n = poll(p, control_listener_fd_ >= 0 ? 3 : 2,
-                 static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (n < 0 && errno != EINTR) return false;
-    if (n <= 0) continue;
-    if (p[0].revents != 0) return true;
-    if (p[1].revents & POLLIN) RunTasks();
-    if (control_listener_fd_ >= 0 && (p[2].revents & POLLIN) && accept != watched_.end()) {
-      accept->second();
-    }
-  }
-}
-
-absl::StatusOr<std::vector<Daemon::EngineSlot*>> Daemon::MoveOrder(
-    const std::vector<std::string>& order) {
+absl::StatusOr<std::vector<EngineSlot*>> Daemon::MoveOrder(const std::vector<std::string>& order) {
   std::vector<EngineSlot*> sequence;
   for (const std::string& name : order) {
-    EngineSlot* slot = FindEngine(name);
+    EngineSlot* slot = scheduler_->Find(name);
     if (slot == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("engines: no engine named '", name, "'"));
     }
@@ -305,7 +271,7 @@ absl::StatusOr<std::vector<Daemon::EngineSlot*>> Daemon::MoveOrder(
       sequence.push_back(slot);
     }
   }
-  for (auto& slot : engines_) {
+  for (auto& slot : scheduler_->engines()) {
     if (std::find(sequence.begin(), sequence.end(), slot.get()) == sequence.end()) {
       sequence.push_back(slot.get());
     }
@@ -335,7 +301,7 @@ absl::Status Daemon::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>* f
   // The cursor journal: an area per engine, room in each for every app there is (no app attaches
   // until the upgrade ends).
   auto memory = JournalMemory::Create(
-      static_cast<uint32_t>(engines_.size()),
+      static_cast<uint32_t>(scheduler_->engines().size()),
       std::max<uint32_t>(1, static_cast<uint32_t>(memif_->connections().size())));
   if (!memory.ok()) return memory.status();
   *journal = std::move(*memory);
@@ -343,8 +309,8 @@ absl::Status Daemon::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>* f
   b->set_journal_fd(fds->size() - 1);
   b->set_journal_areas((*journal)->areas());
   b->set_journal_capacity((*journal)->capacity());
-  b->set_serving_since_unix_ms(serving_since_unix_ms_);
-  b->set_upgrades(upgrades_);
+  b->set_serving_since_unix_ms(history_.serving_since_unix_ms);
+  b->set_upgrades(history_.upgrades);
   b->set_pid(getpid());
   return absl::OkStatus();
 }
@@ -375,7 +341,7 @@ void Daemon::HandOverNics(const std::vector<int>& deferred, ClosedNics* closed,
     bool still_polled = false;
     const config::Nic& cfg = config_.nics(i);
     for (uint16_t q = 0; q < nics_[i]->queues(); ++q) {
-      EngineSlot* owner = FindEngine(cfg.engines(q % cfg.engines_size()));
+      EngineSlot* owner = scheduler_->Find(cfg.engines(q % cfg.engines_size()));
       if (owner != nullptr && owner->polled) still_polled = true;
     }
     if (still_polled) continue;
@@ -401,9 +367,8 @@ void Daemon::NoteMovedTaps(v1::UpgradeReport* report) const {
 }
 
 void Daemon::Withdraw() {
-  for (auto& slot : engines_) {
-    if (slot->polled) slot->worker->RemoveEngine(slot->engine.get());
-    slot->polled = false;
+  for (auto& slot : scheduler_->engines()) {
+    scheduler_->Stop(*slot);
     for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
   }
   if (memif_) memif_->Relinquish();
@@ -464,7 +429,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   // While the new binary starts (its EAL, seconds at worst) and adopts the apps, nothing has moved
   // and we still own the control plane: go on answering RPCs that only read (a second upgrade is
   // refused at once, on the gRPC thread; changes are refused until the upgrade ends).
-  (void)WaitServing(channel.get(), absl::Now() + kStartTimeout);
+  (void)loop_.WaitReadable(channel.get(), absl::Now() + kStartTimeout);
   // Handshake: refuse an incompatible new snapd before anything moves.
   auto hello = Receive(channel.get(), kStepTimeout);
   if (!hello.ok()) return fail(hello.status());
@@ -489,7 +454,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   status = Send(channel.get(), brownout, fds);
   if (!status.ok()) return fail(status);
   fds.clear();
-  (void)WaitServing(channel.get(), absl::Now() + kStartTimeout);
+  (void)loop_.WaitReadable(channel.get(), absl::Now() + kStartTimeout);
   auto ready = Receive(channel.get(), kStepTimeout);
   if (!ready.ok()) return fail(ready.status());
   if (!ready->envelope.has_ready()) return fail(absl::InvalidArgumentError("expected ready"));
@@ -508,9 +473,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
     phase = absl::StrCat("blackout of ", slot->config.name());
     const int64_t t_asked = MonotonicNs();
     // At a batch boundary; the blackout starts when the worker drops the engine.
-    const int64_t t_stopped =
-        slot->polled ? slot->worker->RemoveEngine(slot->engine.get()) : MonotonicNs();
-    slot->polled = false;
+    const int64_t t_stopped = scheduler_->Stop(*slot);
     stopped.push_back(slot);
     wire::Envelope move;
     wire::MoveEngine* m = move.mutable_move_engine();
@@ -538,7 +501,7 @@ absl::StatusOr<v1::UpgradeReport> Daemon::Upgrade(const std::string& binary,
   done.mutable_done();
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);
-  (void)WaitServing(channel.get(), absl::Now() + kStepTimeout);
+  (void)loop_.WaitReadable(channel.get(), absl::Now() + kStepTimeout);
   auto serving = Receive(channel.get(), kStepTimeout);
   if (!serving.ok()) return fail(serving.status());
   if (!serving->envelope.has_serving()) return fail(absl::InvalidArgumentError("expected serving"));
@@ -581,25 +544,27 @@ void Daemon::DiscardNicCopies(EngineSlot& slot, const std::vector<int>& deferred
 absl::Status Daemon::StartJournal(EngineSlot& slot, uint32_t area_index) {
   JournalArea* area = journal_ ? journal_->area(area_index) : nullptr;
   if (area == nullptr) return absl::OkStatus();  // an old snapd without a journal
-  slot.journal = std::make_unique<CursorJournal>(area, journal_->capacity());
+  auto& journal = journals_[slot.engine.get()];
+  journal = std::make_unique<CursorJournal>(area, journal_->capacity());
   absl::Status status;
   ForEachAppPort(*slot.engine, [&](AppPort& app) {
-    if (status.ok()) status = slot.journal->Track(&app);
+    if (status.ok()) status = journal->Track(&app);
   });
   if (!status.ok()) return status;
-  if (absl::GetFlag(FLAGS_takeover_fault) == "publish") slot.journal->DieMidPublishAfter(100);
-  slot.engine->set_batch_observer(slot.journal.get());
+  if (absl::GetFlag(FLAGS_takeover_fault) == "publish") journal->DieMidPublishAfter(100);
+  slot.engine->set_batch_observer(journal.get());
   return absl::OkStatus();
 }
 
 void Daemon::StopJournals() {
-  for (auto& slot : engines_) {
-    if (!slot->journal) continue;
-    OnEngine(*slot, [&] {
+  for (auto& slot : scheduler_->engines()) {
+    auto journal = journals_.find(slot->engine.get());
+    if (journal == journals_.end()) continue;
+    scheduler_->OnEngine(*slot, [&] {
       slot->engine->set_batch_observer(nullptr);
-      slot->journal->Close();
+      journal->second->Close();
     });
-    slot->journal.reset();
+    journals_.erase(journal);
   }
   journal_.reset();
 }
@@ -607,7 +572,7 @@ void Daemon::StopJournals() {
 absl::StatusOr<int64_t> Daemon::MoveIn(const wire::MoveEngine& m,
                                        const std::vector<int>& deferred_nics) {
   const int64_t t_got = MonotonicNs();
-  EngineSlot* slot = FindEngine(m.name());
+  EngineSlot* slot = scheduler_->Find(m.name());
   if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
   if (m.open_nics()) {
     for (int i : deferred_nics) {
@@ -631,7 +596,7 @@ absl::StatusOr<int64_t> Daemon::MoveIn(const wire::MoveEngine& m,
   if (!status.ok()) return status;
   const int64_t t_restored = MonotonicNs();
   slot->ready = true;
-  status = Replace(groups_.at(slot->config.group()));
+  status = scheduler_->Replace(slot->config.group());
   if (!status.ok()) return status;
   // Where the new side's part of a blackout goes: reading the move (waking this thread), restoring,
   // and the worker taking the engine (waking it).
@@ -699,16 +664,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
   d.eal_started_ = true;
   status = d.InitEngines();
   if (!status.ok()) return status;
-  for (auto& slot : d.engines_) slot->ready = false;  // polled only once moved
+  for (auto& slot : d.scheduler_->engines()) slot->ready = false;  // polled only once moved
   // Workers and NICs now, during brownout, so that a blackout only moves an engine: each group's
   // workers as its placement of all its engines asks (while taking over, the placement counts the
   // engines not moved yet: see LoadsOf), and every NIC that can be open in two processes at once
   // (a packet socket, a multi-queue tap; a PCI device cannot: those come at the first blackout).
-  d.taking_over_ = true;
-  for (auto& [name, group] : d.groups_) {
-    status = d.Replace(group);  // creates the workers; no engine is ready to add yet
-    if (!status.ok()) return status;
-  }
+  d.scheduler_->set_holding(true);
+  status = d.scheduler_->ReplaceAll();  // creates the workers; no engine is ready to add yet
+  if (!status.ok()) return status;
   std::vector<int> deferred_nics;
   for (int i = 0; i < d.config_.nics_size(); ++i) {
     absl::Status opened = absl::GetFlag(FLAGS_takeover_defer_nics)
@@ -738,7 +701,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
       detached->set_reason(std::string(status.message()));
     }
   }
-  d.InitLoopFds();
   for (int i : deferred_nics) r->add_deferred_nics(i);
   status = Send(channel, ready);
   if (!status.ok()) return status;
@@ -761,17 +723,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
     reply.mutable_moved()->set_polling_since_ns(*polling_since);
     status = Send(channel, reply);
     if (!status.ok()) return status;
-    if (++moved * 2 >= d.engines_.size()) MaybeDie("half");
+    if (++moved * 2 >= d.scheduler_->engines().size()) MaybeDie("half");
   }
   *phase = "finish";
   if (absl::GetFlag(FLAGS_takeover_fault) == "publish") {
     absl::SleepFor(absl::Seconds(5));  // the workers die in a batch meanwhile (traffic permitting)
   }
-  d.taking_over_ = false;
-  for (auto& [name, group] : d.groups_) {
-    status = d.Replace(group);  // drops the workers no engine needs
-    if (!status.ok()) return status;
-  }
+  d.scheduler_->set_holding(false);
+  status = d.scheduler_->ReplaceAll();  // drops the workers no engine needs
+  if (!status.ok()) return status;
   wire::Envelope serving;
   serving.mutable_serving();
   status = Send(channel, serving);
@@ -787,11 +747,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::TakeoverSteps(int channel, std::
   std::move(withdraw).Cancel();
   d.ready_ = true;
   d.started_ns_ = MonotonicNs();
-  d.serving_since_unix_ms_ = b.serving_since_unix_ms();
-  d.upgrades_ = b.upgrades() + 1;
-  d.previous_pid_ = b.pid();
+  d.history_.serving_since_unix_ms = b.serving_since_unix_ms();
+  d.history_.upgrades = b.upgrades() + 1;
+  d.history_.previous_pid = b.pid();
   LOG(INFO) << "snapd took over: " << d.memif_->connections().size() << " app(s) kept, "
-            << d.engines_.size() << " engine(s) moved";
+            << d.scheduler_->engines().size() << " engine(s) moved";
   return daemon;
 }
 

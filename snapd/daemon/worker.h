@@ -23,19 +23,26 @@
 #include <thread>
 #include <vector>
 
-#include "engines/engine.h"
 #include "base/counter.h"
-#include "ipc/peer_fd.h"
 #include "base/unique_fd.h"
+#include "engines/engine.h"
+#include "ipc/peer_fd.h"
 
 namespace snapd {
 
+// Every worker counter, declared once: X(name, meaning). WorkerStats and the API (v1::Worker in
+// control/proto/snapd.proto) come from this list.
+#define SNAPD_WORKER_COUNTERS(X)                                                          \
+  X(loops, "loops over the worker's engines")                                             \
+  X(sleeps, "times the worker blocked")                                                   \
+  X(port_wakeups, "sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)") \
+  X(stalls, "batches the watchdog found running past its limit")
+
 struct alignas(64) WorkerStats {
-  Counter loops;
-  Counter sleeps;
-  Counter port_wakeups;  // sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)
-  Counter busy_ns;       // time in loops that found work
-  Counter stalls;        // batches the watchdog found running past its limit
+#define SNAPD_WORKER_COUNTER_FIELD(name, meaning) Counter name;
+  SNAPD_WORKER_COUNTERS(SNAPD_WORKER_COUNTER_FIELD)
+#undef SNAPD_WORKER_COUNTER_FIELD
+  Counter busy_ns;  // time in loops that found work (the API shows it as busy_percent)
 };
 
 class Worker {

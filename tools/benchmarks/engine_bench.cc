@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "clients/packet.h"
 #include "clients/traffic.h"
 #include "engines/frame.h"

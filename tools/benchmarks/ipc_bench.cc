@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "base/clock.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "clients/traffic.h"
 #include "ipc/client.h"
 #include "tools/cpu.h"
@@ -37,9 +37,9 @@ namespace {
 
 using snap::LoadOptions;
 using snap::LoadResult;
-using snapd::MonotonicNs;
 using snap::Percentile;
 using snap::RunLoad;
+using snapd::MonotonicNs;
 
 void Pin(int core) {
   if (absl::Status pinned = PinToCore(core); !pinned.ok()) {
