@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "control/wire.h"
 #include "glog/logging.h"
+#include "upgrade/old_snapd.h"
 
 namespace snapd {
 
@@ -187,9 +188,10 @@ grpc::Status SnapdService::Upgrade(grpc::ServerContext* ctx, const v1::UpgradeRe
   }
   absl::Cleanup not_running = [this] { upgrade_running_ = false; };
   return ToGrpc(OnMain([&] {
-    absl::StatusOr<v1::UpgradeReport> report = daemon_->Upgrade(req->binary(), args, order);
+    upgrade::OldSnapd upgrade(*daemon_);
+    absl::StatusOr<upgrade::Report> report = upgrade.Run(req->binary(), args, order);
     if (!report.ok()) return report.status();
-    *out = std::move(*report);
+    *out = ReportOf(*report);
     return absl::OkStatus();
   }));
 }

@@ -155,4 +155,21 @@ v1::DaemonInfo InfoOf(const Daemon& daemon) {
   return info;
 }
 
+v1::UpgradeReport ReportOf(const upgrade::Report& report) {
+  v1::UpgradeReport out;
+  out.set_old_pid(report.old_pid);
+  out.set_new_pid(report.new_pid);
+  out.set_old_build(report.old_build);
+  out.set_new_build(report.new_build);
+  out.set_brownout_us(report.brownout_us);
+  for (const upgrade::EngineMove& m : report.engines) {
+    v1::EngineMove* e = out.add_engines();
+    e->set_name(m.name);
+    e->set_blackout_us(m.blackout_us);
+    e->set_handover_us(m.handover_us);
+  }
+  for (const std::string& note : report.notes) out.add_notes(note);
+  return out;
+}
+
 }  // namespace snapd

@@ -7,6 +7,7 @@
 
 #include "control/proto/snapd.pb.h"
 #include "snapd/daemon/daemon.h"
+#include "upgrade/old_snapd.h"
 
 namespace snapd {
 
@@ -16,6 +17,7 @@ v1::Stats StatsOf(Daemon& daemon);
 std::vector<v1::Group> GroupsOf(Daemon& daemon);
 std::vector<v1::App> AppsOf(const Daemon& daemon);
 v1::DaemonInfo InfoOf(const Daemon& daemon);
+v1::UpgradeReport ReportOf(const upgrade::Report& report);
 
 }  // namespace snapd
 

@@ -24,6 +24,8 @@
 #include "snapd/daemon/daemon.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/watchdog.h"
+#include "upgrade/new_snapd.h"
+#include "upgrade/protocol.h"
 
 ABSL_FLAG(std::string, config, "",
           "Configuration file (text-format snapd.config.SnapdConfig). Flags below add to it.");
@@ -47,9 +49,20 @@ ABSL_FLAG(std::string, mode, "",
           "compacting.");
 ABSL_FLAG(std::vector<std::string>, cores, {},
           "Cores the default group's workers are pinned to, e.g. 1 or 0,1 (default: not pinned).");
+// Its name is part of the upgrade protocol: every snapd since 0.3.0 starts its successor with it,
+// and a downgrade must find it.
 ABSL_FLAG(int, takeover_fd, -1,
           "Internal: started by an old snapd to take over from it over this fd (snapctl "
           "upgrade).");
+// Testing hooks for the new binary of an upgrade (snapctl upgrade --new_args=...): see
+// upgrade::Faults.
+ABSL_FLAG(std::string, upgrade_fault, "",
+          "Testing: in an upgrade's new snapd, die in this phase (brownout, blackout, half, "
+          "publish) or refuse the first move (error).");
+ABSL_FLAG(int, upgrade_version, 0, "Testing: claim this upgrade protocol version.");
+ABSL_FLAG(bool, upgrade_defer_nics, false,
+          "Testing: open no NIC beside the old snapd, as with a PCI device that cannot be open in "
+          "two processes: each moves in the first blackout.");
 ABSL_FLAG(int, watchdog_ms, 100,
           "A worker in one batch for longer than this is reported (log, stalls counter, snapctl "
           "top).");
@@ -116,11 +129,16 @@ int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control, bool took_over
 }
 
 // The new side of an upgrade: everything comes from the old snapd over the channel.
-int RunTakeover(int fd) {
-  auto daemon = Daemon::Takeover(UniqueFd(fd));
+int RunUpgrade(int fd) {
+  upgrade::Faults faults;
+  faults.fault = absl::GetFlag(FLAGS_upgrade_fault);
+  faults.claim_version = static_cast<uint32_t>(absl::GetFlag(FLAGS_upgrade_version));
+  faults.defer_nics = absl::GetFlag(FLAGS_upgrade_defer_nics);
+  upgrade::NewSnapd upgrade(faults);
+  auto daemon = upgrade.Run(UniqueFd(fd));
   if (!daemon.ok()) return Fail(daemon.status());
   const config::SnapdConfig& cfg = (*daemon)->config();
-  UniqueFd listener = (*daemon)->TakeControlListener();
+  UniqueFd listener = upgrade.TakeControlListener();
   auto control =
       listener ? ControlServer::Adopt(daemon->get(), cfg.control_socket(), cfg.control_group(),
                                       std::move(listener))
@@ -159,7 +177,7 @@ int Main(int argc, char** argv) {
   memif::WatchPeerFdCalls(&main_calls);
   watchdog.WatchThread(&main_calls, "main thread");
 
-  if (absl::GetFlag(FLAGS_takeover_fd) >= 0) return RunTakeover(absl::GetFlag(FLAGS_takeover_fd));
+  if (absl::GetFlag(FLAGS_takeover_fd) >= 0) return RunUpgrade(absl::GetFlag(FLAGS_takeover_fd));
 
   config::SnapdConfig cfg;
   if (!absl::GetFlag(FLAGS_config).empty()) {
@@ -227,9 +245,9 @@ int Main(int argc, char** argv) {
 // may have left more open. Closed before anything here opens an fd of its own.
 static void CloseInheritedFds(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    const char* fd = argv[i];
-    if (strncmp(fd, "--takeover_fd=", 14) != 0) continue;
-    const int n = atoi(fd + 14);
+    const char* arg = argv[i];
+    if (strncmp(arg, "--takeover_fd=", 14) != 0) continue;
+    const int n = atoi(arg + 14);
     if (n >= 3) close_range(static_cast<unsigned>(n) + 1, ~0U, 0);
   }
 }

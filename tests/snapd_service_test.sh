@@ -41,7 +41,7 @@ check "and snapctl info says so" bash -c "ctl info | grep -q '(1 live upgrade si
 wait_for 10 "MAINPID" grep -q "MAINPID=" "$WORK/messages"
 check "the old snapd, the main process, names the new one: MAINPID=$new" \
   grep -q "^$old MAINPID=$new " "$WORK/messages"
-# The takeover runs its threads at a raised priority (nice -10); serving, they are back to normal.
+# The upgrade runs its threads at a raised priority (nice -10); serving, they are back to normal.
 check "every thread of the new snapd is back at the usual priority (nice $(ps -L -o nice= -p "$new" | sort -u | tr '\n' ' '))" \
   bash -c "[ \"\$(ps -L -o nice= -p $new | sort -u | tr -d ' ')\" = 0 ]"
 check "the new snapd says nothing a NotifyAccess=main service manager would refuse" \

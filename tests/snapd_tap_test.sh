@@ -59,7 +59,7 @@ check "the tap left in snapd's namespace is the same interface, as it was" \
 check "with the MAC address it had ($mac)" [ "$(cat "/sys/class/net/$TAP/address")" = "$mac" ]
 check "and still up (the old snapd let go of it without taking it down)" \
   bash -c "ip link show '$TAP' | grep -q '[<,]UP[,>]'"
-out=$(ctl --timeout_s=60 upgrade --binary="$WORK/snapd-b" --new_args=--takeover_fault=error 2>&1) && status=0 || status=$?
+out=$(ctl --timeout_s=60 upgrade --binary="$WORK/snapd-b" --new_args=--upgrade_fault=error 2>&1) && status=0 || status=$?
 echo "  $out"
 check "an upgrade whose new snapd fails is refused" bash -c "[ $status -ne 0 ]"
 check "and the tap is as it was, and up (the failed snapd let go of it without taking it down)" \

@@ -7,7 +7,7 @@
 #    dedicated workers, five moving the NIC as a PCI device must): every app frame comes back, in
 #    order; no app is ever detached; the NIC path's losses (ping) are counted and reported;
 #  - the new snapd dies (SIGKILL) during brownout, during a blackout, after half the engines moved,
-#    and in the middle of publishing a batch; an incompatible takeover version is refused before anything moves; each
+#    and in the middle of publishing a batch; an incompatible upgrade protocol version is refused before anything moves; each
 #    time the old snapd goes on serving everything, and a last upgrade then succeeds.
 source "$(dirname "$0")/lib.sh"
 need_root
@@ -46,7 +46,7 @@ for i in $(seq 1 20); do
   bin_i=$([ $((i % 2)) -eq 1 ] && echo snapd-b || echo snapd-a)
   # Every 5th moves the NIC as a PCI device must: closed by the old snapd, opened by the new one,
   # in the first blackout.
-  extra=$([ $((i % 5)) -eq 0 ] && echo --new_args=--takeover_defer_nics || true)
+  extra=$([ $((i % 5)) -eq 0 ] && echo --new_args=--upgrade_defer_nics || true)
   # Upgrades 11-15 run the engines on dedicated (spinning, pinned) workers: the mode moves too.
   [ "$i" -eq 11 ] && ctl mode default dedicated --cores=0,1 >/dev/null
   [ "$i" -eq 16 ] && mode_kept=$(ctl --json groups | ctl_json 'd["groups"][0]["mode"]') &&
@@ -96,21 +96,21 @@ before=$(pid_of_snapd)
 # the NIC moving in the first blackout, which the old snapd must then open again. "publish" dies in a
 # worker with a batch's frames passed on but their slots not given back: the old snapd must
 # complete that batch from the cursor journal, or the app would get it twice.
-for fault in brownout blackout half half,--takeover_defer_nics publish error; do
-  out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_fault=$fault 2>&1) && status=0 || status=$?
+for fault in brownout blackout half half,--upgrade_defer_nics publish error; do
+  out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--upgrade_fault=$fault 2>&1) && status=0 || status=$?
   echo "  $fault: $out"
   check "a new snapd that dies or fails in $fault fails the upgrade, naming the phase" \
     bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'upgrade failed during'* ]]"
   check "the old snapd goes on serving after the $fault failure" [ "$(pid_of_snapd)" = "$before" ]
 done
 check "a new snapd that fails says why, and the old one passes it on" \
-  bash -c "[[ \"\$1\" == *'failed in blackout of vswitch0: refusing the move (--takeover_fault=error)'* ]]" _ "$out"
+  bash -c "[[ \"\$1\" == *'failed in blackout of vswitch0: refusing the move (--upgrade_fault=error)'* ]]" _ "$out"
 check "the NIC path works after the failures (the old snapd reopened the NIC it had closed)" \
   ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 10.84.0.1
-out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--takeover_version=99 2>&1) && status=0 || status=$?
+out=$(ctl upgrade --binary="$WORK/snapd-b" --new_args=--upgrade_version=99 2>&1) && status=0 || status=$?
 echo "  incompatible: $out"
-check "an incompatible takeover version is refused before anything moves" \
-  bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'incompatible takeover version 99'* ]]"
+check "an incompatible upgrade protocol version is refused before anything moves" \
+  bash -c "[ $status -ne 0 ] && [[ \"$out\" == *'FAILED_PRECONDITION'*'incompatible upgrade protocol version 99'* ]]"
 check "an unknown engine in the order is refused" bash -c "ctl upgrade --binary='$WORK/snapd-b' --engines=nope 2>&1 | grep -q \"INVALID_ARGUMENT: engines: no engine named 'nope'\""
 check "a missing binary is refused" bash -c "! ctl upgrade --binary=/nonexistent 2>&1 | grep -q upgraded"
 wait "$PID_traffic2" || true
@@ -167,7 +167,7 @@ counters >"$WORK/counters-1"
 check "every engine, port and NIC counter continues across it ($(wc -l <"$WORK/counters-0") counters)" \
   counters_continue "$WORK/counters-0" "$WORK/counters-1"
 check "and across one that moves the NIC in the blackout" \
-  ctl upgrade --binary="$WORK/snapd-a" --new_args=--takeover_defer_nics
+  ctl upgrade --binary="$WORK/snapd-a" --new_args=--upgrade_defer_nics
 counters >"$WORK/counters-2"
 check "every engine, port and NIC counter continues across that one too" \
   counters_continue "$WORK/counters-1" "$WORK/counters-2"

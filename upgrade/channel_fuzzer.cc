@@ -3,7 +3,7 @@
 // (a SOCK_SEQPACKET socketpair) with fds it makes itself (memfds, eventfds, sockets, in the counts
 // the messages name, at most kMaxFdsPerMessage each), and writes the shared memory behind them
 // (ring headers and descriptors, frame bytes, the cursor journal). The receiving side then runs the
-// real code in the order Daemon::TakeoverSteps and Daemon::MoveIn do:
+// real code in the order upgrade::NewSnapd::Steps and NewSnapd::MoveIn do:
 //   ReceiveFdMessage (framing, fd packets) -> wire::Envelope -> for a Brownout: TakeMemifHandoff
 //   (fd indices), JournalMemory::Map, EngineRegistry::Create for the config's engines (their text
 //   configs), MemifServer::Adopt (the listener), AddInterface for the config's apps,
@@ -53,7 +53,7 @@
 #include "snapd/daemon/cursor_journal.h"
 #include "upgrade/fd_channel.h"
 #include "upgrade/memif_handoff.h"
-#include "upgrade/takeover.pb.h"
+#include "upgrade/upgrade.pb.h"
 
 namespace {
 
@@ -330,7 +330,7 @@ void SendMessage(int sock, const std::string& bytes, const std::vector<UniqueFd>
   }
 }
 
-// The new snapd's side: what TakeoverSteps and MoveIn do with what arrives, minus EAL and NICs.
+// The new snapd's side: what NewSnapd::Steps and MoveIn do with what arrives, minus EAL and NICs.
 class NewSnapd {
  public:
   ~NewSnapd() {

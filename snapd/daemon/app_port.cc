@@ -2,8 +2,6 @@
 
 #include <cstddef>
 
-#include "snapd/daemon/cursor_journal.h"
-
 namespace snapd {
 
 // A Packet and a memif::Frame are the same view; the rings fill one as the other.
@@ -23,7 +21,7 @@ AppPort::~AppPort() {
   if (journal_ != nullptr) journal_->Untrack(this);
 }
 
-void AppPort::SetJournal(CursorJournal* journal) {
+void AppPort::SetJournal(CursorPublisher* journal) {
   journal_ = journal;
   rx_.SetDeferred(journal != nullptr);
   tx_.SetDeferred(journal != nullptr);

@@ -13,7 +13,17 @@
 
 namespace snapd {
 
-class CursorJournal;
+class AppPort;
+
+// Who publishes an app port's ring cursors while the port defers them: an upgrade's cursor
+// journal (upgrade/cursor_journal.h). Told when the port goes away.
+class CursorPublisher {
+ public:
+  virtual void Untrack(AppPort* port) = 0;
+
+ protected:
+  ~CursorPublisher() = default;
+};
 
 class AppPort : public Port {
  public:
@@ -42,15 +52,15 @@ class AppPort : public Port {
   // The memif connection id of the app.
   uint32_t app() const { return app_; }
 
-  // Journaled cursors (cursor_journal.h): while `journal` is set, the rings publish only through
-  // PublishCursors, which the journal calls at batch boundaries; nullptr publishes at once again.
-  void SetJournal(CursorJournal* journal);
+  // Journaled cursors (upgrade/cursor_journal.h): while `journal` is set, the rings publish only
+  // when it calls PublishS2c and PublishC2s, at batch boundaries; nullptr publishes at once again.
+  void SetJournal(CursorPublisher* journal);
   bool unpublished() const { return rx_.unpublished() || tx_.unpublished(); }
   uint16_t c2s_cursor() const { return rx_.cursor(); }
   uint16_t s2c_cursor() const { return tx_.cursor(); }
   void PublishS2c() { tx_.Publish(); }  // the frames we passed become the app's
   void PublishC2s() { rx_.Publish(); }  // the slots we read go back to the app
-  // Publishes cursors another snapd journaled (see RollForward in cursor_journal.h); returns how
+  // Publishes cursors another snapd journaled (RollForward, upgrade/cursor_journal.h); returns how
   // many rings moved, or -1 if a cursor lies outside what the app produced.
   int RollForward(uint16_t c2s_tail, uint16_t s2c_tail);
 
@@ -63,7 +73,7 @@ class AppPort : public Port {
   const uint32_t app_;
   memif::RxRing& rx_;
   memif::TxRing& tx_;
-  CursorJournal* journal_ = nullptr;
+  CursorPublisher* journal_ = nullptr;
 };
 
 // Calls fn on each of the engine's ports that is an app's. The engine's thread, or while no worker

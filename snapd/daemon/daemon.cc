@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -323,6 +324,128 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
                      absl::StrJoin(apps, ","), "; remove them first"));
   }
   return scheduler_->DestroyEngine(name);
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Adopt(const config::SnapdConfig& config,
+                                                      UniqueFd memif_listener, bool defer_nics,
+                                                      std::vector<int>* deferred_nics) {
+  std::unique_ptr<Daemon> daemon(new Daemon());
+  Daemon& d = *daemon;
+  d.config_ = config;
+  // Failing, let go without a word: the old snapd still serves everything.
+  absl::Cleanup withdraw = [&d] { d.Withdraw(); };
+  absl::Status status = InitEal(d.config_);
+  if (!status.ok()) return status;
+  d.eal_started_ = true;
+  status = d.InitEngines();
+  if (!status.ok()) return status;
+  for (auto& slot : d.scheduler_->engines()) slot->ready = false;  // polled only once moved
+  // Workers and NICs now, so that moving an engine in only adds it to its worker: each group's
+  // workers as its placement of all its engines asks, and every NIC that can be open in two
+  // processes at once (a packet socket, a multi-queue tap; a PCI device cannot).
+  d.scheduler_->set_holding(true);
+  status = d.scheduler_->ReplaceAll();  // creates the workers; no engine is ready to add yet
+  if (!status.ok()) return status;
+  for (int i = 0; i < d.config_.nics_size(); ++i) {
+    absl::Status opened =
+        defer_nics ? absl::UnavailableError("deferred by the upgrade's faults") : d.OpenNic(i);
+    if (!opened.ok()) {
+      LOG(INFO) << "upgrade: NIC " << i << " opens as the first engine moves in ("
+                << opened.message() << ")";
+      deferred_nics->push_back(i);
+    }
+  }
+  auto server = memif::MemifServer::Adopt(d.MemifOptions(), std::move(memif_listener));
+  if (!server.ok()) return server.status();
+  status = d.InitMemif(std::move(*server));
+  if (!status.ok()) return status;
+  std::move(withdraw).Cancel();
+  return daemon;
+}
+
+absl::Status Daemon::FinishUpgrade(const ServiceHistory& history) {
+  scheduler_->set_holding(false);
+  absl::Status status = scheduler_->ReplaceAll();  // drops the workers no engine needs
+  if (!status.ok()) return status;
+  ready_ = true;
+  started_ns_ = MonotonicNs();
+  history_ = history;
+  return absl::OkStatus();
+}
+
+config::SnapdConfig Daemon::CurrentConfig() const {
+  config::SnapdConfig cfg = config_;
+  cfg.clear_apps();
+  for (const auto& [id, info] : apps_) *cfg.add_apps() = info.config;
+  cfg.clear_engines();
+  for (const auto& slot : scheduler_->engines()) *cfg.add_engines() = slot->config;
+  cfg.clear_groups();
+  for (const config::Group* g : scheduler_->GroupConfigs()) *cfg.add_groups() = *g;
+  return cfg;
+}
+
+std::vector<std::string> Daemon::EngineNames() const {
+  std::vector<std::string> names;
+  for (const auto& slot : scheduler_->engines()) names.push_back(slot->config.name());
+  return names;
+}
+
+Engine* Daemon::FindEngine(const std::string& name) {
+  EngineSlot* slot = Slot(name);
+  return slot != nullptr ? slot->engine.get() : nullptr;
+}
+
+void Daemon::OnEngine(const std::string& name, const std::function<void()>& fn) {
+  EngineSlot* slot = Slot(name);
+  if (slot != nullptr) scheduler_->OnEngine(*slot, fn);
+}
+
+int64_t Daemon::StopEngine(const std::string& name) {
+  EngineSlot* slot = Slot(name);
+  return slot != nullptr ? scheduler_->Stop(*slot) : MonotonicNs();
+}
+
+void Daemon::ResumeEngine(const std::string& name) {
+  EngineSlot* slot = Slot(name);
+  if (slot != nullptr && slot->worker != nullptr && !slot->polled) scheduler_->Resume(*slot);
+}
+
+absl::StatusOr<int64_t> Daemon::StartEngine(const std::string& name) {
+  EngineSlot* slot = Slot(name);
+  if (slot == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", name));
+  if (slot->ready) {
+    return absl::FailedPreconditionError(absl::StrCat("engine ", name, " moved in already"));
+  }
+  slot->ready = true;
+  absl::Status status = scheduler_->Replace(slot->config.group());
+  if (!status.ok()) return status;
+  return slot->polled_since_ns;
+}
+
+Nic* Daemon::nic(int index) {
+  return index >= 0 && static_cast<size_t>(index) < nics_.size() ? nics_[index].get() : nullptr;
+}
+
+bool Daemon::NicPolled(int index) {
+  if (index < 0 || index >= config_.nics_size() || nic(index) == nullptr) return false;
+  const config::Nic& cfg = config_.nics(index);
+  for (uint16_t q = 0; q < nics_[index]->queues(); ++q) {
+    EngineSlot* owner = Slot(cfg.engines(q % cfg.engines_size()));
+    if (owner != nullptr && owner->polled) return true;
+  }
+  return false;
+}
+
+void Daemon::Withdraw() {
+  for (auto& slot : scheduler_->engines()) {
+    scheduler_->Stop(*slot);
+    for (const std::string& name : slot->engine->PortNames()) slot->engine->RemovePort(name);
+  }
+  if (memif_) memif_->Relinquish();
+  for (auto& nic : nics_) {
+    if (nic) nic->Abandon();
+  }
+  handed_over_ = true;
 }
 
 Daemon::~Daemon() {

@@ -21,22 +21,16 @@
 #include "absl/time/time.h"
 #include "base/log_limiter.h"
 #include "base/unique_fd.h"
-#include "control/proto/snapd.pb.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "snapd/daemon/config.pb.h"
-#include "snapd/daemon/cursor_journal.h"
 #include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/main_loop.h"
 #include "snapd/daemon/scheduler.h"
+#include "snapd/daemon/upgrade_host.h"
 #include "snapd/daemon/worker.h"
 
 namespace snapd {
-namespace upgrade::wire {
-class Brownout;
-class MoveEngine;
-}  // namespace upgrade::wire
-
 // The interface name snapd sends an app in memif's connected message: "snap/<12 hex digits of
 // MAC>/<8 hex digits of IPv4, network order>". libsnap reads the app's addresses from it.
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
@@ -47,7 +41,7 @@ inline constexpr char kSnapdVersion[] = "0.3.0";
 std::string BuildString();
 std::string BinaryIdentity();
 
-class Daemon {
+class Daemon : public UpgradeHost {
  public:
   // Brings everything up from a completed config (CompleteConfig): the memif socket first (so a
   // second snapd fails fast, before DPDK starts), then the EAL, engines, NICs, workers.
@@ -57,7 +51,6 @@ class Daemon {
 
   // The main thread's loop (snapd/daemon/main_loop.h): Run serves until SIGTERM or SIGINT or
   // Stop(); the control plane posts its work with RunOnMain and watches its listener with Watch.
-  MainLoop& loop() { return loop_; }
   void Run() { loop_.Run(); }
   void Stop() { loop_.Stop(); }
   absl::Status RunOnMain(const std::function<void()>& fn) { return loop_.RunOnMain(fn); }
@@ -86,39 +79,50 @@ class Daemon {
     uint64_t mac = 0;
     uint32_t ipv4 = 0;
   };
-  // The service across live upgrades: since when it serves, how many upgrades, from which pid.
-  struct History {
-    int64_t serving_since_unix_ms = 0;
-    uint32_t upgrades = 0;
-    int32_t previous_pid = 0;
-  };
   Scheduler& scheduler() { return *scheduler_; }
   const std::vector<std::unique_ptr<Nic>>& nics() const { return nics_; }  // null while closed
   const memif::MemifServer& memif() const { return *memif_; }
   const std::map<uint32_t, AppInfo>& apps() const { return apps_; }  // by memif interface id
-  const History& history() const { return history_; }
   int64_t started_ns() const { return started_ns_; }  // when it began serving (MonotonicNs)
   const config::SnapdConfig& config() const { return config_; }
 
-  // Upgrade, old side (takeover.cc): starts `binary` as the new snapd and moves everything
-  // to it, engine by engine. Main thread (the RPC runs it there). On success the daemon has handed
-  // everything over and its main loop ends; on failure it has taken back what moved and goes on
-  // serving, and the error says in which phase and why. It holds the main thread throughout
-  // (answering read-only RPCs while it waits: MainLoop::WaitReadable), so it is never re-entered;
-  // the RPC refuses a second upgrade before it reaches here.
-  absl::StatusOr<v1::UpgradeReport> Upgrade(const std::string& binary,
-                                            const std::vector<std::string>& extra_args,
-                                            const std::vector<std::string>& order = {});
-  // Upgrade, new side: a daemon built from the old snapd at the other end of `channel`.
-  static absl::StatusOr<std::unique_ptr<Daemon>> Takeover(UniqueFd channel);
-  // The control listener: main gives it to the daemon (an upgrade passes it on); a daemon built by
-  // Takeover hands out the one it received.
+  // The control listener: main gives it to the daemon, which hands it over in an upgrade.
   void set_control_listener(int fd) { control_listener_fd_ = fd; }
-  UniqueFd TakeControlListener() { return std::move(adopted_control_listener_); }
-  // True once an upgrade handed everything to a new snapd: nothing may be removed on exit.
-  bool handed_over() const { return handed_over_; }
-  // Main thread: an upgrade runs (Upgrade serves read-only RPCs while it waits for the new snapd).
+  // Main thread: an upgrade runs (its old side serves read-only RPCs while it waits).
   bool upgrading() const { return upgrading_; }
+
+  // New side of an upgrade (upgrade/new_snapd.h): a daemon built from the old snapd's config,
+  // serving the memif listener it handed over, with its engines built and their workers made but
+  // none polled (each moves in: StartEngine), and the NICs open that can be open beside the old
+  // snapd's (the others, and all with `defer_nics`, are listed in *deferred_nics and opened as
+  // engines move). Apps' connections are adopted through memif().
+  static absl::StatusOr<std::unique_ptr<Daemon>> Adopt(const config::SnapdConfig& config,
+                                                       UniqueFd memif_listener, bool defer_nics,
+                                                       std::vector<int>* deferred_nics);
+  // Every engine moved in: workers no engine needs go, and the daemon serves on its own.
+  absl::Status FinishUpgrade(const ServiceHistory& history);
+
+  // UpgradeHost (snapd/daemon/upgrade_host.h): main thread.
+  MainLoop& loop() override { return loop_; }
+  config::SnapdConfig CurrentConfig() const override;
+  const ServiceHistory& history() const override { return history_; }
+  memif::MemifServer& memif() override { return *memif_; }
+  int control_listener() const override { return control_listener_fd_; }
+  std::vector<std::string> EngineNames() const override;
+  Engine* FindEngine(const std::string& name) override;
+  void OnEngine(const std::string& name, const std::function<void()>& fn) override;
+  int64_t StopEngine(const std::string& name) override;
+  void ResumeEngine(const std::string& name) override;
+  absl::StatusOr<int64_t> StartEngine(const std::string& name) override;
+  int NicCount() const override { return static_cast<int>(nics_.size()); }
+  Nic* nic(int index) override;
+  bool NicPolled(int index) override;
+  absl::Status OpenNic(int index) override;
+  void CloseNic(int index, std::vector<engines::PortCounters>* ports) override;
+  void AddPortCounters(const std::vector<engines::PortCounters>& saved) override;
+  void Withdraw() override;
+  bool handed_over() const override { return handed_over_; }
+  void set_upgrading(bool upgrading) override { upgrading_ = upgrading; }
 
  private:
   Daemon();
@@ -131,60 +135,14 @@ class Daemon {
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
   // Opens the configured NICs and attaches their queues to their engines.
   absl::Status OpenNics();
-  // One NIC of the config, by index (nics_[index]).
-  absl::Status OpenNic(int index);
-  // Closes NIC `index` and removes its queue ports from their engines, saving their counters in
-  // *port_counters when given.
-  void CloseNic(int index, std::vector<engines::PortCounters>* port_counters = nullptr);
-  // Adds saved counters to the ports of those names, in whichever engine they are.
-  void AddPortCounters(const std::vector<engines::PortCounters>& saved);
   // Registers a checked app interface with the memif server.
   absl::Status RegisterApp(const config::App& app);
-  // The parts of Init after the config: shared by Start and Takeover.
+  // The parts of Init after the config: shared by Start and Adopt.
   memif::ServerOptions MemifOptions() const;
   absl::Status InitMemif(std::unique_ptr<memif::MemifServer> server);
   absl::Status InitEngines();
-  // The configuration as it stands now (apps, engines and groups as RPCs left them).
-  config::SnapdConfig CurrentConfig() const;
-  // NICs the old side of an upgrade closed for the new one to open (devices that cannot be open
-  // in two processes), with their counters and their queue ports' counters.
-  struct ClosedNics {
-    std::vector<int> indices;
-    std::map<int, NicStats> stats;
-    std::vector<engines::PortCounters> ports;
-  };
-  // Old side: gives back to the workers every engine that stopped for an upgrade that failed,
-  // completing first the batch the new snapd committed in `journal` but may not have published,
-  // and reopens the NICs it closed, their counters continuing.
-  void TakeBack(const std::vector<EngineSlot*>& stopped, const ClosedNics& closed,
-                const JournalMemory* journal);
-  // New side of an upgrade: Takeover's steps; *phase says where it failed (sent to the old snapd).
-  static absl::StatusOr<std::unique_ptr<Daemon>> TakeoverSteps(int channel, std::string* phase);
-  // Old side of an upgrade, its steps (takeover.cc): the engines in the order they move (those
-  // named first); the brownout message and its fds (the cursor journal is made here); the NICs'
-  // part of a move (closing those the new snapd cannot open beside us, the counters of those we
-  // stop using); notes on taps the new snapd had to create anew.
-  absl::StatusOr<std::vector<EngineSlot*>> MoveOrder(const std::vector<std::string>& order);
-  absl::Status PrepareBrownout(upgrade::wire::Brownout* b, std::vector<UniqueFd>* fds,
-                               std::optional<JournalMemory>* journal);
-  void HandOverNics(const std::vector<int>& deferred, ClosedNics* closed,
-                    std::vector<int>* nics_left, upgrade::wire::MoveEngine* move);
-  void NoteMovedTaps(v1::UpgradeReport* report) const;
-  // Lets go of everything without a word: no app is told, no socket file removed, no NIC stopped,
-  // no EAL cleanup; another snapd serves them (the new one after an upgrade, the old one after a
-  // failed takeover). Main thread.
-  void Withdraw();
-  // New side of an upgrade, its steps: takes in one engine (its NICs, counters, state, rings and
-  // journal) and starts polling it, returning when its worker took it; discards the frames our
-  // packet sockets copied beside the old snapd's; journals the engine's app rings; stops
-  // journaling once the old snapd let go.
-  absl::StatusOr<int64_t> MoveIn(const upgrade::wire::MoveEngine& m,
-                                 const std::vector<int>& deferred_nics);
-  void DiscardNicCopies(EngineSlot& slot, const std::vector<int>& deferred_nics);
-  absl::Status StartJournal(EngineSlot& slot, uint32_t area_index);
-  void StopJournals();
-  // The index of an engine (its area of an upgrade's cursor journal).
-  uint32_t EngineIndex(const EngineSlot* slot) const;
+  // The engine `name`; nullptr if none.
+  EngineSlot* Slot(const std::string& name) { return scheduler_->Find(name); }
 
   config::SnapdConfig config_;
   MainLoop loop_;
@@ -192,10 +150,6 @@ class Daemon {
   std::unique_ptr<memif::MemifServer> memif_;
   LogLimiter app_log_{20};                  // attach and detach lines: main thread
   std::vector<std::unique_ptr<Nic>> nics_;  // by config index; null while closed
-  // New side of an upgrade: each moved engine's journal of its app rings' cursors, until the old
-  // snapd let go. Declared before the scheduler (its engines' ports untrack themselves as they go).
-  std::optional<JournalMemory> journal_;
-  std::map<const Engine*, std::unique_ptr<CursorJournal>> journals_;
   std::unique_ptr<Scheduler> scheduler_;
   std::map<uint32_t, AppInfo> apps_;
   std::function<std::string()> stats_text_;
@@ -206,9 +160,8 @@ class Daemon {
   bool handed_over_ = false;
   bool upgrading_ = false;
   int control_listener_fd_ = -1;
-  UniqueFd adopted_control_listener_;
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
-  History history_;
+  ServiceHistory history_;
 };
 
 }  // namespace snapd

@@ -62,7 +62,8 @@ class Nic {
   // Whether a second process that opens the same device receives a copy of every frame (a packet
   // socket) rather than a share of them (a multi-queue tap) or frames of its own (ring, null).
   bool ReceivesCopies() const { return device_.rfind("net_af_packet", 0) == 0; }
-  // A DPDK tap: its kernel interface lives as long as the fds that hold it (see takeover.cc).
+  // A DPDK tap: its kernel interface lives as long as the fds that hold it (see
+  // upgrade/old_snapd.cc).
   bool IsTap() const { return device_.rfind("net_tap", 0) == 0; }
 
   // This process is about to exit and a new snapd runs the device: the destructor leaves it as

@@ -7,7 +7,7 @@
 namespace snapd {
 
 // Every NIC counter, declared once: X(name, column, meaning). NicStats, an upgrade's carried
-// counters (NicCounters in upgrade/takeover.proto), the API's (v1::Nic in
+// counters (NicCounters in upgrade/upgrade.proto), the API's (v1::Nic in
 // control/proto/snapd.proto) and the counters tables (column; "" for none) come from this list: a
 // new counter is one line here (and in DeviceStats) and a field of the same name in those messages.
 #define SNAPD_NIC_COUNTERS(X)                                           \

@@ -453,8 +453,8 @@ absl::Status PrepareRunDir(const std::string& dir, uid_t self) {
 
 absl::Status CheckNewSnapdArgs(const std::vector<std::string>& args) {
   // Flags that take a value, and flags that may stand alone (booleans).
-  static constexpr absl::string_view kValued[] = {"takeover_fault", "takeover_version"};
-  static constexpr absl::string_view kBoolean[] = {"takeover_defer_nics"};
+  static constexpr absl::string_view kValued[] = {"upgrade_fault", "upgrade_version"};
+  static constexpr absl::string_view kBoolean[] = {"upgrade_defer_nics"};
   for (const std::string& arg : args) {
     absl::string_view flag = arg;
     if (!absl::ConsumePrefix(&flag, "--")) {

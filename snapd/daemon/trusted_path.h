@@ -86,8 +86,8 @@ std::vector<std::string> ExecArgv(const TrustedExecutable& exe, const std::strin
 // INVALID_ARGUMENT if it is relative.
 absl::Status PrepareRunDir(const std::string& dir, uid_t self);
 
-// The extra flags an Upgrade passes on to the new snapd, from an allowlist: the takeover testing
-// flags (--takeover_fault=, --takeover_version=, --takeover_defer_nics). Any other argument is
+// The extra flags an Upgrade passes on to the new snapd, from an allowlist: the upgrade testing
+// flags (--upgrade_fault=, --upgrade_version=, --upgrade_defer_nics). Any other argument is
 // refused (PERMISSION_DENIED) with its name: the new snapd runs as root with whatever it is told.
 // Pure.
 absl::Status CheckNewSnapdArgs(const std::vector<std::string>& args);

@@ -130,8 +130,8 @@ TEST(ParseShebang, Table) {
 TEST(ExecArgv, BinaryAndScript) {
   TrustedExecutable elf;
   EXPECT_EQ(
-      ExecArgv(elf, "/usr/sbin/snapd", 4, {"--takeover_fd=3", "--takeover_defer_nics"}),
-      (std::vector<std::string>{"/usr/sbin/snapd", "--takeover_fd=3", "--takeover_defer_nics"}));
+      ExecArgv(elf, "/usr/sbin/snapd", 4, {"--takeover_fd=3", "--upgrade_defer_nics"}),
+      (std::vector<std::string>{"/usr/sbin/snapd", "--takeover_fd=3", "--upgrade_defer_nics"}));
   TrustedExecutable script;
   script.interpreter = UniqueFd(open("/dev/null", O_RDONLY | O_CLOEXEC));
   script.shebang = {"/bin/sh", ""};
@@ -148,15 +148,15 @@ TEST(CheckNewSnapdArgs, Allowlist) {
     std::string refused;  // empty: allowed; else a substring of the refusal
   } cases[] = {
       {{}, ""},
-      {{"--takeover_fault=half"}, ""},
-      {{"--takeover_version=99", "--takeover_defer_nics"}, ""},
-      {{"--takeover_defer_nics=false"}, ""},
-      {{"--takeover_fault"}, "--takeover_fault is not a flag"},  // needs a value
+      {{"--upgrade_fault=half"}, ""},
+      {{"--upgrade_version=99", "--upgrade_defer_nics"}, ""},
+      {{"--upgrade_defer_nics=false"}, ""},
+      {{"--upgrade_fault"}, "--upgrade_fault is not a flag"},  // needs a value
       {{"--run_dir=/home/u/run"}, "--run_dir is not a flag"},
       {{"--takeover_fd=7"}, "--takeover_fd is not a flag"},
       {{"--config=/etc/shadow"}, "--config is not a flag"},
-      {{"--takeover_fault=half", "--nic=net_pcap0,rx_pcap=/x"}, "--nic is not a flag"},
-      {{"-takeover_fault=half"}, "'-takeover_fault=half' is not a --flag"},
+      {{"--upgrade_fault=half", "--nic=net_pcap0,rx_pcap=/x"}, "--nic is not a flag"},
+      {{"-upgrade_fault=half"}, "'-upgrade_fault=half' is not a --flag"},
       {{"positional"}, "'positional' is not a --flag"},
       {{"--flagfile=/tmp/f"}, "--flagfile is not a flag"},
   };

@@ -111,7 +111,7 @@ for name, v in per.items():
 log = open(f"{work}/snapd.log", errors="replace").read()
 for name in per:
     parts = re.findall(rf"upgrade: {name} blackout \d+ us \(save\+send (\d+), new snapd (-?\d+)\)", log)
-    new = re.findall(rf"takeover: {name} read (-?\d+) us after it was sent, restored in (\d+) us,"
+    new = re.findall(rf"upgrade: {name} read (-?\d+) us after it was sent, restored in (\d+) us,"
                      rf" polled (-?\d+) us later", log)
     if parts and new:
         cols = list(zip(*[[int(x) for x in p] for p in parts]))

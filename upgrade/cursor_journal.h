@@ -14,8 +14,8 @@
 // the old snapd keeps its own mapping, which it reads only once the new snapd is dead. Only the two
 // snapds map it (no app does), but the old one still bounds what it applies: a cursor may only move
 // forward, and no further than the app has produced (RxRing::RollForward).
-#ifndef SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_
-#define SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_
+#ifndef SNAPD_UPGRADE_CURSOR_JOURNAL_H_
+#define SNAPD_UPGRADE_CURSOR_JOURNAL_H_
 
 #include <cstdint>
 #include <functional>
@@ -24,10 +24,9 @@
 #include "absl/status/statusor.h"
 #include "engines/engine.h"
 #include "ipc/region.h"
+#include "snapd/daemon/app_port.h"
 
 namespace snapd {
-
-class AppPort;
 
 // One app's cursors after a batch. Shared layout: both snapds of an upgrade read it.
 struct JournalEntry {
@@ -70,7 +69,7 @@ class JournalMemory {
 };
 
 // The new snapd's writer for one engine. Engine thread only (or while no worker polls it).
-class CursorJournal : public BatchObserver {
+class CursorJournal : public BatchObserver, public CursorPublisher {
  public:
   CursorJournal(JournalArea* area, uint32_t capacity) : area_(area), capacity_(capacity) {}
   ~CursorJournal() override;
@@ -79,7 +78,7 @@ class CursorJournal : public BatchObserver {
   // room for another app.
   absl::Status Track(AppPort* port);
   // The port publishes on its own again (it is going away, or the upgrade is over).
-  void Untrack(AppPort* port);
+  void Untrack(AppPort* port) override;
   // Commits and publishes the batch that just ended: Commit(), then Publish().
   void BatchDone() override {
     if (Commit()) Publish();
@@ -91,7 +90,7 @@ class CursorJournal : public BatchObserver {
   // Untracks every port (the upgrade is over; the old snapd no longer reads the area).
   void Close();
 
-  // Testing (--takeover_fault=publish): the process kills itself in the middle of the
+  // Testing (--upgrade_fault=publish): the process kills itself in the middle of the
   // `batches`-th Publish from now, with the frames passed but their slots not given back: the
   // death the journal is for, made certain.
   void DieMidPublishAfter(uint64_t batches) { die_at_batch_ = batches; }
@@ -112,4 +111,4 @@ int RollForward(const JournalArea& area, uint32_t capacity,
 
 }  // namespace snapd
 
-#endif  // SNAPD_SNAPD_DAEMON_CURSOR_JOURNAL_H_
+#endif  // SNAPD_UPGRADE_CURSOR_JOURNAL_H_

@@ -1,4 +1,4 @@
-#include "snapd/daemon/cursor_journal.h"
+#include "upgrade/cursor_journal.h"
 
 #include <signal.h>
 
@@ -89,7 +89,7 @@ bool CursorJournal::Commit() {
 void CursorJournal::Publish() {
   for (AppPort* p : dirty_) p->PublishS2c();
   if (ABSL_PREDICT_FALSE(die_at_batch_ != 0) && --die_at_batch_ == 0) {
-    LOG(WARNING) << "takeover: dying mid-publish (--takeover_fault=publish)";
+    LOG(WARNING) << "upgrade: dying mid-publish (--upgrade_fault=publish)";
     raise(SIGKILL);
   }
   for (AppPort* p : dirty_) p->PublishC2s();

@@ -2,7 +2,7 @@
 // through the journal and dies at each point of a batch; the parent (the old snapd, whose own view
 // of the rings is stale, as across processes) takes the rings back and serves on. The app must get
 // every frame exactly once, whatever the point.
-#include "snapd/daemon/cursor_journal.h"
+#include "upgrade/cursor_journal.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,0 +1,65 @@
+// NewSnapd: the new side of a live upgrade, in the snapd an old one started with --takeover_fd. It
+// adopts the apps' connections and the control listener, builds the engines and their workers
+// (brownout), takes in one engine at a time as the old snapd sends them (each one's blackout), and
+// journals the moved engines' ring cursors until the old snapd let go, so that it can take back an
+// upgrade that fails (upgrade/cursor_journal.h). The plan is upgrade/README.md.
+//
+// Threads: the main thread, before the daemon's main loop runs.
+#ifndef SNAPD_UPGRADE_NEW_SNAPD_H_
+#define SNAPD_UPGRADE_NEW_SNAPD_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/unique_fd.h"
+#include "snapd/daemon/daemon.h"
+#include "upgrade/cursor_journal.h"
+#include "upgrade/protocol.h"
+#include "upgrade/upgrade.pb.h"
+
+namespace snapd::upgrade {
+
+class NewSnapd {
+ public:
+  explicit NewSnapd(const Faults& faults) : faults_(faults) {}
+  // Withdraws a daemon that did not take over (the old snapd takes everything back).
+  ~NewSnapd();
+
+  // Takes over from the old snapd at the other end of `channel`. On success returns the daemon,
+  // serving on its own, and control_listener() holds the control socket it was handed (empty if
+  // none). On failure the old snapd has been told why and in which phase; nothing of ours was
+  // touched that it needs.
+  absl::StatusOr<std::unique_ptr<Daemon>> Run(UniqueFd channel);
+  UniqueFd TakeControlListener() { return std::move(control_listener_); }
+
+ private:
+  absl::Status Steps(int channel, std::string* phase);
+  // Takes in one engine (its NICs, counters, state, rings and journal) and starts polling it;
+  // returns when its worker took it.
+  absl::StatusOr<int64_t> MoveIn(const wire::MoveEngine& m);
+  // Discards the frames our packet sockets copied beside the old snapd's, counted.
+  void DiscardNicCopies(Engine& engine);
+  // Journals the engine's app rings (the journal's area `area_index`).
+  absl::Status StartJournal(const std::string& engine, uint32_t area_index);
+  // The old snapd let go: every ring publishes at once again.
+  void StopJournals();
+  void MaybeDie(const std::string& phase) const;
+
+  const Faults faults_;
+  // Declared before the daemon: its engines' app ports untrack themselves as they go.
+  std::optional<JournalMemory> journal_;
+  std::map<std::string, std::unique_ptr<CursorJournal>> journals_;
+  std::unique_ptr<Daemon> daemon_;
+  std::vector<int> deferred_nics_;
+  std::set<std::string> moved_;  // engines moved in
+  UniqueFd control_listener_;
+};
+
+}  // namespace snapd::upgrade
+
+#endif  // SNAPD_UPGRADE_NEW_SNAPD_H_
