@@ -1,49 +1,24 @@
 #include "engines/echo/echo_engine.h"
 
-#include "absl/strings/str_cat.h"
 #include "engines/registry.h"
 
 namespace snapd {
+
+absl::StatusOr<std::unique_ptr<Engine>> EchoEngine::Create(const std::string& name,
+                                                           const engines::EchoConfig& config) {
+  if (config.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
+  return std::make_unique<EchoEngine>(name, config);
+}
 
 EchoEngine::EchoEngine(std::string name, const engines::EchoConfig& config)
     : Engine(std::move(name)), burst_(config.burst() == 0 ? 32 : config.burst()) {
   rx_.resize(burst_);
 }
 
-absl::Status EchoEngine::AddPort(std::unique_ptr<Port> port, const engines::PortAttachment&) {
-  for (const auto& p : ports_) {
-    if (p->name() == port->name()) {
-      return absl::AlreadyExistsError(absl::StrCat("port ", port->name(), " already attached"));
-    }
-  }
-  ports_.push_back(std::move(port));
-  return absl::OkStatus();
-}
-
-std::unique_ptr<Port> EchoEngine::RemovePort(absl::string_view name) {
-  for (auto it = ports_.begin(); it != ports_.end(); ++it) {
-    if ((*it)->name() == name) {
-      std::unique_ptr<Port> port = std::move(*it);
-      ports_.erase(it);
-      return port;
-    }
-  }
-  return nullptr;
-}
-
-std::vector<std::string> EchoEngine::PortNames() const {
-  std::vector<std::string> names;
-  for (const auto& p : ports_) names.push_back(p->name());
-  return names;
-}
-
-void EchoEngine::ForEachPort(const std::function<void(Port&)>& fn) {
-  for (auto& p : ports_) fn(*p);
-}
-
 uint32_t EchoEngine::PollPorts(uint32_t* full_bursts) {
   uint32_t total = 0;
-  for (auto& port : ports_) {
+  for (PortEntry& entry : ports_) {
+    Port* port = entry.port.get();
     if (!port->healthy()) continue;
     uint16_t n = port->Receive(rx_.data(), static_cast<uint16_t>(burst_));
     if (n == 0) continue;
@@ -68,23 +43,6 @@ uint32_t EchoEngine::PollPorts(uint32_t* full_bursts) {
   return total;
 }
 
-namespace {
+SNAPD_REGISTER_ENGINE_KIND(EchoEngine::kKind, EchoEngine, engines::EchoConfig);
 
-class EchoFactory : public EngineFactory {
- public:
-  absl::string_view kind() const override { return EchoEngine::kKind; }
-  std::unique_ptr<google::protobuf::Message> DefaultConfig() const override {
-    return std::make_unique<engines::EchoConfig>();
-  }
-  absl::StatusOr<std::unique_ptr<Engine>> Create(
-      const std::string& name, const google::protobuf::Message& config) const override {
-    const auto& c = static_cast<const engines::EchoConfig&>(config);
-    if (c.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
-    return std::unique_ptr<Engine>(new EchoEngine(name, c));
-  }
-};
-
-SNAPD_REGISTER_ENGINE(EchoFactory);
-
-}  // namespace
 }  // namespace snapd

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "engines/attached_ports.h"
 #include "engines/echo/echo.pb.h"
 #include "engines/engine.h"
 
@@ -16,21 +18,26 @@ class EchoEngine : public Engine {
  public:
   static constexpr absl::string_view kKind = "echo";
 
+  // Checks the config (INVALID_ARGUMENT names the field) and builds the engine: what the
+  // registered factory calls.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const std::string& name,
+                                                        const engines::EchoConfig& config);
   EchoEngine(std::string name, const engines::EchoConfig& config);
 
   absl::string_view kind() const override { return kKind; }
-  absl::Status AddPort(std::unique_ptr<Port> port,
-                       const engines::PortAttachment& attachment) override;
-  std::unique_ptr<Port> RemovePort(absl::string_view name) override;
-  std::vector<std::string> PortNames() const override;
-  void ForEachPort(const std::function<void(Port&)>& fn) override;
+  absl::Status AddPort(std::unique_ptr<Port> port, const engines::PortAttachment&) override {
+    return ports_.Add({std::move(port)});
+  }
+  std::unique_ptr<Port> RemovePort(absl::string_view name) override { return ports_.Remove(name); }
+  std::vector<std::string> PortNames() const override { return ports_.Names(); }
+  void ForEachPort(const std::function<void(Port&)>& fn) override { ports_.ForEach(fn); }
 
  protected:
   uint32_t PollPorts(uint32_t* full_bursts) override;
 
  private:
   const uint32_t burst_;
-  std::vector<std::unique_ptr<Port>> ports_;
+  AttachedPorts<> ports_;
   std::vector<Packet> rx_;
 };
 

@@ -33,6 +33,27 @@ void VswitchEngine::ForEachCounter(Self& self, Fn fn) {
   fn("egress_drop_flood_rate", self.egress_drop_flood_rate_);
 }
 
+absl::StatusOr<std::unique_ptr<Engine>> VswitchEngine::Create(
+    const std::string& name, const engines::VswitchConfig& config) {
+  if (config.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
+  if (config.max_frame_bytes() != 0 && config.max_frame_bytes() < 64) {
+    return absl::InvalidArgumentError("max_frame_bytes: at least 64");
+  }
+  if (config.mac_table_size() > (1u << 20)) {
+    return absl::InvalidArgumentError("mac_table_size: at most 1048576");
+  }
+  if (config.mac_learn_limit() > OrDefault(config.mac_table_size(), 4096)) {
+    return absl::InvalidArgumentError("mac_learn_limit: at most mac_table_size");
+  }
+  if (config.app_flood_rate() > 100000000) {
+    return absl::InvalidArgumentError("app_flood_rate: at most 100000000 frames a second");
+  }
+  if (config.app_flood_burst() > 1000000) {
+    return absl::InvalidArgumentError("app_flood_burst: at most 1000000 frames");
+  }
+  return std::make_unique<VswitchEngine>(name, config);
+}
+
 VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& config)
     : Engine(std::move(name)),
       burst_(OrDefault(config.burst(), 32)),
@@ -48,25 +69,21 @@ VswitchEngine::VswitchEngine(std::string name, const engines::VswitchConfig& con
 
 absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
                                     const engines::PortAttachment& attachment) {
-  for (const Slot& s : slots_) {
-    if (s.port && s.port->name() == port->name()) {
-      return absl::AlreadyExistsError(absl::StrCat("port ", port->name(), " already attached"));
-    }
-  }
+  // A name in use (or a full table) is refused before the attachment is looked at.
+  absl::Status status = slots_.CanAdd(port->name());
+  if (!status.ok()) return status;
   Slot slot;
   slot.is_app = port->kind() == PortKind::kApp;
   if (slot.is_app) {
-    absl::Status status = AppFromAttachment(port->name(), attachment, &slot.app);
+    status = AppFromAttachment(port->name(), attachment, &slot.app);
     if (!status.ok()) return status;
   } else {
     int owner = OwnerFor(port->link());
     if (owner < 0) return absl::ResourceExhaustedError("too many NICs on one vswitch");
     slot.owner = static_cast<uint16_t>(owner);
   }
-  // Reuse a free slot, so port indices in the MAC table stay small and stable.
-  size_t index = 0;
-  while (index < slots_.size() && slots_[index].port) ++index;
-  if (index == MacTable::kNoPort) return absl::ResourceExhaustedError("too many ports");
+  // The table reuses free slots, so port numbers in the MAC table stay small and stable.
+  const size_t index = slots_.next_index();
   if (slot.is_app) {
     switch (macs_.AddStatic(slot.app.mac, static_cast<uint16_t>(index), MonotonicNs())) {
       case MacTable::StaticResult::kAdded:
@@ -85,27 +102,21 @@ absl::Status VswitchEngine::AddPort(std::unique_ptr<Port> port,
   slot.out.reserve(burst_);
   slot.flood_tokens = flood_capacity_;
   slot.flood_at = MonotonicNs();
-  if (index == slots_.size()) {
-    slots_.push_back(std::move(slot));
-  } else {
-    slots_[index] = std::move(slot);
-  }
+  // Takes slot `index`: CanAdd said yes, and the table has not changed since.
+  status = slots_.Add(std::move(slot));
+  if (!status.ok()) return status;
   RelinkSlots();
   ApplyPendingEntries();
   return absl::OkStatus();
 }
 
 std::unique_ptr<Port> VswitchEngine::RemovePort(absl::string_view name) {
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].port && slots_[i].port->name() == name) {
-      macs_.ForgetPort(static_cast<uint16_t>(i));
-      std::unique_ptr<Port> port = std::move(slots_[i].port);
-      slots_[i] = Slot();
-      RelinkSlots();
-      return port;
-    }
-  }
-  return nullptr;
+  const size_t index = slots_.IndexOf(name);
+  if (index == slots_.kNoIndex) return nullptr;
+  macs_.ForgetPort(static_cast<uint16_t>(index));
+  std::unique_ptr<Port> port = slots_.RemoveAt(index);
+  RelinkSlots();
+  return port;
 }
 
 absl::Status VswitchEngine::AppFromAttachment(const std::string& port,
@@ -143,7 +154,7 @@ absl::Status VswitchEngine::AppFromAttachment(const std::string& port,
 int VswitchEngine::OwnerFor(const std::string& link) const {
   std::vector<bool> used(MacTable::kMaxOwners, false);
   for (const Slot& s : slots_) {
-    if (!s.port || s.is_app) continue;
+    if (s.is_app) continue;
     if (s.port->link() == link) return s.owner;
     used[s.owner] = true;
   }
@@ -156,7 +167,6 @@ int VswitchEngine::OwnerFor(const std::string& link) const {
 void VswitchEngine::RelinkSlots() {
   std::vector<std::string> links;
   for (Slot& s : slots_) {
-    if (!s.port) continue;
     auto it = std::find(links.begin(), links.end(), s.port->link());
     s.floods = it == links.end();
     s.link = static_cast<uint16_t>(it - links.begin());
@@ -164,30 +174,17 @@ void VswitchEngine::RelinkSlots() {
   }
 }
 
-std::vector<std::string> VswitchEngine::PortNames() const {
-  std::vector<std::string> names;
-  for (const Slot& s : slots_) {
-    if (s.port) names.push_back(s.port->name());
-  }
-  return names;
-}
-
-void VswitchEngine::ForEachPort(const std::function<void(Port&)>& fn) {
-  for (Slot& s : slots_) {
-    if (s.port) fn(*s.port);
-  }
-}
-
 std::string VswitchEngine::PortFor(uint64_t mac) const {
   uint16_t p = macs_.Lookup(mac, MonotonicNs());
-  return p == MacTable::kNoPort || p >= slots_.size() || !slots_[p].port ? ""
-                                                                         : slots_[p].port->name();
+  return p == MacTable::kNoPort || p >= slots_.slot_count() || !slots_[p].port
+             ? ""
+             : slots_[p].port->name();
 }
 
 uint32_t VswitchEngine::PollPorts(uint32_t* full_bursts) {
   uint32_t total = 0;
   int64_t now = 0;
-  for (size_t i = 0; i < slots_.size(); ++i) {
+  for (size_t i = 0; i < slots_.slot_count(); ++i) {
     Port* port = slots_[i].port.get();
     if (port == nullptr || !port->healthy()) continue;
     uint16_t n = port->Receive(rx_.data(), static_cast<uint16_t>(burst_));
@@ -293,7 +290,7 @@ bool VswitchEngine::TakeFloodToken(Slot& s, int64_t now) {
 }
 
 void VswitchEngine::Flood(uint16_t in, const Packet& pkt, bool apps_too) {
-  for (size_t k = 0; k < slots_.size(); ++k) {
+  for (size_t k = 0; k < slots_.slot_count(); ++k) {
     Slot& s = slots_[k];
     // One copy per link, never back onto the link it came from.
     if (!s.port || !s.floods || s.link == slots_[in].link || (s.is_app && !apps_too)) continue;
@@ -324,7 +321,7 @@ absl::Status VswitchEngine::SaveKindState(std::string* out) const {
   engines::VswitchState state;
   int64_t now = MonotonicNs();
   macs_.ForEach(now, [&](uint64_t mac, uint16_t port, int64_t last_seen, bool is_static) {
-    if (is_static || port >= slots_.size() || !slots_[port].port) return;
+    if (is_static || port >= slots_.slot_count() || !slots_[port].port) return;
     engines::VswitchMacEntry* e = state.add_learned();
     uint8_t b[6];
     MacToBytes(mac, b);
@@ -372,9 +369,8 @@ void VswitchEngine::ApplyPendingEntries() {
   int64_t now = MonotonicNs();
   engines::VswitchState still;
   for (const auto& e : pending_.learned()) {
-    size_t i = 0;
-    while (i < slots_.size() && !(slots_[i].port && slots_[i].port->name() == e.port())) ++i;
-    if (i == slots_.size()) {
+    const size_t i = slots_.IndexOf(e.port());
+    if (i == slots_.kNoIndex) {
       *still.add_learned() = e;
       continue;
     }
@@ -389,38 +385,6 @@ void VswitchEngine::ApplyPendingEntries() {
   pending_ = std::move(still);
 }
 
-namespace {
+SNAPD_REGISTER_ENGINE_KIND(VswitchEngine::kKind, VswitchEngine, engines::VswitchConfig);
 
-class VswitchFactory : public EngineFactory {
- public:
-  absl::string_view kind() const override { return VswitchEngine::kKind; }
-  std::unique_ptr<google::protobuf::Message> DefaultConfig() const override {
-    return std::make_unique<engines::VswitchConfig>();
-  }
-  absl::StatusOr<std::unique_ptr<Engine>> Create(
-      const std::string& name, const google::protobuf::Message& config) const override {
-    const auto& c = static_cast<const engines::VswitchConfig&>(config);
-    if (c.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
-    if (c.max_frame_bytes() != 0 && c.max_frame_bytes() < 64) {
-      return absl::InvalidArgumentError("max_frame_bytes: at least 64");
-    }
-    if (c.mac_table_size() > (1u << 20)) {
-      return absl::InvalidArgumentError("mac_table_size: at most 1048576");
-    }
-    if (c.mac_learn_limit() > OrDefault(c.mac_table_size(), 4096)) {
-      return absl::InvalidArgumentError("mac_learn_limit: at most mac_table_size");
-    }
-    if (c.app_flood_rate() > 100000000) {
-      return absl::InvalidArgumentError("app_flood_rate: at most 100000000 frames a second");
-    }
-    if (c.app_flood_burst() > 1000000) {
-      return absl::InvalidArgumentError("app_flood_burst: at most 1000000 frames");
-    }
-    return std::unique_ptr<Engine>(new VswitchEngine(name, c));
-  }
-};
-
-SNAPD_REGISTER_ENGINE(VswitchFactory);
-
-}  // namespace
 }  // namespace snapd

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "engines/attached_ports.h"
 #include "engines/engine.h"
 #include "engines/frame.h"
 #include "engines/vswitch/mac_table.h"
@@ -30,14 +32,19 @@ class VswitchEngine : public Engine {
  public:
   static constexpr absl::string_view kKind = "vswitch";
 
+  // Checks the config (INVALID_ARGUMENT names the field) and builds the engine: what the
+  // registered factory calls.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const std::string& name,
+                                                        const engines::VswitchConfig& config);
   VswitchEngine(std::string name, const engines::VswitchConfig& config);
 
   absl::string_view kind() const override { return kKind; }
   absl::Status AddPort(std::unique_ptr<Port> port,
                        const engines::PortAttachment& attachment) override;
+  // Also forgets every MAC the port had, learned or static.
   std::unique_ptr<Port> RemovePort(absl::string_view name) override;
-  std::vector<std::string> PortNames() const override;
-  void ForEachPort(const std::function<void(Port&)>& fn) override;
+  std::vector<std::string> PortNames() const override { return slots_.Names(); }
+  void ForEachPort(const std::function<void(Port&)>& fn) override { slots_.ForEach(fn); }
 
   // The port a frame to `mac` would go to ("" if it would be flooded). Engine thread only.
   std::string PortFor(uint64_t mac) const;
@@ -58,6 +65,8 @@ class VswitchEngine : public Engine {
   absl::Status RestoreKindState(const std::string& in) override;
 
  private:
+  // What the switch keeps for each port, in its slot of slots_; the slot's index is the port's
+  // number in the MAC table.
   struct Slot {
     std::unique_ptr<Port> port;  // null: a free slot
     bool is_app = false;
@@ -109,8 +118,8 @@ class VswitchEngine : public Engine {
   Counter mac_static_full_;
   Counter egress_drops_[kEgressVerdicts];  // by EgressVerdict (kAllow's unused)
   Counter egress_drop_flood_rate_;
-  std::vector<Slot> slots_;
-  std::vector<uint16_t> busy_outputs_;  // slots with frames in `out`
+  AttachedPorts<Slot> slots_{MacTable::kNoPort};  // port numbers stay below kNoPort
+  std::vector<uint16_t> busy_outputs_;            // slots with frames in `out`
   std::vector<Packet> rx_;
   // Frames from apps are copied here before they are checked (burst x max frame bytes).
   std::vector<uint8_t> app_copy_;
