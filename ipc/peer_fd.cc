@@ -10,14 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 
 namespace snapd::memif {
 namespace {
@@ -45,7 +44,7 @@ class Closer {
   }
   void Add(int fd, uid_t owner) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       queue_.push_back({fd, owner});
       ++pending_[owner];
       if (idle_ == 0 && threads_ < kMaxThreads) {
@@ -53,10 +52,10 @@ class Closer {
         std::thread([this] { Run(); }).detach();
       }
     }
-    cv_.notify_one();
+    cv_.NotifyOne();
   }
   size_t Pending(uid_t owner) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = pending_.find(owner);
     return it == pending_.end() ? 0 : it->second;
   }
@@ -66,26 +65,27 @@ class Closer {
 
   void Run() {
     pthread_setname_np(pthread_self(), "peer-fd-closer");
-    std::unique_lock<std::mutex> lock(mu_);
+    std::pair<int, uid_t> closed{-1, 0};  // the fd this thread closed last, and its owner
     while (true) {
-      ++idle_;
-      cv_.wait(lock, [this] { return !queue_.empty(); });
-      --idle_;
-      auto [fd, owner] = queue_.front();
-      queue_.pop_front();
-      lock.unlock();
-      ::close(fd);
-      lock.lock();
-      if (--pending_[owner] == 0) pending_.erase(owner);
+      {
+        MutexLock lock(&mu_);
+        if (closed.first >= 0 && --pending_[closed.second] == 0) pending_.erase(closed.second);
+        ++idle_;
+        while (queue_.empty()) cv_.Wait(&mu_);
+        --idle_;
+        closed = queue_.front();
+        queue_.pop_front();
+      }
+      ::close(closed.first);  // may block (a peer's socket): nothing is held meanwhile
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<int, uid_t>> queue_;  // guarded by mu_
-  std::map<uid_t, size_t> pending_;          // guarded by mu_
-  int threads_ = 0;                          // guarded by mu_
-  int idle_ = 0;                             // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::pair<int, uid_t>> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<uid_t, size_t> pending_ ABSL_GUARDED_BY(mu_);
+  int threads_ ABSL_GUARDED_BY(mu_) = 0;
+  int idle_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A socket's close waits for its SO_LINGER time when data is unsent: ask for an abortive close

@@ -256,9 +256,10 @@ absl::Status NewSnapd::StartJournal(const std::string& name, uint32_t area_index
 }
 
 void NewSnapd::StopJournals() {
-  for (auto& [name, journal] : journals_) {
-    Engine* engine = daemon_->FindEngine(name);
-    daemon_->OnEngine(name, [&] {
+  for (auto& entry : journals_) {
+    Engine* engine = daemon_->FindEngine(entry.first);
+    CursorJournal* journal = entry.second.get();
+    daemon_->OnEngine(entry.first, [&] {
       engine->set_batch_observer(nullptr);
       journal->Close();
     });

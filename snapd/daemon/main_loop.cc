@@ -90,7 +90,7 @@ void MainLoop::Stop() {
 absl::Status MainLoop::RunOnMain(const std::function<void()>& fn) {
   std::promise<void> done;
   {
-    absl::MutexLock lock(&tasks_mu_);
+    MutexLock lock(&tasks_mu_);
     if (stopping_) return absl::UnavailableError("snapd is stopping");
     tasks_.push_back([&] {
       fn();
@@ -108,7 +108,7 @@ void MainLoop::RunTasks() {
   (void)!read(tasks_fd_.get(), &count, sizeof(count));
   std::vector<std::function<void()>> tasks;
   {
-    absl::MutexLock lock(&tasks_mu_);
+    MutexLock lock(&tasks_mu_);
     tasks.swap(tasks_);
   }
   for (auto& task : tasks) task();
@@ -116,7 +116,7 @@ void MainLoop::RunTasks() {
 
 void MainLoop::StopServingTasks() {
   {
-    absl::MutexLock lock(&tasks_mu_);
+    MutexLock lock(&tasks_mu_);
     stopping_ = true;
   }
   RunTasks();  // anyone still waiting gets an answer

@@ -16,8 +16,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "base/unique_fd.h"
 
 namespace snapd {
@@ -72,7 +72,7 @@ class MainLoop {
   std::map<int, Watched> watched_;
   std::function<int64_t()> on_tick_;
   std::function<void()> on_usr1_;
-  absl::Mutex tasks_mu_;
+  Mutex tasks_mu_;
   std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(tasks_mu_);
   bool stopping_ ABSL_GUARDED_BY(tasks_mu_) = false;
 };

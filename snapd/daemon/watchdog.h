@@ -10,13 +10,12 @@
 #define SNAPD_SNAPD_DAEMON_WATCHDOG_H_
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "ipc/peer_fd.h"
 
 namespace snapd {
@@ -41,15 +40,15 @@ class Watchdog {
   const absl::Duration period_;
   const int64_t batch_limit_ns_;
   const int64_t call_limit_ns_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   struct Watched {
     memif::PeerFdCalls* calls;
     std::string name;
     int64_t reported_since = 0;
   };
-  std::vector<Watched> threads_;  // guarded by mu_
+  std::vector<Watched> threads_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -24,8 +24,8 @@ namespace {
 constexpr int64_t kMaxBackoffNs = 4000000;
 
 // Every live worker, for the watchdog.
-std::mutex workers_mu;
-std::vector<Worker*>& LiveWorkers() {
+Mutex workers_mu;
+std::vector<Worker*>& LiveWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(workers_mu) {
   static auto* workers = new std::vector<Worker*>();
   return *workers;
 }
@@ -38,13 +38,13 @@ Worker::Worker(std::string name, int core, Mode mode)
       mode_(mode),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { Loop(); });
-  std::lock_guard<std::mutex> lock(workers_mu);
+  MutexLock lock(&workers_mu);
   LiveWorkers().push_back(this);
 }
 
 Worker::~Worker() {
   {
-    std::lock_guard<std::mutex> lock(workers_mu);
+    MutexLock lock(&workers_mu);
     auto& live = LiveWorkers();
     live.erase(std::remove(live.begin(), live.end(), this), live.end());
   }
@@ -101,7 +101,7 @@ void Worker::SetMode(Mode mode) {
 void Worker::RunSync(const std::function<void()>& fn) {
   std::promise<void> done;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     mail_.push_back([&] {
       fn();
       done.set_value();
@@ -118,7 +118,7 @@ int64_t Worker::AddEngine(Engine* engine) {
   RunSync([&] {
     at = MonotonicNs();
     engines_.push_back(engine);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     engines_copy_ = engines_;
   });
   return at;
@@ -129,21 +129,21 @@ int64_t Worker::RemoveEngine(Engine* engine) {
   RunSync([&] {
     at = MonotonicNs();
     engines_.erase(std::remove(engines_.begin(), engines_.end(), engine), engines_.end());
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     engines_copy_ = engines_;
   });
   return at;
 }
 
 std::vector<Engine*> Worker::engines() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return engines_copy_;
 }
 
 void Worker::RunMail() {
   std::vector<std::function<void()>> mail;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     mail.swap(mail_);
     has_mail_.store(false, std::memory_order_relaxed);
   }
@@ -151,7 +151,7 @@ void Worker::RunMail() {
 }
 
 void Worker::ForEachWorker(const std::function<void(Worker&)>& fn) {
-  std::lock_guard<std::mutex> lock(workers_mu);
+  MutexLock lock(&workers_mu);
   for (Worker* w : LiveWorkers()) fn(*w);
 }
 
@@ -167,7 +167,7 @@ std::string Worker::Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call
   stats_.stalls.Add();
   std::string engine = "?";
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     size_t i = polling_.load(std::memory_order_relaxed);
     // An engine stays in engines_copy_ until the worker has stopped polling it, and is destroyed
     // only after that.

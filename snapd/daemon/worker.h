@@ -18,12 +18,12 @@
 
 #include <atomic>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/counter.h"
+#include "base/mutex.h"
 #include "base/unique_fd.h"
 #include "engines/engine.h"
 #include "ipc/peer_fd.h"
@@ -114,10 +114,10 @@ class Worker {
   int alarm_fd_ = -1;
   int64_t last_alarm_ns_ = 0;
   std::atomic<bool> has_mail_{false};
-  std::mutex mu_;
-  std::vector<std::function<void()>> mail_;  // guarded by mu_
-  std::vector<Engine*> engines_;             // worker thread only
-  std::vector<Engine*> engines_copy_;        // guarded by mu_
+  Mutex mu_;
+  std::vector<std::function<void()>> mail_ ABSL_GUARDED_BY(mu_);
+  std::vector<Engine*> engines_;  // worker thread only
+  std::vector<Engine*> engines_copy_ ABSL_GUARDED_BY(mu_);
   WorkerStats stats_;
   // Seen by the watchdog: when the batch being run began (0: none), which engine of engines_copy_
   // it polls, and the worker's calls on apps' fds.
