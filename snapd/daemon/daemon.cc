@@ -53,8 +53,9 @@ std::string BuildString() {
   return build;
 }
 
-Daemon::Daemon()
-    : overload_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+Daemon::Daemon(NicDriver& driver)
+    : driver_(driver),
+      overload_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       scheduler_(std::make_unique<Scheduler>(overload_fd_.get())) {
   loop_.set_on_tick([this] { return Tick(); });
   loop_.set_on_usr1([this] { LOG(INFO) << "stats\n" << StatsText(); });
@@ -66,8 +67,9 @@ Daemon::Daemon()
   });
 }
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig& config) {
-  std::unique_ptr<Daemon> daemon(new Daemon());
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig& config,
+                                                      NicDriver& nics) {
+  std::unique_ptr<Daemon> daemon(new Daemon(nics));
   daemon->config_ = config;
   absl::Status status = daemon->Init();
   if (!status.ok()) return status;
@@ -94,9 +96,9 @@ absl::Status Daemon::Init() {
   status = InitMemif(std::move(*server));
   if (!status.ok()) return status;
 
-  status = InitEal(config_);
+  status = driver_.Start(config_);
   if (!status.ok()) return status;
-  eal_started_ = true;
+  driver_started_ = true;
   status = InitEngines();
   if (!status.ok()) return status;
   status = OpenNics();
@@ -184,7 +186,7 @@ absl::Status Daemon::OpenNics() {
 
 absl::Status Daemon::OpenNic(int index) {
   const config::Nic& cfg = config_.nics(index);
-  auto nic = Nic::Open(cfg, index);
+  auto nic = driver_.Open(cfg, index);
   if (!nic.ok()) return nic.status();
   for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
     EngineSlot* slot = scheduler_->Find(cfg.engines(q % cfg.engines_size()));
@@ -328,15 +330,16 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Adopt(const config::SnapdConfig& config,
                                                       UniqueFd memif_listener, bool defer_nics,
-                                                      std::vector<int>* deferred_nics) {
-  std::unique_ptr<Daemon> daemon(new Daemon());
+                                                      std::vector<int>* deferred_nics,
+                                                      NicDriver& nics) {
+  std::unique_ptr<Daemon> daemon(new Daemon(nics));
   Daemon& d = *daemon;
   d.config_ = config;
   // Failing, let go without a word: the old snapd still serves everything.
   absl::Cleanup withdraw = [&d] { d.Withdraw(); };
-  absl::Status status = InitEal(d.config_);
+  absl::Status status = d.driver_.Start(d.config_);
   if (!status.ok()) return status;
-  d.eal_started_ = true;
+  d.driver_started_ = true;
   status = d.InitEngines();
   if (!status.ok()) return status;
   for (auto& slot : d.scheduler_->engines()) slot->ready = false;  // polled only once moved
@@ -462,7 +465,7 @@ Daemon::~Daemon() {
   nics_.clear();
   // Handed over: EAL's cleanup closes every device still probed, and closing a tap takes its
   // kernel interface down under the new snapd. Our memory (no hugepages) goes with the process.
-  if (eal_started_ && !handed_over_) CleanupEal();
+  if (driver_started_ && !handed_over_) driver_.Stop();
   if (ready_) LOG(INFO) << "snapd stopped";
 }
 

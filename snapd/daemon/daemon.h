@@ -45,7 +45,9 @@ class Daemon : public UpgradeHost {
  public:
   // Brings everything up from a completed config (CompleteConfig): the memif socket first (so a
   // second snapd fails fast, before DPDK starts), then the EAL, engines, NICs, workers.
-  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::SnapdConfig& config);
+  // NICs come from `nics` (DPDK's unless a test gives fakes).
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::SnapdConfig& config,
+                                                       NicDriver& nics = DpdkNicDriver());
   // Stops in order: apps detached, ports removed, workers joined, NICs closed, sockets removed.
   ~Daemon();
 
@@ -98,7 +100,8 @@ class Daemon : public UpgradeHost {
   // engines move). Apps' connections are adopted through memif().
   static absl::StatusOr<std::unique_ptr<Daemon>> Adopt(const config::SnapdConfig& config,
                                                        UniqueFd memif_listener, bool defer_nics,
-                                                       std::vector<int>* deferred_nics);
+                                                       std::vector<int>* deferred_nics,
+                                                       NicDriver& nics = DpdkNicDriver());
   // Every engine moved in: workers no engine needs go, and the daemon serves on its own.
   absl::Status FinishUpgrade(const ServiceHistory& history);
 
@@ -125,7 +128,7 @@ class Daemon : public UpgradeHost {
   void set_upgrading(bool upgrading) override { upgrading_ = upgrading; }
 
  private:
-  Daemon();
+  explicit Daemon(NicDriver& driver);
   absl::Status Init();
   // The periodic work after each wake-up of the main loop: apps' connections, dropping apps that
   // broke the protocol, the scheduler's samples, the stats log. Returns when to come back.
@@ -144,6 +147,7 @@ class Daemon : public UpgradeHost {
   // The engine `name`; nullptr if none.
   EngineSlot* Slot(const std::string& name) { return scheduler_->Find(name); }
 
+  NicDriver& driver_;
   config::SnapdConfig config_;
   MainLoop loop_;
   UniqueFd overload_fd_;  // written by workers of compacting groups when an engine misses its SLO
@@ -155,7 +159,7 @@ class Daemon : public UpgradeHost {
   std::function<std::string()> stats_text_;
   int64_t next_tick_ns_ = 0;
   int64_t next_stats_ns_ = 0;
-  bool eal_started_ = false;
+  bool driver_started_ = false;
   bool ready_ = false;
   bool handed_over_ = false;
   bool upgrading_ = false;

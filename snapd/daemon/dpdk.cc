@@ -213,7 +213,7 @@ void UnregisterDataplaneThread() {
   if (rte_lcore_id() != LCORE_ID_ANY) rte_thread_unregister();
 }
 
-absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index) {
+absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Open(const config::Nic& cfg, int index) {
   std::string devargs = cfg.devargs();
   uint16_t queues = static_cast<uint16_t>(cfg.queues() == 0 ? 1 : cfg.queues());
   // af_packet opens one socket per queue pair; ask for as many as queues.
@@ -241,9 +241,10 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Open(const config::Nic& cfg, int index
   return nic;
 }
 
-absl::StatusOr<std::unique_ptr<Nic>> Nic::Adopt(uint16_t port, const std::string& name,
-                                                const std::string& device, uint16_t queues) {
-  std::unique_ptr<Nic> nic(new Nic());
+absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Adopt(uint16_t port, const std::string& name,
+                                                        const std::string& device,
+                                                        uint16_t queues) {
+  std::unique_ptr<DpdkNic> nic(new DpdkNic());
   nic->name_ = name;
   nic->device_ = device;
   nic->port_id_ = port;
@@ -304,31 +305,31 @@ absl::StatusOr<std::unique_ptr<Nic>> Nic::Adopt(uint16_t port, const std::string
   return nic;
 }
 
-std::string Nic::mac() const {
+std::string DpdkNic::mac() const {
   rte_ether_addr a{};
   rte_eth_macaddr_get(port_id_, &a);
   return MacToString(MacFromBytes(a.addr_bytes));
 }
 
-bool Nic::KernelInterfaceHere() const {
+bool DpdkNic::KernelInterfaceHere() const {
   return kernel_ifindex_ == 0 || if_nametoindex(kernel_ifname_.c_str()) == kernel_ifindex_;
 }
 
-Nic::~Nic() {
+DpdkNic::~DpdkNic() {
   if (abandoned_) return;  // another process runs the device now; our fds close at exit
   rte_eth_dev_stop(port_id_);
   rte_eth_dev_close(port_id_);
   if (!IsPciAddress(device_)) rte_eal_hotplug_remove("vdev", device_.c_str());
 }
 
-std::unique_ptr<Port> Nic::TakeQueuePort(uint16_t q) {
+std::unique_ptr<Port> DpdkNic::TakeQueuePort(uint16_t q) {
   if (q >= queues_ || taken_[q]) return nullptr;
   taken_[q] = true;
   return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), name_, port_id_, q,
                                         rx_interrupts_);
 }
 
-NicStats Nic::Stats() const {
+NicStats DpdkNic::Stats() const {
   NicStats s = DeviceStats();
 #define SNAPD_CONTINUE(name, column, meaning) s.name = s.name - zero_.name + carried_.name;
   SNAPD_NIC_COUNTERS(SNAPD_CONTINUE)
@@ -336,12 +337,12 @@ NicStats Nic::Stats() const {
   return s;
 }
 
-void Nic::ContinueFrom(const NicStats& before) {
+void DpdkNic::ContinueFrom(const NicStats& before) {
   carried_ = before;
   zero_ = DeviceStats();
 }
 
-NicStats Nic::DeviceStats() const {
+NicStats DpdkNic::DeviceStats() const {
   NicStats s;
   rte_eth_link link;
   if (rte_eth_link_get_nowait(port_id_, &link) == 0) {
@@ -360,6 +361,26 @@ NicStats Nic::DeviceStats() const {
     s.rx_nombuf = st.rx_nombuf;
   }
   return s;
+}
+
+namespace {
+
+class DpdkDriver final : public NicDriver {
+ public:
+  absl::Status Start(const config::SnapdConfig& config) override { return InitEal(config); }
+  absl::StatusOr<std::unique_ptr<Nic>> Open(const config::Nic& cfg, int index) override {
+    auto nic = DpdkNic::Open(cfg, index);
+    if (!nic.ok()) return nic.status();
+    return std::unique_ptr<Nic>(std::move(*nic));
+  }
+  void Stop() override { CleanupEal(); }
+};
+
+}  // namespace
+
+NicDriver& DpdkNicDriver() {
+  static auto* driver = new DpdkDriver();
+  return *driver;
 }
 
 }  // namespace snapd

@@ -15,8 +15,8 @@
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "snapd/daemon/config.pb.h"
-#include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/main_loop.h"
+#include "snapd/daemon/nic.h"
 
 namespace snapd {
 

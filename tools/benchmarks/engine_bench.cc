@@ -176,7 +176,7 @@ Result NicToApp(Rig& rig, Worker& worker, double seconds, int round) {
   rte_ring* tx = rte_ring_create(("bench_tx" + tag).c_str(), 4096, rte_socket_id(),
                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
   int port = rte_eth_from_rings(("bench_ring" + tag).c_str(), &rx, 1, &tx, 1, rte_socket_id());
-  auto nic = Nic::Adopt(static_cast<uint16_t>(port), "nic0", "bench_ring" + tag, 1);
+  auto nic = DpdkNic::Adopt(static_cast<uint16_t>(port), "nic0", "bench_ring" + tag, 1);
   if (!nic.ok()) {
     fprintf(stderr, "engine_bench: %s\n", std::string(nic.status().message()).c_str());
     exit(1);
