@@ -50,7 +50,7 @@
 #include "ipc/memif_protocol.h"
 #include "ipc/server.h"
 #include "snapd/daemon/app_port.h"
-#include "snapd/daemon/cursor_journal.h"
+#include "upgrade/cursor_journal.h"
 #include "upgrade/fd_channel.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/upgrade.pb.h"

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "glog/logging.h"
 #include "snapd/daemon/app_port.h"
+#include "snapd/daemon/config.h"
 #include "upgrade/memif_handoff.h"
 
 namespace snapd::upgrade {
@@ -103,9 +104,16 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     if (!journal.ok()) return journal.status();
     journal_ = std::move(*journal);
   }
+  // The old snapd's config is checked as a config file would be: it names the NICs, engines and
+  // apps everything below indexes by.
+  config::SnapdConfig cfg = b.config();
+  status = CompleteConfig(&cfg);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("the old snapd's config: ", status.message()));
+  }
   // Workers and NICs now, during brownout, so that a blackout only moves an engine.
   auto daemon =
-      Daemon::Adopt(b.config(), std::move(handoff->listener), faults_.defer_nics, &deferred_nics_);
+      Daemon::Adopt(cfg, std::move(handoff->listener), faults_.defer_nics, &deferred_nics_, nics_);
   if (!daemon.ok()) return daemon.status();
   daemon_ = std::move(*daemon);
   // One app that broke its rings (say, overwrote a cookie) must not hold back an upgrade that
@@ -131,7 +139,13 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   while (true) {
     auto msg = Receive(channel, kStepTimeout);
     if (!msg.ok()) return msg.status();
-    if (msg->envelope.has_done()) break;
+    if (msg->envelope.has_done()) {
+      if (moved < engines) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("done after ", moved, " of ", engines, " engines moved"));
+      }
+      break;
+    }
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
     *phase = absl::StrCat("blackout of ", msg->envelope.move_engine().name());
     MaybeDie("blackout");
@@ -151,11 +165,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   if (faults_.fault == "publish") {
     absl::SleepFor(absl::Seconds(5));  // the workers die in a batch meanwhile (traffic permitting)
   }
-  ServiceHistory history;
-  history.serving_since_unix_ms = b.serving_since_unix_ms();
-  history.upgrades = b.upgrades() + 1;
-  history.previous_pid = b.pid();
-  status = daemon_->FinishUpgrade(history);
+  status = daemon_->FinishUpgrade();
   if (!status.ok()) return status;
   wire::Envelope serving;
   serving.mutable_serving();
@@ -169,6 +179,11 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     LOG(WARNING) << "upgrade: the old snapd did not let go within " << kStepTimeout;
   }
   StopJournals();
+  ServiceHistory history;
+  history.serving_since_unix_ms = b.serving_since_unix_ms();
+  history.upgrades = b.upgrades() + 1;
+  history.previous_pid = b.pid();
+  daemon_->BeginServing(history);
   LOG(INFO) << "snapd took over: " << daemon_->memif().connections().size() << " app(s) kept, "
             << engines << " engine(s) moved";
   return absl::OkStatus();
@@ -182,7 +197,13 @@ absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m) {
   if (!moved_.insert(m.name()).second) {
     return absl::FailedPreconditionError(absl::StrCat("engine ", m.name(), " moved in already"));
   }
+  if (!journal_areas_.insert(m.journal_area()).second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("journal area ", m.journal_area(), " given to a second engine"));
+  }
   if (m.open_nics()) {
+    if (nics_opened_) return absl::InvalidArgumentError("deferred NICs opened twice");
+    nics_opened_ = true;
     for (int i : deferred_nics_) {
       absl::Status status = daemon_->OpenNic(i);
       if (!status.ok()) return status;

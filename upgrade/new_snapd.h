@@ -26,7 +26,9 @@ namespace snapd::upgrade {
 
 class NewSnapd {
  public:
-  explicit NewSnapd(const Faults& faults) : faults_(faults) {}
+  // NICs come from `nics` (DPDK's unless a test gives fakes).
+  explicit NewSnapd(const Faults& faults, NicDriver& nics = DpdkNicDriver())
+      : faults_(faults), nics_(nics) {}
   // Withdraws a daemon that did not take over (the old snapd takes everything back).
   ~NewSnapd();
 
@@ -51,12 +53,15 @@ class NewSnapd {
   void MaybeDie(const std::string& phase) const;
 
   const Faults faults_;
+  NicDriver& nics_;
   // Declared before the daemon: its engines' app ports untrack themselves as they go.
   std::optional<JournalMemory> journal_;
   std::map<std::string, std::unique_ptr<CursorJournal>> journals_;
   std::unique_ptr<Daemon> daemon_;
   std::vector<int> deferred_nics_;
-  std::set<std::string> moved_;  // engines moved in
+  std::set<std::string> moved_;       // engines moved in
+  std::set<uint32_t> journal_areas_;  // their journal areas: one each
+  bool nics_opened_ = false;          // the deferred NICs, with the first move
   UniqueFd control_listener_;
 };
 

@@ -327,7 +327,12 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
   if (!ready.ok()) return fail(ready.status());
   if (!ready->envelope.has_ready()) return fail(absl::InvalidArgumentError("expected ready"));
   for (uint32_t i : ready->envelope.ready().deferred_nics()) {
-    if (i < static_cast<uint32_t>(host_.NicCount())) deferred_nics_.push_back(static_cast<int>(i));
+    // Only NICs we hold, each once: a bogus list must not close a NIC twice.
+    const int index = static_cast<int>(std::min<uint32_t>(i, INT32_MAX));
+    if (host_.nic(index) != nullptr &&
+        std::find(deferred_nics_.begin(), deferred_nics_.end(), index) == deferred_nics_.end()) {
+      deferred_nics_.push_back(index);
+    }
   }
   for (const wire::DetachedApp& a : ready->envelope.ready().detached_apps()) {
     report.notes.push_back(absl::StrCat(

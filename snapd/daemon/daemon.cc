@@ -161,6 +161,8 @@ absl::Status Daemon::InitEngines() {
 }
 
 int64_t Daemon::Tick() {
+  // Handed over (the loop ends at its next wake-up): the apps and engines are the new snapd's.
+  if (handed_over_) return MonotonicNs() + 100000000;
   memif_->Poll(0);
   // Apps whose rings broke the protocol: their ports stopped themselves; disconnect them.
   memif_->DropFailedConnections();
@@ -185,18 +187,26 @@ absl::Status Daemon::OpenNics() {
 }
 
 absl::Status Daemon::OpenNic(int index) {
+  if (index < 0 || index >= config_.nics_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("no NIC ", index));
+  }
+  if (nic(index) != nullptr)
+    return absl::FailedPreconditionError(absl::StrCat("NIC ", index, " is open"));
   const config::Nic& cfg = config_.nics(index);
   auto nic = driver_.Open(cfg, index);
   if (!nic.ok()) return nic.status();
-  for (uint16_t q = 0; q < (*nic)->queues(); ++q) {
-    EngineSlot* slot = scheduler_->Find(cfg.engines(q % cfg.engines_size()));
-    std::unique_ptr<Port> port = (*nic)->TakeQueuePort(q);
-    absl::Status status;
-    scheduler_->OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), {}); });
-    if (!status.ok()) return status;
-  }
   if (nics_.size() <= static_cast<size_t>(index)) nics_.resize(index + 1);
   nics_[index] = std::move(*nic);
+  for (uint16_t q = 0; q < nics_[index]->queues(); ++q) {
+    EngineSlot* slot = scheduler_->Find(cfg.engines(q % cfg.engines_size()));
+    std::unique_ptr<Port> port = nics_[index]->TakeQueuePort(q);
+    absl::Status status;
+    scheduler_->OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), {}); });
+    if (!status.ok()) {
+      CloseNic(index, nullptr);  // the queues attached so far leave their engines with it
+      return status;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -366,14 +376,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Adopt(const config::SnapdConfig&
   return daemon;
 }
 
-absl::Status Daemon::FinishUpgrade(const ServiceHistory& history) {
+absl::Status Daemon::FinishUpgrade() {
   scheduler_->set_holding(false);
-  absl::Status status = scheduler_->ReplaceAll();  // drops the workers no engine needs
-  if (!status.ok()) return status;
+  return scheduler_->ReplaceAll();  // drops the workers no engine needs
+}
+
+void Daemon::BeginServing(const ServiceHistory& history) {
   ready_ = true;
   started_ns_ = MonotonicNs();
   history_ = history;
-  return absl::OkStatus();
 }
 
 config::SnapdConfig Daemon::CurrentConfig() const {

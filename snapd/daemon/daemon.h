@@ -102,8 +102,10 @@ class Daemon : public UpgradeHost {
                                                        UniqueFd memif_listener, bool defer_nics,
                                                        std::vector<int>* deferred_nics,
                                                        NicDriver& nics = DpdkNicDriver());
-  // Every engine moved in: workers no engine needs go, and the daemon serves on its own.
-  absl::Status FinishUpgrade(const ServiceHistory& history);
+  // Every engine moved in: workers no engine needs go.
+  absl::Status FinishUpgrade();
+  // The old snapd let go: the daemon serves on its own, carrying the service's history on.
+  void BeginServing(const ServiceHistory& history);
 
   // UpgradeHost (snapd/daemon/upgrade_host.h): main thread.
   MainLoop& loop() override { return loop_; }

@@ -4,92 +4,18 @@
 // to a successor, and the driver is stopped once, unless the daemon handed over.
 #include "snapd/daemon/daemon.h"
 
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engines/testing/fake_port.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "ipc/client.h"
 #include "snapd/daemon/config.h"
+#include "snapd/daemon/testing/fake_nic.h"
 
 namespace snapd {
 namespace {
-
-class FakeNic : public Nic {
- public:
-  FakeNic(std::string name, uint16_t queues) : name_(std::move(name)), queues_(queues) {}
-  const std::string& name() const override { return name_; }
-  const std::string& device() const override { return device_; }
-  uint16_t queues() const override { return queues_; }
-  bool rss() const override { return queues_ > 1; }
-  bool rx_interrupts() const override { return false; }
-  std::string mac() const override { return "02:00:00:00:ff:01"; }
-  const std::string& kernel_interface() const override { return kernel_; }
-  bool KernelInterfaceHere() const override { return true; }
-  bool ReceivesCopies() const override { return false; }
-  bool IsTap() const override { return false; }
-  void Abandon() override {}
-  std::unique_ptr<Port> TakeQueuePort(uint16_t q) override {
-    return std::make_unique<FakePort>(absl::StrCat(name_, "/q", q), PortKind::kNic, 1 << 20, name_);
-  }
-  NicStats Stats() const override {
-    NicStats s = carried_;
-    s.rx_frames += 10;  // what this "device" counted itself
-    return s;
-  }
-  void ContinueFrom(const NicStats& before) override { carried_ = before; }
-
- private:
-  const std::string name_;
-  const std::string device_ = "fake";
-  const std::string kernel_;
-  const uint16_t queues_;
-  NicStats carried_;
-};
-
-class FakeDriver : public NicDriver {
- public:
-  absl::Status Start(const config::SnapdConfig&) override {
-    ++starts;
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::unique_ptr<Nic>> Open(const config::Nic& cfg, int index) override {
-    if (cfg.devargs() == "broken") return absl::InvalidArgumentError("cannot open NIC 'broken'");
-    ++opens;
-    return std::unique_ptr<Nic>(
-        std::make_unique<FakeNic>(absl::StrCat("nic", index), static_cast<uint16_t>(cfg.queues())));
-  }
-  void Stop() override { ++stops; }
-  int starts = 0, opens = 0, stops = 0;
-};
-
-// A run dir only root (or we) can change, as snapd demands, with a socket path short enough for
-// sun_path: under /var/lib/snapd-test as root (as the shell tests do), else the test's temp dir.
-// Removed when the test program ends.
-std::string FreshRunDir() {
-  static std::string parent = [] {
-    std::string base = getenv("TEST_TMPDIR") != nullptr ? getenv("TEST_TMPDIR") : "/tmp";
-    if (geteuid() == 0) {
-      mkdir("/var/lib/snapd-test", 0755);
-      base = "/var/lib/snapd-test";
-    }
-    std::string dir = base + "/daemon_test.XXXXXX";
-    if (mkdtemp(dir.data()) == nullptr) return base;
-    chmod(dir.c_str(), 0755);
-    static std::string to_remove = dir;
-    atexit([] { std::filesystem::remove_all(to_remove); });
-    return dir;
-  }();
-  static int n = 0;
-  return absl::StrCat(parent, "/", ++n);
-}
 
 config::SnapdConfig TwoEnginesOneNic(const std::string& nic = "fake0") {
   config::SnapdConfig cfg;
@@ -118,7 +44,7 @@ std::vector<std::string> PortsOf(Daemon& d, const std::string& engine) {
 }
 
 TEST(DaemonTest, NicQueuesBecomePortsOfTheirEngines) {
-  FakeDriver driver;
+  FakeNicDriver driver;
   {
     auto d = Daemon::Start(TwoEnginesOneNic(), driver);
     ASSERT_TRUE(d.ok()) << d.status();
@@ -132,7 +58,7 @@ TEST(DaemonTest, NicQueuesBecomePortsOfTheirEngines) {
 }
 
 TEST(DaemonTest, StartFailsWithTheReasonAndASecondSnapdIsRefused) {
-  FakeDriver driver;
+  FakeNicDriver driver;
   auto broken = Daemon::Start(TwoEnginesOneNic("broken"), driver);
   ASSERT_FALSE(broken.ok());
   EXPECT_NE(broken.status().message().find("cannot open NIC 'broken'"), absl::string_view::npos);
@@ -146,7 +72,7 @@ TEST(DaemonTest, StartFailsWithTheReasonAndASecondSnapdIsRefused) {
 }
 
 TEST(DaemonTest, ControlOperationsCheckBeforeTheyChangeAnything) {
-  FakeDriver driver;
+  FakeNicDriver driver;
   auto d = Daemon::Start(TwoEnginesOneNic(), driver);
   ASSERT_TRUE(d.ok()) << d.status();
   Daemon& daemon = **d;
@@ -182,7 +108,7 @@ TEST(DaemonTest, ControlOperationsCheckBeforeTheyChangeAnything) {
 // An app that attaches becomes a port of its engine and leaves it when it goes; the daemon's
 // loop serves it (this thread is the main thread).
 TEST(DaemonTest, AnAppAttachesAsAPortOfItsEngine) {
-  FakeDriver driver;
+  FakeNicDriver driver;
   config::SnapdConfig cfg = TwoEnginesOneNic();
   auto d = Daemon::Start(cfg, driver);
   ASSERT_TRUE(d.ok()) << d.status();
@@ -209,7 +135,7 @@ TEST(DaemonTest, AnAppAttachesAsAPortOfItsEngine) {
 // What an upgrade does to NICs: closed with their ports' counters saved, reopened with both
 // continuing; and withdrawing leaves the driver running for the successor.
 TEST(DaemonTest, NicCountersCarryOverACloseAndWithdrawLeavesTheDriver) {
-  FakeDriver driver;
+  FakeNicDriver driver;
   {
     auto d = Daemon::Start(TwoEnginesOneNic(), driver);
     ASSERT_TRUE(d.ok()) << d.status();
