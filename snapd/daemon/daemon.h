@@ -1,14 +1,12 @@
 // Daemon: snapd's process, composed of its parts: the main loop (main_loop.h), the scheduler that
-// owns the engines and their workers (scheduler.h), the NICs (dpdk.h), the memif server apps
-// attach to (ipc/server.h) and the registry of app interfaces. It wires them together: an app
-// that attaches becomes a port of its engine, a NIC's queues become ports of theirs; and it stops
-// them in order on SIGTERM.
+// owns the engines and their workers (scheduler.h), the NICs (nic.h; DPDK's in dpdk.h), the memif
+// server apps attach to (ipc/server.h) and the registry of app interfaces. It wires them together:
+// an app that attaches becomes a port of its engine, a NIC's queues become ports of theirs; and it
+// stops them in order on SIGTERM.
 //
 // Threads: Start, Run and the destructor run on the main thread; Stop may be called from any.
 #ifndef SNAPD_SNAPD_DAEMON_DAEMON_H_
 #define SNAPD_SNAPD_DAEMON_DAEMON_H_
-
-#include <signal.h>
 
 #include <functional>
 #include <map>
@@ -18,7 +16,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "base/log_limiter.h"
 #include "base/unique_fd.h"
 #include "engines/engine.h"
@@ -31,6 +28,7 @@
 #include "snapd/daemon/worker.h"
 
 namespace snapd {
+
 // The interface name snapd sends an app in memif's connected message: "snap/<12 hex digits of
 // MAC>/<8 hex digits of IPv4, network order>". libsnap reads the app's addresses from it.
 std::string AppConnectedName(uint64_t mac, uint32_t ipv4);
