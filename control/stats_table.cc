@@ -39,21 +39,23 @@ std::string StatsTable(const v1::Stats& stats) {
   return out;
 }
 
+// A counter list's columns (those with a column name), for PortTable and NicTable: the header
+// into `out`, and the values of `counters` (the message that has a field per counter).
+#define SNAPD_COLUMN_HEADER(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12s", column);
+#define SNAPD_COLUMN_VALUE(name, column, meaning) \
+  if (*column) absl::StrAppendFormat(&out, " %12d", counters.name());
+
 std::string PortTable(const google::protobuf::RepeatedPtrField<v1::Port>& ports, bool with_kind) {
   std::string out = absl::StrFormat("%-12s %-12s", "port", "engine");
   if (with_kind) absl::StrAppendFormat(&out, " %-4s", "kind");
-#define SNAPD_HEADER(name, column, meaning) \
-  if (*column) absl::StrAppendFormat(&out, " %12s", column);
-  SNAPD_PORT_COUNTERS(SNAPD_HEADER)
-#undef SNAPD_HEADER
+  SNAPD_PORT_COUNTERS(SNAPD_COLUMN_HEADER)
   out += "\n";
   for (const v1::Port& p : ports) {
     absl::StrAppendFormat(&out, "%-12s %-12s", p.name(), p.engine());
     if (with_kind) absl::StrAppendFormat(&out, " %-4s", p.kind());
-#define SNAPD_VALUE(name, column, meaning) \
-  if (*column) absl::StrAppendFormat(&out, " %12d", p.stats().name());
-    SNAPD_PORT_COUNTERS(SNAPD_VALUE)
-#undef SNAPD_VALUE
+    const v1::PortStats& counters = p.stats();
+    SNAPD_PORT_COUNTERS(SNAPD_COLUMN_VALUE)
     out += "\n";
   }
   return out;
@@ -62,10 +64,7 @@ std::string PortTable(const google::protobuf::RepeatedPtrField<v1::Port>& ports,
 std::string NicTable(const google::protobuf::RepeatedPtrField<v1::Nic>& nics, bool with_setup) {
   std::string out = absl::StrFormat("%-12s %-16s %5s", "nic", "device", "link");
   if (with_setup) absl::StrAppendFormat(&out, " %6s %4s %6s", "queues", "rss", "rxintr");
-#define SNAPD_HEADER(name, column, meaning) \
-  if (*column) absl::StrAppendFormat(&out, " %12s", column);
-  SNAPD_NIC_COUNTERS(SNAPD_HEADER)
-#undef SNAPD_HEADER
+  SNAPD_NIC_COUNTERS(SNAPD_COLUMN_HEADER)
   out += "\n";
   for (const v1::Nic& n : nics) {
     absl::StrAppendFormat(&out, "%-12s %-16s %5s", n.name(), n.device(),
@@ -74,13 +73,14 @@ std::string NicTable(const google::protobuf::RepeatedPtrField<v1::Nic>& nics, bo
       absl::StrAppendFormat(&out, " %6d %4s %6s", n.queues(), n.rss() ? "yes" : "no",
                             n.rx_interrupts() ? "yes" : "no");
     }
-#define SNAPD_VALUE(name, column, meaning) \
-  if (*column) absl::StrAppendFormat(&out, " %12d", n.name());
-    SNAPD_NIC_COUNTERS(SNAPD_VALUE)
-#undef SNAPD_VALUE
+    const v1::Nic& counters = n;
+    SNAPD_NIC_COUNTERS(SNAPD_COLUMN_VALUE)
     out += "\n";
   }
   return out;
 }
+
+#undef SNAPD_COLUMN_HEADER
+#undef SNAPD_COLUMN_VALUE
 
 }  // namespace snapd
