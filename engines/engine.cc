@@ -69,12 +69,14 @@ absl::Status Engine::RestoreState(const engines::EngineState& state) {
 #define SNAPD_RESTORE(name, meaning) stats_.name.Add(c.name());
   SNAPD_ENGINE_COUNTERS(SNAPD_RESTORE)
 #undef SNAPD_RESTORE
-  for (const engines::PortCounters& pc : state.ports()) {
-    ForEachPort([&](Port& port) {
-      if (port.name() == pc.name()) AddPortCounters(pc, port);
-    });
-  }
+  for (const engines::PortCounters& pc : state.ports()) ContinuePortCounters(pc);
   return absl::OkStatus();
+}
+
+void Engine::ContinuePortCounters(const engines::PortCounters& saved) {
+  ForEachPort([&](Port& port) {
+    if (port.name() == saved.name()) AddPortCounters(saved, port);
+  });
 }
 
 }  // namespace snapd

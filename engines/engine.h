@@ -81,6 +81,9 @@ class Engine {
   // and its counters and its ports' continue the saved ones.
   absl::Status SaveState(engines::EngineState* state);
   absl::Status RestoreState(const engines::EngineState& state);
+  // The port named in `saved`, if the engine has it, continues from the saved counters (added to
+  // its own). Engine thread only.
+  void ContinuePortCounters(const engines::PortCounters& saved);
 
   // The kind's own counters, by name (the vswitch's "mac_table_full"), for stats. Any thread.
   virtual void ForEachKindCounter(

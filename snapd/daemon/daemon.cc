@@ -232,11 +232,7 @@ void Daemon::AddPortCounters(const std::vector<engines::PortCounters>& saved) {
   if (saved.empty()) return;
   for (auto& slot : scheduler_->engines()) {
     scheduler_->OnEngine(*slot, [&] {
-      slot->engine->ForEachPort([&](Port& p) {
-        for (const engines::PortCounters& pc : saved) {
-          if (pc.name() == p.name()) snapd::AddPortCounters(pc, p);
-        }
-      });
+      for (const engines::PortCounters& pc : saved) slot->engine->ContinuePortCounters(pc);
     });
   }
 }
