@@ -16,6 +16,7 @@
 #include "ipc/server.h"
 #include "snapd/daemon/config.h"
 #include "snapd/daemon/testing/fake_nic.h"
+#include "snapd/daemon/testing/run_dir.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/protocol.h"
 

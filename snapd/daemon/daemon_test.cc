@@ -13,6 +13,7 @@
 #include "ipc/client.h"
 #include "snapd/daemon/config.h"
 #include "snapd/daemon/testing/fake_nic.h"
+#include "snapd/daemon/testing/run_dir.h"
 
 namespace snapd {
 namespace {
