@@ -35,6 +35,7 @@ enum class PortKind { kNic, kApp };
   X(tx_dropped, "tx_drop", "frames an engine gave that the port had no room for")             \
   X(drop_malformed, "malformed", "frames an engine dropped as malformed")                     \
   X(drop_spoofed, "spoofed", "frames an engine dropped for a source the port may not use")    \
+  X(drop_oversize, "oversize", "frames an engine dropped for exceeding the port's MTU")       \
   X(rx_errors, "rx_err", "frames the port could not deliver (bad descriptor, multi-segment)") \
   X(drop_takeover, "takeover", "frames a NIC queued while an upgrade handed it over, discarded")
 
@@ -59,6 +60,11 @@ class Port {
   virtual uint16_t Receive(Packet* pkts, uint16_t max) = 0;
   virtual void Release() = 0;
   virtual uint16_t Transmit(const Packet* pkts, uint16_t n) = 0;
+
+  // The largest payload (the bytes after the Ethernet header and one VLAN tag) a frame sent on
+  // this port may carry; 0 for no limit. Engines drop larger frames and count them
+  // (drop_oversize).
+  virtual uint32_t mtu() const { return 0; }
 
   // True while the port works; false once its peer broke the protocol (the control plane then
   // removes it).

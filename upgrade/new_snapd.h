@@ -27,7 +27,7 @@ namespace snapd::upgrade {
 class NewSnapd {
  public:
   // NICs come from `nics` (DPDK's unless a test gives fakes).
-  explicit NewSnapd(const Faults& faults, NicDriver& nics = DpdkNicDriver())
+  explicit NewSnapd(const Faults& faults, NicDriver& nics = HostNicDriver())
       : faults_(faults), nics_(nics) {}
   // Withdraws a daemon that did not take over (the old snapd takes everything back).
   ~NewSnapd();

@@ -23,6 +23,9 @@ class FakePort : public Port {
   // Frames the engine transmitted on this port, oldest first; cleared by TakeSent.
   std::vector<std::string> TakeSent() { return std::exchange(sent_, {}); }
   void set_tx_room(size_t room) { tx_room_ = room; }
+  // What mtu() says (0: no limit); engines read it when the port is attached.
+  void set_mtu(uint32_t mtu) { mtu_ = mtu; }
+  uint32_t mtu() const override { return mtu_; }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
     uint16_t n = 0;
@@ -57,6 +60,7 @@ class FakePort : public Port {
   std::deque<std::string> held_;  // received, not yet released (views point here)
   std::vector<std::string> sent_;
   size_t tx_room_;
+  uint32_t mtu_ = 0;
   std::function<void()> on_transmit_;
 };
 

@@ -70,6 +70,7 @@ class VswitchEngine : public Engine {
   struct Slot {
     std::unique_ptr<Port> port;  // null: a free slot
     bool is_app = false;
+    uint32_t mtu = 0;         // the port's mtu(): larger frames are dropped on the way out
     AppIdentity app;          // app: what it may send from
     std::vector<Packet> out;  // frames to transmit on this port in the current burst
     uint16_t link = 0;        // slots on one link (queues of one NIC) share this number
@@ -85,7 +86,10 @@ class VswitchEngine : public Engine {
   void Forward(uint16_t in, const Packet& pkt, int64_t now);
   // Replaces the views of the n frames in rx_ with copies in app_copy_.
   void CopyOutOfApp(uint16_t n);
-  void Flood(uint16_t in, const Packet& pkt, bool apps_too);
+  void Flood(uint16_t in, const Packet& pkt, uint32_t payload, bool apps_too);
+  // Queues `pkt` (`payload` bytes after its Ethernet header and tag) to go out on slot `out`, or
+  // drops it, counted, if it exceeds the port's MTU.
+  void Output(uint16_t out, const Packet& pkt, uint32_t payload);
   // Takes a token from app slot `s`'s flood bucket at `now`; false (and counted) if it has none.
   bool TakeFloodToken(Slot& s, int64_t now);
   void FlushOutputs();

@@ -459,6 +459,43 @@ TEST_F(VswitchTest, FullTransmitQueueIsCountedAsDrops) {
   EXPECT_EQ(b_->stats().tx_frames.Get(), 1u);
 }
 
+TEST(VswitchMtuTest, FramesOverTheEgressPortsMtuAreDroppedAndCounted) {
+  auto engine = EngineRegistry::Global().Create("vswitch", "sw", "");
+  ASSERT_TRUE(engine.ok());
+  auto small = std::make_unique<FakePort>("nic0/q0", PortKind::kNic);
+  small->set_mtu(1500);
+  auto jumbo = std::make_unique<FakePort>("nic1/q0", PortKind::kNic);
+  jumbo->set_mtu(9000);
+  FakePort* to_small = small.get();
+  FakePort* to_jumbo = jumbo.get();
+  ASSERT_TRUE((*engine)->AddPort(std::move(small), {}).ok());
+  ASSERT_TRUE((*engine)->AddPort(std::move(jumbo), {}).ok());
+  // Broadcast frames of a local ethertype with `payload` bytes after the header (and a tag).
+  auto frame = [](uint32_t payload, bool tagged) {
+    std::string f = MacBytes(kBroadcast) + MacBytes(kMacH);
+    if (tagged) f += std::string("\x81\x00\x00\x07", 4);
+    return f + std::string("\x88\xb5", 2) + std::string(payload, 'p');
+  };
+  for (uint32_t payload : {1500u, 1501u, 8000u, 9000u}) to_jumbo->Inject(frame(payload, false));
+  to_jumbo->Inject(frame(1500, true));  // 1518 bytes: the tag does not count
+  to_jumbo->Inject(frame(1502, true));
+  while ((*engine)->Poll() > 0) {
+  }
+  std::vector<std::string> sent = to_small->TakeSent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].size(), 1514u);
+  EXPECT_EQ(sent[1].size(), 1518u);
+  EXPECT_EQ(to_small->stats().drop_oversize.Get(), 4u);
+  EXPECT_EQ(to_small->stats().tx_frames.Get(), 2u);
+  // A jumbo frame from the small port's side reaches the jumbo port: 9000 is its limit.
+  to_small->Inject(frame(9000, false));
+  to_small->Inject(frame(9001, false));
+  while ((*engine)->Poll() > 0) {
+  }
+  ASSERT_EQ(to_jumbo->TakeSent().size(), 1u);
+  EXPECT_EQ(to_jumbo->stats().drop_oversize.Get(), 1u);
+}
+
 TEST_F(VswitchTest, RemovedAppIsForgotten) {
   std::unique_ptr<Port> gone = engine_->RemovePort("appB");
   ASSERT_NE(gone, nullptr);

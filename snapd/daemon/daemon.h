@@ -1,8 +1,8 @@
 // Daemon: snapd's process, composed of its parts: the main loop (main_loop.h), the scheduler that
-// owns the engines and their workers (scheduler.h), the NICs (nic.h; DPDK's in dpdk.h), the memif
-// server apps attach to (ipc/server.h) and the registry of app interfaces. It wires them together:
-// an app that attaches becomes a port of its engine, a NIC's queues become ports of theirs; and it
-// stops them in order on SIGTERM.
+// owns the engines and their workers (scheduler.h), the NICs (nic.h; host_nics.h opens them), the
+// memif server apps attach to (ipc/server.h) and the registry of app interfaces. It wires them
+// together: an app that attaches becomes a port of its engine, a NIC's queues become ports of
+// theirs; and it stops them in order on SIGTERM.
 //
 // Threads: Start, Run and the destructor run on the main thread; Stop may be called from any.
 #ifndef SNAPD_SNAPD_DAEMON_DAEMON_H_
@@ -21,7 +21,7 @@
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "snapd/daemon/config.pb.h"
-#include "snapd/daemon/dpdk.h"
+#include "snapd/daemon/host_nics.h"
 #include "snapd/daemon/main_loop.h"
 #include "snapd/daemon/scheduler.h"
 #include "snapd/daemon/upgrade_host.h"
@@ -45,7 +45,7 @@ class Daemon : public UpgradeHost {
   // second snapd fails fast, before DPDK starts), then the EAL, engines, NICs, workers.
   // NICs come from `nics` (DPDK's unless a test gives fakes).
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::SnapdConfig& config,
-                                                       NicDriver& nics = DpdkNicDriver());
+                                                       NicDriver& nics = HostNicDriver());
   // Stops in order: apps detached, ports removed, workers joined, NICs closed, sockets removed.
   ~Daemon();
 
@@ -99,7 +99,7 @@ class Daemon : public UpgradeHost {
   static absl::StatusOr<std::unique_ptr<Daemon>> Adopt(const config::SnapdConfig& config,
                                                        UniqueFd memif_listener, bool defer_nics,
                                                        std::vector<int>* deferred_nics,
-                                                       NicDriver& nics = DpdkNicDriver());
+                                                       NicDriver& nics = HostNicDriver());
   // Every engine moved in: workers no engine needs go.
   absl::Status FinishUpgrade();
   // The old snapd let go: the daemon serves on its own, carrying the service's history on.

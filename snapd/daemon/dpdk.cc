@@ -1,5 +1,6 @@
 #include "snapd/daemon/dpdk.h"
 
+#include <linux/bpf.h>
 #include <net/if.h>
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
@@ -10,8 +11,11 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <regex>
 #include <vector>
 
@@ -37,6 +41,30 @@ bool IsPciAddress(const std::string& devargs) {
 
 std::string DpdkError(int ret) { return rte_strerror(ret < 0 ? -ret : ret); }
 
+// Why net_af_xdp cannot run on this kernel, "" when it may: the PMD loads an XDP program, which
+// some kernels (these machines') refuse even to root.
+std::string AfXdpRefusal(const std::string& iface) {
+  // The smallest XDP program: return XDP_PASS.
+  bpf_insn prog[2] = {};
+  prog[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+  prog[0].imm = XDP_PASS;
+  prog[1].code = BPF_JMP | BPF_EXIT;
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_XDP;
+  attr.insns = reinterpret_cast<uintptr_t>(prog);
+  attr.insn_cnt = 2;
+  static const char kLicense[] = "GPL";
+  attr.license = reinterpret_cast<uintptr_t>(kLicense);
+  int fd = static_cast<int>(syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr)));
+  if (fd >= 0) {
+    close(fd);
+    return "";
+  }
+  return absl::StrCat("this kernel refuses to load XDP programs (bpf: ", strerror(errno),
+                      "), so net_af_xdp cannot run here; use af_packet:",
+                      iface.empty() ? "IFACE" : iface, " instead");
+}
+
 // One NIC queue as a Port. Receive hands out views of the mbufs' data; Release frees them;
 // Transmit copies frames into new mbufs (chained when a frame is larger than one).
 class NicQueuePort : public Port {
@@ -44,6 +72,7 @@ class NicQueuePort : public Port {
   NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue,
                bool rx_interrupts)
       : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {
+    if (rte_eth_dev_get_mtu(port_id, &mtu_) != 0) mtu_ = 0;
     if (rx_interrupts) {
       intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, queue);
       char target[64] = {};
@@ -77,6 +106,8 @@ class NicQueuePort : public Port {
     uint64_t count;
     if (intr_is_eventfd_) (void)!read(intr_fd_, &count, sizeof(count));
   }
+
+  uint32_t mtu() const override { return mtu_; }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
     if (max > kMaxBurst) max = kMaxBurst;
@@ -148,6 +179,7 @@ class NicQueuePort : public Port {
 
   const uint16_t port_id_;
   const uint16_t queue_;
+  uint16_t mtu_ = 0;
   int intr_fd_ = -1;
   bool intr_is_eventfd_ = false;
   rte_mbuf* rx_[kMaxBurst];
@@ -235,6 +267,15 @@ absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Open(const config::Nic& cfg, i
   }
   auto nic = Adopt(port, absl::StrCat("nic", index), device, queues);
   if (!nic.ok()) {
+    std::string why;
+    if (absl::StartsWith(devargs, "net_af_xdp")) {
+      std::smatch iface;
+      std::regex_search(devargs, iface, std::regex("iface=([^,]*)"));
+      why = AfXdpRefusal(iface.empty() ? "" : iface[1].str());
+    }
+    if (!why.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("NIC '", devargs, "': ", why));
+    }
     return absl::Status(nic.status().code(),
                         absl::StrCat("NIC '", devargs, "': ", nic.status().message()));
   }
@@ -279,9 +320,12 @@ absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Adopt(uint16_t port, const std
     if (r != 0) return absl::InternalError(absl::StrCat("start: ", DpdkError(r)));
     return absl::OkStatus();
   };
-  // Rx interrupts let an idle worker sleep until frames come; PMDs without them (af_packet, null,
-  // ring) are polled with a back-off instead.
-  absl::Status status = bring_up(true);
+  // Rx interrupts let an idle worker sleep until frames come. PCI NICs' PMDs and tap have them;
+  // the other virtual devices (af_packet, af_xdp, null, ring) are polled with a back-off instead,
+  // and are not even asked: af_xdp fails to start with them and then holds its queues, so that a
+  // second setup fails too.
+  absl::Status status = absl::UnimplementedError("no rx interrupts");
+  if (IsPciAddress(device) || std::string(info.driver_name) == "net_tap") status = bring_up(true);
   nic->rx_interrupts_ = status.ok() && rte_eth_dev_rx_intr_ctl_q_get_fd(port, 0) >= 0;
   if (!nic->rx_interrupts_) {
     if (status.ok()) rte_eth_dev_stop(port);

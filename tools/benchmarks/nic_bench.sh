@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # nic_bench: the NIC path against the kernel's, run by `tools/bench nic` (issue #11's benchmark).
-# Two namespace hosts on veth pairs, their outer ends switched in turn by snapd (net_af_packet NICs
-# of one vswitch: the default spreading mode, then a dedicated worker pinned to core 1) and by a
-# Linux bridge; offloads off on every veth end. On each: ping (500 pings, 2 ms apart: p50, p99) and
-# TCP (iperf3, 5 s). Ends with:
-#   nic ping_p50_us=<n> ping_p99_us=<n> bridge_ping_p50_us=<n> bridge_ping_p99_us=<n> tcp_gbps=<x> bridge_tcp_gbps=<x>
-# (snapd's figures in the default mode; the dedicated ones are in the table). Not measured yet
-# (issue #11): the app-vs-kernel UDP round trip and jumbo frames.
+#
+# Two namespace hosts, ns1 (10.79.0.1) and ns2 (10.79.0.2), each on a veth pair whose outer end is
+# switched in turn by snapd (a vswitch with the two outer ends as NICs) and by a Linux bridge;
+# offloads off on every veth end. In one run:
+#  - ping (500 pings, 2 ms apart: p50, p99) and TCP (iperf3, 5 s) from ns1 to ns2 through:
+#    snapd on its own packet sockets (af_packet:IFACE) in the default mode (spreading: workers
+#    sleep when idle) and with a dedicated worker pinned to core 1; snapd on DPDK's net_af_packet
+#    the same two ways; snapd on DPDK's net_af_xdp (dedicated) where this kernel runs XDP; the
+#    Linux bridge.
+#  - a UDP round trip (64-byte datagrams) to an echo in ns2: from an app on memif (snap_traffic,
+#    polling, pinned to core 0, snapd dedicated on core 1; and sleeping, snapd in the default mode)
+#    against a kernel UDP socket that blocks, from a third namespace on a veth of its own to ns2.
+#  - jumbo frames: every veth at MTU 9000, snapd default: ping -s 8000 ns1 -> ns2 and ns1 -> an app
+#    (udp_echo on memif), and TCP.
+# Ends with:
+#   nic ping_p50_us= ping_p99_us= bridge_ping_p50_us= bridge_ping_p99_us= tcp_gbps= bridge_tcp_gbps= app_udp_rtt_p50_us= kernel_udp_rtt_p50_us= jumbo=ok|FAILED
+# (ping and TCP of snapd af_packet: in the default mode; the rest is in the tables).
 set -euo pipefail
 source "$(dirname "$0")/../../tests/json.sh"  # ctl_json
 bin=$1
@@ -15,26 +25,32 @@ export PATH="$PATH:/usr/sbin:/sbin"
 mkdir -p -m 0755 /var/lib/snapd-test
 work=$(mktemp -d /var/lib/snapd-test/nic-bench.XXXXXX)
 tag=$$
-ns1="snapd-nb1-$tag" ns2="snapd-nb2-$tag"
-h1="nb${tag}a" h2="nb${tag}b" br="nb${tag}br"
+ns1="snapd-nb1-$tag" ns2="snapd-nb2-$tag" ns3="snapd-nb3-$tag"
+h1="nb${tag}a" h2="nb${tag}b" h3="nb${tag}c" br="nb${tag}br"
+app_ip=10.79.0.10 app_mac=02:00:00:79:00:0a
+pids=()
 snapd_pid=""
 cleanup() {
   [ -n "$snapd_pid" ] && { kill "$snapd_pid" 2>/dev/null; wait "$snapd_pid" 2>/dev/null; } || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   ip link del "$br" 2>/dev/null || true
   ip link del "$h1" 2>/dev/null || true
   ip link del "$h2" 2>/dev/null || true
-  ip netns del "$ns1" 2>/dev/null || true
-  ip netns del "$ns2" 2>/dev/null || true
+  for ns in "$ns1" "$ns2" "$ns3"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+offloads_off() {  # offloads_off [NS] DEV
+  local ns=() ; [ $# -eq 2 ] && { ns=(ip netns exec "$1"); shift; }
+  "${ns[@]}" ethtool -K "$1" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+}
 host() {  # host NS HOST_IF ADDR: a namespace with one end of a veth, the other end here, up
   local ns=$1 hif=$2 addr=$3
   ip netns add "$ns"
   ip link add "$hif" type veth peer name eth0 netns "$ns"
-  ethtool -K "$hif" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
-  ip netns exec "$ns" ethtool -K eth0 tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  offloads_off "$hif"
+  offloads_off "$ns" eth0
   ip link set "$hif" up
   ip netns exec "$ns" ip link set lo up
   ip netns exec "$ns" ip addr add "$addr" dev eth0
@@ -42,57 +58,141 @@ host() {  # host NS HOST_IF ADDR: a namespace with one end of a veth, the other 
 }
 host "$ns1" "$h1" 10.79.0.1/24
 host "$ns2" "$h2" 10.79.0.2/24
+# The kernel-socket app: ns3, on a veth straight to ns2 (10.79.1.0/24).
+ip netns add "$ns3"
+ip link add eth1 netns "$ns2" type veth peer name eth0 netns "$ns3"
+offloads_off "$ns2" eth1
+offloads_off "$ns3" eth0
+ip netns exec "$ns2" ip addr add 10.79.1.2/24 dev eth1
+ip netns exec "$ns2" ip link set eth1 up
+ip netns exec "$ns3" ip link set lo up
+ip netns exec "$ns3" ip addr add 10.79.1.3/24 dev eth0
+ip netns exec "$ns3" ip link set eth0 up
+ip netns exec "$ns2" "$bin/tools/udp_rtt" --echo --port=7 &
+pids+=($!)
 
-# ping_us: 500 pings from ns1 to ns2, 2 ms apart; prints "p50 p99" in microseconds.
+# ping_us [SIZE]: 500 pings from ns1 to ns2, 2 ms apart; prints "p50 p99" in microseconds.
 ping_us() {
-  ip netns exec "$ns1" ping -c 500 -i 0.002 -W 1 -q 10.79.0.2 >/dev/null 2>&1 || true  # warm ARP
+  ip netns exec "$ns1" ping -c 100 -i 0.002 -W 1 -q 10.79.0.2 >/dev/null 2>&1 || true  # warm ARP
   ip netns exec "$ns1" ping -c 500 -i 0.002 -W 1 10.79.0.2 2>/dev/null |
     sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
     awk '{v[NR] = $1 * 1000} END {if (NR == 0) {print "lost lost"; exit}
          i = int(NR * 0.99); if (i < 1) i = 1
          printf "%d %d\n", v[int((NR + 1) / 2)], v[i]}'
 }
-# tcp_gbps: iperf3 from ns1 to ns2 for 5 s; prints Gbit/s received.
+# tcp_gbps [SECONDS]: iperf3 from ns1 to ns2; prints Gbit/s received.
 tcp_gbps() {
   ip netns exec "$ns2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
   local server=$!
   for _ in $(seq 100); do ip netns exec "$ns2" ss -tln | grep -q ':5201' && break; sleep 0.05; done
-  ip netns exec "$ns1" iperf3 -c 10.79.0.2 -p 5201 -t 5 -J 2>/dev/null |
+  ip netns exec "$ns1" iperf3 -c 10.79.0.2 -p 5201 -t "${1:-5}" -J 2>/dev/null |
     ctl_json 'round(d["end"]["sum_received"]["bits_per_second"] / 1e9, 2)' 2>/dev/null || echo 0
   wait "$server" 2>/dev/null || true
 }
 
-run_snapd() {  # run_snapd [FLAGS...]: snapd switching the two veths, until stop_snapd
-  "$bin/snapd/snapd" --run_dir="$work/run" --nic="net_af_packet0,iface=$h1" \
-    --nic="net_af_packet1,iface=$h2" "$@" >"$work/snapd.log" 2>&1 &
+run_snapd() {  # run_snapd NIC_A NIC_B [FLAGS...]: snapd switching the two veths, until stop_snapd
+  local a=$1 b=$2
+  shift 2
+  "$bin/snapd/snapd" --run_dir="$work/run" --nic="$a" --nic="$b" \
+    --app="id=1,mac=$app_mac,ip=$app_ip" "$@" >"$work/snapd.log" 2>&1 &
   snapd_pid=$!
-  for _ in $(seq 200); do grep -q "control API" "$work/snapd.log" 2>/dev/null && return; sleep 0.05; done
-  echo "nic_bench: snapd did not start:" >&2; cat "$work/snapd.log" >&2; exit 1
+  for _ in $(seq 200); do
+    grep -q "control API" "$work/snapd.log" 2>/dev/null && return 0
+    kill -0 "$snapd_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  wait "$snapd_pid" 2>/dev/null || true
+  snapd_pid=""
+  return 1
 }
 stop_snapd() { kill "$snapd_pid"; wait "$snapd_pid" 2>/dev/null || true; snapd_pid=""; }
 
-declare -A p50 p99 tcp
+# app_rtt_us [SNAP_TRAFFIC FLAGS...]: 2000 UDP round trips from app 1 to ns2's echo; "p50 p99".
+app_rtt_us() {
+  taskset -c 0 "$bin/clients/snap_traffic" --socket="$work/run/memif.sock" --id=1 --dst_ip=10.79.0.2 \
+    --dst_port=7 --frames=2000 --size=64 "$@" 2>&1 |
+    sed -n 's/.*rtt_p50_ns=\([0-9]*\) rtt_p99_ns=\([0-9]*\).*/\1 \2/p' |
+    awk '{printf "%d %d\n", $1 / 1000, $2 / 1000} END {if (NR == 0) print "lost lost"}'
+}
+
+declare -A p50 p99 tcp app_p50 app_p99
 measure() {  # measure NAME
   read -r p50[$1] p99[$1] < <(ping_us)
   tcp[$1]=$(tcp_gbps)
 }
 
-run_snapd
+pa_a="af_packet:$h1" pa_b="af_packet:$h2"
+dp_a="net_af_packet0,iface=$h1" dp_b="net_af_packet1,iface=$h2"
+run_snapd "$pa_a" "$pa_b" || { echo "nic_bench: snapd did not start:" >&2; cat "$work/snapd.log" >&2; exit 1; }
 measure snapd
+read -r app_p50[sleeping] app_p99[sleeping] < <(app_rtt_us)
 stop_snapd
-run_snapd --mode=dedicated --cores=1
+run_snapd "$pa_a" "$pa_b" --mode=dedicated --cores=1
 measure dedicated
+read -r app_p50[polling] app_p99[polling] < <(app_rtt_us --poll)
 stop_snapd
+run_snapd "$dp_a" "$dp_b"
+measure dpdk
+stop_snapd
+run_snapd "$dp_a" "$dp_b" --mode=dedicated --cores=1
+measure dpdk_dedicated
+stop_snapd
+xdp_line="available"
+if run_snapd "net_af_xdp0,iface=$h1" "net_af_xdp1,iface=$h2" --mode=dedicated --cores=1; then
+  measure xdp
+  stop_snapd
+else
+  xdp_line=$(grep "^snapd: " "$work/snapd.log" | tail -1 | sed 's/^snapd: //')
+  [ -n "$xdp_line" ] || xdp_line="snapd did not start (see its log)"
+fi
+read -r kernel_p50 kernel_p99 < <(ip netns exec "$ns3" "$bin/tools/udp_rtt" --to=10.79.1.2 \
+  --port=7 --count=2000 --size=64 | sed -n 's/.*rtt_p50_ns=\([0-9-]*\) rtt_p99_ns=\([0-9-]*\).*/\1 \2/p' |
+  awk '{printf "%d %d\n", $1 / 1000, $2 / 1000}')
+
+# Jumbo frames: every veth end at MTU 9000 before snapd opens its NICs.
+for dev in "$h1" "$h2"; do ip link set "$dev" mtu 9000; done
+ip netns exec "$ns1" ip link set eth0 mtu 9000
+ip netns exec "$ns2" ip link set eth0 mtu 9000
+jumbo=FAILED
+jumbo_nic=0 jumbo_app=0 jumbo_tcp=0
+if run_snapd "$pa_a" "$pa_b"; then
+  "$bin/clients/udp_echo" --socket="$work/run/memif.sock" --id=1 >"$work/echo.log" 2>&1 &
+  pids+=($!)
+  jumbo_nic=$(ip netns exec "$ns1" ping -c 20 -i 0.01 -W 1 -s 8000 -M do 10.79.0.2 2>/dev/null |
+    sed -n 's/.* \([0-9]*\) received.*/\1/p')
+  jumbo_app=$(ip netns exec "$ns1" ping -c 20 -i 0.01 -W 1 -s 8000 -M do "$app_ip" 2>/dev/null |
+    sed -n 's/.* \([0-9]*\) received.*/\1/p')
+  jumbo_tcp=$(tcp_gbps 3)
+  stop_snapd
+  [ "${jumbo_nic:-0}" -eq 20 ] && [ "${jumbo_app:-0}" -eq 20 ] &&
+    awk -v g="$jumbo_tcp" 'BEGIN {exit !(g > 0)}' && jumbo=ok
+fi
 
 ip link add "$br" type bridge
 ip link set "$br" up
-ip link set "$h1" master "$br"
-ip link set "$h2" master "$br"
+for dev in "$h1" "$h2"; do ip link set "$dev" mtu 1500; ip link set "$dev" master "$br"; done
+ip netns exec "$ns1" ip link set eth0 mtu 1500
+ip netns exec "$ns2" ip link set eth0 mtu 1500
 measure bridge
 
-printf '%-34s %12s %12s %10s\n' "path (veth to veth)" "ping_p50_us" "ping_p99_us" "tcp_gbps"
-printf '%-34s %12s %12s %10s\n' "snapd, default (spreading)" "${p50[snapd]}" "${p99[snapd]}" "${tcp[snapd]}"
-printf '%-34s %12s %12s %10s\n' "snapd, dedicated worker on core 1" "${p50[dedicated]}" "${p99[dedicated]}" "${tcp[dedicated]}"
-printf '%-34s %12s %12s %10s\n' "Linux bridge" "${p50[bridge]}" "${p99[bridge]}" "${tcp[bridge]}"
+row() { printf '%-46s %12s %12s %10s\n' "$@"; }
+row "path, veth to veth (1500-byte MTU)" ping_p50_us ping_p99_us tcp_gbps
+row "snapd af_packet:, default (spreading)" "${p50[snapd]}" "${p99[snapd]}" "${tcp[snapd]}"
+row "snapd af_packet:, dedicated worker on core 1" "${p50[dedicated]}" "${p99[dedicated]}" "${tcp[dedicated]}"
+row "snapd DPDK net_af_packet, default" "${p50[dpdk]}" "${p99[dpdk]}" "${tcp[dpdk]}"
+row "snapd DPDK net_af_packet, dedicated on core 1" "${p50[dpdk_dedicated]}" "${p99[dpdk_dedicated]}" "${tcp[dpdk_dedicated]}"
+[ -n "${p50[xdp]:-}" ] &&
+  row "snapd DPDK net_af_xdp, dedicated on core 1" "${p50[xdp]}" "${p99[xdp]}" "${tcp[xdp]}"
+row "Linux bridge" "${p50[bridge]}" "${p99[bridge]}" "${tcp[bridge]}"
+echo
+row "UDP round trip to ns2's echo, 64 bytes" rtt_p50_us rtt_p99_us ""
+row "app on memif, polling; snapd dedicated core 1" "${app_p50[polling]}" "${app_p99[polling]}" ""
+row "app on memif, sleeping; snapd default" "${app_p50[sleeping]}" "${app_p99[sleeping]}" ""
+row "kernel UDP socket, blocking, veth to ns2" "$kernel_p50" "$kernel_p99" ""
+echo
+echo "jumbo (MTU 9000, snapd af_packet: default): ping -s 8000 to ns2 ${jumbo_nic:-0}/20," \
+  "to an app on memif ${jumbo_app:-0}/20, TCP ${jumbo_tcp} Gbit/s"
+echo "af_xdp: $xdp_line"
 echo "nic ping_p50_us=${p50[snapd]} ping_p99_us=${p99[snapd]} bridge_ping_p50_us=${p50[bridge]}" \
-  "bridge_ping_p99_us=${p99[bridge]} tcp_gbps=${tcp[snapd]} bridge_tcp_gbps=${tcp[bridge]}"
+  "bridge_ping_p99_us=${p99[bridge]} tcp_gbps=${tcp[snapd]} bridge_tcp_gbps=${tcp[bridge]}" \
+  "app_udp_rtt_p50_us=${app_p50[polling]} kernel_udp_rtt_p50_us=$kernel_p50 jumbo=$jumbo"

@@ -1,0 +1,461 @@
+#include "snapd/daemon/packet_nic.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/addr.h"
+#include "base/clock.h"
+#include "base/counter.h"
+#include "base/log_limiter.h"
+#include "glog/logging.h"
+#include "snapd/daemon/config.h"
+
+namespace snapd {
+namespace {
+
+constexpr uint16_t kMaxBurst = 256;
+constexpr uint32_t kMinFrames = 64;
+constexpr uint32_t kMaxFrames = 1 << 16;
+// Where a received frame starts in its slot (tp_mac) is at least this far in: the TPACKET_V2
+// header and the sockaddr_ll after it. A VLAN tag the kernel took off is put back in front.
+constexpr uint32_t kVlanLen = 4;
+// Where a frame to send starts in its slot: right after the TPACKET_V2 header.
+constexpr uint32_t kTxDataOffset = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
+
+std::string Errno(int err) { return strerror(err); }
+
+uint32_t Align(uint32_t v, uint32_t to) { return (v + to - 1) / to * to; }
+
+uint32_t Lcm(uint32_t a, uint32_t b) {
+  uint32_t x = a, y = b;
+  while (y != 0) {
+    uint32_t t = x % y;
+    x = y;
+    y = t;
+  }
+  return a / x * b;
+}
+
+tpacket2_hdr* Slot(uint8_t* ring, const RingGeometry& g, uint32_t i) {
+  // Slots never straddle blocks: a block holds block_size / frame_size of them.
+  uint32_t per_block = g.block_size / g.frame_size;
+  return reinterpret_cast<tpacket2_hdr*>(ring + size_t{i / per_block} * g.block_size +
+                                         size_t{i % per_block} * g.frame_size);
+}
+
+uint32_t LoadStatus(const tpacket2_hdr* h) {
+  return __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+}
+void StoreStatus(tpacket2_hdr* h, uint32_t status) {
+  __atomic_store_n(&h->tp_status, status, __ATOMIC_RELEASE);
+}
+
+}  // namespace
+
+absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs) {
+  if (!absl::StartsWith(devargs, kPacketNicPrefix)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", devargs, "' is not ", kPacketNicPrefix, "IFACE"));
+  }
+  std::vector<std::string> parts =
+      absl::StrSplit(devargs.substr(sizeof(kPacketNicPrefix) - 1), ',');
+  PacketNicArgs args;
+  args.iface = parts[0];
+  if (args.iface.empty() || args.iface.size() >= IF_NAMESIZE ||
+      args.iface.find_first_of("/ \t") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", devargs, "': want ", kPacketNicPrefix, "IFACE with an interface name"));
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
+    uint32_t* field = kv.first == "rx_frames"   ? &args.rx_frames
+                      : kv.first == "tx_frames" ? &args.tx_frames
+                                                : nullptr;
+    if (field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("'", devargs, "': unknown option '", kv.first,
+                                                     "' (want rx_frames, tx_frames)"));
+    }
+    if (!absl::SimpleAtoi(kv.second, field) || *field < kMinFrames || *field > kMaxFrames) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", devargs, "': ", kv.first, " must be ", kMinFrames, "..", kMaxFrames));
+    }
+  }
+  return args;
+}
+
+RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size) {
+  // A received frame starts at TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - 14 (the kernel aligns the
+  // network header); a frame to send at kTxDataOffset. Both fit in the larger of the two.
+  uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + mtu + ETH_HLEN + kVlanLen;
+  RingGeometry g;
+  g.frame_size = Align(need, 2048);
+  g.block_size = Lcm(g.frame_size, page_size);
+  uint32_t per_block = g.block_size / g.frame_size;
+  g.frames = Align(frames, per_block);
+  return g;
+}
+
+// One queue: a packet socket and its two rings. Shared by the NIC (for its counters) and the port
+// that uses it, so that either may go first.
+struct PacketNic::Queue {
+  UniqueFd fd;
+  uint8_t* map = nullptr;
+  size_t map_size = 0;
+  RingGeometry rx, tx;
+  uint8_t* rx_ring = nullptr;
+  uint8_t* tx_ring = nullptr;
+  // Written by the engine's thread, read by Stats.
+  Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, tx_errors;
+  bool taken = false;
+
+  ~Queue() {
+    if (map != nullptr) munmap(map, map_size);
+  }
+};
+
+// One queue as a Port: see packet_nic.h.
+class PacketQueuePort final : public Port {
+ public:
+  PacketQueuePort(std::string name, std::string link, std::shared_ptr<PacketNic::Queue> q,
+                  uint32_t mtu, const std::string& iface)
+      : Port(std::move(name), PortKind::kNic, std::move(link)),
+        q_(std::move(q)),
+        max_len_(mtu + ETH_HLEN),
+        iface_(iface) {}
+  ~PacketQueuePort() override { Release(); }
+
+  uint16_t Receive(Packet* pkts, uint16_t max) override {
+    if (ABSL_PREDICT_FALSE(tx_unsent_)) Kick();
+    if (max > kMaxBurst) max = kMaxBurst;
+    uint16_t k = 0;
+    uint64_t bytes = 0;
+    while (k < max && held_ < q_->rx.frames) {
+      tpacket2_hdr* h = Slot(q_->rx_ring, q_->rx, (rx_next_ + held_) % q_->rx.frames);
+      uint32_t status = LoadStatus(h);
+      if (!(status & TP_STATUS_USER)) break;
+      ++held_;
+      uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+      uint32_t len = h->tp_snaplen;
+      if (ABSL_PREDICT_FALSE(len < h->tp_len || len < ETH_HLEN ||
+                             h->tp_mac + len > q_->rx.frame_size)) {
+        // Longer than a slot: larger than the MTU the ring was made for, or a segmentation
+        // offload's super-frame that never was on a wire.
+        q_->rx_truncated.Add();
+        std::string more;
+        if (truncated_log_.Allow(MonotonicNs(), &more)) {
+          LOG(WARNING) << name() << ": dropped a " << h->tp_len << "-byte frame, larger than "
+                       << iface_ << "'s MTU when the NIC opened (with offloads on, turn them off:"
+                       << " ethtool -K " << iface_ << " gro off lro off)" << more;
+        }
+        continue;
+      }
+      if (status & TP_STATUS_VLAN_VALID) {
+        // The kernel took the tag off into the header: put it back, in the room before the frame.
+        uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) ? h->tp_vlan_tpid : ETH_P_8021Q;
+        data -= kVlanLen;
+        memmove(data, data + kVlanLen, 2 * ETH_ALEN);
+        uint16_t tag[2] = {htons(tpid), htons(h->tp_vlan_tci)};
+        memcpy(data + 2 * ETH_ALEN, tag, sizeof(tag));
+        len += kVlanLen;
+      }
+      pkts[k++] = Packet{data, len};
+      bytes += len;
+    }
+    q_->rx_frames.Add(k);
+    q_->rx_bytes.Add(bytes);
+    return k;
+  }
+
+  void Release() override {
+    for (; held_ > 0; --held_) {
+      StoreStatus(Slot(q_->rx_ring, q_->rx, rx_next_), TP_STATUS_KERNEL);
+      rx_next_ = (rx_next_ + 1) % q_->rx.frames;
+    }
+  }
+
+  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+    uint16_t sent = 0;
+    uint64_t bytes = 0;
+    for (; sent < n; ++sent) {
+      const Packet& p = pkts[sent];
+      tpacket2_hdr* h = Slot(q_->tx_ring, q_->tx, tx_next_);
+      if (LoadStatus(h) != TP_STATUS_AVAILABLE) break;  // the ring is full
+      // The engine drops what the MTU does not allow (Port::mtu); a frame this short or long
+      // would stop the kernel's loop over the ring.
+      uint32_t len = std::min<uint32_t>(p.len, q_->tx.frame_size - kTxDataOffset);
+      if (ABSL_PREDICT_FALSE(len < ETH_HLEN)) len = ETH_HLEN;
+      memcpy(reinterpret_cast<uint8_t*>(h) + kTxDataOffset, p.data, len);
+      h->tp_len = len;
+      StoreStatus(h, TP_STATUS_SEND_REQUEST);
+      tx_last_ = h;
+      tx_next_ = (tx_next_ + 1) % q_->tx.frames;
+      bytes += len;
+    }
+    if (sent > 0) {
+      Kick();
+      q_->tx_frames.Add(sent);
+      q_->tx_bytes.Add(bytes);
+    }
+    return sent;
+  }
+
+  uint32_t mtu() const override { return max_len_ - ETH_HLEN; }
+  int wake_fd() const override { return q_->fd.get(); }
+  bool Pending() const override { return tx_unsent_ || RxWaiting(); }
+  void DrainWake() override {
+    // The socket polls readable while frames wait (nothing to read), and with an error (the
+    // interface went down): reading the error clears it, else every sleep would end at once.
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(q_->fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  }
+
+ private:
+  bool RxWaiting() const {
+    return held_ < q_->rx.frames &&
+           (LoadStatus(Slot(q_->rx_ring, q_->rx, (rx_next_ + held_) % q_->rx.frames)) &
+            TP_STATUS_USER);
+  }
+
+  // Asks the kernel to send every slot marked to send. It stops early when the socket's send
+  // buffer is full or the driver refused a frame (counted: the kernel dropped it); what is left is
+  // sent by the next kick, made at the next Receive if no Transmit comes first.
+  void Kick() {
+    if (sendto(q_->fd.get(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+      int err = errno;
+      if (err == ENOBUFS) q_->tx_errors.Add();
+      std::string more;
+      if (err != EAGAIN && err != ENOBUFS && err != EINTR &&
+          kick_log_.Allow(MonotonicNs(), &more)) {
+        LOG(WARNING) << name() << ": sending on " << iface_ << " failed: " << Errno(err) << more;
+      }
+    }
+    tx_unsent_ = tx_last_ != nullptr && LoadStatus(tx_last_) == TP_STATUS_SEND_REQUEST;
+  }
+
+  const std::shared_ptr<PacketNic::Queue> q_;
+  const uint32_t max_len_;
+  const std::string iface_;
+  uint32_t rx_next_ = 0;  // the oldest slot we hold or will look at next
+  uint32_t held_ = 0;     // slots from rx_next_ on that Receive gave out
+  uint32_t tx_next_ = 0;
+  tpacket2_hdr* tx_last_ = nullptr;
+  bool tx_unsent_ = false;
+  LogLimiter truncated_log_{1}, kick_log_{1};
+};
+
+namespace {
+
+// Opens one queue's socket on `ifindex` with both rings mapped; joins fanout group `*group`
+// (0: creates one and sets *group) when `fanout`.
+absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs& args,
+                                                            unsigned ifindex, uint32_t mtu,
+                                                            bool fanout, uint32_t* group);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PacketNic>> PacketNic::Open(const config::Nic& cfg, int index) {
+  auto args = ParsePacketNicArgs(cfg.devargs());
+  if (!args.ok()) return args.status();
+  std::unique_ptr<PacketNic> nic(new PacketNic());
+  nic->name_ = absl::StrCat("nic", index);
+  nic->device_ = DeviceName(cfg.devargs());
+  nic->args_ = *args;
+  const std::string& iface = args->iface;
+  nic->ifindex_ = if_nametoindex(iface.c_str());
+  if (nic->ifindex_ == 0) {
+    return absl::NotFoundError(absl::StrCat("NIC '", cfg.devargs(), "': no interface '", iface,
+                                            "' in snapd's network namespace"));
+  }
+  UniqueFd probe(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, iface.data(), iface.size());
+  if (ioctl(probe.get(), SIOCGIFMTU, &ifr) != 0) {
+    return absl::InternalError(absl::StrCat("NIC '", cfg.devargs(), "': MTU: ", Errno(errno)));
+  }
+  nic->mtu_ = static_cast<uint32_t>(ifr.ifr_mtu);
+  if (ioctl(probe.get(), SIOCGIFHWADDR, &ifr) != 0 || ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NIC '", cfg.devargs(), "': ", iface, " is not an Ethernet interface"));
+  }
+  nic->mac_ = MacToString(MacFromBytes(reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data)));
+  uint16_t queues = static_cast<uint16_t>(cfg.queues() == 0 ? 1 : cfg.queues());
+  uint32_t group = 0;
+  for (uint16_t q = 0; q < queues; ++q) {
+    auto queue = OpenQueue(*args, nic->ifindex_, nic->mtu_, queues > 1, &group);
+    if (!queue.ok()) {
+      return absl::Status(queue.status().code(), absl::StrCat("NIC '", cfg.devargs(), "' queue ", q,
+                                                              ": ", queue.status().message()));
+    }
+    nic->queues_.push_back(std::move(*queue));
+  }
+  LOG(INFO) << nic->name_ << ": " << iface << " through packet sockets (" << queues
+            << " queue pair(s)" << (queues > 1 ? " sharing flows by hash" : "") << ", MTU "
+            << nic->mtu_ << ", rings of " << nic->queues_[0]->rx.frames << " + "
+            << nic->queues_[0]->tx.frames << " slots of " << nic->queues_[0]->rx.frame_size
+            << " bytes)";
+  return nic;
+}
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs& args,
+                                                            unsigned ifindex, uint32_t mtu,
+                                                            bool fanout, uint32_t* group) {
+  auto q = std::make_unique<PacketNic::Queue>();
+  // Protocol 0: no frame comes in before the rings are ready and the socket is bound.
+  q->fd = UniqueFd(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!q->fd.valid()) {
+    int err = errno;
+    return absl::PermissionDeniedError(
+        absl::StrCat("packet socket: ", Errno(err),
+                     err == EPERM ? " (snapd needs CAP_NET_RAW for af_packet NICs)" : ""));
+  }
+  int fd = q->fd.get();
+  auto set = [fd](int level, int opt, const void* v, socklen_t len, const char* what) {
+    return setsockopt(fd, level, opt, v, len) == 0
+               ? absl::OkStatus()
+               : absl::InternalError(absl::StrCat(what, ": ", Errno(errno)));
+  };
+  int version = TPACKET_V2, one = 1;
+  absl::Status s = set(SOL_PACKET, PACKET_VERSION, &version, sizeof(version), "PACKET_VERSION");
+  if (s.ok()) s = set(SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one), "PACKET_QDISC_BYPASS");
+  if (s.ok()) {
+    s = set(SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one), "PACKET_IGNORE_OUTGOING");
+  }
+  // A full send buffer ends a kick early; room for a full ring of skbs in flight.
+  int sndbuf = 8 << 20;
+  if (s.ok() && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) != 0) {
+    s = set(SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf), "SO_SNDBUF");
+  }
+  // A malformed frame in the ring is skipped rather than stopping the ring (Transmit never
+  // writes one).
+  if (s.ok()) s = set(SOL_PACKET, PACKET_LOSS, &one, sizeof(one), "PACKET_LOSS");
+  uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  q->rx = RingFor(mtu, args.rx_frames, page);
+  q->tx = RingFor(mtu, args.tx_frames, page);
+  for (auto [opt, g] : {std::pair{PACKET_RX_RING, &q->rx}, std::pair{PACKET_TX_RING, &q->tx}}) {
+    if (!s.ok()) break;
+    tpacket_req req{g->block_size, g->frames / (g->block_size / g->frame_size), g->frame_size,
+                    g->frames};
+    s = set(SOL_PACKET, opt, &req, sizeof(req),
+            opt == PACKET_RX_RING ? "PACKET_RX_RING" : "PACKET_TX_RING");
+  }
+  if (!s.ok()) return s;
+  q->map_size = size_t{q->rx.block_size} * (q->rx.frames / (q->rx.block_size / q->rx.frame_size)) +
+                size_t{q->tx.block_size} * (q->tx.frames / (q->tx.block_size / q->tx.frame_size));
+  void* map = mmap(nullptr, q->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (map == MAP_FAILED) return absl::ResourceExhaustedError(absl::StrCat("mmap: ", Errno(errno)));
+  q->map = static_cast<uint8_t*>(map);
+  q->rx_ring = q->map;
+  q->tx_ring =
+      q->map + size_t{q->rx.block_size} * (q->rx.frames / (q->rx.block_size / q->rx.frame_size));
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = static_cast<int>(ifindex);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0) {
+    return absl::InternalError(absl::StrCat("bind: ", Errno(errno)));
+  }
+  packet_mreq mr{};
+  mr.mr_ifindex = static_cast<int>(ifindex);
+  mr.mr_type = PACKET_MR_PROMISC;
+  s = set(SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr), "promiscuous mode");
+  if (!s.ok()) return s;
+  if (fanout) {
+    // A group of our own: a new snapd's queues, opened beside ours during an upgrade, must get
+    // copies of the frames, not a share of ours.
+    uint32_t fanout_arg = (*group & 0xffff) | (uint32_t{PACKET_FANOUT_HASH} << 16) |
+                          (*group == 0 ? uint32_t{PACKET_FANOUT_FLAG_UNIQUEID} << 16 : 0);
+    s = set(SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg), "PACKET_FANOUT");
+    if (!s.ok()) return s;
+    if (*group == 0) {
+      uint32_t got = 0;
+      socklen_t len = sizeof(got);
+      if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) {
+        return absl::InternalError(absl::StrCat("PACKET_FANOUT id: ", Errno(errno)));
+      }
+      *group = got & 0xffff;
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+PacketNic::~PacketNic() = default;
+
+bool PacketNic::KernelInterfaceHere() const {
+  return if_nametoindex(args_.iface.c_str()) == ifindex_;
+}
+
+std::unique_ptr<Port> PacketNic::TakeQueuePort(uint16_t q) {
+  if (q >= queues_.size() || queues_[q]->taken) return nullptr;
+  queues_[q]->taken = true;
+  return std::make_unique<PacketQueuePort>(absl::StrCat(name_, "/q", q), name_, queues_[q], mtu_,
+                                           args_.iface);
+}
+
+NicStats PacketNic::CountedStats() const {
+  NicStats s;
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, args_.iface.data(), args_.iface.size());
+  int fd = queues_[0]->fd.get();
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+    s.link_up = (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
+  }
+  ethtool_cmd cmd{};
+  cmd.cmd = ETHTOOL_GSET;
+  ifr.ifr_data = reinterpret_cast<char*>(&cmd);
+  if (ioctl(fd, SIOCETHTOOL, &ifr) == 0 && ethtool_cmd_speed(&cmd) != SPEED_UNKNOWN) {
+    s.speed_mbps = ethtool_cmd_speed(&cmd);
+  }
+  MutexLock lock(&stats_mu_);
+  for (const auto& q : queues_) {
+    s.rx_frames += q->rx_frames.Get();
+    s.rx_bytes += q->rx_bytes.Get();
+    s.tx_frames += q->tx_frames.Get();
+    s.tx_bytes += q->tx_bytes.Get();
+    s.rx_errors += q->rx_truncated.Get();
+    s.tx_errors += q->tx_errors.Get();
+    tpacket_stats st{};
+    socklen_t len = sizeof(st);
+    // Reading the kernel's counters resets them: sum them up here.
+    if (getsockopt(q->fd.get(), SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+      kernel_drops_ += st.tp_drops;
+    }
+  }
+  s.rx_missed = kernel_drops_;
+  return s;
+}
+
+NicStats PacketNic::Stats() const {
+  NicStats s = CountedStats();
+#define SNAPD_CONTINUE(name, column, meaning) s.name = s.name - zero_.name + carried_.name;
+  SNAPD_NIC_COUNTERS(SNAPD_CONTINUE)
+#undef SNAPD_CONTINUE
+  return s;
+}
+
+void PacketNic::ContinueFrom(const NicStats& before) {
+  carried_ = before;
+  zero_ = CountedStats();
+}
+
+}  // namespace snapd
