@@ -495,15 +495,16 @@ class Cli {
       } else {
         if (watch > 0) printf("\033[H\033[2J");  // redraw in place
         printf("%s", StatsTable(stats).c_str());
-        printf("%-16s %5s %12s %10s %10s %7s %7s  %s\n", "worker", "core", "loops", "sleeps",
-               "port_wake", "busy%", "stalls", "engines");
+        printf("%-16s %5s %12s %10s %10s %10s %7s %7s  %s\n", "worker", "core", "loops", "sleeps",
+               "port_wake", "timed_wake", "busy%", "stalls", "engines");
         for (const v1::Worker& w : stats.workers()) {
           std::string engines;
           for (const std::string& e : w.engines())
             absl::StrAppend(&engines, engines.empty() ? "" : ",", e);
-          printf("%-16s %5s %12lu %10lu %10lu %7.1f %7lu  %s\n", w.name().c_str(),
+          printf("%-16s %5s %12lu %10lu %10lu %10lu %7.1f %7lu  %s\n", w.name().c_str(),
                  w.core() < 0 ? "-" : std::to_string(w.core()).c_str(), w.loops(), w.sleeps(),
-                 w.port_wakeups(), w.busy_percent(), w.stalls(), engines.c_str());
+                 w.port_wakeups(), w.timed_wakeups(), w.busy_percent(), w.stalls(),
+                 engines.c_str());
         }
       }
       fflush(stdout);

@@ -250,7 +250,9 @@ void Worker::Sleep(int64_t max_ns) {
   for (Port* p : armed) pending = pending || p->Pending();
   if (!pending && !has_mail_.load(std::memory_order_acquire) && !stop_.load()) {
     timespec ts{0, max_ns};
-    if (ppoll(fds.data(), fds.size(), all_can_wake ? nullptr : &ts, nullptr) > 0) {
+    int ready = ppoll(fds.data(), fds.size(), all_can_wake ? nullptr : &ts, nullptr);
+    if (ready == 0) stats_.timed_wakeups.Add();
+    if (ready > 0) {
       for (size_t i = 1; i < fds.size(); ++i) {
         if (fds[i].revents & POLLIN) {
           stats_.port_wakeups.Add();

@@ -32,10 +32,11 @@ namespace snapd {
 
 // Every worker counter, declared once: X(name, meaning). WorkerStats and the API (v1::Worker in
 // control/proto/snapd.proto) come from this list.
-#define SNAPD_WORKER_COUNTERS(X)                                                          \
-  X(loops, "loops over the worker's engines")                                             \
-  X(sleeps, "times the worker blocked")                                                   \
-  X(port_wakeups, "sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)") \
+#define SNAPD_WORKER_COUNTERS(X)                                                                 \
+  X(loops, "loops over the worker's engines")                                                    \
+  X(sleeps, "times the worker blocked")                                                          \
+  X(port_wakeups, "sleeps ended by a port's wake fd (an app's ring, a NIC rx interrupt)")        \
+  X(timed_wakeups, "sleeps ended by their bound, to look at a port that cannot wake the worker") \
   X(stalls, "batches the watchdog found running past its limit")
 
 struct alignas(64) WorkerStats {
