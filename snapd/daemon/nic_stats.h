@@ -1,4 +1,4 @@
-// NicStats: a NIC's counters, as the DPDK port reports them (snapd/daemon/dpdk.h).
+// NicStats: a NIC's counters, as the driver reports them (dpdk.h, packet_nic.h).
 #ifndef SNAPD_SNAPD_DAEMON_NIC_STATS_H_
 #define SNAPD_SNAPD_DAEMON_NIC_STATS_H_
 
@@ -18,7 +18,8 @@ namespace snapd {
   X(rx_missed, "missed", "dropped by the NIC: no room in the rx queue") \
   X(rx_errors, "rx_err", "frames the NIC received in error")            \
   X(tx_errors, "tx_err", "frames the NIC failed to send")               \
-  X(rx_nombuf, "nombuf", "dropped: the mbuf pool was empty")
+  X(rx_nombuf, "nombuf", "dropped: the mbuf pool was empty")            \
+  X(rx_wait_ns, "", "summed over frames received: time each waited in the rx ring")
 
 struct NicStats {
   bool link_up = false;

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -57,6 +58,12 @@ tpacket2_hdr* Slot(uint8_t* ring, const RingGeometry& g, uint32_t i) {
   uint32_t per_block = g.block_size / g.frame_size;
   return reinterpret_cast<tpacket2_hdr*>(ring + size_t{i / per_block} * g.block_size +
                                          size_t{i % per_block} * g.frame_size);
+}
+
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 uint32_t LoadStatus(const tpacket2_hdr* h) {
@@ -121,7 +128,7 @@ struct PacketNic::Queue {
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
   // Written by the engine's thread, read by Stats.
-  Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, tx_errors;
+  Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, tx_errors, rx_wait_ns;
   bool taken = false;
 
   ~Queue() {
@@ -145,6 +152,8 @@ class PacketQueuePort final : public Port {
     if (max > kMaxBurst) max = kMaxBurst;
     uint16_t k = 0;
     uint64_t bytes = 0;
+    int64_t now = 0;  // CLOCK_REALTIME, the clock of the kernel's receive timestamps
+    int64_t waited = 0;
     while (k < max && held_ < q_->rx.frames) {
       tpacket2_hdr* h = Slot(q_->rx_ring, q_->rx, (rx_next_ + held_) % q_->rx.frames);
       uint32_t status = LoadStatus(h);
@@ -176,9 +185,14 @@ class PacketQueuePort final : public Port {
       }
       pkts[k++] = Packet{data, len};
       bytes += len;
+      if (now == 0) now = RealtimeNs();
+      waited += std::max<int64_t>(0, now - (int64_t{h->tp_sec} * 1000000000 + h->tp_nsec));
     }
-    q_->rx_frames.Add(k);
-    q_->rx_bytes.Add(bytes);
+    if (k > 0) {
+      q_->rx_frames.Add(k);
+      q_->rx_bytes.Add(bytes);
+      q_->rx_wait_ns.Add(static_cast<uint64_t>(waited));
+    }
     return k;
   }
 
@@ -434,6 +448,7 @@ NicStats PacketNic::CountedStats() const {
     s.tx_bytes += q->tx_bytes.Get();
     s.rx_errors += q->rx_truncated.Get();
     s.tx_errors += q->tx_errors.Get();
+    s.rx_wait_ns += q->rx_wait_ns.Get();
     tpacket_stats st{};
     socklen_t len = sizeof(st);
     // Reading the kernel's counters resets them: sum them up here.
