@@ -143,7 +143,9 @@ class PacketQueuePort final : public Port {
                   uint32_t mtu, const std::string& iface)
       : Port(std::move(name), PortKind::kNic, std::move(link)),
         q_(std::move(q)),
-        max_len_(mtu + ETH_HLEN),
+        mtu_(mtu),
+        max_tx_len_(
+            std::min<uint32_t>(mtu + ETH_HLEN + kVlanLen, q_->tx.frame_size - kTxDataOffset)),
         iface_(iface) {}
   ~PacketQueuePort() override { Release(); }
 
@@ -161,8 +163,10 @@ class PacketQueuePort final : public Port {
       ++held_;
       uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
       uint32_t len = h->tp_snaplen;
+      const bool tagged = status & TP_STATUS_VLAN_VALID;
       if (ABSL_PREDICT_FALSE(len < h->tp_len || len < ETH_HLEN ||
-                             h->tp_mac + len > q_->rx.frame_size)) {
+                             h->tp_mac + len > q_->rx.frame_size ||
+                             (tagged && h->tp_mac < sizeof(tpacket2_hdr) + kVlanLen))) {
         // Longer than a slot: larger than the MTU the ring was made for, or a segmentation
         // offload's super-frame that never was on a wire.
         q_->rx_truncated.Add();
@@ -174,7 +178,7 @@ class PacketQueuePort final : public Port {
         }
         continue;
       }
-      if (status & TP_STATUS_VLAN_VALID) {
+      if (tagged) {
         // The kernel took the tag off into the header: put it back, in the room before the frame.
         uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) ? h->tp_vlan_tpid : ETH_P_8021Q;
         data -= kVlanLen;
@@ -210,10 +214,10 @@ class PacketQueuePort final : public Port {
       const Packet& p = pkts[sent];
       tpacket2_hdr* h = Slot(q_->tx_ring, q_->tx, tx_next_);
       if (LoadStatus(h) != TP_STATUS_AVAILABLE) break;  // the ring is full
-      // The engine drops what the MTU does not allow (Port::mtu); a frame this short or long
-      // would stop the kernel's loop over the ring.
-      uint32_t len = std::min<uint32_t>(p.len, q_->tx.frame_size - kTxDataOffset);
-      if (ABSL_PREDICT_FALSE(len < ETH_HLEN)) len = ETH_HLEN;
+      // Engines drop what the MTU does not allow (Port::mtu); a frame the kernel would refuse
+      // ends the burst here, and the engine counts it and the rest as not taken.
+      uint32_t len = p.len;
+      if (ABSL_PREDICT_FALSE(len < ETH_HLEN || len > max_tx_len_)) break;
       memcpy(reinterpret_cast<uint8_t*>(h) + kTxDataOffset, p.data, len);
       h->tp_len = len;
       StoreStatus(h, TP_STATUS_SEND_REQUEST);
@@ -229,7 +233,7 @@ class PacketQueuePort final : public Port {
     return sent;
   }
 
-  uint32_t mtu() const override { return max_len_ - ETH_HLEN; }
+  uint32_t mtu() const override { return mtu_; }
   int wake_fd() const override { return q_->fd.get(); }
   bool Pending() const override { return tx_unsent_ || RxWaiting(); }
   void DrainWake() override {
@@ -264,7 +268,8 @@ class PacketQueuePort final : public Port {
   }
 
   const std::shared_ptr<PacketNic::Queue> q_;
-  const uint32_t max_len_;
+  const uint32_t mtu_;
+  const uint32_t max_tx_len_;  // what the kernel sends: MTU + Ethernet header + a VLAN tag
   const std::string iface_;
   uint32_t rx_next_ = 0;  // the oldest slot we hold or will look at next
   uint32_t held_ = 0;     // slots from rx_next_ on that Receive gave out
