@@ -14,8 +14,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <regex>
 #include <vector>
 
@@ -60,9 +62,11 @@ std::string AfXdpRefusal(const std::string& iface) {
     close(fd);
     return "";
   }
-  return absl::StrCat("this kernel refuses to load XDP programs (bpf: ", strerror(errno),
-                      "), so net_af_xdp cannot run here; use af_packet:",
-                      iface.empty() ? "IFACE" : iface, " instead");
+  return absl::StrCat(
+      "this kernel refuses to load XDP programs (bpf: ", strerror(errno),
+      geteuid() == 0 ? "" : "; snapd is not root: it needs CAP_BPF and CAP_NET_ADMIN",
+      "), so net_af_xdp cannot run here; use af_packet:", iface.empty() ? "IFACE" : iface,
+      " instead");
 }
 
 // One NIC queue as a Port. Receive hands out views of the mbufs' data; Release frees them;
@@ -72,7 +76,6 @@ class NicQueuePort : public Port {
   NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue,
                bool rx_interrupts)
       : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {
-    if (rte_eth_dev_get_mtu(port_id, &mtu_) != 0) mtu_ = 0;
     if (rx_interrupts) {
       intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, queue);
       char target[64] = {};
@@ -106,8 +109,6 @@ class NicQueuePort : public Port {
     uint64_t count;
     if (intr_is_eventfd_) (void)!read(intr_fd_, &count, sizeof(count));
   }
-
-  uint32_t mtu() const override { return mtu_; }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
     if (max > kMaxBurst) max = kMaxBurst;
@@ -179,7 +180,6 @@ class NicQueuePort : public Port {
 
   const uint16_t port_id_;
   const uint16_t queue_;
-  uint16_t mtu_ = 0;
   int intr_fd_ = -1;
   bool intr_is_eventfd_ = false;
   rte_mbuf* rx_[kMaxBurst];
@@ -320,12 +320,15 @@ absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Adopt(uint16_t port, const std
     if (r != 0) return absl::InternalError(absl::StrCat("start: ", DpdkError(r)));
     return absl::OkStatus();
   };
-  // Rx interrupts let an idle worker sleep until frames come. PCI NICs' PMDs and tap have them;
-  // the other virtual devices (af_packet, af_xdp, null, ring) are polled with a back-off instead,
-  // and are not even asked: af_xdp fails to start with them and then holds its queues, so that a
-  // second setup fails too.
+  // Rx interrupts let an idle worker sleep until frames come. PMDs without them (af_packet,
+  // af_xdp, null, ring) are polled with a back-off instead, and are not even asked: af_xdp fails
+  // to start with them and then holds its queues, so that a second setup fails too.
+  static const char* const kNoRxInterrupts[] = {"net_af_packet", "net_af_xdp", "net_null",
+                                                "net_ring"};
+  bool ask = std::none_of(std::begin(kNoRxInterrupts), std::end(kNoRxInterrupts),
+                          [&](const char* d) { return std::string(info.driver_name) == d; });
   absl::Status status = absl::UnimplementedError("no rx interrupts");
-  if (IsPciAddress(device) || std::string(info.driver_name) == "net_tap") status = bring_up(true);
+  if (ask) status = bring_up(true);
   nic->rx_interrupts_ = status.ok() && rte_eth_dev_rx_intr_ctl_q_get_fd(port, 0) >= 0;
   if (!nic->rx_interrupts_) {
     if (status.ok()) rte_eth_dev_stop(port);

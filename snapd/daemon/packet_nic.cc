@@ -8,6 +8,7 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -36,22 +37,14 @@ constexpr uint32_t kMaxFrames = 1 << 16;
 // Where a received frame starts in its slot (tp_mac) is at least this far in: the TPACKET_V2
 // header and the sockaddr_ll after it. A VLAN tag the kernel took off is put back in front.
 constexpr uint32_t kVlanLen = 4;
+// PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux 6.9), which Debian 12's headers do not have.
+constexpr uint32_t kFanoutIgnoreOutgoing = 0x4000;
 // Where a frame to send starts in its slot: right after the TPACKET_V2 header.
 constexpr uint32_t kTxDataOffset = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
 
 std::string Errno(int err) { return strerror(err); }
 
 uint32_t Align(uint32_t v, uint32_t to) { return (v + to - 1) / to * to; }
-
-uint32_t Lcm(uint32_t a, uint32_t b) {
-  uint32_t x = a, y = b;
-  while (y != 0) {
-    uint32_t t = x % y;
-    x = y;
-    y = t;
-  }
-  return a / x * b;
-}
 
 tpacket2_hdr* Slot(uint8_t* ring, const RingGeometry& g, uint32_t i) {
   // Slots never straddle blocks: a block holds block_size / frame_size of them.
@@ -74,6 +67,72 @@ void StoreStatus(tpacket2_hdr* h, uint32_t status) {
 }
 
 }  // namespace
+
+namespace {
+
+uint32_t SumWords(const uint8_t* p, uint32_t n, uint32_t sum) {
+  for (; n > 1; p += 2, n -= 2) sum += static_cast<uint32_t>(p[0] << 8 | p[1]);
+  if (n == 1) sum += static_cast<uint32_t>(p[0] << 8);
+  return sum;
+}
+
+uint16_t Fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+}  // namespace
+
+bool FinishChecksum(uint8_t* frame, uint32_t len) {
+  uint32_t off = 2 * ETH_ALEN;
+  if (len < off + 2) return false;
+  uint16_t type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
+  for (int tags = 0; (type == ETH_P_8021Q || type == ETH_P_8021AD) && tags < 2; ++tags) {
+    off += kVlanLen;
+    if (len < off + 2) return false;
+    type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
+  }
+  off += 2;  // the network header
+  uint32_t sum, l4, l4_len;
+  uint8_t proto;
+  if (type == ETH_P_IP) {
+    if (len < off + 20) return false;
+    const uint8_t* ip = frame + off;
+    uint32_t ihl = (ip[0] & 0xfu) * 4;
+    uint32_t total = static_cast<uint32_t>(ip[2] << 8 | ip[3]);
+    bool fragment = ((ip[6] & 0x3f) | ip[7]) != 0;  // MF or an offset: not a whole datagram
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || len < off + total || fragment) return false;
+    proto = ip[9];
+    l4 = off + ihl;
+    l4_len = total - ihl;
+    sum = SumWords(ip + 12, 8, 0);  // source and destination
+  } else if (type == ETH_P_IPV6) {
+    if (len < off + 40) return false;
+    const uint8_t* ip = frame + off;
+    proto = ip[6];  // TCP or UDP right after the header: the only case a sender leaves unfinished
+    l4 = off + 40;
+    l4_len = static_cast<uint32_t>(ip[4] << 8 | ip[5]);
+    if ((ip[0] >> 4) != 6 || len < l4 + l4_len) return false;
+    sum = SumWords(ip + 8, 32, 0);
+  } else {
+    return false;
+  }
+  uint32_t at;
+  if (proto == IPPROTO_TCP && l4_len >= 20) {
+    at = l4 + 16;
+  } else if (proto == IPPROTO_UDP && l4_len >= 8) {
+    at = l4 + 6;
+  } else {
+    return false;
+  }
+  frame[at] = frame[at + 1] = 0;
+  sum = SumWords(frame + l4, l4_len, sum + proto + l4_len);
+  uint16_t c = static_cast<uint16_t>(~Fold(sum));
+  if (proto == IPPROTO_UDP && c == 0) c = 0xffff;  // 0 means "no checksum" in UDP
+  frame[at] = static_cast<uint8_t>(c >> 8);
+  frame[at + 1] = static_cast<uint8_t>(c);
+  return true;
+}
 
 absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs) {
   if (!absl::StartsWith(devargs, kPacketNicPrefix)) {
@@ -112,7 +171,12 @@ RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size) {
   uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + mtu + ETH_HLEN + kVlanLen;
   RingGeometry g;
   g.frame_size = Align(need, 2048);
-  g.block_size = Lcm(g.frame_size, page_size);
+  // The kernel allocates each block as a power of two pages: blocks of twice the slot's power of
+  // two waste at most a third of a block (a 10240-byte slot: 3 in 32 KiB), and a page holds two
+  // 2048-byte slots.
+  uint32_t pow2 = 1;
+  while (pow2 < g.frame_size) pow2 *= 2;
+  g.block_size = std::max(page_size, pow2 == g.frame_size ? pow2 : 2 * pow2);
   uint32_t per_block = g.block_size / g.frame_size;
   g.frames = Align(frames, per_block);
   return g;
@@ -128,7 +192,7 @@ struct PacketNic::Queue {
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
   // Written by the engine's thread, read by Stats.
-  Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, tx_errors, rx_wait_ns;
+  Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, rx_wait_ns;
   bool taken = false;
 
   ~Queue() {
@@ -164,19 +228,49 @@ class PacketQueuePort final : public Port {
       uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
       uint32_t len = h->tp_snaplen;
       const bool tagged = status & TP_STATUS_VLAN_VALID;
-      if (ABSL_PREDICT_FALSE(len < h->tp_len || len < ETH_HLEN ||
-                             h->tp_mac + len > q_->rx.frame_size ||
-                             (tagged && h->tp_mac < sizeof(tpacket2_hdr) + kVlanLen))) {
+      const sockaddr_ll* from = reinterpret_cast<const sockaddr_ll*>(
+          reinterpret_cast<uint8_t*>(h) + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
+      bool take = true;
+      if (ABSL_PREDICT_FALSE(from->sll_pkttype == PACKET_OUTGOING)) {
+        // This host sending out of the interface, not the wire (a kernel without
+        // PACKET_FANOUT_FLAG_IGNORE_OUTGOING lets a fanout group see it): not ours.
+        take = false;
+      } else if (ABSL_PREDICT_FALSE(len < h->tp_len || len < ETH_HLEN ||
+                                    h->tp_mac + len > q_->rx.frame_size ||
+                                    (tagged && h->tp_mac < sizeof(tpacket2_hdr) + kVlanLen))) {
         // Longer than a slot: larger than the MTU the ring was made for, or a segmentation
         // offload's super-frame that never was on a wire.
         q_->rx_truncated.Add();
+        take = false;
         std::string more;
         if (truncated_log_.Allow(MonotonicNs(), &more)) {
           LOG(WARNING) << name() << ": dropped a " << h->tp_len << "-byte frame, larger than "
-                       << iface_ << "'s MTU when the NIC opened (with offloads on, turn them off:"
-                       << " ethtool -K " << iface_ << " gro off lro off)" << more;
+                       << iface_ << "'s MTU when the NIC opened (with offloads on: turn off "
+                       << "segmentation offloads on the host that sent it, ethtool -K DEV tso off "
+                       << "gso off, and receive offloads here, ethtool -K " << iface_
+                       << " gro off lro off)" << more;
+        }
+      }
+      if (ABSL_PREDICT_FALSE(!take)) {
+        // A slot no view points into goes back at once: a burst of nothing but such frames
+        // must still return the ring to the kernel, as the socket polls readable while the
+        // slot the kernel filled last is ours.
+        if (k == 0 && held_ == 1) {
+          StoreStatus(h, TP_STATUS_KERNEL);
+          rx_next_ = (rx_next_ + 1) % q_->rx.frames;
+          held_ = 0;
         }
         continue;
+      }
+      if (status & TP_STATUS_CSUMNOTREADY) {
+        // Sent by this host with its checksum left to the NIC (checksum offload): the sum is
+        // not done yet, and a frame forwarded as it is would be dropped by whoever gets it.
+        std::string more;
+        if (!FinishChecksum(data, len) && csum_log_.Allow(MonotonicNs(), &more)) {
+          LOG(WARNING) << name() << ": a frame from " << iface_ << " with its checksum left to "
+                       << "the NIC is not TCP or UDP right after IPv4 or IPv6; forwarded as it is"
+                       << more;
+        }
       }
       if (tagged) {
         // The kernel took the tag off into the header: put it back, in the room before the frame.
@@ -252,19 +346,19 @@ class PacketQueuePort final : public Port {
   }
 
   // Asks the kernel to send every slot marked to send. It stops early when the socket's send
-  // buffer is full or the driver refused a frame (counted: the kernel dropped it); what is left is
-  // sent by the next kick, made at the next Receive if no Transmit comes first.
+  // buffer is full or the driver refused a frame; what is left is sent by the next kick, made at
+  // the next Receive if no Transmit comes first.
   void Kick() {
-    if (sendto(q_->fd.get(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
-      int err = errno;
-      if (err == ENOBUFS) q_->tx_errors.Add();
-      std::string more;
-      if (err != EAGAIN && err != ENOBUFS && err != EINTR &&
-          kick_log_.Allow(MonotonicNs(), &more)) {
-        LOG(WARNING) << name() << ": sending on " << iface_ << " failed: " << Errno(err) << more;
-      }
+    int err = 0;
+    if (sendto(q_->fd.get(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) err = errno;
+    // Busy (a full send buffer, or the device dropped a frame, which the kernel then marks to
+    // send again): kick again soon. Down or gone: the frames wait in the ring for the next kick.
+    bool busy = err == 0 || err == EAGAIN || err == ENOBUFS || err == EINTR;
+    std::string more;
+    if (!busy && kick_log_.Allow(MonotonicNs(), &more)) {
+      LOG(WARNING) << name() << ": sending on " << iface_ << " failed: " << Errno(err) << more;
     }
-    tx_unsent_ = tx_last_ != nullptr && LoadStatus(tx_last_) == TP_STATUS_SEND_REQUEST;
+    tx_unsent_ = busy && tx_last_ != nullptr && LoadStatus(tx_last_) == TP_STATUS_SEND_REQUEST;
   }
 
   const std::shared_ptr<PacketNic::Queue> q_;
@@ -276,7 +370,7 @@ class PacketQueuePort final : public Port {
   uint32_t tx_next_ = 0;
   tpacket2_hdr* tx_last_ = nullptr;
   bool tx_unsent_ = false;
-  LogLimiter truncated_log_{1}, kick_log_{1};
+  LogLimiter truncated_log_{1}, kick_log_{1}, csum_log_{1};
 };
 
 namespace {
@@ -400,10 +494,17 @@ absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs&
   if (fanout) {
     // A group of our own: a new snapd's queues, opened beside ours during an upgrade, must get
     // copies of the frames, not a share of ours.
-    uint32_t fanout_arg = (*group & 0xffff) | (uint32_t{PACKET_FANOUT_HASH} << 16) |
+    // The group, not the socket, decides whether the host's own outgoing frames come in: ask it
+    // not to where the kernel knows how (6.9); Receive skips them on older ones.
+    uint32_t type = PACKET_FANOUT_HASH | kFanoutIgnoreOutgoing;
+    uint32_t fanout_arg = (*group & 0xffff) | type << 16 |
                           (*group == 0 ? uint32_t{PACKET_FANOUT_FLAG_UNIQUEID} << 16 : 0);
-    s = set(SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg), "PACKET_FANOUT");
-    if (!s.ok()) return s;
+    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg)) != 0 &&
+        errno == EINVAL) {
+      fanout_arg &= ~(kFanoutIgnoreOutgoing << 16);
+      s = set(SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg), "PACKET_FANOUT");
+      if (!s.ok()) return s;
+    }
     if (*group == 0) {
       uint32_t got = 0;
       socklen_t len = sizeof(got);
@@ -434,7 +535,8 @@ std::unique_ptr<Port> PacketNic::TakeQueuePort(uint16_t q) {
 NicStats PacketNic::CountedStats() const {
   NicStats s;
   ifreq ifr{};
-  memcpy(ifr.ifr_name, args_.iface.data(), args_.iface.size());
+  // By index: the interface may have been renamed since.
+  if (if_indextoname(ifindex_, ifr.ifr_name) == nullptr) return s;
   int fd = queues_[0]->fd.get();
   if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
     s.link_up = (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
@@ -452,7 +554,6 @@ NicStats PacketNic::CountedStats() const {
     s.tx_frames += q->tx_frames.Get();
     s.tx_bytes += q->tx_bytes.Get();
     s.rx_errors += q->rx_truncated.Get();
-    s.tx_errors += q->tx_errors.Get();
     s.rx_wait_ns += q->rx_wait_ns.Get();
     tpacket_stats st{};
     socklen_t len = sizeof(st);
@@ -467,6 +568,7 @@ NicStats PacketNic::CountedStats() const {
 
 NicStats PacketNic::Stats() const {
   NicStats s = CountedStats();
+  MutexLock lock(&stats_mu_);
 #define SNAPD_CONTINUE(name, column, meaning) s.name = s.name - zero_.name + carried_.name;
   SNAPD_NIC_COUNTERS(SNAPD_CONTINUE)
 #undef SNAPD_CONTINUE
@@ -474,8 +576,10 @@ NicStats PacketNic::Stats() const {
 }
 
 void PacketNic::ContinueFrom(const NicStats& before) {
+  NicStats zero = CountedStats();
+  MutexLock lock(&stats_mu_);
   carried_ = before;
-  zero_ = CountedStats();
+  zero_ = zero;
 }
 
 }  // namespace snapd

@@ -54,10 +54,16 @@ absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs);
 // plus an Ethernet header and one VLAN tag, in blocks of whole pages.
 struct RingGeometry {
   uint32_t frame_size = 0;  // bytes per slot
-  uint32_t block_size = 0;  // a multiple of the page size and of frame_size
+  uint32_t block_size = 0;  // a power of two pages, holding block_size / frame_size slots
   uint32_t frames = 0;      // slots, a whole number of blocks (at least the frames asked)
 };
 RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size);
+
+// Finishes the TCP or UDP checksum of `frame` (Ethernet, up to two VLAN tags, IPv4 or IPv6 with
+// TCP or UDP right after the header) in place, whatever its checksum field holds: for frames a
+// host sent with the checksum left to its NIC (TP_STATUS_CSUMNOTREADY). False, and the frame
+// untouched, for anything else or anything cut short.
+bool FinishChecksum(uint8_t* frame, uint32_t len);
 
 class PacketNic final : public Nic {
  public:
@@ -99,8 +105,8 @@ class PacketNic final : public Nic {
   std::vector<std::shared_ptr<Queue>> queues_;
   mutable Mutex stats_mu_;
   mutable uint64_t kernel_drops_ ABSL_GUARDED_BY(stats_mu_) = 0;  // PACKET_STATISTICS, summed
-  NicStats carried_;                                              // ContinueFrom's `before`
-  NicStats zero_;                                                 // our counters at ContinueFrom
+  NicStats carried_ ABSL_GUARDED_BY(stats_mu_);                   // ContinueFrom's `before`
+  NicStats zero_ ABSL_GUARDED_BY(stats_mu_);                      // our counters at ContinueFrom
 };
 
 }  // namespace snapd

@@ -263,7 +263,9 @@ void Worker::Sleep(int64_t max_ns) {
   }
   // Only what woke us is drained; an fd that turns readable later just ends the next sleep early.
   for (size_t i = 0; i < armed.size(); ++i) {
-    if (fds[i + 1].revents & POLLIN) armed[i]->DrainWake();
+    // An error (a packet socket whose interface went down) must be drained too, or the fd would
+    // end every sleep at once.
+    if (fds[i + 1].revents & (POLLIN | POLLERR)) armed[i]->DrainWake();
     armed[i]->ArmWake(false);
   }
   if (fds[0].revents & POLLIN) {
