@@ -17,6 +17,8 @@
 //  - Several queues share the interface's frames by flow (PACKET_FANOUT_HASH, a group of their
 //    own), as RSS would.
 //  - Frames this host sends out of the interface are not received (PACKET_IGNORE_OUTGOING).
+//  - A frame whose TCP or UDP checksum its sender left to the NIC gets it finished (a receiver
+//    would drop it otherwise); VLAN tags the kernel gives apart are put back in front.
 // TPACKET_V2 rather than V3: a V3 ring hands frames over a block at a time and wakes a reader only
 // when a block is full or its timer (1 ms at least) retires it, so an idle ping would wait for the
 // timer; V2 hands over and wakes per frame.
