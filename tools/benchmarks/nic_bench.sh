@@ -15,7 +15,8 @@
 #    each: where the scheduler puts the echo moves these 2-5x); and from the app sleeping on its
 #    ring, snapd in the default mode.
 #  - where the time goes: how long echo requests waited in snapd's receive ring (ring_wait_us,
-#    from the kernel's receive timestamps: a sleeping worker's wake-up).
+#    from the kernel's receive timestamps: a sleeping worker's wake-up), and each CPU's busy and
+#    softirq shares during TCP (from /proc/stat).
 #  - jumbo frames: every veth at MTU 9000, snapd default: ping -s 8000 ns1 -> ns2 and ns1 -> an app
 #    (udp_echo on memif), and TCP.
 # Ends with:
@@ -132,12 +133,23 @@ app_rtt_us() {
     awk '{printf "%d %d\n", $1 / 1000, $2 / 1000} END {if (NR == 0) print "lost lost"}'
 }
 
-declare -A p50 p99 tcp app_p50 app_p99 wait
+# cpu_snapshot: the per-CPU lines of /proc/stat. cpu_use BEFORE AFTER: "cpu0 B%/S% cpu1 B%/S%",
+# each CPU's busy share and softirq share between the two snapshots.
+cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
+cpu_use() {
+  paste <(echo "$1") <(echo "$2") | awk '{n = NF / 2; tot = 0; for (i = 2; i <= n; i++) tot += $(i + n) - $i
+    idle = $(5 + n) - $5 + $(6 + n) - $6; si = $(8 + n) - $8
+    printf "%s%s %d%%/%d%%", NR > 1 ? " " : "", $1, 100 * (tot - idle) / tot, 100 * si / tot}'
+}
+declare -A p50 p99 tcp app_p50 app_p99 wait cpus
 measure() {  # measure NAME
   ping_us >"$work/measure.out"
   read -r p50[$1] p99[$1] <"$work/measure.out"
   wait[$1]=$ring_wait
+  local before
+  before=$(cpu_snapshot)
   tcp[$1]=$(tcp_gbps)
+  cpus[$1]=$(cpu_use "$before" "$(cpu_snapshot)")
 }
 
 pa_a="af_packet:$h1" pa_b="af_packet:$h2"
@@ -226,6 +238,16 @@ for k in snapd dedicated dpdk dpdk_dedicated xdp bridge; do
 done
 echo "(ring_wait_us: how long an echo request waited in snapd's receive ring, on average: the"
 echo " worker's wake-up when it sleeps, its round when it spins; af_packet: NICs only)"
+echo
+printf '%-46s %s\n' "during TCP: each CPU busy/softirq" ""
+for k in snapd dedicated bridge; do
+  case $k in
+    snapd) what="snapd af_packet:, default (spreading)" ;;
+    dedicated) what="snapd af_packet:, dedicated worker on core 1" ;;
+    bridge) what="Linux bridge" ;;
+  esac
+  printf '%-46s %s\n' "$what" "${cpus[$k]}"
+done
 echo
 row "UDP round trip to ns2's echo, 64 bytes" rtt_p50_us rtt_p99_us rounds_p50 ""
 row "app on memif, polling; snapd dedicated core 1" "${app_p50[polling]}" "${app_p99[polling]}" \
