@@ -139,7 +139,7 @@ cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
 cpu_use() {
   paste <(echo "$1") <(echo "$2") | awk '{n = NF / 2; tot = 0; for (i = 2; i <= n; i++) tot += $(i + n) - $i
     idle = $(5 + n) - $5 + $(6 + n) - $6; si = $(8 + n) - $8
-    printf "%s%s %d%%/%d%%", NR > 1 ? " " : "", $1, 100 * (tot - idle) / tot, 100 * si / tot}'
+    printf "%s%s %d%%/%d%%", (NR > 1 ? " " : ""), $1, 100 * (tot - idle) / tot, 100 * si / tot}'
 }
 declare -A p50 p99 tcp app_p50 app_p99 wait cpus
 measure() {  # measure NAME
