@@ -39,8 +39,6 @@ constexpr uint32_t kMaxFrames = 1 << 16;
 constexpr uint32_t kVlanLen = 4;
 // PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux 6.9), which Debian 12's headers do not have.
 constexpr uint32_t kFanoutIgnoreOutgoing = 0x4000;
-// Where a frame to send starts in its slot: right after the TPACKET_V2 header.
-constexpr uint32_t kTxDataOffset = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
 
 std::string Errno(int err) { return strerror(err); }
 
@@ -150,12 +148,10 @@ absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs) {
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
-    uint32_t* field = kv.first == "rx_frames"   ? &args.rx_frames
-                      : kv.first == "tx_frames" ? &args.tx_frames
-                                                : nullptr;
+    uint32_t* field = kv.first == "rx_frames" ? &args.rx_frames : nullptr;
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("'", devargs, "': unknown option '", kv.first,
-                                                     "' (want rx_frames, tx_frames)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", devargs, "': unknown option '", kv.first, "' (want rx_frames)"));
     }
     if (!absl::SimpleAtoi(kv.second, field) || *field < kMinFrames || *field > kMaxFrames) {
       return absl::InvalidArgumentError(
@@ -167,7 +163,7 @@ absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs) {
 
 RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size) {
   // A received frame starts at TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - 14 (the kernel aligns the
-  // network header); a frame to send at kTxDataOffset. Both fit in the larger of the two.
+  // network header).
   uint32_t need = TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + mtu + ETH_HLEN + kVlanLen;
   RingGeometry g;
   g.frame_size = Align(need, 2048);
@@ -188,9 +184,8 @@ struct PacketNic::Queue {
   UniqueFd fd;
   uint8_t* map = nullptr;
   size_t map_size = 0;
-  RingGeometry rx, tx;
+  RingGeometry rx;
   uint8_t* rx_ring = nullptr;
-  uint8_t* tx_ring = nullptr;
   // Written by the engine's thread, read by Stats.
   Counter rx_frames, rx_bytes, tx_frames, tx_bytes, rx_truncated, rx_wait_ns;
   bool taken = false;
@@ -208,13 +203,11 @@ class PacketQueuePort final : public Port {
       : Port(std::move(name), PortKind::kNic, std::move(link)),
         q_(std::move(q)),
         mtu_(mtu),
-        max_tx_len_(
-            std::min<uint32_t>(mtu + ETH_HLEN + kVlanLen, q_->tx.frame_size - kTxDataOffset)),
+        max_tx_len_(mtu + ETH_HLEN + kVlanLen),
         iface_(iface) {}
   ~PacketQueuePort() override { Release(); }
 
   uint16_t Receive(Packet* pkts, uint16_t max) override {
-    if (ABSL_PREDICT_FALSE(tx_unsent_)) Kick();
     if (max > kMaxBurst) max = kMaxBurst;
     uint16_t k = 0;
     uint64_t bytes = 0;
@@ -302,34 +295,42 @@ class PacketQueuePort final : public Port {
   }
 
   uint16_t Transmit(const Packet* pkts, uint16_t n) override {
-    uint16_t sent = 0;
+    if (n > kMaxBurst) n = kMaxBurst;
+    // Engines drop what the MTU does not allow (Port::mtu); a frame the kernel would refuse ends
+    // the burst here, and the engine counts it and the rest as not taken.
+    uint16_t ready = 0;
+    for (; ready < n; ++ready) {
+      const Packet& p = pkts[ready];
+      if (ABSL_PREDICT_FALSE(p.len < ETH_HLEN || p.len > max_tx_len_)) break;
+      iov_[ready] = iovec{p.data, p.len};
+      msgs_[ready].msg_hdr.msg_iov = &iov_[ready];
+      msgs_[ready].msg_hdr.msg_iovlen = 1;
+    }
+    if (ready == 0) return 0;
+    // One system call for the burst; the kernel copies each frame once and hands it straight to
+    // the driver. It stops at a frame it cannot take now (a full send buffer, a device that
+    // dropped it: ENOBUFS), and the engine counts the rest as not taken.
+    int r = sendmmsg(q_->fd.get(), msgs_, ready, MSG_DONTWAIT);
+    if (ABSL_PREDICT_FALSE(r < 0)) {
+      int err = errno;
+      std::string more;
+      if (err != EAGAIN && err != ENOBUFS && err != EINTR &&
+          send_log_.Allow(MonotonicNs(), &more)) {
+        LOG(WARNING) << name() << ": sending on " << iface_ << " failed: " << Errno(err) << more;
+      }
+      return 0;
+    }
+    uint16_t sent = static_cast<uint16_t>(r);
     uint64_t bytes = 0;
-    for (; sent < n; ++sent) {
-      const Packet& p = pkts[sent];
-      tpacket2_hdr* h = Slot(q_->tx_ring, q_->tx, tx_next_);
-      if (LoadStatus(h) != TP_STATUS_AVAILABLE) break;  // the ring is full
-      // Engines drop what the MTU does not allow (Port::mtu); a frame the kernel would refuse
-      // ends the burst here, and the engine counts it and the rest as not taken.
-      uint32_t len = p.len;
-      if (ABSL_PREDICT_FALSE(len < ETH_HLEN || len > max_tx_len_)) break;
-      memcpy(reinterpret_cast<uint8_t*>(h) + kTxDataOffset, p.data, len);
-      h->tp_len = len;
-      StoreStatus(h, TP_STATUS_SEND_REQUEST);
-      tx_last_ = h;
-      tx_next_ = (tx_next_ + 1) % q_->tx.frames;
-      bytes += len;
-    }
-    if (sent > 0) {
-      Kick();
-      q_->tx_frames.Add(sent);
-      q_->tx_bytes.Add(bytes);
-    }
+    for (uint16_t i = 0; i < sent; ++i) bytes += pkts[i].len;
+    q_->tx_frames.Add(sent);
+    q_->tx_bytes.Add(bytes);
     return sent;
   }
 
   uint32_t mtu() const override { return mtu_; }
   int wake_fd() const override { return q_->fd.get(); }
-  bool Pending() const override { return tx_unsent_ || RxWaiting(); }
+  bool Pending() const override { return RxWaiting(); }
   void DrainWake() override {
     // The socket polls readable while frames wait (nothing to read), and with an error (the
     // interface went down): reading the error clears it, else every sleep would end at once.
@@ -345,32 +346,15 @@ class PacketQueuePort final : public Port {
             TP_STATUS_USER);
   }
 
-  // Asks the kernel to send every slot marked to send. It stops early when the socket's send
-  // buffer is full or the driver refused a frame; what is left is sent by the next kick, made at
-  // the next Receive if no Transmit comes first.
-  void Kick() {
-    int err = 0;
-    if (sendto(q_->fd.get(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) err = errno;
-    // Busy (a full send buffer, or the device dropped a frame, which the kernel then marks to
-    // send again): kick again soon. Down or gone: the frames wait in the ring for the next kick.
-    bool busy = err == 0 || err == EAGAIN || err == ENOBUFS || err == EINTR;
-    std::string more;
-    if (!busy && kick_log_.Allow(MonotonicNs(), &more)) {
-      LOG(WARNING) << name() << ": sending on " << iface_ << " failed: " << Errno(err) << more;
-    }
-    tx_unsent_ = busy && tx_last_ != nullptr && LoadStatus(tx_last_) == TP_STATUS_SEND_REQUEST;
-  }
-
   const std::shared_ptr<PacketNic::Queue> q_;
   const uint32_t mtu_;
   const uint32_t max_tx_len_;  // what the kernel sends: MTU + Ethernet header + a VLAN tag
+  iovec iov_[kMaxBurst];
+  mmsghdr msgs_[kMaxBurst] = {};
   const std::string iface_;
   uint32_t rx_next_ = 0;  // the oldest slot we hold or will look at next
   uint32_t held_ = 0;     // slots from rx_next_ on that Receive gave out
-  uint32_t tx_next_ = 0;
-  tpacket2_hdr* tx_last_ = nullptr;
-  bool tx_unsent_ = false;
-  LogLimiter truncated_log_{1}, kick_log_{1}, csum_log_{1};
+  LogLimiter truncated_log_{1}, send_log_{1}, csum_log_{1};
 };
 
 namespace {
@@ -420,9 +404,8 @@ absl::StatusOr<std::unique_ptr<PacketNic>> PacketNic::Open(const config::Nic& cf
   }
   LOG(INFO) << nic->name_ << ": " << iface << " through packet sockets (" << queues
             << " queue pair(s)" << (queues > 1 ? " sharing flows by hash" : "") << ", MTU "
-            << nic->mtu_ << ", rings of " << nic->queues_[0]->rx.frames << " + "
-            << nic->queues_[0]->tx.frames << " slots of " << nic->queues_[0]->rx.frame_size
-            << " bytes)";
+            << nic->mtu_ << ", receive rings of " << nic->queues_[0]->rx.frames << " slots of "
+            << nic->queues_[0]->rx.frame_size << " bytes)";
   return nic;
 }
 
@@ -452,33 +435,22 @@ absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs&
   if (s.ok()) {
     s = set(SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one), "PACKET_IGNORE_OUTGOING");
   }
-  // A full send buffer ends a kick early; room for a full ring of skbs in flight.
+  // A full send buffer ends a burst early: room for many bursts of frames in flight.
   int sndbuf = 8 << 20;
   if (s.ok() && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) != 0) {
     s = set(SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf), "SO_SNDBUF");
   }
-  // A malformed frame in the ring is skipped rather than stopping the ring (Transmit never
-  // writes one).
-  if (s.ok()) s = set(SOL_PACKET, PACKET_LOSS, &one, sizeof(one), "PACKET_LOSS");
   uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   q->rx = RingFor(mtu, args.rx_frames, page);
-  q->tx = RingFor(mtu, args.tx_frames, page);
-  for (auto [opt, g] : {std::pair{PACKET_RX_RING, &q->rx}, std::pair{PACKET_TX_RING, &q->tx}}) {
-    if (!s.ok()) break;
-    tpacket_req req{g->block_size, g->frames / (g->block_size / g->frame_size), g->frame_size,
-                    g->frames};
-    s = set(SOL_PACKET, opt, &req, sizeof(req),
-            opt == PACKET_RX_RING ? "PACKET_RX_RING" : "PACKET_TX_RING");
-  }
+  uint32_t blocks = q->rx.frames / (q->rx.block_size / q->rx.frame_size);
+  tpacket_req req{q->rx.block_size, blocks, q->rx.frame_size, q->rx.frames};
+  if (s.ok()) s = set(SOL_PACKET, PACKET_RX_RING, &req, sizeof(req), "PACKET_RX_RING");
   if (!s.ok()) return s;
-  q->map_size = size_t{q->rx.block_size} * (q->rx.frames / (q->rx.block_size / q->rx.frame_size)) +
-                size_t{q->tx.block_size} * (q->tx.frames / (q->tx.block_size / q->tx.frame_size));
+  q->map_size = size_t{q->rx.block_size} * blocks;
   void* map = mmap(nullptr, q->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (map == MAP_FAILED) return absl::ResourceExhaustedError(absl::StrCat("mmap: ", Errno(errno)));
   q->map = static_cast<uint8_t*>(map);
   q->rx_ring = q->map;
-  q->tx_ring =
-      q->map + size_t{q->rx.block_size} * (q->rx.frames / (q->rx.block_size / q->rx.frame_size));
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_protocol = htons(ETH_P_ALL);

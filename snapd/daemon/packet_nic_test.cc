@@ -13,11 +13,10 @@ TEST(PacketNicArgsTest, ParsesInterfaceAndRingSizes) {
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->iface, "veth1");
   EXPECT_EQ(args->rx_frames, 1024u);
-  args = ParsePacketNicArgs("af_packet:eth0,rx_frames=4096,tx_frames=256");
+  args = ParsePacketNicArgs("af_packet:eth0,rx_frames=4096");
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->iface, "eth0");
   EXPECT_EQ(args->rx_frames, 4096u);
-  EXPECT_EQ(args->tx_frames, 256u);
 }
 
 TEST(PacketNicArgsTest, RefusesWhatIsNotAnInterfaceOrOption) {
@@ -25,9 +24,9 @@ TEST(PacketNicArgsTest, RefusesWhatIsNotAnInterfaceOrOption) {
       "af_packet:",                        // no interface
       "af_packet:a-name-longer-than-15",   // longer than IFNAMSIZ allows
       "af_packet:../x",                    // not a name
-      "af_packet:eth0,frames=10",          // unknown option
+      "af_packet:eth0,tx_frames=64",       // unknown option
       "af_packet:eth0,rx_frames=8",        // too few
-      "af_packet:eth0,tx_frames=1000000",  // too many
+      "af_packet:eth0,rx_frames=1000000",  // too many
       "af_packet:eth0,rx_frames=lots",     // not a number
       "net_af_packet0,iface=eth0",         // DPDK's, not ours
   };
