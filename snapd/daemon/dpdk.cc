@@ -74,8 +74,11 @@ std::string AfXdpRefusal(const std::string& iface) {
 class NicQueuePort : public Port {
  public:
   NicQueuePort(std::string name, std::string link, uint16_t port_id, uint16_t queue,
-               bool rx_interrupts)
-      : Port(std::move(name), PortKind::kNic, std::move(link)), port_id_(port_id), queue_(queue) {
+               bool rx_interrupts, bool never_receives)
+      : Port(std::move(name), PortKind::kNic, std::move(link)),
+        port_id_(port_id),
+        queue_(queue),
+        never_receives_(never_receives) {
     if (rx_interrupts) {
       intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, queue);
       char target[64] = {};
@@ -91,7 +94,9 @@ class NicQueuePort : public Port {
   // before arming (not every PMD can count its queue), so wake_reliable() is false: the worker
   // still bounds its sleep.
   int wake_fd() const override { return intr_fd_; }
-  bool wake_reliable() const override { return false; }
+  // A queue that never receives (net_null with no-rx=1, the default config's NIC) has nothing to
+  // wake anyone for: it does not bound the worker's sleep either.
+  bool wake_reliable() const override { return never_receives_; }
   void ArmWake(bool armed) override {
     if (intr_fd_ < 0) return;
     if (armed) {
@@ -180,6 +185,7 @@ class NicQueuePort : public Port {
 
   const uint16_t port_id_;
   const uint16_t queue_;
+  const bool never_receives_;
   int intr_fd_ = -1;
   bool intr_is_eventfd_ = false;
   rte_mbuf* rx_[kMaxBurst];
@@ -279,6 +285,8 @@ absl::StatusOr<std::unique_ptr<DpdkNic>> DpdkNic::Open(const config::Nic& cfg, i
     return absl::Status(nic.status().code(),
                         absl::StrCat("NIC '", devargs, "': ", nic.status().message()));
   }
+  (*nic)->never_receives_ =
+      absl::StartsWith(device, "net_null") && absl::StrContains(devargs, "no-rx=1");
   return nic;
 }
 
@@ -373,7 +381,7 @@ std::unique_ptr<Port> DpdkNic::TakeQueuePort(uint16_t q) {
   if (q >= queues_ || taken_[q]) return nullptr;
   taken_[q] = true;
   return std::make_unique<NicQueuePort>(absl::StrCat(name_, "/q", q), name_, port_id_, q,
-                                        rx_interrupts_);
+                                        rx_interrupts_, never_receives_);
 }
 
 NicStats DpdkNic::Stats() const {

@@ -74,6 +74,7 @@ class DpdkNic final : public Nic {
   uint16_t queues_ = 0;
   bool rss_ = false;
   bool rx_interrupts_ = false;
+  bool never_receives_ = false;  // net_null with no-rx=1
   NicStats DeviceStats() const;
 
   bool abandoned_ = false;
