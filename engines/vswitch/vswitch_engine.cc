@@ -256,29 +256,29 @@ void VswitchEngine::Forward(uint16_t in, const Packet& pkt, int64_t now) {
       (learned == MacTable::LearnResult::kFull ? mac_table_full_ : mac_learn_limit_).Add();
     }
   }
-  // What an MTU limits: the bytes after the Ethernet header and one VLAN tag.
-  const uint32_t payload = pkt.len - 14 - (info.vlan_tags > 0 ? 4 : 0);
+  const bool tagged = info.vlan_tags > 0;
   if (IsMulticast(info.dst_mac)) {
     if (src.is_app && !TakeFloodToken(src, now)) return;
-    Flood(in, pkt, payload, /*apps_too=*/true);
+    Flood(in, pkt, tagged, /*apps_too=*/true);
     return;
   }
   uint16_t out = macs_.Lookup(info.dst_mac, now);
   if (out == MacTable::kNoPort) {
     if (src.is_app && !TakeFloodToken(src, now)) return;
-    Flood(in, pkt, payload, /*apps_too=*/false);
+    Flood(in, pkt, tagged, /*apps_too=*/false);
     return;
   }
   if (slots_[out].link == src.link) {  // the destination sits behind the link it came from
     stats().drops.Add();
     return;
   }
-  Output(out, pkt, payload);
+  Output(out, pkt, tagged);
 }
 
-void VswitchEngine::Output(uint16_t out, const Packet& pkt, uint32_t payload) {
+void VswitchEngine::Output(uint16_t out, const Packet& pkt, bool tagged) {
   Slot& dst = slots_[out];
-  if (ABSL_PREDICT_FALSE(dst.mtu != 0 && payload > dst.mtu)) {
+  // What an MTU limits: the bytes after the Ethernet header and one VLAN tag.
+  if (ABSL_PREDICT_FALSE(dst.mtu != 0) && pkt.len - 14 - (tagged ? 4 : 0) > dst.mtu) {
     dst.port->stats().drop_oversize.Add();
     stats().drops.Add();
     return;
@@ -301,12 +301,12 @@ bool VswitchEngine::TakeFloodToken(Slot& s, int64_t now) {
   return true;
 }
 
-void VswitchEngine::Flood(uint16_t in, const Packet& pkt, uint32_t payload, bool apps_too) {
+void VswitchEngine::Flood(uint16_t in, const Packet& pkt, bool tagged, bool apps_too) {
   for (size_t k = 0; k < slots_.slot_count(); ++k) {
     Slot& s = slots_[k];
     // One copy per link, never back onto the link it came from.
     if (!s.port || !s.floods || s.link == slots_[in].link || (s.is_app && !apps_too)) continue;
-    Output(static_cast<uint16_t>(k), pkt, payload);
+    Output(static_cast<uint16_t>(k), pkt, tagged);
   }
 }
 

@@ -86,10 +86,10 @@ class VswitchEngine : public Engine {
   void Forward(uint16_t in, const Packet& pkt, int64_t now);
   // Replaces the views of the n frames in rx_ with copies in app_copy_.
   void CopyOutOfApp(uint16_t n);
-  void Flood(uint16_t in, const Packet& pkt, uint32_t payload, bool apps_too);
-  // Queues `pkt` (`payload` bytes after its Ethernet header and tag) to go out on slot `out`, or
-  // drops it, counted, if it exceeds the port's MTU.
-  void Output(uint16_t out, const Packet& pkt, uint32_t payload);
+  void Flood(uint16_t in, const Packet& pkt, bool tagged, bool apps_too);
+  // Queues `pkt` (VLAN-tagged or not) to go out on slot `out`, or drops it, counted, if it
+  // exceeds the port's MTU.
+  void Output(uint16_t out, const Packet& pkt, bool tagged);
   // Takes a token from app slot `s`'s flood bucket at `now`; false (and counted) if it has none.
   bool TakeFloodToken(Slot& s, int64_t now);
   void FlushOutputs();
