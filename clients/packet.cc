@@ -47,14 +47,6 @@ uint32_t L3Offset(const uint8_t* f, uint32_t len, uint16_t* ethertype) {
 
 }  // namespace
 
-uint16_t InternetChecksum(const uint8_t* data, size_t len) {
-  uint32_t sum = 0;
-  for (size_t i = 0; i + 1 < len; i += 2) sum += uint32_t{data[i]} << 8 | data[i + 1];
-  if (len & 1) sum += uint32_t{data[len - 1]} << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
-
 std::string UdpHeader(uint64_t src_mac, uint64_t dst_mac, uint32_t src_ip, uint32_t dst_ip,
                       uint16_t src_port, uint16_t dst_port, uint32_t frame_size) {
   std::string h(kUdpHeaderBytes, '\0');

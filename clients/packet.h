@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <string>
 
+#include "base/checksum.h"
+
 namespace snap {
 
-// The internet checksum (RFC 1071) of `len` bytes.
-uint16_t InternetChecksum(const uint8_t* data, size_t len);
+// The internet checksum (RFC 1071) of `len` bytes (base/checksum.h).
+using snapd::InternetChecksum;
 
 // Ethernet + IPv4 + UDP headers (42 bytes) for a frame of `frame_size` bytes in all (lengths and
 // the IPv4 checksum filled in; UDP checksum 0, which IPv4 allows). MACs as packed by

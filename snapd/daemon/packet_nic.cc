@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/addr.h"
+#include "base/checksum.h"
 #include "base/clock.h"
 #include "base/counter.h"
 #include "base/log_limiter.h"
@@ -66,21 +67,6 @@ void StoreStatus(tpacket2_hdr* h, uint32_t status) {
 
 }  // namespace
 
-namespace {
-
-uint32_t SumWords(const uint8_t* p, uint32_t n, uint32_t sum) {
-  for (; n > 1; p += 2, n -= 2) sum += static_cast<uint32_t>(p[0] << 8 | p[1]);
-  if (n == 1) sum += static_cast<uint32_t>(p[0] << 8);
-  return sum;
-}
-
-uint16_t Fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
-
-}  // namespace
-
 bool FinishChecksum(uint8_t* frame, uint32_t len) {
   uint32_t off = 2 * ETH_ALEN;
   if (len < off + 2) return false;
@@ -103,7 +89,7 @@ bool FinishChecksum(uint8_t* frame, uint32_t len) {
     proto = ip[9];
     l4 = off + ihl;
     l4_len = total - ihl;
-    sum = SumWords(ip + 12, 8, 0);  // source and destination
+    sum = ChecksumAdd(ip + 12, 8, 0);  // source and destination
   } else if (type == ETH_P_IPV6) {
     if (len < off + 40) return false;
     const uint8_t* ip = frame + off;
@@ -111,7 +97,7 @@ bool FinishChecksum(uint8_t* frame, uint32_t len) {
     l4 = off + 40;
     l4_len = static_cast<uint32_t>(ip[4] << 8 | ip[5]);
     if ((ip[0] >> 4) != 6 || len < l4 + l4_len) return false;
-    sum = SumWords(ip + 8, 32, 0);
+    sum = ChecksumAdd(ip + 8, 32, 0);
   } else {
     return false;
   }
@@ -124,8 +110,7 @@ bool FinishChecksum(uint8_t* frame, uint32_t len) {
     return false;
   }
   frame[at] = frame[at + 1] = 0;
-  sum = SumWords(frame + l4, l4_len, sum + proto + l4_len);
-  uint16_t c = static_cast<uint16_t>(~Fold(sum));
+  uint16_t c = ChecksumFinish(ChecksumAdd(frame + l4, l4_len, sum + proto + l4_len));
   if (proto == IPPROTO_UDP && c == 0) c = 0xffff;  // 0 means "no checksum" in UDP
   frame[at] = static_cast<uint8_t>(c >> 8);
   frame[at + 1] = static_cast<uint8_t>(c);
