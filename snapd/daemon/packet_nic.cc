@@ -35,8 +35,8 @@ namespace {
 constexpr uint16_t kMaxBurst = 256;
 constexpr uint32_t kMinFrames = 64;
 constexpr uint32_t kMaxFrames = 1 << 16;
-// Where a received frame starts in its slot (tp_mac) is at least this far in: the TPACKET_V2
-// header and the sockaddr_ll after it. A VLAN tag the kernel took off is put back in front.
+// A VLAN tag: what the kernel may take off a received frame (snapd puts it back in front, in the
+// slot's room before the frame), and what a frame may carry past the MTU.
 constexpr uint32_t kVlanLen = 4;
 // PACKET_FANOUT_FLAG_IGNORE_OUTGOING (Linux 6.9), which Debian 12's headers do not have.
 constexpr uint32_t kFanoutIgnoreOutgoing = 0x4000;
@@ -64,6 +64,12 @@ uint32_t LoadStatus(const tpacket2_hdr* h) {
 void StoreStatus(tpacket2_hdr* h, uint32_t status) {
   __atomic_store_n(&h->tp_status, status, __ATOMIC_RELEASE);
 }
+
+// Opens one queue's socket on `ifindex` with its receive ring mapped; joins fanout group `*group`
+// (0: creates one and sets *group) when `fanout`.
+absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs& args,
+                                                            unsigned ifindex, uint32_t mtu,
+                                                            bool fanout, uint32_t* group);
 
 }  // namespace
 
@@ -163,8 +169,8 @@ RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size) {
   return g;
 }
 
-// One queue: a packet socket and its two rings. Shared by the NIC (for its counters) and the port
-// that uses it, so that either may go first.
+// One queue: a packet socket and its receive ring. Shared by the NIC (for its counters) and the
+// port that uses it, so that either may go first.
 struct PacketNic::Queue {
   UniqueFd fd;
   uint8_t* map = nullptr;
@@ -342,16 +348,6 @@ class PacketQueuePort final : public Port {
   LogLimiter truncated_log_{1}, send_log_{1}, csum_log_{1};
 };
 
-namespace {
-
-// Opens one queue's socket on `ifindex` with both rings mapped; joins fanout group `*group`
-// (0: creates one and sets *group) when `fanout`.
-absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs& args,
-                                                            unsigned ifindex, uint32_t mtu,
-                                                            bool fanout, uint32_t* group);
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<PacketNic>> PacketNic::Open(const config::Nic& cfg, int index) {
   auto args = ParsePacketNicArgs(cfg.devargs());
   if (!args.ok()) return args.status();
@@ -456,12 +452,12 @@ absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs&
     uint32_t type = PACKET_FANOUT_HASH | kFanoutIgnoreOutgoing;
     uint32_t fanout_arg = (*group & 0xffff) | type << 16 |
                           (*group == 0 ? uint32_t{PACKET_FANOUT_FLAG_UNIQUEID} << 16 : 0);
-    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg)) != 0 &&
-        errno == EINVAL) {
+    int r = setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg));
+    if (r != 0 && errno == EINVAL) {  // a kernel before 6.9: without the flag
       fanout_arg &= ~(kFanoutIgnoreOutgoing << 16);
-      s = set(SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg), "PACKET_FANOUT");
-      if (!s.ok()) return s;
+      r = setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &fanout_arg, sizeof(fanout_arg));
     }
+    if (r != 0) return absl::InternalError(absl::StrCat("PACKET_FANOUT: ", Errno(errno)));
     if (*group == 0) {
       uint32_t got = 0;
       socklen_t len = sizeof(got);

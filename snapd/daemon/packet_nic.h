@@ -90,8 +90,6 @@ class PacketNic final : public Nic {
   NicStats Stats() const override;
   void ContinueFrom(const NicStats& before) override;
 
-  uint32_t mtu() const { return mtu_; }
-
   struct Queue;  // one queue's socket and rings (packet_nic.cc)
 
  private:
