@@ -82,9 +82,9 @@ nic0_wait() {
   "$bin/tools/snapctl" --socket="$work/run/control.sock" --json stats |
     ctl_json '"%d %d" % (int(d["nics"][0].get("rx_frames", 0)), int(d["nics"][0].get("rx_wait_ns", 0)))'
 }
-# ping_us: 500 pings from ns1 to ns2, 2 ms apart; prints "p50 p99" in microseconds, and sets
-# ring_wait to how long the echo requests waited in nic0's receive ring on average (us; "-" when
-# snapd does not measure it).
+# ping_us NAME: 500 pings from ns1 to ns2, 2 ms apart: sets p50[NAME] and p99[NAME] in
+# microseconds, and wait[NAME] to how long the echo requests waited in nic0's receive ring on
+# average (us; "-" when snapd does not measure it).
 ping_us() {
   ip netns exec "$ns1" ping -c 100 -i 0.002 -W 1 -q 10.79.0.2 >/dev/null 2>&1 || true  # warm ARP
   local f0 w0 f1 w1
@@ -94,9 +94,9 @@ ping_us() {
     awk '{v[NR] = $1 * 1000} END {if (NR == 0) {print "lost lost"; exit}
          i = int(NR * 0.99); if (i < 1) i = 1
          printf "%d %d\n", v[int((NR + 1) / 2)], v[i]}' >"$work/ping.out"
+  read -r p50[$1] p99[$1] <"$work/ping.out"
   read -r f1 w1 < <(nic0_wait)
-  ring_wait=$(awk -v f=$((f1 - f0)) -v w=$((w1 - w0)) 'BEGIN {print (f > 0 && w > 0) ? int(w / f / 1000) : "-"}')
-  cat "$work/ping.out"
+  wait[$1]=$(awk -v f=$((f1 - f0)) -v w=$((w1 - w0)) 'BEGIN {print (f > 0 && w > 0) ? int(w / f / 1000) : "-"}')
 }
 # tcp_gbps [SECONDS]: iperf3 from ns1 to ns2; prints Gbit/s received.
 tcp_gbps() {
@@ -143,9 +143,7 @@ cpu_use() {
 }
 declare -A p50 p99 tcp app_p50 app_p99 wait cpus
 measure() {  # measure NAME
-  ping_us >"$work/measure.out"
-  read -r p50[$1] p99[$1] <"$work/measure.out"
-  wait[$1]=$ring_wait
+  ping_us "$1"
   local before
   before=$(cpu_snapshot)
   tcp[$1]=$(tcp_gbps)
