@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "base/clock.h"
+#include "clients/traffic.h"
 
 ABSL_FLAG(bool, echo, false, "Answer every datagram with itself.");
 ABSL_FLAG(std::string, to, "", "The echo's IPv4 address (client).");
@@ -91,12 +92,10 @@ int Client(const std::string& to, uint16_t port, uint32_t count, uint32_t size,
     }
     if (interval_us > 0) usleep(interval_us);
   }
-  std::sort(rtt.begin(), rtt.end());
-  auto pct = [&](double p) {
-    return rtt.empty() ? -1 : rtt[std::min(rtt.size() - 1, static_cast<size_t>(rtt.size() * p))];
-  };
-  printf("udp_rtt: sent=%u received=%u rtt_p50_ns=%ld rtt_p99_ns=%ld\n", count, received, pct(0.5),
-         pct(0.99));
+  // The percentiles snap_traffic prints for the app side, by the same rule; -1 with no sample.
+  auto pct = [&](double p) { return rtt.empty() ? int64_t{-1} : snap::Percentile(rtt, p); };
+  printf("udp_rtt: sent=%u received=%u rtt_p50_ns=%ld rtt_p99_ns=%ld\n", count, received, pct(50),
+         pct(99));
   return received == count ? 0 : 1;
 }
 
