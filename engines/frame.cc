@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/checksum.h"
+
 namespace snapd {
 namespace {
 
@@ -311,6 +313,56 @@ const char* ParseErrorName(ParseError e) {
       return "bad ipv6 header";
   }
   return "?";
+}
+
+bool FinishL4Checksum(uint8_t* frame, uint32_t len) {
+  uint32_t off = 12;  // the ethertype, after the two MACs
+  if (len < off + 2) return false;
+  uint16_t type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
+  for (int tags = 0; IsVlanTpid(type) && tags < 2; ++tags) {
+    off += 4;
+    if (len < off + 2) return false;
+    type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
+  }
+  off += 2;  // the network header
+  uint32_t sum, l4, l4_len;
+  uint8_t proto;
+  if (type == kEtherTypeIpv4) {
+    if (len < off + 20) return false;
+    const uint8_t* ip = frame + off;
+    uint32_t ihl = (ip[0] & 0xfu) * 4;
+    uint32_t total = static_cast<uint32_t>(ip[2] << 8 | ip[3]);
+    bool fragment = ((ip[6] & 0x3f) | ip[7]) != 0;  // MF or an offset: not a whole datagram
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || len < off + total || fragment) return false;
+    proto = ip[9];
+    l4 = off + ihl;
+    l4_len = total - ihl;
+    sum = ChecksumAdd(ip + 12, 8, 0);  // source and destination
+  } else if (type == kEtherTypeIpv6) {
+    if (len < off + 40) return false;
+    const uint8_t* ip = frame + off;
+    proto = ip[6];  // TCP or UDP right after the header: the only case a sender leaves unfinished
+    l4 = off + 40;
+    l4_len = static_cast<uint32_t>(ip[4] << 8 | ip[5]);
+    if ((ip[0] >> 4) != 6 || len < l4 + l4_len) return false;
+    sum = ChecksumAdd(ip + 8, 32, 0);
+  } else {
+    return false;
+  }
+  uint32_t at;
+  if (proto == 6 && l4_len >= 20) {  // TCP
+    at = l4 + 16;
+  } else if (proto == 17 && l4_len >= 8) {  // UDP
+    at = l4 + 6;
+  } else {
+    return false;
+  }
+  frame[at] = frame[at + 1] = 0;
+  uint16_t c = ChecksumFinish(ChecksumAdd(frame + l4, l4_len, sum + proto + l4_len));
+  if (proto == 17 && c == 0) c = 0xffff;  // 0 means "no checksum" in UDP
+  frame[at] = static_cast<uint8_t>(c >> 8);
+  frame[at + 1] = static_cast<uint8_t>(c);
+  return true;
 }
 
 }  // namespace snapd

@@ -231,6 +231,12 @@ const char* EgressVerdictCounter(EgressVerdict v);
 
 const char* ParseErrorName(ParseError e);
 
+// Finishes the TCP or UDP checksum of `frame` (Ethernet, up to two VLAN tags, IPv4 or IPv6 with
+// TCP or UDP right after the header) in place, whatever its checksum field holds: for frames a
+// host sent with the checksum left to its NIC (an af_packet NIC sees TP_STATUS_CSUMNOTREADY).
+// False, and the frame untouched, for anything else or anything cut short.
+bool FinishL4Checksum(uint8_t* frame, uint32_t len);
+
 }  // namespace snapd
 
 #endif  // SNAPD_ENGINES_FRAME_H_

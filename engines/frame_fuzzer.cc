@@ -1,6 +1,8 @@
-// libFuzzer target for the frame parser: any bytes, any length, as the NIC or an app might send.
+// libFuzzer target for the frame parser, and for FinishL4Checksum: any bytes, any length, as the
+// NIC or an app might send.
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <vector>
 
@@ -12,5 +14,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   snapd::FrameInfo info;
   snapd::ParseFrame(frame.data(), static_cast<uint32_t>(frame.size()), 9022, &info);
   snapd::ParseFrame(frame.data(), static_cast<uint32_t>(frame.size()), 64, &info);
+  // A checksum finished once is finished: doing it again changes no byte.
+  if (snapd::FinishL4Checksum(frame.data(), static_cast<uint32_t>(frame.size()))) {
+    std::vector<uint8_t> again = frame;
+    if (!snapd::FinishL4Checksum(again.data(), static_cast<uint32_t>(again.size())) ||
+        again != frame) {
+      abort();
+    }
+  }
   return 0;
 }

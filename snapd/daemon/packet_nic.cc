@@ -22,10 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/addr.h"
-#include "base/checksum.h"
 #include "base/clock.h"
 #include "base/counter.h"
 #include "base/log_limiter.h"
+#include "engines/frame.h"
 #include "glog/logging.h"
 #include "snapd/daemon/config.h"
 
@@ -72,56 +72,6 @@ absl::StatusOr<std::unique_ptr<PacketNic::Queue>> OpenQueue(const PacketNicArgs&
                                                             bool fanout, uint32_t* group);
 
 }  // namespace
-
-bool FinishChecksum(uint8_t* frame, uint32_t len) {
-  uint32_t off = 2 * ETH_ALEN;
-  if (len < off + 2) return false;
-  uint16_t type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
-  for (int tags = 0; (type == ETH_P_8021Q || type == ETH_P_8021AD) && tags < 2; ++tags) {
-    off += kVlanLen;
-    if (len < off + 2) return false;
-    type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
-  }
-  off += 2;  // the network header
-  uint32_t sum, l4, l4_len;
-  uint8_t proto;
-  if (type == ETH_P_IP) {
-    if (len < off + 20) return false;
-    const uint8_t* ip = frame + off;
-    uint32_t ihl = (ip[0] & 0xfu) * 4;
-    uint32_t total = static_cast<uint32_t>(ip[2] << 8 | ip[3]);
-    bool fragment = ((ip[6] & 0x3f) | ip[7]) != 0;  // MF or an offset: not a whole datagram
-    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || len < off + total || fragment) return false;
-    proto = ip[9];
-    l4 = off + ihl;
-    l4_len = total - ihl;
-    sum = ChecksumAdd(ip + 12, 8, 0);  // source and destination
-  } else if (type == ETH_P_IPV6) {
-    if (len < off + 40) return false;
-    const uint8_t* ip = frame + off;
-    proto = ip[6];  // TCP or UDP right after the header: the only case a sender leaves unfinished
-    l4 = off + 40;
-    l4_len = static_cast<uint32_t>(ip[4] << 8 | ip[5]);
-    if ((ip[0] >> 4) != 6 || len < l4 + l4_len) return false;
-    sum = ChecksumAdd(ip + 8, 32, 0);
-  } else {
-    return false;
-  }
-  uint32_t at;
-  if (proto == IPPROTO_TCP && l4_len >= 20) {
-    at = l4 + 16;
-  } else if (proto == IPPROTO_UDP && l4_len >= 8) {
-    at = l4 + 6;
-  } else {
-    return false;
-  }
-  frame[at] = frame[at + 1] = 0;
-  uint16_t c = ChecksumFinish(ChecksumAdd(frame + l4, l4_len, sum + proto + l4_len));
-  if (proto == IPPROTO_UDP && c == 0) c = 0xffff;  // 0 means "no checksum" in UDP
-  frame[at] = static_cast<uint8_t>(c >> 8);
-  frame[at + 1] = static_cast<uint8_t>(c);
-  return true;
-}
 
 absl::StatusOr<PacketNicArgs> ParsePacketNicArgs(const std::string& devargs) {
   if (!absl::StartsWith(devargs, kPacketNicPrefix)) {
@@ -250,7 +200,7 @@ class PacketQueuePort final : public Port {
         // Sent by this host with its checksum left to the NIC (checksum offload): the sum is
         // not done yet, and a frame forwarded as it is would be dropped by whoever gets it.
         std::string more;
-        if (!FinishChecksum(data, len) && csum_log_.Allow(MonotonicNs(), &more)) {
+        if (!FinishL4Checksum(data, len) && csum_log_.Allow(MonotonicNs(), &more)) {
           LOG(WARNING) << name() << ": a frame from " << iface_ << " with its checksum left to "
                        << "the NIC is not TCP or UDP right after IPv4 or IPv6; forwarded as it is"
                        << more;

@@ -61,12 +61,6 @@ struct RingGeometry {
 };
 RingGeometry RingFor(uint32_t mtu, uint32_t frames, uint32_t page_size);
 
-// Finishes the TCP or UDP checksum of `frame` (Ethernet, up to two VLAN tags, IPv4 or IPv6 with
-// TCP or UDP right after the header) in place, whatever its checksum field holds: for frames a
-// host sent with the checksum left to its NIC (TP_STATUS_CSUMNOTREADY). False, and the frame
-// untouched, for anything else or anything cut short.
-bool FinishChecksum(uint8_t* frame, uint32_t len);
-
 class PacketNic final : public Nic {
  public:
   // Opens cfg.queues sockets on the interface and maps their rings. Errors say which step failed
