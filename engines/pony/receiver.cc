@@ -1,0 +1,98 @@
+#include "engines/pony/receiver.h"
+
+#include <cstring>
+#include <utility>
+
+namespace snapd::pony {
+
+Receiver::Receiver(uint32_t first_seq, uint32_t budget, uint32_t max_message)
+    : next_seq_(first_seq), seen_(kSeqWindow, false), budget_(budget), max_message_(max_message) {}
+
+bool Receiver::Seen(uint32_t seq) const {
+  return seen_[(seen_base_ + (seq - next_seq_)) % kSeqWindow];
+}
+
+void Receiver::MarkSeen(uint32_t seq) {
+  const uint32_t offset = seq - next_seq_;
+  seen_[(seen_base_ + offset) % kSeqWindow] = true;
+  if (offset + 1 > seen_span_) seen_span_ = offset + 1;
+}
+
+void Receiver::Advance() {
+  while (seen_span_ > 0 && seen_[seen_base_]) {
+    seen_[seen_base_] = false;
+    seen_base_ = (seen_base_ + 1) % kSeqWindow;
+    ++next_seq_;
+    --seen_span_;
+  }
+  // Hand over, in order, the messages that are whole.
+  for (auto it = partial_.find(next_message_); it != partial_.end() && it->second.complete;
+       it = partial_.find(next_message_)) {
+    ready_.push_back(std::move(it->second.bytes));
+    partial_.erase(it);
+    ++next_message_;
+  }
+}
+
+Receiver::Verdict Receiver::Fail(const char* why) {
+  error_ = why;
+  return Verdict::kProtocolError;
+}
+
+Receiver::Verdict Receiver::OnData(const PonyHeader& h, const uint8_t* bytes, uint32_t len) {
+  if (error_ != nullptr) return Verdict::kProtocolError;
+  if (SeqBefore(h.seq, next_seq_) || (h.seq - next_seq_ < kSeqWindow && Seen(h.seq))) {
+    ++duplicates_;
+    return Verdict::kDuplicate;
+  }
+  if (h.seq - next_seq_ >= kSeqWindow) return Fail("sequence number past the receive window");
+  if (h.msg_len > max_message_) return Fail("message larger than the connection's maximum");
+  if (SeqBefore(h.msg_id, next_message_)) return Fail("new data for a message already delivered");
+  if (h.msg_id - next_message_ >= kMessageWindow) return Fail("message id past the window");
+  auto it = partial_.find(h.msg_id);
+  if (it == partial_.end()) {
+    // A message's whole length counts against the budget from its first segment on.
+    if (h.msg_len > budget_ - buffered_) {
+      ++over_credit_;
+      return Verdict::kOverCredit;
+    }
+    it = partial_.emplace(h.msg_id, Partial()).first;
+    it->second.bytes.assign(h.msg_len, '\0');
+    buffered_ += h.msg_len;
+  } else if (it->second.bytes.size() != h.msg_len) {
+    return Fail("a message's segments disagree on its length");
+  }
+  Partial& m = it->second;
+  if (m.complete) return Fail("new data for a message already whole");
+  // ParsePonyHeader checked msg_offset + len <= msg_len.
+  memcpy(&m.bytes[h.msg_offset], bytes, len);
+  m.received += len;
+  if (m.received > h.msg_len) return Fail("a message's segments overlap");
+  m.complete = m.received == h.msg_len;
+  MarkSeen(h.seq);
+  Advance();
+  return Verdict::kAccepted;
+}
+
+std::string Receiver::PopMessage() {
+  std::string m = std::move(ready_.front());
+  ready_.pop_front();
+  buffered_ -= static_cast<uint32_t>(m.size());
+  return m;
+}
+
+int Receiver::SackBlocks(SackBlock* out) const {
+  // Runs of seen offsets past the cumulative ack, found from the highest down.
+  int n = 0;
+  uint32_t offset = seen_span_;
+  while (offset > 0 && n < kMaxSackBlocks) {
+    while (offset > 0 && !seen_[(seen_base_ + offset - 1) % kSeqWindow]) --offset;
+    if (offset == 0) break;
+    uint32_t end = offset;
+    while (offset > 0 && seen_[(seen_base_ + offset - 1) % kSeqWindow]) --offset;
+    out[n++] = SackBlock{next_seq_ + offset, next_seq_ + end};
+  }
+  return n;
+}
+
+}  // namespace snapd::pony
