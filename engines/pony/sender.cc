@@ -1,0 +1,264 @@
+#include "engines/pony/sender.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+namespace snapd::pony {
+
+Sender::Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options)
+    : o_(options),
+      swift_(options.swift),
+      una_(first_seq),
+      next_seq_(first_seq),
+      peer_credit_(credit),
+      rto_ns_(options.initial_rto_ns) {}
+
+uint32_t Sender::Queue(std::string message, uint32_t token) {
+  Message m;
+  m.id = next_id_++;
+  m.token = token;
+  m.bytes = std::move(message);
+  messages_.push_back(std::move(m));
+  return messages_.back().id;
+}
+
+bool Sender::MayStart(const Message& m) const {
+  const uint32_t avail = peer_credit_ > unseen_reserved_ ? peer_credit_ - unseen_reserved_ : 0;
+  return m.bytes.size() <= avail;
+}
+
+bool Sender::CreditBlocked() const {
+  return in_flight_ == 0 && lost_count_ == 0 && cut_ < messages_.size() &&
+         messages_[cut_].next_offset == 0 && !MayStart(messages_[cut_]);
+}
+
+bool Sender::ProbeDue(int64_t now_ns) {
+  if (!CreditBlocked()) {
+    probe_at_ns_ = 0;
+    return false;
+  }
+  if (probe_at_ns_ == 0) probe_at_ns_ = now_ns + rto_ns_;
+  if (now_ns < probe_at_ns_) return false;
+  probe_at_ns_ = now_ns + rto_ns_;
+  return true;
+}
+
+void Sender::Fill(const Sent& s, uint32_t seq, uint8_t flags, Outgoing* out) {
+  const Message& m = messages_[s.msg_index - messages_base_];
+  out->seq = seq;
+  out->msg_id = m.id;
+  out->msg_len = static_cast<uint32_t>(m.bytes.size());
+  out->msg_offset = s.offset;
+  out->flags = flags;
+  out->data = reinterpret_cast<const uint8_t*>(m.bytes.data()) + s.offset;
+  out->len = s.len;
+}
+
+bool Sender::NextPacket(int64_t now_ns, Outgoing* out) {
+  if (dead_) return false;
+  const double cwnd = swift_.cwnd();
+  if (cwnd < 1 && now_ns < next_paced_ns_) return false;
+  const uint32_t window = cwnd < 1 ? 1 : static_cast<uint32_t>(cwnd);
+  if (in_flight_ >= window) return false;
+  auto paced = [&] {
+    if (cwnd < 1) next_paced_ns_ = now_ns + swift_.PacingGapNs(srtt_ns_ > 0 ? srtt_ns_ : rto_ns_);
+    return true;
+  };
+  // What was lost goes first, oldest first.
+  if (lost_count_ > 0) {
+    for (size_t i = 0; i < inflight_.size(); ++i) {
+      Sent& s = inflight_[i];
+      if (!s.lost) continue;
+      s.lost = false;
+      s.sent_twice = true;
+      s.sent_ns = now_ns;
+      --lost_count_;
+      ++in_flight_;
+      ++retransmits_;
+      Fill(s, una_ + static_cast<uint32_t>(i), kFlagRetransmit | kFlagAckNow, out);
+      return paced();
+    }
+  }
+  if (cut_ >= messages_.size()) return false;
+  Message& m = messages_[cut_];
+  if (m.next_offset == 0) {
+    if (!MayStart(m)) return false;  // the receiver has no room for it yet
+    m.first_seq = next_seq_;
+    unseen_reserved_ += static_cast<uint32_t>(m.bytes.size());
+  }
+  Sent s;
+  s.msg_index = messages_base_ + cut_;
+  s.offset = m.next_offset;
+  s.len = std::min<uint32_t>(o_.mss, static_cast<uint32_t>(m.bytes.size()) - m.next_offset);
+  s.sent_ns = now_ns;
+  m.next_offset += s.len;
+  uint8_t flags = 0;
+  if (m.next_offset == m.bytes.size()) {
+    m.last_seq = next_seq_;
+    ++cut_;
+    flags = kFlagAckNow;  // a message's end is worth an ack at once
+  }
+  inflight_.push_back(s);
+  ++in_flight_;
+  Fill(inflight_.back(), next_seq_++, flags, out);
+  return paced();
+}
+
+void Sender::MarkSeen(uint32_t seq) {
+  const Sent& s = inflight_[seq - una_];
+  Message& m = messages_[s.msg_index - messages_base_];
+  if (m.seen) return;
+  m.seen = true;
+  unseen_reserved_ -= static_cast<uint32_t>(m.bytes.size());
+}
+
+void Sender::RttSample(int64_t rtt_ns) {
+  if (srtt_ns_ == 0) {
+    srtt_ns_ = rtt_ns;
+    rttvar_ns_ = rtt_ns / 2;
+  } else {
+    rttvar_ns_ = (3 * rttvar_ns_ + std::llabs(srtt_ns_ - rtt_ns)) / 4;
+    srtt_ns_ = (7 * srtt_ns_ + rtt_ns) / 8;
+  }
+  rto_ns_ = std::clamp(srtt_ns_ + 4 * rttvar_ns_, o_.min_rto_ns, o_.max_rto_ns);
+}
+
+bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
+  // Nothing may be acknowledged that was not sent.
+  if (SeqBefore(next_seq_, ack.ack)) return false;
+  for (uint8_t i = 0; i < ack.sack_count; ++i) {
+    if (SeqBefore(next_seq_, ack.sack[i].end)) return false;
+  }
+  peer_credit_ = ack.credit;
+  uint32_t newly = 0;
+  while (SeqBefore(una_, ack.ack)) {
+    Sent& s = inflight_.front();
+    if (!s.acked) {
+      ++newly;
+      MarkSeen(una_);
+      if (s.lost) {
+        s.lost = false;  // no need to send it again
+        --lost_count_;
+      } else {
+        --in_flight_;
+      }
+    }
+    inflight_.pop_front();
+    ++una_;
+  }
+  for (uint8_t i = 0; i < ack.sack_count; ++i) {
+    const SackBlock& b = ack.sack[i];
+    for (uint32_t seq = SeqBefore(b.start, una_) ? una_ : b.start; SeqBefore(seq, b.end); ++seq) {
+      Sent& s = inflight_[seq - una_];
+      if (s.acked) continue;
+      s.acked = true;
+      ++newly;
+      MarkSeen(seq);
+      if (s.lost) {
+        s.lost = false;  // no need to send it again
+        --lost_count_;
+      } else {
+        --in_flight_;
+      }
+    }
+  }
+  // Fast retransmit: a packet that three packets after it were SACKed past is lost.
+  bool lost_now = false;
+  int acked_above = 0;
+  for (size_t i = inflight_.size(); i-- > 0;) {
+    Sent& s = inflight_[i];
+    if (s.acked) {
+      ++acked_above;
+    } else if (acked_above >= 3 && !s.lost && !s.sent_twice) {
+      s.lost = true;
+      --in_flight_;
+      ++lost_count_;
+      ++fast_retransmits_;
+      lost_now = true;
+    }
+  }
+  if (lost_now) swift_.OnFastRetransmit(srtt_ns_, now_ns);
+  if (newly > 0) {
+    timeouts_in_row_ = 0;
+    if (ack.ts_echo != 0) {
+      // The fabric's round trip: now less when the packet left, less the time it waited there.
+      const int32_t rtt =
+          static_cast<int32_t>(static_cast<uint32_t>(now_ns) - ack.ts_echo - ack.hold_ns);
+      if (rtt > 0) {
+        RttSample(rtt);
+        swift_.OnAck(newly, rtt, srtt_ns_, now_ns);
+      }
+    }
+  }
+  Retire();
+  return true;
+}
+
+void Sender::Retire() {
+  while (cut_ > 0 && !messages_.empty() && SeqBefore(messages_.front().last_seq, una_)) {
+    Message& m = messages_.front();
+    if (!m.seen) unseen_reserved_ -= static_cast<uint32_t>(m.bytes.size());
+    completed_.push_back(m.token);
+    messages_.pop_front();
+    ++messages_base_;
+    --cut_;
+  }
+}
+
+int64_t Sender::NextTimerNs() const {
+  int64_t next = INT64_MAX;
+  for (const Sent& s : inflight_) {
+    if (!s.acked && !s.lost) {
+      next = s.sent_ns + rto_ns_;
+      break;
+    }
+  }
+  if (swift_.cwnd() < 1 && (lost_count_ > 0 || cut_ < messages_.size())) {
+    next = std::min(next, next_paced_ns_);
+  }
+  if (CreditBlocked()) next = std::min(next, probe_at_ns_ == 0 ? int64_t{0} : probe_at_ns_);
+  return next;
+}
+
+void Sender::OnTimer(int64_t now_ns) {
+  const Sent* oldest = nullptr;
+  for (const Sent& s : inflight_) {
+    if (!s.acked && !s.lost) {
+      oldest = &s;
+      break;
+    }
+  }
+  if (oldest == nullptr || now_ns < oldest->sent_ns + rto_ns_) return;
+  ++timeouts_;
+  if (++timeouts_in_row_ > o_.max_timeouts) dead_ = true;
+  // Everything unacknowledged goes again, oldest first, under a window cut to its minimum.
+  for (Sent& s : inflight_) {
+    if (s.acked || s.lost) continue;
+    s.lost = true;
+    --in_flight_;
+    ++lost_count_;
+  }
+  rto_ns_ = std::min(rto_ns_ * 2, o_.max_rto_ns);
+  swift_.OnTimeout(now_ns);
+}
+
+std::string Sender::DebugString() const {
+  char buf[256];
+  snprintf(buf, sizeof(buf),
+           "una=%u next=%u inflight=%zu in_flight=%u lost=%u cut=%u queued=%zu credit=%u "
+           "unseen=%u cwnd=%.2f rto=%ld dead=%d",
+           una_, next_seq_, inflight_.size(), in_flight_, lost_count_, cut_, messages_.size(),
+           peer_credit_, unseen_reserved_, swift_.cwnd(), static_cast<long>(rto_ns_), dead_);
+  return buf;
+}
+
+bool Sender::PopCompleted(uint32_t* token) {
+  if (completed_.empty()) return false;
+  *token = completed_.front();
+  completed_.pop_front();
+  return true;
+}
+
+}  // namespace snapd::pony

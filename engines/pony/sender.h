@@ -1,0 +1,145 @@
+// Sender: the sending half of one pony connection. It cuts the app's messages into DATA packets
+// of at most `mss` bytes, one sequence number each, and decides what may go now: lost packets
+// first, then new ones, within the congestion window (Swift, swift.h) and the receiver's credit.
+// Acknowledgements (cumulative and SACK) retire packets and give round-trip and delay samples; a
+// packet three later ones were SACKed past is lost (fast retransmit); the oldest packet's
+// retransmission timeout (RFC 6298's estimator, doubled at each expiry) marks every unacknowledged
+// packet lost. A message is done, and its token handed back for the app's SENT, when the
+// cumulative ack passes its last packet.
+//
+// Credit: the receiver reserves a message's whole length when its first segment arrives, and
+// advertises what is left. A message may start only when its length fits the credit less the
+// messages started that the receiver may not have seen yet.
+//
+// Pure and single-threaded (the engine's thread); times are the engine's clock in nanoseconds.
+#ifndef SNAPD_ENGINES_PONY_SENDER_H_
+#define SNAPD_ENGINES_PONY_SENDER_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "engines/pony/swift.h"
+#include "engines/pony/wire.h"
+
+namespace snapd::pony {
+
+struct SenderOptions {
+  uint32_t mss = 1400;               // segment bytes per packet
+  int64_t initial_rto_ns = 1000000;  // before any round trip was measured
+  int64_t min_rto_ns = 200000;       // 200 us: veths and datacentres, not the Internet
+  int64_t max_rto_ns = 100000000;    // 100 ms
+  int max_timeouts = 10;             // consecutive expiries before the peer is given up
+  SwiftParams swift;
+};
+
+// One packet to put on the wire: the header fields the sender owns, and the segment's bytes.
+struct Outgoing {
+  uint32_t seq = 0;
+  uint32_t msg_id = 0;
+  uint32_t msg_len = 0;
+  uint32_t msg_offset = 0;
+  uint8_t flags = 0;  // kFlagRetransmit, kFlagAckNow
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+};
+
+class Sender {
+ public:
+  // `first_seq`: this side's initial sequence number plus one; `credit`: what the peer's SYN or
+  // SYN_ACK advertised.
+  Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options = SenderOptions());
+
+  // Queues a message (1 byte or more) for sending; `token` comes back from PopCompleted once the
+  // peer has it. Returns its message id.
+  uint32_t Queue(std::string message, uint32_t token);
+
+  // The next packet that may go at `now_ns`, if any (false: nothing to send, or the window, the
+  // credit or pacing holds it back). `out`'s data stays valid until the packet's message is done.
+  bool NextPacket(int64_t now_ns, Outgoing* out);
+
+  // An ACK from the peer (parsed by ParsePonyHeader), at `now_ns`. False if it acknowledges what
+  // was never sent: the connection is broken (reset it).
+  bool OnAck(const PonyHeader& ack, int64_t now_ns);
+
+  // When OnTimer should run next (INT64_MAX: nothing in flight), and running it: expired
+  // retransmission timeouts mark packets lost. dead() once the peer stayed silent through
+  // max_timeouts expiries in a row.
+  int64_t NextTimerNs() const;
+  void OnTimer(int64_t now_ns);
+  bool dead() const { return dead_; }
+
+  // Blocked on the receiver's credit with nothing in flight, the sender learns of new room only
+  // from an ACK the receiver sends when its app reads; if that ACK is lost, nothing would move. So,
+  // while so blocked, a probe is due every retransmission timeout: the engine sends an ACK with
+  // kFlagAckNow, which the receiver answers with its credit. True once per due probe.
+  bool ProbeDue(int64_t now_ns);
+
+  // Tokens of messages the peer acknowledged whole, in the order they were queued.
+  bool PopCompleted(uint32_t* token);
+
+  // The next sequence number a new packet gets (a FIN takes it).
+  uint32_t next_seq() const { return next_seq_; }
+  bool idle() const { return inflight_.empty() && messages_.empty(); }
+  uint32_t packets_in_flight() const { return in_flight_; }
+  int64_t srtt_ns() const { return srtt_ns_; }
+  int64_t rto_ns() const { return rto_ns_; }
+  const Swift& swift() const { return swift_; }
+  uint64_t retransmits() const { return retransmits_; }
+  uint64_t fast_retransmits() const { return fast_retransmits_; }
+  uint64_t timeouts() const { return timeouts_; }
+  // One line of the sender's state, for logs and tests.
+  std::string DebugString() const;
+
+ private:
+  struct Sent {
+    uint32_t msg_index;  // into messages_, from its front: see Message
+    uint32_t offset, len;
+    int64_t sent_ns = 0;
+    bool acked = false;  // SACKed (cumulatively acked packets leave inflight_)
+    bool lost = false;   // to send again
+    bool sent_twice = false;
+  };
+  struct Message {
+    uint32_t id;
+    uint32_t token;
+    std::string bytes;
+    uint32_t next_offset = 0;  // bytes cut into packets so far
+    uint32_t first_seq = 0;    // its first packet's sequence number, once started
+    uint32_t last_seq = 0;     // its last packet's, once cut whole
+    bool seen = false;         // the peer has acknowledged a packet of it (its credit counts it)
+  };
+
+  Message& MessageOf(const Sent& s) { return messages_[s.msg_index - messages_base_]; }
+  bool MayStart(const Message& m) const;
+  bool CreditBlocked() const;
+  void Fill(const Sent& s, uint32_t seq, uint8_t flags, Outgoing* out);
+  void MarkSeen(uint32_t seq);
+  void RttSample(int64_t rtt_ns);
+  void Retire();
+
+  SenderOptions o_;
+  Swift swift_;
+  uint32_t una_;                  // the oldest sequence number not cumulatively acknowledged
+  uint32_t next_seq_;             // the next new one
+  std::deque<Sent> inflight_;     // [una_, next_seq_)
+  uint32_t in_flight_ = 0;        // sent, neither acked nor lost
+  std::deque<Message> messages_;  // queued and not done, in id order
+  uint32_t messages_base_ = 0;    // the index of messages_.front() (Sent::msg_index counts on)
+  uint32_t next_id_ = 1;
+  uint32_t cut_ = 0;         // the message being cut into packets (index from messages_.front())
+  uint32_t lost_count_ = 0;  // packets marked lost and not yet sent again
+  uint32_t peer_credit_;
+  uint32_t unseen_reserved_ = 0;  // lengths of started messages the peer has not acknowledged
+  std::deque<uint32_t> completed_;
+  int64_t srtt_ns_ = 0, rttvar_ns_ = 0, rto_ns_;
+  int64_t next_paced_ns_ = 0;
+  int64_t probe_at_ns_ = 0;  // when the next probe is due while credit-blocked (0: not blocked)
+  int timeouts_in_row_ = 0;
+  bool dead_ = false;
+  uint64_t retransmits_ = 0, fast_retransmits_ = 0, timeouts_ = 0;
+};
+
+}  // namespace snapd::pony
+
+#endif  // SNAPD_ENGINES_PONY_SENDER_H_
