@@ -175,7 +175,9 @@ TEST(ReceiverTest, ShuffledDuplicatedSegmentsOfRandomMessagesArriveIntactAndInOr
     for (int i = 0; i < n; ++i) {
       EXPECT_TRUE(SeqBefore(r.cumulative_ack(), blocks[i].start));
       EXPECT_TRUE(SeqBefore(blocks[i].start, blocks[i].end));
-      if (i > 0) EXPECT_TRUE(SeqBefore(blocks[i].end, blocks[i - 1].start));
+      if (i > 0) {
+        EXPECT_TRUE(SeqBefore(blocks[i].end, blocks[i - 1].start));
+      }
     }
     for (std::string& m : Drain(r)) got.push_back(std::move(m));
   }

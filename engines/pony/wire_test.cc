@@ -192,7 +192,9 @@ TEST(PonyWireTest, NeverReadsPastTheBuffer) {
       PonyHeader h;
       uint32_t off = 0;
       WireError e = ParsePonyHeader(cut.data(), static_cast<uint32_t>(n), &h, &off);
-      if (e == WireError::kNone) EXPECT_LE(off, n);
+      if (e == WireError::kNone) {
+        EXPECT_LE(off, n);
+      }
     }
   }
 }
