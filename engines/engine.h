@@ -89,6 +89,11 @@ class Engine {
   virtual void ForEachKindCounter(
       const std::function<void(absl::string_view name, uint64_t value)>& fn) const {}
 
+  // When the engine has timed work to do (a retransmission, a handshake's retry) though no frame
+  // arrives: a worker that sleeps wakes by then to poll it. INT64_MAX (the default): none. Read
+  // on the engine's thread, after a Poll.
+  virtual int64_t NextDeadlineNs() const { return INT64_MAX; }
+
   // Engine thread only (or while no worker polls the engine); nullptr for none.
   void set_batch_observer(BatchObserver* observer) { observer_ = observer; }
 

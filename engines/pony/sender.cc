@@ -242,6 +242,8 @@ void Sender::OnTimer(int64_t now_ns) {
   }
   rto_ns_ = std::min(rto_ns_ * 2, o_.max_rto_ns);
   swift_.OnTimeout(now_ns);
+  // The first packet goes again at once; pacing at the minimum window spaces the rest.
+  next_paced_ns_ = 0;
 }
 
 std::string Sender::DebugString() const {

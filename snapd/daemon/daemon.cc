@@ -250,6 +250,7 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
     if (ParseIpv6(text, &ip6)) attach.add_ipv6(std::string(reinterpret_cast<char*>(ip6.w), 16));
   }
   attach.set_vlan(app.config.vlan());
+  attach.set_app_id(conn.id());
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   absl::Status status;
   scheduler_->OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });

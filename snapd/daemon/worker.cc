@@ -235,7 +235,10 @@ void Worker::Sleep(int64_t max_ns) {
   armed.clear();
   bool all_can_wake = true;
   bool pending = false;
+  // Timed work an engine has (a retransmission) bounds the sleep as a port that cannot wake does.
+  int64_t deadline = INT64_MAX;
   for (Engine* e : engines_) {
+    deadline = std::min(deadline, e->NextDeadlineNs());
     e->ForEachPort([&](Port& p) {
       if (!p.healthy()) return;  // a broken port is not polled either
       int fd = p.wake_fd();
@@ -249,8 +252,11 @@ void Worker::Sleep(int64_t max_ns) {
   // Anything that arrived before the arming raised no wake-up: look once more.
   for (Port* p : armed) pending = pending || p->Pending();
   if (!pending && !has_mail_.load(std::memory_order_acquire) && !stop_.load()) {
-    timespec ts{0, max_ns};
-    int ready = ppoll(fds.data(), fds.size(), all_can_wake ? nullptr : &ts, nullptr);
+    int64_t sleep_ns = all_can_wake ? INT64_MAX : max_ns;
+    if (deadline != INT64_MAX)
+      sleep_ns = std::min(sleep_ns, std::max<int64_t>(0, deadline - MonotonicNs()));
+    timespec ts{sleep_ns / 1000000000, sleep_ns % 1000000000};
+    int ready = ppoll(fds.data(), fds.size(), sleep_ns == INT64_MAX ? nullptr : &ts, nullptr);
     if (ready == 0) stats_.timed_wakeups.Add();
     if (ready > 0) {
       for (size_t i = 1; i < fds.size(); ++i) {

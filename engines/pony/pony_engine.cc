@@ -1,0 +1,1242 @@
+#include "engines/pony/pony_engine.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/addr.h"
+#include "base/checksum.h"
+#include "base/clock.h"
+#include "engines/frame.h"
+#include "engines/registry.h"
+
+namespace snapd {
+
+using pony::AppOp;
+using pony::AppOpCode;
+using pony::PacketType;
+using pony::PonyHeader;
+using pony::ResetReason;
+
+namespace {
+
+uint32_t OrDefault(uint32_t v, uint32_t def) { return v == 0 ? def : v; }
+
+constexpr uint32_t kIpUdpBytes = 20 + 8;
+// The bytes a DATA packet spends before its segment, past the Ethernet header.
+constexpr uint32_t kDataOverhead = kIpUdpBytes + pony::kCommonBytes + pony::kMessageBytes;
+// A message's bytes per RECEIVED frame to the app (a frame holds at most 64 KiB).
+constexpr uint32_t kAppSegment = 60000;
+// Messages a connection takes out of its Receiver ahead of the app's ring.
+constexpr size_t kToAppMessages = 64;
+constexpr uint64_t kToAppBytes = 1 << 20;
+constexpr uint32_t kMaxNeighbors = 4096;
+constexpr uint32_t kConnIndexBits = 20;
+constexpr uint32_t kConnIndexMask = (1u << kConnIndexBits) - 1;
+// ARP: a request every 100 ms, three times, before a connect fails as unreachable.
+constexpr int64_t kArpRetryNs = 100000000;
+constexpr int kArpTries = 3;
+// SYN and FIN: from 1 ms, doubling to 128 ms, 10 times (about 1.3 s) before a timeout.
+constexpr int64_t kCtlFirstRtoNs = 1000000;
+constexpr int64_t kCtlMaxRtoNs = 128000000;
+constexpr int kCtlTries = 10;
+
+void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+void Put32(uint8_t* p, uint32_t v) {
+  Put16(p, static_cast<uint16_t>(v >> 16));
+  Put16(p + 2, static_cast<uint16_t>(v));
+}
+uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+void PutMac(uint8_t* p, uint64_t mac) { MacToBytes(mac, p); }
+
+// The sum of the UDP pseudo-header (addresses in network order, as they sit in memory).
+uint32_t PseudoSum(uint32_t src, uint32_t dst, uint16_t udp_len) {
+  uint8_t b[12];
+  memcpy(b, &src, 4);
+  memcpy(b + 4, &dst, 4);
+  b[8] = 0;
+  b[9] = kIpProtoUdp;
+  Put16(b + 10, udp_len);
+  return ChecksumAdd(b, sizeof(b), 0);
+}
+
+const char* StateName(int state);
+
+}  // namespace
+
+struct PonyEngine::Conn {
+  enum class State { kResolving, kSynSent, kOpen, kDone };
+  uint32_t id = 0;
+  State state = State::kResolving;
+  bool passive = false;
+  bool opened = false;  // CONNECTED or INCOMING was (or is to be) told
+  uint16_t app = 0;
+  uint32_t peer_ip = 0;  // network order
+  uint16_t peer_app = 0;
+  uint32_t peer_conn = 0;
+  uint64_t peer_mac = 0;
+  uint16_t src_port = 0;
+  uint32_t token = 0;  // CONNECT's
+  uint32_t isn = 0;
+  std::unique_ptr<pony::Sender> sender;
+  std::unique_ptr<pony::Receiver> receiver;
+  // Handshake, FIN and ARP retries.
+  int64_t ctl_at = INT64_MAX;
+  int64_t ctl_rto_ns = kCtlFirstRtoNs;
+  int ctl_tries = 0;
+  bool close_requested = false;
+  bool fin_sent = false;
+  uint32_t fin_seq = 0;
+  bool peer_fin = false;  // the peer's FIN came after all its data: acknowledged as fin_seq + 1
+  uint32_t peer_fin_seq = 0;
+  // From the app: the message being assembled from its SEND frames, and what is queued unacked.
+  std::string assembling;
+  uint32_t assembled = 0;
+  uint32_t assembling_token = 0;
+  uint64_t queued_bytes = 0;
+  std::deque<uint32_t> queued_sizes;
+  // To the app.
+  bool notify_open = false;
+  std::deque<uint32_t> sent_tokens;
+  std::deque<std::string> to_app;
+  uint64_t to_app_bytes = 0;
+  uint32_t to_app_offset = 0;
+  uint16_t code = 0;  // kDone: why, for CLOSED or REFUSED
+  bool told_done = false;
+  // Acknowledgement.
+  bool ack_due = false;
+  uint8_t ack_flags = 0;
+  uint32_t echo_ts = 0;
+  int64_t echo_at = 0;
+  // For snapctl.
+  uint64_t tx_bytes = 0, rx_bytes = 0, tx_messages = 0, rx_messages = 0, retransmits = 0;
+};
+
+namespace {
+const char* StateName(int state) {
+  switch (static_cast<PonyEngine::Conn::State>(state)) {
+    case PonyEngine::Conn::State::kResolving:
+      return "resolving";
+    case PonyEngine::Conn::State::kSynSent:
+      return "syn_sent";
+    case PonyEngine::Conn::State::kOpen:
+      return "open";
+    case PonyEngine::Conn::State::kDone:
+      return "closed";
+  }
+  return "?";
+}
+}  // namespace
+
+template <typename Self, typename Fn>
+void PonyEngine::ForEachCounter(Self& self, Fn fn) {
+  for (int e = 1; e <= static_cast<int>(pony::WireError::kBadReason); ++e) {
+    fn(pony::WireErrorName(static_cast<pony::WireError>(e)), self.wire_drops_[e]);
+  }
+  for (int e = 1; e <= static_cast<int>(pony::AppOpError::kBadAddress); ++e) {
+    fn(pony::AppOpErrorName(static_cast<pony::AppOpError>(e)), self.op_drops_[e]);
+  }
+  fn("rx_not_pony", self.rx_not_pony_);
+  fn("drop_bad_checksum", self.drop_bad_checksum_);
+  fn("drop_fragment", self.drop_fragment_);
+  fn("drop_unknown_connection", self.drop_unknown_connection_);
+  fn("drop_wrong_peer", self.drop_wrong_peer_);
+  fn("drop_over_credit", self.drop_over_credit_);
+  fn("drop_not_open", self.drop_not_open_);
+  fn("drop_protocol_error", self.drop_protocol_error_);
+  fn("op_drop_unknown_connection", self.op_drop_unknown_connection_);
+  fn("op_drop_over_budget", self.op_drop_over_budget_);
+  fn("op_drop_out_of_order", self.op_drop_out_of_order_);
+  fn("tx_nic_full", self.tx_nic_full_);
+  fn("arp_requests", self.arp_requests_);
+  fn("arp_replies", self.arp_replies_);
+  fn("arp_table_full", self.arp_table_full_);
+  fn("connections_opened", self.connections_opened_);
+  fn("connections_accepted", self.connections_accepted_);
+  fn("connections_refused", self.connections_refused_);
+  fn("connections_closed", self.connections_closed_);
+  fn("resets_sent", self.resets_sent_);
+  fn("resets_received", self.resets_received_);
+  fn("timeouts", self.timeouts_);
+  fn("retransmits", self.retransmits_);
+  fn("messages_sent", self.messages_sent_);
+  fn("messages_received", self.messages_received_);
+}
+
+void PonyEngine::ForEachKindCounter(
+    const std::function<void(absl::string_view name, uint64_t value)>& fn) const {
+  ForEachCounter(*this, [&](absl::string_view name, const Counter& c) { fn(name, c.Get()); });
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> PonyEngine::Create(const std::string& name,
+                                                           const engines::PonyConfig& config) {
+  std::vector<std::string> parts = absl::StrSplit(config.address(), '/');
+  uint32_t ip = 0;
+  int prefix = 0;
+  if (config.address().empty()) {
+    return absl::InvalidArgumentError("address: required (the engine's IPv4 address/prefix)");
+  }
+  if (parts.size() != 2 || !ParseIpv4(parts[0], &ip) || !absl::SimpleAtoi(parts[1], &prefix) ||
+      prefix < 1 || prefix > 32 || ip == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address: '", config.address(), "' is not an IPv4 address/prefix"));
+  }
+  const uint32_t mask = htonl(prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix));
+  uint64_t mac = 0;
+  if (!config.mac().empty()) {
+    if (!ParseMac(config.mac(), &mac) || IsMulticast(mac) || mac == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mac: '", config.mac(), "' is not a unicast MAC"));
+    }
+  } else {
+    uint8_t b[6] = {0x02, 0x50};
+    memcpy(b + 2, &ip, 4);
+    mac = MacFromBytes(b);
+  }
+  if (config.udp_port() > 65535) return absl::InvalidArgumentError("udp_port: at most 65535");
+  if (config.max_message_bytes() > pony::kMaxMessageBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes: at most ", pony::kMaxMessageBytes));
+  }
+  const uint32_t max_message = OrDefault(config.max_message_bytes(), 1 << 20);
+  if (config.connection_buffer_bytes() != 0 && config.connection_buffer_bytes() < max_message) {
+    return absl::InvalidArgumentError(
+        "connection_buffer_bytes: at least max_message_bytes (a message must fit)");
+  }
+  if (config.max_connections() > kConnIndexMask) {
+    return absl::InvalidArgumentError(absl::StrCat("max_connections: at most ", kConnIndexMask));
+  }
+  if (config.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
+  if (config.mss() != 0 && (config.mss() < 64 || config.mss() > 9000 - kDataOverhead)) {
+    return absl::InvalidArgumentError(absl::StrCat("mss: between 64 and ", 9000 - kDataOverhead));
+  }
+  return std::unique_ptr<Engine>(new PonyEngine(name, config, ip, mask, mac));
+}
+
+PonyEngine::PonyEngine(std::string name, const engines::PonyConfig& config, uint32_t ip,
+                       uint32_t mask, uint64_t mac)
+    : Engine(std::move(name)),
+      ip_(ip),
+      mask_(mask),
+      mac_(mac),
+      udp_port_(static_cast<uint16_t>(OrDefault(config.udp_port(), pony::kDefaultUdpPort))),
+      max_message_(OrDefault(config.max_message_bytes(), 1 << 20)),
+      buffer_bytes_(OrDefault(config.connection_buffer_bytes(),
+                              std::max<uint32_t>(4u << 20, 4 * max_message_))),
+      max_conns_(OrDefault(config.max_connections(), 1024)),
+      burst_(OrDefault(config.burst(), 32)),
+      mss_config_(config.mss()) {
+  if (config.target_delay_us() != 0) {
+    sender_options_.swift.base_target_ns = int64_t{config.target_delay_us()} * 1000;
+  }
+  rx_.resize(burst_);
+  app_scratch_.resize(size_t{burst_} * (kAppSegment + pony::kAppOpBytes));
+  app_pkts_.resize(burst_);
+}
+
+PonyEngine::~PonyEngine() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+size_t PonyEngine::AppSlot(uint16_t app_id) const {
+  for (size_t i = 0; i < slots_.slot_count(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.port && s.is_app && s.app_id == app_id) return i;
+  }
+  return slots_.kNoIndex;
+}
+
+absl::Status PonyEngine::AddPort(std::unique_ptr<Port> port,
+                                 const engines::PortAttachment& attachment) {
+  absl::Status status = slots_.CanAdd(port->name());
+  if (!status.ok()) return status;
+  Slot slot;
+  slot.is_app = port->kind() == PortKind::kApp;
+  if (slot.is_app) {
+    if (attachment.app_id() == 0 || attachment.app_id() > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("app port ", port->name(),
+                                                     ": a pony app's id must be 1..65535, not ",
+                                                     attachment.app_id()));
+    }
+    slot.app_id = static_cast<uint16_t>(attachment.app_id());
+    if (AppSlot(slot.app_id) != slots_.kNoIndex) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("app id ", slot.app_id, " is attached to this engine already"));
+    }
+  }
+  slot.port = std::move(port);
+  const size_t index = slots_.next_index();
+  status = slots_.Add(std::move(slot));
+  if (!status.ok()) return status;
+  if (!slots_[index].is_app) {
+    nic_slots_.push_back(index);
+    NicOut out;
+    const uint32_t mtu = slots_[index].port->mtu() == 0 ? 1500 : slots_[index].port->mtu();
+    out.scratch.resize(size_t{64} * (mtu + 18));
+    out.pkts.reserve(64);
+    nic_out_.push_back(std::move(out));
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Port> PonyEngine::RemovePort(absl::string_view name) {
+  const size_t index = slots_.IndexOf(name);
+  if (index == slots_.kNoIndex) return nullptr;
+  const int64_t now = MonotonicNs();
+  if (slots_[index].is_app) {
+    const uint16_t app = slots_[index].app_id;
+    for (size_t i = 0; i < live_.size();) {
+      Conn& c = *conns_[live_[i]];
+      if (c.app != app) {
+        ++i;
+        continue;
+      }
+      if (c.state != Conn::State::kDone && c.peer_conn != 0) {
+        Finish(c, static_cast<uint16_t>(ResetReason::kAppGone), true, ResetReason::kAppGone, now);
+      }
+      FreeConn(c);  // swaps the last live connection into i
+    }
+    FlushNic();
+  } else {
+    FlushNic();
+    auto it = std::find(nic_slots_.begin(), nic_slots_.end(), index);
+    nic_out_.erase(nic_out_.begin() + (it - nic_slots_.begin()));
+    nic_slots_.erase(it);
+  }
+  return slots_.RemoveAt(index);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+PonyEngine::Conn* PonyEngine::Find(uint32_t id) {
+  const uint32_t index = (id & kConnIndexMask) - 1;
+  if (index >= conns_.size() || !conns_[index] || conns_[index]->id != id) return nullptr;
+  return conns_[index].get();
+}
+
+PonyEngine::Conn* PonyEngine::NewConn(uint16_t app, uint32_t peer_ip, uint16_t peer_app,
+                                      int64_t now) {
+  if (live_.size() >= max_conns_) return nullptr;
+  uint32_t index = 0;
+  while (index < conns_.size() && conns_[index]) ++index;
+  if (index == conns_.size()) conns_.emplace_back();
+  auto c = std::make_unique<Conn>();
+  generation_ = (generation_ + 1) & 0xfff;
+  c->id = generation_ << kConnIndexBits | (index + 1);
+  c->app = app;
+  c->peer_ip = peer_ip;
+  c->peer_app = peer_app;
+  c->src_port = static_cast<uint16_t>(49152 + c->id % 16384);
+  static thread_local std::mt19937 rng(static_cast<uint32_t>(now) ^ std::random_device()());
+  c->isn = rng();
+  conns_[index] = std::move(c);
+  live_.push_back(index);
+  return conns_[index].get();
+}
+
+void PonyEngine::FreeConn(Conn& c) {
+  const uint32_t index = (c.id & kConnIndexMask) - 1;
+  auto it = std::find(live_.begin(), live_.end(), index);
+  *it = live_.back();
+  live_.pop_back();
+  conns_[index].reset();
+  while (!conns_.empty() && !conns_.back()) conns_.pop_back();
+}
+
+void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
+  pony::SenderOptions o = sender_options_;
+  uint32_t mtu = 9000;
+  for (size_t s : nic_slots_) {
+    const uint32_t m = slots_[s].port->mtu() == 0 ? 1500 : slots_[s].port->mtu();
+    mtu = std::min(mtu, m);
+  }
+  o.mss = mtu - kDataOverhead;
+  if (mss_config_ != 0) o.mss = std::min(o.mss, mss_config_);
+  c.sender = std::make_unique<pony::Sender>(c.isn + 1, peer_credit, o);
+  c.receiver = std::make_unique<pony::Receiver>(peer_seq + 1, buffer_bytes_, max_message_);
+  c.state = Conn::State::kOpen;
+  c.opened = true;
+  c.notify_open = true;
+  c.ctl_at = INT64_MAX;
+}
+
+void PonyEngine::Finish(Conn& c, uint16_t code, bool reset, ResetReason reason, int64_t now) {
+  if (c.state == Conn::State::kDone) return;
+  if (reset && c.peer_conn != 0) {
+    PonyHeader h;
+    h.type = PacketType::kRst;
+    h.reason = reason;
+    SendPony(c, h, nullptr, 0, now);
+    resets_sent_.Add();
+  }
+  if (!c.opened) connections_refused_.Add();
+  if (c.opened) connections_closed_.Add();
+  if (code == static_cast<uint16_t>(ResetReason::kTimeout)) timeouts_.Add();
+  if (c.sender) c.retransmits = c.sender->retransmits();
+  c.state = Conn::State::kDone;
+  c.code = code;
+  c.sender.reset();  // what the peer did not acknowledge is lost; the app is told by CLOSED
+  c.assembling.clear();
+  c.ctl_at = INT64_MAX;
+}
+
+void PonyEngine::StartConnect(Conn& c, int64_t now) {
+  if ((c.peer_ip & mask_) != (ip_ & mask_) || c.peer_ip == ip_ || nic_slots_.empty()) {
+    Finish(c, static_cast<uint16_t>(PonyAppCode::kUnreachable), false, ResetReason::kTimeout, now);
+    return;
+  }
+  auto it = neighbors_.find(c.peer_ip);
+  if (it != neighbors_.end()) {
+    c.peer_mac = it->second;
+    SendSyn(c, now);
+    return;
+  }
+  c.state = Conn::State::kResolving;
+  c.ctl_tries = 1;
+  c.ctl_at = now + kArpRetryNs;
+  SendArp(1, 0xffffffffffffULL, c.peer_ip);
+}
+
+void PonyEngine::SendSyn(Conn& c, int64_t now) {
+  c.state = Conn::State::kSynSent;
+  PonyHeader h;
+  h.type = PacketType::kSyn;
+  h.seq = c.isn;
+  h.credit = buffer_bytes_;
+  SendPony(c, h, nullptr, 0, now);
+  if (c.ctl_at == INT64_MAX || c.ctl_tries == 0) {
+    c.ctl_tries = 0;
+    c.ctl_rto_ns = kCtlFirstRtoNs;
+  }
+  ++c.ctl_tries;
+  c.ctl_at = now + c.ctl_rto_ns;
+  c.ctl_rto_ns = std::min(c.ctl_rto_ns * 2, kCtlMaxRtoNs);
+}
+
+void PonyEngine::RunTimers(Conn& c, int64_t now) {
+  switch (c.state) {
+    case Conn::State::kResolving:
+      if (now < c.ctl_at) return;
+      if (c.ctl_tries >= kArpTries) {
+        Finish(c, static_cast<uint16_t>(PonyAppCode::kUnreachable), false, ResetReason::kTimeout,
+               now);
+        return;
+      }
+      ++c.ctl_tries;
+      c.ctl_at = now + kArpRetryNs;
+      SendArp(1, 0xffffffffffffULL, c.peer_ip);
+      return;
+    case Conn::State::kSynSent:
+      if (now < c.ctl_at) return;
+      if (c.ctl_tries >= kCtlTries) {
+        Finish(c, static_cast<uint16_t>(ResetReason::kTimeout), false, ResetReason::kTimeout, now);
+        return;
+      }
+      SendSyn(c, now);
+      return;
+    case Conn::State::kOpen:
+      break;
+    case Conn::State::kDone:
+      return;
+  }
+  pony::Sender& s = *c.sender;
+  if (now >= s.NextTimerNs()) {
+    s.OnTimer(now);
+    if (s.dead()) {
+      Finish(c, static_cast<uint16_t>(ResetReason::kTimeout), true, ResetReason::kTimeout, now);
+      return;
+    }
+  }
+  if (s.ProbeDue(now)) SendAck(c, pony::kFlagAckNow, now);
+  if (c.close_requested && !c.fin_sent && s.idle() && c.assembled == 0) {
+    c.fin_sent = true;
+    c.fin_seq = s.next_seq();
+    c.ctl_tries = 0;
+    c.ctl_rto_ns = std::max(s.rto_ns(), kCtlFirstRtoNs);
+    c.ctl_at = now;  // sent just below
+  }
+  if (c.fin_sent && now >= c.ctl_at) {
+    if (c.ctl_tries >= kCtlTries) {
+      Finish(c, static_cast<uint16_t>(ResetReason::kTimeout), true, ResetReason::kTimeout, now);
+      return;
+    }
+    PonyHeader h;
+    h.type = PacketType::kFin;
+    h.seq = c.fin_seq;
+    h.flags = pony::kFlagAckNow;
+    SendPony(c, h, nullptr, 0, now);
+    ++c.ctl_tries;
+    c.ctl_at = now + c.ctl_rto_ns;
+    c.ctl_rto_ns = std::min(c.ctl_rto_ns * 2, kCtlMaxRtoNs);
+  }
+}
+
+void PonyEngine::PushData(Conn& c, int64_t now) {
+  if (c.state != Conn::State::kOpen) return;
+  pony::Outgoing out;
+  while (c.sender->NextPacket(now, &out)) {
+    PonyHeader h;
+    h.type = PacketType::kData;
+    h.flags = out.flags;
+    h.seq = out.seq;
+    h.msg_id = out.msg_id;
+    h.msg_len = out.msg_len;
+    h.msg_offset = out.msg_offset;
+    SendPony(c, h, out.data, out.len, now);
+    if (out.flags & pony::kFlagRetransmit) retransmits_.Add();
+    c.tx_bytes += out.len;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The NIC side
+
+uint8_t* PonyEngine::FrameRoom(uint32_t len, NicOut** out) {
+  if (nic_slots_.empty()) return nullptr;
+  NicOut& o = nic_out_[0];
+  if (o.used + len > o.scratch.size() || o.pkts.size() == o.pkts.capacity()) FlushNic();
+  if (len > o.scratch.size()) return nullptr;
+  uint8_t* p = o.scratch.data() + o.used;
+  o.pkts.push_back(Packet{p, len});
+  o.used += len;
+  *out = &o;
+  return p;
+}
+
+void PonyEngine::FlushNic() {
+  for (size_t i = 0; i < nic_out_.size(); ++i) {
+    NicOut& o = nic_out_[i];
+    if (o.pkts.empty()) continue;
+    Port& port = *slots_[nic_slots_[i]].port;
+    const uint16_t n = static_cast<uint16_t>(o.pkts.size());
+    const uint16_t sent = port.Transmit(o.pkts.data(), n);
+    uint64_t bytes = 0;
+    for (uint16_t k = 0; k < sent; ++k) bytes += o.pkts[k].len;
+    port.stats().tx_frames.Add(sent);
+    port.stats().tx_bytes.Add(bytes);
+    if (sent < n) {
+      // Lost as on a wire: the senders' retransmissions recover them.
+      port.stats().tx_dropped.Add(n - sent);
+      tx_nic_full_.Add(n - sent);
+      stats().drops.Add(n - sent);
+    }
+    o.pkts.clear();
+    o.used = 0;
+  }
+}
+
+void PonyEngine::SendArp(uint16_t op, uint64_t dst_mac, uint32_t target_ip) {
+  NicOut* out;
+  uint8_t* f = FrameRoom(60, &out);
+  if (f == nullptr) return;
+  memset(f, 0, 60);
+  PutMac(f, dst_mac);
+  PutMac(f + 6, mac_);
+  Put16(f + 12, kEtherTypeArp);
+  uint8_t* a = f + 14;
+  Put16(a, 1);
+  Put16(a + 2, kEtherTypeIpv4);
+  a[4] = 6;
+  a[5] = 4;
+  Put16(a + 6, op);
+  PutMac(a + 8, mac_);
+  memcpy(a + 14, &ip_, 4);
+  if (op == 2) PutMac(a + 18, dst_mac);
+  memcpy(a + 24, &target_ip, 4);
+  (op == 1 ? arp_requests_ : arp_replies_).Add();
+}
+
+namespace {
+// Writes Ethernet, IPv4 and UDP headers for a datagram of `payload` bytes at f, and returns the
+// sum the UDP checksum starts from (pseudo-header and UDP header).
+uint32_t WriteHeaders(uint8_t* f, uint64_t dst_mac, uint64_t src_mac, uint32_t src_ip,
+                      uint32_t dst_ip, uint16_t src_port, uint16_t dst_port, uint32_t payload) {
+  PutMac(f, dst_mac);
+  PutMac(f + 6, src_mac);
+  Put16(f + 12, kEtherTypeIpv4);
+  uint8_t* ip = f + 14;
+  ip[0] = 0x45;
+  ip[1] = 0;
+  Put16(ip + 2, static_cast<uint16_t>(kIpUdpBytes + payload));
+  Put16(ip + 4, 0);
+  Put16(ip + 6, 0x4000);  // DF
+  ip[8] = 64;
+  ip[9] = kIpProtoUdp;
+  Put16(ip + 10, 0);
+  memcpy(ip + 12, &src_ip, 4);
+  memcpy(ip + 16, &dst_ip, 4);
+  Put16(ip + 10, InternetChecksum(ip, 20));
+  uint8_t* udp = ip + 20;
+  const uint16_t udp_len = static_cast<uint16_t>(8 + payload);
+  Put16(udp, src_port);
+  Put16(udp + 2, dst_port);
+  Put16(udp + 4, udp_len);
+  Put16(udp + 6, 0);
+  return ChecksumAdd(udp, 8, PseudoSum(src_ip, dst_ip, udp_len));
+}
+}  // namespace
+
+void PonyEngine::SendPony(Conn& c, PonyHeader& h, const uint8_t* payload, uint32_t len,
+                          int64_t now) {
+  h.src_app = c.app;
+  h.dst_app = c.peer_app;
+  h.src_conn = c.id;
+  h.dst_conn = h.type == PacketType::kSyn ? 0 : c.peer_conn;
+  h.ts = static_cast<uint32_t>(now);
+  if (h.ts == 0) h.ts = 1;
+  if (c.receiver && h.type != PacketType::kAck && h.type != PacketType::kRst) {
+    h.ack = c.receiver->cumulative_ack();
+    h.credit = c.receiver->credit();
+  }
+  const uint32_t hlen = pony::PonyHeaderBytes(h);
+  const uint32_t total = kEthernetHeaderBytes + kIpUdpBytes + hlen + len;
+  NicOut* out;
+  uint8_t* f = FrameRoom(total, &out);
+  if (f == nullptr) {
+    tx_nic_full_.Add();
+    stats().drops.Add();
+    return;
+  }
+  uint32_t sum =
+      WriteHeaders(f, c.peer_mac, mac_, ip_, c.peer_ip, c.src_port, udp_port_, hlen + len);
+  uint8_t* p = f + kEthernetHeaderBytes + kIpUdpBytes;
+  pony::WritePonyHeader(h, p, hlen);
+  if (len > 0) memcpy(p + hlen, payload, len);
+  sum = ChecksumAdd(p, hlen + len, sum);
+  uint16_t csum = ChecksumFinish(sum);
+  Put16(f + kEthernetHeaderBytes + 20 + 6, csum == 0 ? 0xffff : csum);
+}
+
+void PonyEngine::SendStrayReset(const PonyHeader& in, uint32_t src_ip, uint64_t src_mac,
+                                uint16_t src_port, ResetReason reason, int64_t now) {
+  if (in.type == PacketType::kRst || in.src_conn == 0) return;  // never answer a RST
+  PonyHeader h;
+  h.type = PacketType::kRst;
+  h.reason = reason;
+  h.src_app = in.dst_app;
+  h.dst_app = in.src_app;
+  h.src_conn = 0;
+  h.dst_conn = in.src_conn;
+  h.ts = static_cast<uint32_t>(now);
+  const uint32_t hlen = pony::PonyHeaderBytes(h);
+  NicOut* out;
+  uint8_t* f = FrameRoom(kEthernetHeaderBytes + kIpUdpBytes + hlen, &out);
+  if (f == nullptr) return;
+  // Pony listens on its port only: the answer goes there, whatever port the packet came from.
+  uint32_t sum = WriteHeaders(f, src_mac, mac_, ip_, src_ip, udp_port_, udp_port_, hlen);
+  uint8_t* p = f + kEthernetHeaderBytes + kIpUdpBytes;
+  pony::WritePonyHeader(h, p, hlen);
+  uint16_t csum = ChecksumFinish(ChecksumAdd(p, hlen, sum));
+  Put16(f + kEthernetHeaderBytes + 20 + 6, csum == 0 ? 0xffff : csum);
+  resets_sent_.Add();
+}
+
+void PonyEngine::SendAck(Conn& c, uint8_t flags, int64_t now) {
+  if (!c.receiver) return;
+  PonyHeader h;
+  h.type = PacketType::kAck;
+  h.flags = flags;
+  h.ack = c.peer_fin ? c.peer_fin_seq + 1 : c.receiver->cumulative_ack();
+  h.credit = c.receiver->credit();
+  h.sack_count = static_cast<uint8_t>(c.receiver->SackBlocks(h.sack));
+  if (c.echo_ts != 0) {
+    h.ts_echo = c.echo_ts;
+    h.hold_ns = static_cast<uint32_t>(std::min<int64_t>(now - c.echo_at, UINT32_MAX));
+    c.echo_ts = 0;
+  }
+  SendPony(c, h, nullptr, 0, now);
+  c.ack_due = false;
+  c.ack_flags = 0;
+}
+
+void PonyEngine::HandleWireFrame(size_t slot, const Packet& pkt, int64_t now) {
+  Port& port = *slots_[slot].port;
+  FrameInfo info;
+  if (ParseFrame(pkt.data, pkt.len, 65535, &info) != ParseError::kNone) {
+    port.stats().drop_malformed.Add();
+    stats().drops.Add();
+    return;
+  }
+  if (info.vlan_tags != 0) {
+    rx_not_pony_.Add();
+    return;
+  }
+  if (info.ethertype == kEtherTypeArp) {
+    HandleArp(pkt.data + info.l3_offset, pkt.len - info.l3_offset, info.src_mac);
+    return;
+  }
+  if (info.ethertype != kEtherTypeIpv4 || info.ipv4_dst != ip_ ||
+      info.ipv4_protocol != kIpProtoUdp || (info.l4_head & 0xffff) != udp_port_ ||
+      info.dst_mac != mac_) {
+    rx_not_pony_.Add();
+    return;
+  }
+  const uint8_t* ip = pkt.data + info.l3_offset;
+  const uint32_t ihl = (ip[0] & 0xf) * 4u;
+  const uint32_t ip_len = Get16(ip + 2);
+  if ((Get16(ip + 6) & 0x3fff) != 0) {
+    drop_fragment_.Add();
+    stats().drops.Add();
+    return;
+  }
+  if (InternetChecksum(ip, ihl) != 0) {
+    drop_bad_checksum_.Add();
+    stats().drops.Add();
+    return;
+  }
+  const uint8_t* udp = ip + ihl;
+  const uint32_t udp_len = ip_len >= ihl + 8 ? Get16(udp + 4) : 0;
+  if (udp_len < 8 || udp_len > ip_len - ihl) {
+    port.stats().drop_malformed.Add();
+    stats().drops.Add();
+    return;
+  }
+  // Pony always sets the UDP checksum; the sum over a datagram with its checksum is 0.
+  if (Get16(udp + 6) == 0 ||
+      ChecksumFinish(ChecksumAdd(
+          udp, udp_len, PseudoSum(info.ipv4_src, info.ipv4_dst, static_cast<uint16_t>(udp_len)))) !=
+          0) {
+    drop_bad_checksum_.Add();
+    stats().drops.Add();
+    return;
+  }
+  PonyHeader h;
+  uint32_t payload_offset = 0;
+  const pony::WireError err = pony::ParsePonyHeader(udp + 8, udp_len - 8, &h, &payload_offset);
+  if (err != pony::WireError::kNone) {
+    wire_drops_[static_cast<int>(err)].Add();
+    stats().drops.Add();
+    return;
+  }
+  HandlePony(h, udp + 8 + payload_offset, udp_len - 8 - payload_offset, info.ipv4_src, info.src_mac,
+             static_cast<uint16_t>(info.l4_head >> 16), now);
+}
+
+void PonyEngine::HandleArp(const uint8_t* arp, uint32_t len, uint64_t src_mac) {
+  if (len < 28) return;
+  const uint16_t op = Get16(arp + 6);
+  const uint64_t sender_mac = MacFromBytes(arp + 8);
+  uint32_t sender_ip, target_ip;
+  memcpy(&sender_ip, arp + 14, 4);
+  memcpy(&target_ip, arp + 24, 4);
+  if (target_ip != ip_ || sender_ip == 0 || sender_ip == ip_ || IsMulticast(sender_mac) ||
+      (sender_ip & mask_) != (ip_ & mask_)) {
+    rx_not_pony_.Add();
+    return;
+  }
+  auto it = neighbors_.find(sender_ip);
+  if (it != neighbors_.end()) {
+    it->second = sender_mac;
+  } else if (neighbors_.size() >= kMaxNeighbors) {
+    arp_table_full_.Add();
+  } else {
+    neighbors_.emplace(sender_ip, sender_mac);
+  }
+  if (op == 1) SendArp(2, sender_mac, sender_ip);
+  // Connections waiting for this neighbour go on.
+  const int64_t now = MonotonicNs();
+  for (uint32_t index : live_) {
+    Conn& c = *conns_[index];
+    if (c.state == Conn::State::kResolving && c.peer_ip == sender_ip) {
+      c.peer_mac = sender_mac;
+      c.ctl_tries = 0;
+      c.ctl_at = INT64_MAX;
+      SendSyn(c, now);
+    }
+  }
+}
+
+void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_mac,
+                           uint16_t src_port, int64_t now) {
+  if (AppSlot(h.dst_app) == slots_.kNoIndex) {
+    SendStrayReset(h, src_ip, src_mac, src_port, ResetReason::kNoSuchApp, now);
+    connections_refused_.Add();
+    return;
+  }
+  for (uint32_t index : live_) {
+    Conn& c = *conns_[index];
+    if (c.peer_ip == src_ip && c.peer_app == h.src_app && c.peer_conn == h.src_conn &&
+        c.app == h.dst_app && c.passive) {
+      // Our SYN_ACK was lost: again.
+      if (c.state == Conn::State::kOpen) {
+        PonyHeader a;
+        a.type = PacketType::kSynAck;
+        a.seq = c.isn;
+        a.credit = buffer_bytes_;
+        SendPony(c, a, nullptr, 0, now);
+      }
+      return;
+    }
+  }
+  Conn* c = NewConn(h.dst_app, src_ip, h.src_app, now);
+  if (c == nullptr) {
+    SendStrayReset(h, src_ip, src_mac, src_port, ResetReason::kRefused, now);
+    connections_refused_.Add();
+    return;
+  }
+  c->passive = true;
+  c->peer_conn = h.src_conn;
+  c->peer_mac = src_mac;
+  if (neighbors_.size() < kMaxNeighbors) neighbors_[src_ip] = src_mac;
+  Open(*c, h.seq, h.credit);
+  connections_accepted_.Add();
+  PonyHeader a;
+  a.type = PacketType::kSynAck;
+  a.seq = c->isn;
+  a.credit = buffer_bytes_;
+  SendPony(*c, a, nullptr, 0, now);
+}
+
+void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_t len,
+                            uint32_t src_ip, uint64_t src_mac, uint16_t src_port, int64_t now) {
+  if (h.type == PacketType::kSyn) {
+    HandleSyn(h, src_ip, src_mac, src_port, now);
+    return;
+  }
+  Conn* found = Find(h.dst_conn);
+  if (found == nullptr) {
+    drop_unknown_connection_.Add();
+    stats().drops.Add();
+    SendStrayReset(h, src_ip, src_mac, src_port, ResetReason::kUnknownConnection, now);
+    return;
+  }
+  Conn& c = *found;
+  const bool first_answer = c.state == Conn::State::kSynSent &&
+                            (h.type == PacketType::kSynAck || h.type == PacketType::kRst);
+  if (c.peer_ip != src_ip || c.peer_app != h.src_app || c.app != h.dst_app ||
+      (c.peer_conn != h.src_conn && !first_answer &&
+       !(h.type == PacketType::kRst && h.src_conn == 0))) {
+    drop_wrong_peer_.Add();
+    stats().drops.Add();
+    return;
+  }
+  switch (h.type) {
+    case PacketType::kSynAck:
+      if (c.state == Conn::State::kSynSent) {
+        c.peer_conn = h.src_conn;
+        Open(c, h.seq, h.credit);
+        connections_opened_.Add();
+        c.ack_due = true;
+      } else if (c.state == Conn::State::kOpen) {
+        c.ack_due = true;  // our ACK of it was lost, or this is a copy: harmless
+      }
+      return;
+    case PacketType::kRst:
+      resets_received_.Add();
+      if (c.state == Conn::State::kDone) return;
+      Finish(c, c.fin_sent ? 0 : static_cast<uint16_t>(h.reason), false, h.reason, now);
+      return;
+    case PacketType::kData: {
+      if (c.state != Conn::State::kOpen) {
+        drop_not_open_.Add();
+        stats().drops.Add();
+        return;
+      }
+      switch (c.receiver->OnData(h, payload, len)) {
+        case pony::Receiver::Verdict::kAccepted:
+          c.rx_bytes += len;
+          break;
+        case pony::Receiver::Verdict::kDuplicate:
+          break;
+        case pony::Receiver::Verdict::kOverCredit:
+          drop_over_credit_.Add();
+          stats().drops.Add();
+          return;
+        case pony::Receiver::Verdict::kProtocolError:
+          drop_protocol_error_.Add();
+          stats().drops.Add();
+          Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true,
+                 ResetReason::kProtocolError, now);
+          return;
+      }
+      c.ack_due = true;
+      c.echo_ts = h.ts;
+      c.echo_at = now;
+      return;
+    }
+    case PacketType::kAck: {
+      if (c.state != Conn::State::kOpen) {
+        if (c.state == Conn::State::kDone && (h.flags & pony::kFlagAckNow)) c.ack_due = true;
+        return;
+      }
+      if (h.flags & pony::kFlagAckNow) c.ack_due = true;  // a probe: it wants our credit
+      if (c.fin_sent && h.ack == c.fin_seq + 1) {
+        Finish(c, 0, false, ResetReason::kUnknownConnection, now);
+        return;
+      }
+      if (!c.sender->OnAck(h, now)) {
+        drop_protocol_error_.Add();
+        stats().drops.Add();
+        Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true,
+               ResetReason::kProtocolError, now);
+        return;
+      }
+      uint32_t token;
+      while (c.sender->PopCompleted(&token)) {
+        c.sent_tokens.push_back(token);
+        c.queued_bytes -= c.queued_sizes.front();
+        c.queued_sizes.pop_front();
+        ++c.tx_messages;
+        messages_sent_.Add();
+      }
+      return;
+    }
+    case PacketType::kFin:
+      if (c.state == Conn::State::kOpen && c.receiver->cumulative_ack() == h.seq) {
+        c.peer_fin = true;
+        c.peer_fin_seq = h.seq;
+        c.ack_due = true;
+        Finish(c, 0, false, ResetReason::kUnknownConnection, now);
+      } else if (c.peer_fin && h.seq == c.peer_fin_seq) {
+        c.ack_due = true;  // our ACK of it was lost
+      } else {
+        drop_not_open_.Add();  // data before it is still missing: it comes again
+        stats().drops.Add();
+      }
+      return;
+    case PacketType::kSyn:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app side
+
+void PonyEngine::HandleAppFrame(size_t slot, const Packet& pkt, int64_t now) {
+  Slot& s = slots_[slot];
+  AppOp op;
+  uint32_t payload_offset = 0;
+  const pony::AppOpError err = pony::ParseAppOp(pkt.data, pkt.len, pony::Direction::kFromApp,
+                                                max_message_, &op, &payload_offset);
+  if (err != pony::AppOpError::kNone) {
+    op_drops_[static_cast<int>(err)].Add();
+    s.port->stats().drop_malformed.Add();
+    stats().drops.Add();
+    return;
+  }
+  if (op.op == AppOpCode::kConnect) {
+    Conn* c = NewConn(s.app_id, htonl(op.addr), op.app, now);
+    if (c == nullptr) {
+      AppOp r;
+      r.op = AppOpCode::kRefused;
+      r.token = op.token;
+      r.code = static_cast<uint16_t>(PonyAppCode::kNoResources);
+      s.outbox.push_back(r);
+      connections_refused_.Add();
+      return;
+    }
+    c->token = op.token;
+    StartConnect(*c, now);
+    return;
+  }
+  Conn* found = Find(op.conn);
+  if (found == nullptr || found->app != s.app_id) {
+    op_drop_unknown_connection_.Add();
+    s.port->stats().drop_malformed.Add();
+    stats().drops.Add();
+    return;
+  }
+  Conn& c = *found;
+  switch (op.op) {
+    case AppOpCode::kSend:
+      AppSend(c, op, pkt.data + payload_offset, pkt.len - payload_offset, now);
+      return;
+    case AppOpCode::kClose:
+      if (c.state == Conn::State::kOpen) {
+        c.close_requested = true;
+      } else if (c.state != Conn::State::kDone) {
+        Finish(c, 0, true, ResetReason::kAppGone, now);
+      }
+      return;
+    case AppOpCode::kAccept:
+      return;  // the engine accepted it already; ACCEPT only confirms
+    case AppOpCode::kRefuse:
+      if (c.passive) {
+        Finish(c, static_cast<uint16_t>(ResetReason::kRefused), true, ResetReason::kRefused, now);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_t len,
+                         int64_t now) {
+  Port& port = *slots_[AppSlot(c.app)].port;
+  auto refuse = [&](Counter& counter) {
+    counter.Add();
+    port.stats().drop_malformed.Add();
+    stats().drops.Add();
+  };
+  if (c.state != Conn::State::kOpen || c.close_requested) {
+    // The connection closed under the app (it is told by CLOSED), or it closed it itself.
+    refuse(drop_not_open_);
+    return;
+  }
+  if (op.offset == 0) {
+    if (c.assembled != 0 || c.queued_bytes + op.length > buffer_bytes_) {
+      refuse(c.assembled != 0 ? op_drop_out_of_order_ : op_drop_over_budget_);
+      Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true,
+             ResetReason::kProtocolError, now);
+      return;
+    }
+    c.assembling.resize(op.length);
+    c.assembling_token = op.token;
+  } else if (op.offset != c.assembled || op.length != c.assembling.size() ||
+             op.token != c.assembling_token) {
+    refuse(op_drop_out_of_order_);
+    Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true, ResetReason::kProtocolError,
+           now);
+    return;
+  }
+  // ParseAppOp checked that the bytes fit the message.
+  memcpy(&c.assembling[op.offset], bytes, len);
+  c.assembled += len;
+  if (c.assembled < c.assembling.size()) return;
+  c.queued_bytes += c.assembling.size();
+  c.queued_sizes.push_back(static_cast<uint32_t>(c.assembling.size()));
+  c.sender->Queue(std::move(c.assembling), c.assembling_token);
+  c.assembling.clear();
+  c.assembled = 0;
+}
+
+void PonyEngine::DeliverOutbox(Slot& s) {
+  uint32_t n = 0;
+  for (; n < s.outbox.size() && n < burst_; ++n) {
+    uint8_t* p = app_scratch_.data() + size_t{n} * pony::kAppOpBytes;
+    pony::WriteAppOp(s.outbox[n], p, pony::kAppOpBytes);
+    app_pkts_[n] = Packet{p, pony::kAppOpBytes};
+  }
+  if (n == 0) return;
+  const uint16_t sent = s.port->Transmit(app_pkts_.data(), static_cast<uint16_t>(n));
+  s.port->stats().tx_frames.Add(sent);
+  s.outbox.erase(s.outbox.begin(), s.outbox.begin() + sent);
+}
+
+void PonyEngine::Deliver(Conn& c) {
+  const size_t slot = AppSlot(c.app);
+  if (slot == slots_.kNoIndex) return;  // restored before its app came back
+  Port& port = *slots_[slot].port;
+  // What goes to the app, in order: the open, SENT completions, messages, the close. Each frame
+  // says what it commits, applied only for the frames the ring took.
+  enum class Kind : uint8_t { kOpen, kSent, kSegment, kDone };
+  struct Item {
+    Kind kind;
+    uint32_t len;  // kSegment: bytes of the message
+  };
+  Item items[256];
+  uint32_t n = 0;
+  size_t used = 0;
+  auto room = [&](uint32_t bytes) -> uint8_t* {
+    if (n >= burst_) return nullptr;
+    uint8_t* p = app_scratch_.data() + used;
+    app_pkts_[n] = Packet{p, bytes};
+    used += bytes;
+    return p;
+  };
+  auto put = [&](const AppOp& op, Kind kind) {
+    uint8_t* p = room(pony::kAppOpBytes);
+    if (p == nullptr) return false;
+    pony::WriteAppOp(op, p, pony::kAppOpBytes);
+    items[n++] = Item{kind, 0};
+    return true;
+  };
+  if (c.notify_open) {
+    AppOp op;
+    op.op = c.passive ? AppOpCode::kIncoming : AppOpCode::kConnected;
+    op.conn = c.id;
+    op.token = c.token;
+    op.length = buffer_bytes_;
+    op.addr = ntohl(c.peer_ip);
+    op.app = c.peer_app;
+    if (!put(op, Kind::kOpen)) return;
+  }
+  bool all_placed = true;  // everything waiting is in this batch
+  for (uint32_t token : c.sent_tokens) {
+    AppOp op;
+    op.op = AppOpCode::kSent;
+    op.conn = c.id;
+    op.token = token;
+    if (!put(op, Kind::kSent)) {
+      all_placed = false;
+      break;
+    }
+  }
+  // Messages: taken out of the Receiver ahead of the ring, a bounded few.
+  while (c.receiver && c.receiver->HasMessage() && c.to_app.size() < kToAppMessages &&
+         c.to_app_bytes < std::min<uint64_t>(kToAppBytes, buffer_bytes_ / 4)) {
+    c.to_app.push_back(c.receiver->PopMessage());
+    c.to_app_bytes += c.to_app.back().size();
+    c.ack_due = true;  // the credit grew
+  }
+  uint32_t offset = c.to_app_offset;
+  for (const std::string& m : c.to_app) {
+    while (offset < m.size()) {
+      const uint32_t seg =
+          std::min<uint32_t>(kAppSegment, static_cast<uint32_t>(m.size()) - offset);
+      uint8_t* p = room(pony::kAppOpBytes + seg);
+      if (p == nullptr) break;
+      AppOp op;
+      op.op = AppOpCode::kReceived;
+      op.conn = c.id;
+      op.length = static_cast<uint32_t>(m.size());
+      op.offset = offset;
+      pony::WriteAppOp(op, p, pony::kAppOpBytes);
+      memcpy(p + pony::kAppOpBytes, m.data() + offset, seg);
+      items[n++] = Item{Kind::kSegment, seg};
+      offset += seg;
+    }
+    if (offset < m.size()) {
+      all_placed = false;
+      break;
+    }
+    offset = 0;
+  }
+  // The close goes last, once every message is handed over.
+  if (c.state == Conn::State::kDone && !c.told_done && all_placed &&
+      !(c.receiver && c.receiver->HasMessage())) {
+    AppOp op;
+    op.op = c.opened ? AppOpCode::kClosed : AppOpCode::kRefused;
+    op.conn = c.id;
+    op.token = c.token;
+    op.code = c.code;
+    put(op, Kind::kDone);
+  }
+  if (n == 0) return;
+  const uint16_t sent = port.Transmit(app_pkts_.data(), static_cast<uint16_t>(n));
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < sent; ++i) {
+    bytes += app_pkts_[i].len;
+    switch (items[i].kind) {
+      case Kind::kOpen:
+        c.notify_open = false;
+        break;
+      case Kind::kSent:
+        c.sent_tokens.pop_front();
+        break;
+      case Kind::kSegment:
+        c.to_app_offset += items[i].len;
+        if (c.to_app_offset == c.to_app.front().size()) {
+          c.to_app_bytes -= c.to_app.front().size();
+          c.to_app.pop_front();
+          c.to_app_offset = 0;
+          ++c.rx_messages;
+          messages_received_.Add();
+        }
+        break;
+      case Kind::kDone:
+        c.told_done = true;
+        break;
+    }
+  }
+  port.stats().tx_frames.Add(sent);
+  port.stats().tx_bytes.Add(bytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The poll
+
+uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
+  uint32_t total = 0;
+  int64_t now = MonotonicNs();
+  for (size_t i = 0; i < slots_.slot_count(); ++i) {
+    Slot& s = slots_[i];
+    if (!s.port || !s.port->healthy()) continue;
+    const uint16_t n = s.port->Receive(rx_.data(), static_cast<uint16_t>(burst_));
+    if (n == 0) {
+      if (s.is_app && !s.outbox.empty()) DeliverOutbox(s);
+      continue;
+    }
+    if (n == burst_) ++*full_bursts;
+    uint64_t bytes = 0;
+    for (uint16_t k = 0; k < n; ++k) {
+      bytes += rx_[k].len;
+      if (s.is_app) {
+        HandleAppFrame(i, rx_[k], now);
+      } else {
+        HandleWireFrame(i, rx_[k], now);
+      }
+    }
+    s.port->Release();
+    s.port->stats().rx_frames.Add(n);
+    s.port->stats().rx_bytes.Add(bytes);
+    stats().frames.Add(n);
+    stats().bytes.Add(bytes);
+    stats().batches.Add();
+    total += n;
+    if (s.is_app && !s.outbox.empty()) DeliverOutbox(s);
+  }
+  int64_t deadline = INT64_MAX;
+  for (size_t i = 0; i < live_.size();) {
+    Conn& c = *conns_[live_[i]];
+    RunTimers(c, now);
+    PushData(c, now);
+    Deliver(c);
+    if (c.ack_due && c.state != Conn::State::kSynSent && c.state != Conn::State::kResolving) {
+      SendAck(c, c.ack_flags, now);
+    }
+    if (c.state == Conn::State::kDone && c.told_done) {
+      FreeConn(c);  // the last live connection moves to i
+      continue;
+    }
+    if (c.state == Conn::State::kOpen) deadline = std::min(deadline, c.sender->NextTimerNs());
+    deadline = std::min(deadline, c.ctl_at);
+    // A connection whose app's ring was full tries again soon.
+    if (c.notify_open || !c.sent_tokens.empty() || !c.to_app.empty() ||
+        (c.state == Conn::State::kDone && !c.told_done)) {
+      deadline = std::min(deadline, now + 50000);
+    }
+    ++i;
+  }
+  FlushNic();
+  next_deadline_ns_ = deadline;
+  return total;
+}
+
+std::vector<PonyConnectionInfo> PonyEngine::Connections() const {
+  std::vector<PonyConnectionInfo> out;
+  for (uint32_t index : live_) {
+    const Conn& c = *conns_[index];
+    PonyConnectionInfo i;
+    i.id = c.id;
+    i.app = c.app;
+    i.peer_ip = c.peer_ip;
+    i.peer_app = c.peer_app;
+    i.state = StateName(static_cast<int>(c.state));
+    if (c.sender) {
+      i.cwnd = c.sender->swift().cwnd();
+      i.srtt_ns = c.sender->srtt_ns();
+      i.retransmits = c.sender->retransmits();
+    } else {
+      i.retransmits = c.retransmits;
+    }
+    i.tx_bytes = c.tx_bytes;
+    i.rx_bytes = c.rx_bytes;
+    i.tx_messages = c.tx_messages;
+    i.rx_messages = c.rx_messages;
+    out.push_back(i);
+  }
+  return out;
+}
+
+absl::Status PonyEngine::SaveKindState(std::string* out) const {
+  out->clear();
+  return absl::OkStatus();
+}
+
+absl::Status PonyEngine::RestoreKindState(const std::string& in) { return absl::OkStatus(); }
+
+SNAPD_REGISTER_ENGINE_KIND(PonyEngine::kKind, PonyEngine, engines::PonyConfig);
+
+}  // namespace snapd

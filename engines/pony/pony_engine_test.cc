@@ -1,0 +1,420 @@
+#include "engines/pony/pony_engine.h"
+
+#include <arpa/inet.h>
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "engines/registry.h"
+#include "engines/testing/fake_port.h"
+#include "gtest/gtest.h"
+
+namespace snapd {
+namespace {
+
+using pony::AppOp;
+using pony::AppOpCode;
+
+// What an app saw from its engine.
+struct AppView {
+  std::vector<AppOp> ops;                                  // every op but RECEIVED
+  std::vector<std::pair<uint32_t, std::string>> messages;  // (conn, message), reassembled
+  std::map<uint32_t, std::string> partial;
+};
+
+// One host: a pony engine with a NIC port and one app port.
+struct Host {
+  std::unique_ptr<Engine> engine;
+  PonyEngine* pony = nullptr;
+  FakePort* nic = nullptr;
+  FakePort* app = nullptr;
+  AppView view;
+
+  Host(const std::string& address, uint16_t app_id, const std::string& extra = "") {
+    auto e = EngineRegistry::Global().Create("pony", "pony", "address: '" + address + "' " + extra);
+    EXPECT_TRUE(e.ok()) << e.status();
+    engine = std::move(*e);
+    pony = static_cast<PonyEngine*>(engine.get());
+    auto n = std::make_unique<FakePort>("nic0/q0", PortKind::kNic);
+    n->set_mtu(1500);
+    nic = n.get();
+    EXPECT_TRUE(engine->AddPort(std::move(n), engines::PortAttachment()).ok());
+    AddApp(app_id);
+  }
+  // Attaches another app (the first one becomes `app`).
+  FakePort* AddApp(uint16_t app_id) {
+    auto a = std::make_unique<FakePort>("app" + std::to_string(app_id), PortKind::kApp);
+    FakePort* p = a.get();
+    if (app == nullptr) app = p;
+    engines::PortAttachment at;
+    at.set_app_id(app_id);
+    EXPECT_TRUE(engine->AddPort(std::move(a), at).ok());
+    return p;
+  }
+  void Op(const AppOp& op, const std::string& bytes = "", FakePort* port = nullptr) {
+    std::string f(pony::kAppOpBytes, '\0');
+    pony::WriteAppOp(op, reinterpret_cast<uint8_t*>(f.data()), pony::kAppOpBytes);
+    (port ? port : app)->Inject(f + bytes);
+  }
+  void Connect(uint32_t addr, uint16_t app_id, uint32_t token) {
+    AppOp op;
+    op.op = AppOpCode::kConnect;
+    op.addr = ntohl(addr);
+    op.app = app_id;
+    op.token = token;
+    Op(op);
+  }
+  void Send(uint32_t conn, const std::string& m, uint32_t token, uint32_t seg = 60000) {
+    for (uint32_t off = 0; off < m.size(); off += seg) {
+      AppOp op;
+      op.op = AppOpCode::kSend;
+      op.conn = conn;
+      op.token = token;
+      op.length = static_cast<uint32_t>(m.size());
+      op.offset = off;
+      Op(op, m.substr(off, seg));
+    }
+  }
+  void Simple(AppOpCode code, uint32_t conn) {
+    AppOp op;
+    op.op = code;
+    op.conn = conn;
+    Op(op);
+  }
+  // Reads what the engine sent the app.
+  void Collect() {
+    for (const std::string& f : app->TakeSent()) {
+      AppOp op;
+      uint32_t off = 0;
+      ASSERT_EQ(pony::ParseAppOp(reinterpret_cast<const uint8_t*>(f.data()),
+                                 static_cast<uint32_t>(f.size()), pony::Direction::kFromEngine,
+                                 1 << 26, &op, &off),
+                pony::AppOpError::kNone);
+      if (op.op != AppOpCode::kReceived) {
+        view.ops.push_back(op);
+        continue;
+      }
+      std::string& p = view.partial[op.conn];
+      ASSERT_EQ(p.size(), op.offset);
+      p += f.substr(off);
+      if (p.size() == op.length) {
+        view.messages.emplace_back(op.conn, std::move(p));
+        view.partial.erase(op.conn);
+      }
+    }
+  }
+  const AppOp* Find(AppOpCode code) const {
+    for (const AppOp& op : view.ops) {
+      if (op.op == code) return &op;
+    }
+    return nullptr;
+  }
+  int Count(AppOpCode code) const {
+    int n = 0;
+    for (const AppOp& op : view.ops) n += op.op == code;
+    return n;
+  }
+  uint64_t Counter(absl::string_view name) const {
+    uint64_t v = 0;
+    engine->ForEachKindCounter([&](absl::string_view n, uint64_t value) {
+      if (n == name) v = value;
+    });
+    return v;
+  }
+};
+
+uint32_t Ip(const char* text) { return inet_addr(text); }
+
+// Two hosts on one wire. `drop` decides, per frame, whether the wire loses it.
+struct Wire {
+  explicit Wire(const std::string& extra = "")
+      : a("10.0.0.1/24", 1, extra), b("10.0.0.2/24", 2, extra) {}
+  Host a;
+  Host b;
+  std::function<bool(const std::string&)> drop = [](const std::string&) { return false; };
+  std::mt19937 rng{7};
+  bool reorder = false;
+
+  void Carry(Host& from, Host& to) {
+    std::vector<std::string> frames = from.nic->TakeSent();
+    if (reorder && frames.size() > 1) std::shuffle(frames.begin(), frames.end(), rng);
+    for (std::string& f : frames) {
+      if (!drop(f)) to.nic->Inject(std::move(f));
+    }
+  }
+  void Step() {
+    a.engine->Poll();
+    b.engine->Poll();
+    Carry(a, b);
+    Carry(b, a);
+    a.Collect();
+    b.Collect();
+  }
+  // Steps until `done` or `seconds` of real time pass (timers run on the real clock).
+  bool Run(const std::function<bool()>& done, double seconds = 20) {
+    const int64_t end = MonotonicNs() + static_cast<int64_t>(seconds * 1e9);
+    while (MonotonicNs() < end) {
+      Step();
+      if (done()) return true;
+    }
+    return false;
+  }
+  // Opens a connection from a's app to b's; returns (a's conn, b's conn).
+  std::pair<uint32_t, uint32_t> Open() {
+    a.Connect(Ip("10.0.0.2"), 2, 77);
+    EXPECT_TRUE(Run([&] {
+      return a.Find(AppOpCode::kConnected) != nullptr && b.Find(AppOpCode::kIncoming) != nullptr;
+    }));
+    const AppOp* c = a.Find(AppOpCode::kConnected);
+    const AppOp* i = b.Find(AppOpCode::kIncoming);
+    if (c == nullptr || i == nullptr) return {0, 0};
+    EXPECT_EQ(c->token, 77u);
+    EXPECT_EQ(i->addr, ntohl(Ip("10.0.0.1")));
+    EXPECT_EQ(i->app, 1);
+    return {c->conn, i->conn};
+  }
+};
+
+std::string RandomMessage(std::mt19937& rng, uint32_t max) {
+  std::uniform_int_distribution<uint32_t> len(1, max);
+  std::string m(len(rng), '\0');
+  for (char& ch : m) ch = static_cast<char>(rng());
+  return m;
+}
+
+TEST(PonyEngineTest, ConfigIsChecked) {
+  auto& r = EngineRegistry::Global();
+  EXPECT_FALSE(r.Create("pony", "p", "").ok());
+  EXPECT_FALSE(r.Create("pony", "p", "address: '10.0.0.1'").ok());
+  EXPECT_FALSE(r.Create("pony", "p", "address: '10.0.0.1/33'").ok());
+  EXPECT_FALSE(r.Create("pony", "p", "address: '10.0.0.1/24' mac: '01:00:00:00:00:01'").ok());
+  EXPECT_FALSE(r.Create("pony", "p",
+                        "address: '10.0.0.1/24' max_message_bytes: 1000000 "
+                        "connection_buffer_bytes: 1000")
+                   .ok());
+  EXPECT_TRUE(r.Create("pony", "p", "address: '10.0.0.1/24'").ok());
+}
+
+TEST(PonyEngineTest, AppPortsNeedDistinctIds) {
+  Host h("10.0.0.1/24", 1);
+  engines::PortAttachment at;
+  EXPECT_FALSE(h.engine->AddPort(std::make_unique<FakePort>("x", PortKind::kApp), at).ok());
+  at.set_app_id(1);
+  EXPECT_FALSE(h.engine->AddPort(std::make_unique<FakePort>("y", PortKind::kApp), at).ok());
+  at.set_app_id(70000);
+  EXPECT_FALSE(h.engine->AddPort(std::make_unique<FakePort>("z", PortKind::kApp), at).ok());
+}
+
+TEST(PonyEngineTest, MessagesBothWaysThenClose) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  std::mt19937 rng(1);
+  std::vector<std::string> ab, ba;
+  for (int i = 0; i < 40; ++i) {
+    ab.push_back(RandomMessage(rng, i % 10 == 0 ? 300000 : 3000));
+    ba.push_back(RandomMessage(rng, 2000));
+    w.a.Send(ca, ab.back(), 1000 + i);
+    w.b.Send(cb, ba.back(), 2000 + i);
+  }
+  ASSERT_TRUE(w.Run([&] {
+    return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
+           w.a.Count(AppOpCode::kSent) == 40 && w.b.Count(AppOpCode::kSent) == 40;
+  })) << w.a.view.messages.size()
+      << " " << w.b.view.messages.size();
+  for (size_t i = 0; i < ab.size(); ++i) {
+    EXPECT_EQ(w.b.view.messages[i].first, cb);
+    EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+    EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;
+  }
+  // SENT comes back in order, with the tokens.
+  int k = 0;
+  for (const AppOp& op : w.a.view.ops) {
+    if (op.op == AppOpCode::kSent) EXPECT_EQ(op.token, 1000u + k++);
+  }
+  w.a.Simple(AppOpCode::kClose, ca);
+  ASSERT_TRUE(w.Run([&] {
+    return w.a.Find(AppOpCode::kClosed) != nullptr && w.b.Find(AppOpCode::kClosed) != nullptr;
+  }));
+  EXPECT_EQ(w.a.Find(AppOpCode::kClosed)->code, 0);
+  EXPECT_EQ(w.b.Find(AppOpCode::kClosed)->code, 0);
+  EXPECT_TRUE(w.a.pony->Connections().empty());
+  EXPECT_TRUE(w.b.pony->Connections().empty());
+  EXPECT_EQ(w.a.Counter("connections_opened"), 1u);
+  EXPECT_EQ(w.b.Counter("connections_accepted"), 1u);
+}
+
+TEST(PonyEngineTest, LossDuplicationAndReorderDeliverEveryMessageOnceInOrder) {
+  for (int loss_pct : {1, 5}) {
+    Wire w;
+    std::uniform_int_distribution<int> pct(0, 99);
+    std::mt19937 wire_rng(loss_pct);
+    w.reorder = true;
+    w.drop = [&](const std::string& f) { return pct(wire_rng) < loss_pct; };
+    auto [ca, cb] = w.Open();
+    ASSERT_NE(ca, 0u);
+    std::mt19937 rng(loss_pct);
+    std::vector<std::string> ab;
+    for (int i = 0; i < 150; ++i) {
+      ab.push_back(RandomMessage(rng, i % 15 == 0 ? 100000 : 5000));
+      w.a.Send(ca, ab.back(), i);
+    }
+    ASSERT_TRUE(w.Run([&] { return w.a.Count(AppOpCode::kSent) == 150; }, 60))
+        << loss_pct << "% loss: " << w.b.view.messages.size() << " delivered";
+    ASSERT_EQ(w.b.view.messages.size(), ab.size());
+    for (size_t i = 0; i < ab.size(); ++i) EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+    EXPECT_GT(w.a.Counter("retransmits"), 0u);
+  }
+}
+
+TEST(PonyEngineTest, ASlowReaderSlowsItsSenderWithoutADrop) {
+  // Small buffers: the app may have 400 kB unacknowledged, the receiver holds as much.
+  Wire w("max_message_bytes: 100000 connection_buffer_bytes: 400000");
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  w.b.app->set_tx_room(0);  // b's app stops reading
+  std::mt19937 rng(3);
+  std::vector<std::string> ab;
+  size_t queued = 0;
+  uint64_t outstanding = 0;
+  // a's app sends as its budget allows: a message waits until SENT frees room for it.
+  auto send_more = [&] {
+    uint64_t done = 0;
+    for (int k = 0, sent = w.a.Count(AppOpCode::kSent); k < sent; ++k) done += ab[k].size();
+    while (queued < 60) {
+      if (queued == ab.size()) ab.push_back(RandomMessage(rng, 100000));
+      if (outstanding - done + ab[queued].size() > 400000) break;
+      w.a.Send(ca, ab[queued], static_cast<uint32_t>(queued));
+      outstanding += ab[queued].size();
+      ++queued;
+    }
+    return false;
+  };
+  // Some go, then the credit runs out: a's messages wait, nothing is dropped.
+  w.Run(send_more, 0.5);
+  const int sent_while_stopped = w.a.Count(AppOpCode::kSent);
+  EXPECT_LT(sent_while_stopped, 20);
+  EXPECT_EQ(w.b.view.messages.size(), 0u);
+  w.Run(send_more, 0.2);
+  EXPECT_EQ(w.a.Count(AppOpCode::kSent), sent_while_stopped);  // it stays stopped
+  w.b.app->set_tx_room(1 << 20);
+  ASSERT_TRUE(w.Run([&] {
+    send_more();
+    return w.b.view.messages.size() == 60;
+  })) << w.b.view.messages.size()
+      << " delivered, " << w.a.Count(AppOpCode::kSent) << " sent";
+  for (size_t i = 0; i < ab.size(); ++i) EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+  EXPECT_EQ(w.b.Counter("drop_over_credit"), 0u);
+  EXPECT_EQ(w.a.Counter("op_drop_over_budget"), 0u);
+}
+
+TEST(PonyEngineTest, NoSuchAppIsRefused) {
+  Wire w;
+  w.a.Connect(Ip("10.0.0.2"), 9, 5);
+  ASSERT_TRUE(w.Run([&] { return w.a.Find(AppOpCode::kRefused) != nullptr; }));
+  EXPECT_EQ(w.a.Find(AppOpCode::kRefused)->token, 5u);
+  EXPECT_EQ(w.a.Find(AppOpCode::kRefused)->code,
+            static_cast<uint16_t>(pony::ResetReason::kNoSuchApp));
+}
+
+TEST(PonyEngineTest, AnAddressNoOneAnswersIsUnreachable) {
+  Wire w;
+  w.a.Connect(Ip("10.0.0.9"), 2, 6);
+  w.a.Connect(Ip("10.0.1.9"), 2, 7);  // not on the link
+  ASSERT_TRUE(w.Run([&] { return w.a.Count(AppOpCode::kRefused) == 2; }, 5));
+  for (const AppOp& op : w.a.view.ops) {
+    EXPECT_EQ(op.code, static_cast<uint16_t>(PonyAppCode::kUnreachable));
+  }
+  EXPECT_GE(w.a.Counter("arp_requests"), 3u);
+}
+
+TEST(PonyEngineTest, AnAppThatGoesAwayResetsItsPeer) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  EXPECT_NE(w.a.engine->RemovePort("app1"), nullptr);
+  ASSERT_TRUE(w.Run([&] { return w.b.Find(AppOpCode::kClosed) != nullptr; }));
+  EXPECT_EQ(w.b.Find(AppOpCode::kClosed)->code, static_cast<uint16_t>(pony::ResetReason::kAppGone));
+  EXPECT_TRUE(w.a.pony->Connections().empty());
+}
+
+TEST(PonyEngineTest, ASilentPeerTimesOut) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  w.drop = [](const std::string&) { return true; };
+  w.a.Send(ca, "hello", 1);
+  ASSERT_TRUE(w.Run([&] { return w.a.Find(AppOpCode::kClosed) != nullptr; }, 10));
+  EXPECT_EQ(w.a.Find(AppOpCode::kClosed)->code, static_cast<uint16_t>(pony::ResetReason::kTimeout));
+  EXPECT_EQ(w.a.Count(AppOpCode::kSent), 0);
+  EXPECT_EQ(w.a.Counter("timeouts"), 1u);
+}
+
+TEST(PonyEngineTest, HostileAppOperationsAreDroppedByReason) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  FakePort* other = w.b.AddApp(3);
+  other->Inject("short");
+  AppOp op;
+  op.op = AppOpCode::kConnected;  // an op only the engine sends
+  op.conn = 1;
+  w.b.Op(op, "", other);
+  op.op = AppOpCode::kSend;  // app 3 on app 2's connection
+  op.conn = cb;
+  op.length = 9;
+  w.b.Op(op, "not yours", other);
+  op = AppOp();
+  op.op = AppOpCode::kClose;  // no such connection
+  op.conn = 12345;
+  w.b.Op(op, "", other);
+  w.Run([] { return false; }, 0.05);
+  EXPECT_EQ(w.b.Counter("op_drop_too_short"), 1u);
+  EXPECT_EQ(w.b.Counter("op_drop_bad_op"), 1u);
+  EXPECT_EQ(w.b.Counter("op_drop_unknown_connection"), 2u);
+  EXPECT_EQ(w.b.pony->Connections().size(), 1u);
+  // A segment out of place breaks the connection (the app's own), and only that.
+  op = AppOp();
+  op.op = AppOpCode::kSend;
+  op.conn = ca;
+  op.length = 100;
+  op.offset = 50;
+  w.a.Op(op, "x");
+  ASSERT_TRUE(w.Run([&] {
+    return w.a.Find(AppOpCode::kClosed) != nullptr && w.b.Find(AppOpCode::kClosed) != nullptr;
+  }));
+  EXPECT_EQ(w.a.Counter("op_drop_out_of_order"), 1u);
+  EXPECT_EQ(w.b.Find(AppOpCode::kClosed)->code,
+            static_cast<uint16_t>(pony::ResetReason::kProtocolError));
+}
+
+TEST(PonyEngineTest, HostileWireFramesAreDroppedByReason) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  // A real frame from a to b, then copies of it broken in turn.
+  w.a.Send(ca, "payload", 1);
+  w.a.engine->Poll();
+  std::vector<std::string> frames = w.a.nic->TakeSent();
+  ASSERT_EQ(frames.size(), 1u);
+  std::string f = frames[0];
+  std::string bad_sum = f;
+  bad_sum[f.size() - 1] ^= 1;  // a payload byte: the UDP checksum no longer matches
+  w.b.nic->Inject(bad_sum);
+  std::string bad_version = f;
+  bad_version[42] = 9;  // the pony header's version byte
+  w.b.nic->Inject(bad_version);
+  w.b.nic->Inject(f.substr(0, 30));  // cut inside the IPv4 header
+  w.b.engine->Poll();
+  EXPECT_EQ(w.b.Counter("drop_bad_checksum"), 2u);  // the version byte breaks the sum too
+  EXPECT_EQ(w.b.nic->stats().drop_malformed.Get(), 1u);
+  w.b.nic->Inject(f);
+  ASSERT_TRUE(w.Run([&] { return w.b.view.messages.size() == 1; }));
+  EXPECT_EQ(w.b.view.messages[0].second, "payload");
+}
+
+}  // namespace
+}  // namespace snapd
