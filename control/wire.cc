@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "base/addr.h"
 #include "base/clock.h"
 #include "engines/registry.h"
 #include "snapd/daemon/app_port.h"
@@ -40,6 +41,22 @@ v1::Stats StatsOf(Daemon& daemon) {
     });
     // The port list belongs to the engine's thread.
     scheduler.OnEngine(slot, [&] {
+      for (const ConnectionInfo& c : slot.engine->Connections()) {
+        v1::Connection* wc = out.add_connections();
+        wc->set_engine(slot.engine->name());
+        wc->set_id(c.id);
+        wc->set_app(c.app);
+        wc->set_peer(Ipv4ToString(c.peer_ip));
+        wc->set_peer_app(c.peer_app);
+        wc->set_state(c.state);
+        wc->set_cwnd(c.cwnd);
+        wc->set_srtt_ns(c.srtt_ns);
+        wc->set_retransmits(c.retransmits);
+        wc->set_tx_bytes(c.tx_bytes);
+        wc->set_rx_bytes(c.rx_bytes);
+        wc->set_tx_messages(c.tx_messages);
+        wc->set_rx_messages(c.rx_messages);
+      }
       slot.engine->ForEachPort([&](Port& p) {
         e->add_ports(p.name());
         v1::Port* port = out.add_ports();

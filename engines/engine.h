@@ -55,6 +55,20 @@ class BatchObserver {
   virtual void BatchDone() = 0;
 };
 
+// One connection of a transport engine (pony), as snapctl lists it.
+struct ConnectionInfo {
+  uint32_t id = 0;
+  uint16_t app = 0;      // the app's id on this host
+  uint32_t peer_ip = 0;  // network order
+  uint16_t peer_app = 0;
+  std::string state;
+  double cwnd = 0;  // packets
+  int64_t srtt_ns = 0;
+  uint64_t retransmits = 0;
+  uint64_t tx_bytes = 0, rx_bytes = 0;
+  uint64_t tx_messages = 0, rx_messages = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -93,6 +107,9 @@ class Engine {
   // arrives: a worker that sleeps wakes by then to poll it. INT64_MAX (the default): none. Read
   // on the engine's thread, after a Poll.
   virtual int64_t NextDeadlineNs() const { return INT64_MAX; }
+
+  // A transport engine's connections (none for other kinds). Engine thread only.
+  virtual std::vector<ConnectionInfo> Connections() const { return {}; }
 
   // Engine thread only (or while no worker polls the engine); nullptr for none.
   void set_batch_observer(BatchObserver* observer) { observer_ = observer; }

@@ -375,6 +375,31 @@ class Cli {
     return 0;
   }
 
+  int Connections() {
+    v1::Stats resp;
+    if (!Call(&v1::Snapd::Stub::GetStats, v1::GetStatsRequest(), &resp)) return 1;
+    if (absl::GetFlag(FLAGS_json)) {
+      v1::Stats only;
+      *only.mutable_connections() = resp.connections();
+      PrintJson(only);
+      return 0;
+    }
+    if (resp.connections().empty()) {
+      printf("no connections\n");
+      return 0;
+    }
+    printf("%-10s %10s %5s %-15s %8s %-9s %8s %9s %8s %12s %12s %10s %10s\n", "ENGINE", "ID", "APP",
+           "PEER", "PEER_APP", "STATE", "CWND", "SRTT_US", "RETRANS", "TX_BYTES", "RX_BYTES",
+           "TX_MSGS", "RX_MSGS");
+    for (const v1::Connection& c : resp.connections()) {
+      printf("%-10s %10u %5u %-15s %8u %-9s %8.2f %9ld %8lu %12lu %12lu %10lu %10lu\n",
+             c.engine().c_str(), c.id(), c.app(), c.peer().c_str(), c.peer_app(), c.state().c_str(),
+             c.cwnd(), c.srtt_ns() / 1000, c.retransmits(), c.tx_bytes(), c.rx_bytes(),
+             c.tx_messages(), c.rx_messages());
+    }
+    return 0;
+  }
+
   int Groups() {
     v1::ListGroupsResponse resp;
     if (!Call(&v1::Snapd::Stub::ListGroups, v1::ListGroupsRequest(), &resp)) return 1;
@@ -523,7 +548,7 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "snapd's operator command line.\n"
       "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
-      "  info | engines | apps | ports | groups | stats [--watch=SECONDS] | top\n"
+      "  info | engines | apps | ports | groups | connections | stats [--watch=SECONDS] | top\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--ip6=A6,..] [--vlan=V] [--uid=U] [--secret=S] "
@@ -545,6 +570,7 @@ int Main(int argc, char** argv) {
   if (cmd == "ports" && want(1)) return cli.Ports();
   if (cmd == "stats" && want(1)) return cli.Stats();
   if (cmd == "groups" && want(1)) return cli.Groups();
+  if (cmd == "connections" && want(1)) return cli.Connections();
   if (cmd == "top" && want(1)) return cli.Top();
   if (cmd == "upgrade" && want(1)) {
     if (absl::GetFlag(FLAGS_binary).empty()) return Usage("upgrade --binary=PATH");

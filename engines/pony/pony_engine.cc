@@ -1204,11 +1204,11 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
   return total;
 }
 
-std::vector<PonyConnectionInfo> PonyEngine::Connections() const {
-  std::vector<PonyConnectionInfo> out;
+std::vector<ConnectionInfo> PonyEngine::Connections() const {
+  std::vector<ConnectionInfo> out;
   for (uint32_t index : live_) {
     const Conn& c = *conns_[index];
-    PonyConnectionInfo i;
+    ConnectionInfo i;
     i.id = c.id;
     i.app = c.app;
     i.peer_ip = c.peer_ip;

@@ -31,11 +31,11 @@
 #include "absl/status/statusor.h"
 #include "engines/attached_ports.h"
 #include "engines/engine.h"
-#include "engines/pony/app_ops.h"
 #include "engines/pony/pony.pb.h"
 #include "engines/pony/receiver.h"
 #include "engines/pony/sender.h"
 #include "engines/pony/wire.h"
+#include "ipc/pony_ops.h"
 
 namespace snapd {
 
@@ -46,20 +46,6 @@ enum class PonyAppCode : uint16_t {
   // 1..6: pony::ResetReason, as the peer (or this engine) reset it.
   kUnreachable = 100,  // the address is not on the engine's link, or did not answer ARP
   kNoResources = 101,  // the engine holds max_connections already
-};
-
-// One connection as snapctl lists it. Any thread may hold a copy.
-struct PonyConnectionInfo {
-  uint32_t id = 0;
-  uint16_t app = 0;
-  uint32_t peer_ip = 0;  // network order
-  uint16_t peer_app = 0;
-  std::string state;
-  double cwnd = 0;
-  int64_t srtt_ns = 0;
-  uint64_t retransmits = 0;
-  uint64_t tx_bytes = 0, rx_bytes = 0;
-  uint64_t tx_messages = 0, rx_messages = 0;
 };
 
 class PonyEngine : public Engine {
@@ -86,8 +72,7 @@ class PonyEngine : public Engine {
   void ForEachKindCounter(
       const std::function<void(absl::string_view name, uint64_t value)>& fn) const override;
 
-  // The connections, for snapctl. Engine thread only.
-  std::vector<PonyConnectionInfo> Connections() const;
+  std::vector<ConnectionInfo> Connections() const override;
   // The engine's address (network order) and MAC.
   uint32_t ip() const { return ip_; }
   uint64_t mac() const { return mac_; }

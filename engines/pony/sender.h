@@ -27,9 +27,11 @@ namespace snapd::pony {
 struct SenderOptions {
   uint32_t mss = 1400;               // segment bytes per packet
   int64_t initial_rto_ns = 1000000;  // before any round trip was measured
-  int64_t min_rto_ns = 200000;       // 200 us: veths and datacentres, not the Internet
-  int64_t max_rto_ns = 100000000;    // 100 ms
-  int max_timeouts = 10;             // consecutive expiries before the peer is given up
+  // 1 ms: a round trip between two hosts' engines that sleep when idle is tens of microseconds, but
+  // its tail on a shared core is not; a spurious timeout costs the whole window.
+  int64_t min_rto_ns = 1000000;
+  int64_t max_rto_ns = 100000000;  // 100 ms
+  int max_timeouts = 10;           // consecutive expiries before the peer is given up
   SwiftParams swift;
 };
 

@@ -14,10 +14,15 @@ Swift::Swift(const SwiftParams& params) : p_(params), cwnd_(params.init_cwnd) {
   Clamp();
 }
 
+int64_t Swift::base_delay_ns() const {
+  const int64_t m = std::min(min_now_ns_, min_last_ns_);
+  return p_.base_window_ns == 0 || m == INT64_MAX ? 0 : m;
+}
+
 int64_t Swift::TargetDelayNs() const {
   double fs = fs_alpha_ / std::sqrt(cwnd_) + fs_beta_;
   fs = std::clamp(fs, 0.0, static_cast<double>(p_.fs_range_ns));
-  return p_.base_target_ns + static_cast<int64_t>(fs);
+  return base_delay_ns() + p_.base_target_ns + static_cast<int64_t>(fs);
 }
 
 bool Swift::CanDecrease(int64_t srtt_ns, int64_t now_ns) const {
@@ -33,12 +38,21 @@ void Swift::Decrease(double factor, int64_t now_ns) {
 
 void Swift::OnAck(uint32_t acked, int64_t delay_ns, int64_t srtt_ns, int64_t now_ns) {
   if (acked == 0) return;
+  if (p_.base_window_ns != 0) {
+    if (now_ns - window_start_ns_ >= p_.base_window_ns) {
+      min_last_ns_ = min_now_ns_;
+      min_now_ns_ = INT64_MAX;
+      window_start_ns_ = now_ns;
+    }
+    min_now_ns_ = std::min(min_now_ns_, delay_ns);
+  }
   const int64_t target = TargetDelayNs();
   if (delay_ns < target) {
     // About ai packets per round trip: a window's worth of acks adds ai.
     cwnd_ += cwnd_ >= 1 ? p_.ai * acked / cwnd_ : p_.ai * acked;
+    last_below_ns_ = now_ns;
     Clamp();
-  } else if (CanDecrease(srtt_ns, now_ns)) {
+  } else if (now_ns - last_below_ns_ > srtt_ns && CanDecrease(srtt_ns, now_ns)) {
     const double overshoot = static_cast<double>(delay_ns - target) / static_cast<double>(delay_ns);
     Decrease(1.0 - p_.beta * overshoot, now_ns);
   }

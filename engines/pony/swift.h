@@ -5,7 +5,9 @@
 // Each acknowledgement brings a delay sample (the fabric's round trip: now - ts_echo - hold_ns,
 // docs/pony.md). Below a target delay the window grows additively (about ai packets per round
 // trip); above it, it shrinks multiplicatively in proportion to how far the delay overshoots, at
-// most once per round trip and by at most max_mdf. The target grows for small windows (flow
+// most once per round trip and by at most max_mdf, and only on a standing queue: when no sample of
+// the last round trip came in under the target (a lone late sample is a host's noise, not a
+// queue: a queue delays every packet behind it). The target grows for small windows (flow
 // scaling), so that many flows sharing a bottleneck converge to a fair share. A retransmission
 // timeout is a second signal: the window drops to its minimum. Below one packet, the window is
 // paced: one packet every srtt / cwnd.
@@ -24,14 +26,23 @@ struct SwiftParams {
   double ai = 1.0;                 // additive increase, packets per round trip
   double beta = 0.8;               // multiplicative decrease per unit of relative overshoot
   double max_mdf = 0.5;            // the most one decrease may take off the window
-  double min_cwnd = 0.01;          // packets (paced below 1)
-  double max_cwnd = 1024;          // packets
-  double init_cwnd = 16;           // packets
+  // Packets. Below 1 the window is paced (one packet every srtt / cwnd), which lets thousands of
+  // flows share an incast; the default keeps one packet a round trip, since on a software path
+  // (engines that sleep when idle, cores shared) a late wake-up looks like queueing, and a window
+  // paced to a hundredth of a packet turns one such sample into a 100-round-trip stall.
+  double min_cwnd = 1;
+  double max_cwnd = 1024;  // packets
+  double init_cwnd = 16;   // packets
   // Flow scaling: the target grows by up to fs_range as the window shrinks from fs_max_cwnd to
   // fs_min_cwnd (in 1/sqrt(cwnd)).
   int64_t fs_range_ns = 100000;
   double fs_min_cwnd = 0.1;
   double fs_max_cwnd = 100;
+  // The target is counted above the path's base delay, the lowest sample of the last one or two
+  // windows of this length, as LEDBAT does: a software path's own delay (two hosts' engines waking,
+  // a shared core) is not known in advance, and a target below it would only ever shrink the
+  // window. 0: the target is absolute, as in the paper (a fabric whose base delay is known).
+  int64_t base_window_ns = 10000000000;
 };
 
 class Swift {
@@ -48,8 +59,10 @@ class Swift {
   void OnTimeout(int64_t now_ns);
 
   double cwnd() const { return cwnd_; }
-  // The target delay for the current window.
+  // The target delay for the current window (above the base delay, when it is tracked).
   int64_t TargetDelayNs() const;
+  // The lowest delay sample of the current and the last window (0: none yet, or not tracked).
+  int64_t base_delay_ns() const;
   // How long to wait between packets when the window is below one packet (0: no pacing).
   int64_t PacingGapNs(int64_t srtt_ns) const;
   // Counters, for snapctl.
@@ -66,6 +79,12 @@ class Swift {
   double fs_alpha_;
   double fs_beta_;
   int64_t last_decrease_ns_ = INT64_MIN / 2;
+  // Base delay: the lowest sample in the current window (since window_start_ns_) and the last.
+  int64_t min_now_ns_ = INT64_MAX;
+  int64_t min_last_ns_ = INT64_MAX;
+  int64_t window_start_ns_ = INT64_MIN / 2;
+  // When a sample last came in under the target.
+  int64_t last_below_ns_ = INT64_MIN / 2;
   uint64_t decreases_ = 0;
   uint64_t timeouts_ = 0;
 };

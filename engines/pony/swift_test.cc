@@ -27,6 +27,7 @@ TEST(SwiftTest, BelowTheTargetTheWindowGrowsAboutOnePacketPerRoundTrip) {
 TEST(SwiftTest, AboveTheTargetItShrinksAtMostOncePerRoundTripAndByAtMostMaxMdf) {
   SwiftParams p;
   p.init_cwnd = 100;
+  p.base_window_ns = 0;  // an absolute target, as in the paper
   Swift s(p);
   int64_t now = 1000000;
   // Many acks in one round trip, far above the target: one decrease, by at most half.
@@ -41,6 +42,43 @@ TEST(SwiftTest, AboveTheTargetItShrinksAtMostOncePerRoundTripAndByAtMostMaxMdf) 
   EXPECT_EQ(s.decreases(), 2u);
   EXPECT_LT(s.cwnd(), before);
   EXPECT_GT(s.cwnd(), before * 0.9);
+}
+
+TEST(SwiftTest, ALoneLateSampleIsNoQueue) {
+  SwiftParams p;
+  p.base_window_ns = 0;
+  p.init_cwnd = 50;
+  Swift s(p);
+  int64_t now = 1000000;
+  s.OnAck(1, 1000, kRtt, now);
+  // One late sample among timely ones: no decrease.
+  s.OnAck(1, 10 * s.TargetDelayNs(), kRtt, now += 1000);
+  s.OnAck(1, 1000, kRtt, now += 1000);
+  EXPECT_EQ(s.decreases(), 0u);
+  // A round trip of late samples is a queue.
+  for (int i = 0; i < 20; ++i) s.OnAck(1, 10 * s.TargetDelayNs(), kRtt, now += kRtt / 10);
+  EXPECT_EQ(s.decreases(), 1u);
+}
+
+TEST(SwiftTest, TheTargetCountsAboveThePathsBaseDelay) {
+  // A software path whose base round trip (400 us) is far above the target: the window still
+  // grows while the delay stays near the base, and shrinks when it queues above base + target.
+  SwiftParams p;
+  Swift s(p);
+  int64_t now = 0;
+  const double start = s.cwnd();
+  for (int i = 0; i < 100; ++i) s.OnAck(1, 400000 + (i % 3) * 5000, kRtt, now += 1000);
+  EXPECT_EQ(s.base_delay_ns(), 400000);
+  EXPECT_GT(s.cwnd(), start);
+  EXPECT_EQ(s.decreases(), 0u);
+  for (int i = 0; i < 20; ++i) s.OnAck(1, 400000 + 3 * s.TargetDelayNs(), kRtt, now += kRtt / 10);
+  EXPECT_EQ(s.decreases(), 1u);
+  // A longer path is learnt within two windows: the old base ages out.
+  for (int i = 0; i < 3; ++i) {
+    now += p.base_window_ns;
+    s.OnAck(1, 900000, kRtt, now);
+  }
+  EXPECT_EQ(s.base_delay_ns(), 900000);
 }
 
 TEST(SwiftTest, ConvergesWhereTheDelayMeetsTheTarget) {
@@ -60,11 +98,13 @@ TEST(SwiftTest, ConvergesWhereTheDelayMeetsTheTarget) {
 }
 
 TEST(SwiftTest, ATimeoutDropsTheWindowToItsMinimumAndPacesBelowOnePacket) {
-  Swift s;
+  SwiftParams p;
+  p.min_cwnd = 0.01;  // paced below one packet
+  Swift s(p);
   s.OnTimeout(0);
   EXPECT_EQ(s.timeouts(), 1u);
-  EXPECT_DOUBLE_EQ(s.cwnd(), SwiftParams().min_cwnd);
-  EXPECT_EQ(s.PacingGapNs(kRtt), static_cast<int64_t>(kRtt / SwiftParams().min_cwnd));
+  EXPECT_DOUBLE_EQ(s.cwnd(), p.min_cwnd);
+  EXPECT_EQ(s.PacingGapNs(kRtt), static_cast<int64_t>(kRtt / p.min_cwnd));
   // Below one packet, each ack adds ai packets, so it climbs back quickly.
   int64_t now = kRtt;
   for (int i = 0; i < 5; ++i) s.OnAck(1, 1000, kRtt, now += kRtt);
@@ -77,6 +117,7 @@ TEST(SwiftTest, SmallWindowsGetALargerTarget) {
   p.init_cwnd = p.fs_max_cwnd;
   Swift large(p);
   p.init_cwnd = p.fs_min_cwnd;
+  p.min_cwnd = p.fs_min_cwnd;
   Swift small(p);
   EXPECT_EQ(large.TargetDelayNs(), p.base_target_ns);
   EXPECT_EQ(small.TargetDelayNs(), p.base_target_ns + p.fs_range_ns);

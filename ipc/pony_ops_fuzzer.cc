@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "engines/pony/app_ops.h"
+#include "ipc/pony_ops.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace snapd::pony;

@@ -1,4 +1,4 @@
-#include "engines/pony/app_ops.h"
+#include "ipc/pony_ops.h"
 
 #include <string>
 #include <vector>

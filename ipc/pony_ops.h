@@ -5,8 +5,8 @@
 // The engine reads the app's operations (untrusted: an app may write anything into its ring) with
 // ParseAppOp(.., Direction::kFromApp, ..); libsnap reads the engine's with kFromEngine. Pure; any
 // thread.
-#ifndef SNAPD_ENGINES_PONY_APP_OPS_H_
-#define SNAPD_ENGINES_PONY_APP_OPS_H_
+#ifndef SNAPD_IPC_PONY_OPS_H_
+#define SNAPD_IPC_PONY_OPS_H_
 
 #include <cstdint>
 
@@ -72,4 +72,4 @@ uint32_t WriteAppOp(const AppOp& op, uint8_t* out, uint32_t room);
 
 }  // namespace snapd::pony
 
-#endif  // SNAPD_ENGINES_PONY_APP_OPS_H_
+#endif  // SNAPD_IPC_PONY_OPS_H_

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The pony transport engine between two hosts. Each host is a network namespace with its own snapd
+# (its own run directory) whose pony engine owns one end of a veth (an af_packet: NIC); a third
+# namespace is the wire between them: tools/impair relays frames between A's and B's veths and can
+# lose, reorder, duplicate and delay them (tc netem would, but this kernel is built without
+# sch_netem; and snapd sends past its own qdisc). pony_echo runs on host B, pony_bench on host A.
+#  - Messages of random sizes (1 byte to 300 kB), each checked (small ones come back whole, large
+#    ones as a digest): every one arrives once, in order, intact; on a clean wire, then with 1% and
+#    5% loss, reordering, duplication and 1 ms of delay each way.
+#  - A receiver app that stops reading (SIGSTOP) slows its sender: nothing is dropped, and every
+#    message arrives once it reads again.
+#  - kill -9 of the receiving app resets its peer: pony_bench is told the peer app went away.
+#  - A silent host (its snapd stopped) times out: pony_bench is told.
+#  - snapctl lists the connections.
+source "$(dirname "$0")/lib.sh"
+need_root
+SNAPD=$(bin snapd/snapd)
+ECHO=$(bin clients/pony_echo)
+IMPAIR=$(bin tools/impair)
+BENCH=$(bin clients/pony_bench)
+tag=$$
+NSA="snapd-pya-$tag" NSB="snapd-pyb-$tag" NSM="snapd-pym-$tag"
+for ns in "$NSA" "$NSB" "$NSM"; do
+  ip netns add "$ns"
+  _netns+=("$ns")
+  ip netns exec "$ns" ip link set lo up
+done
+# A's veth (hosta), and B's (hostb), each with its other end (swa, swb) in M, where impair relays.
+for h in a b; do
+  ns=$([ $h = a ] && echo "$NSA" || echo "$NSB")
+  ip netns exec "$NSM" ip link add "sw$h" type veth peer name "host$h"
+  ip netns exec "$NSM" ip link set "host$h" netns "$ns"
+  ip netns exec "$NSM" ethtool -K "sw$h" tso off gso off gro off tx off >/dev/null
+  ip netns exec "$NSM" ip link set "sw$h" up
+  ip netns exec "$ns" ethtool -K "host$h" tso off gso off gro off tx off >/dev/null
+  ip netns exec "$ns" ip link set "host$h" up
+done
+export CTL_TIMEOUT_S=60
+# wire ARGS...: (re)starts the relay between A and B with impair's ARGS (none: a clean wire).
+wire() {
+  pkill -f "impair --a=swa --b=swb" 2>/dev/null && sleep 0.2 || true
+  start wire ip netns exec "$NSM" "$IMPAIR" --a=swa --b=swb "$@"
+  wait_for 10 "the wire up" grep -q "impair: swa" "$WORK/wire.log"
+}
+wire
+
+# start_host H ADDR: snapd for host H (a or b) with a pony engine at ADDR on its veth, apps 1 and 2.
+start_host() {
+  local h=$1 addr=$2 ns
+  ns=$([ "$h" = a ] && echo "$NSA" || echo "$NSB")
+  mkdir -p "$WORK/run_$h"
+  cat >"$WORK/snapd_$h.conf" <<EOF
+engines { name: "pony0" kind: "pony" config: "address: '$addr/24'" }
+nics { devargs: "af_packet:host$h" engines: "pony0" }
+apps { id: 1 mac: "02:00:00:00:77:01" ipv4: "10.77.1.1" engine: "pony0" }
+apps { id: 2 mac: "02:00:00:00:77:02" ipv4: "10.77.1.2" engine: "pony0" }
+EOF
+  cp "$SNAPD" "$WORK/snapd-$h"
+  start "snapd_$h" ip netns exec "$ns" "$WORK/snapd-$h" --run_dir="$WORK/run_$h" \
+    --config="$WORK/snapd_$h.conf"
+  wait_for 30 "snapd on host $h ready" grep -q "control API" "$WORK/snapd_$h.log"
+}
+start_host a 10.77.0.11
+start_host b 10.77.0.12
+ctl_on() { local h=$1; shift; "$SNAPCTL" --socket="$WORK/run_$h/control.sock" --timeout_s=60 "$@"; }
+export WORK
+export -f ctl_on
+counter() {  # counter HOST NAME: the pony engine's kind counter
+  ctl_on "$1" --json stats | ctl_json "d['engines'][0]['stats']['kind_counters'].get('$2', 0)"
+}
+
+start echo "$ECHO" --socket="$WORK/run_b/memif.sock" --id=2
+wait_for 10 "pony_echo attached" grep -q attached "$WORK/echo.log"
+
+bench() {  # bench NAME ARGS...: pony_bench from A's app 1 to B's app 2, output in NAME.log
+  local name=$1; shift
+  "$BENCH" --socket="$WORK/run_a/memif.sock" --id=1 --peer=10.77.0.12 --peer_app=2 "$@" \
+    >"$WORK/$name.log" 2>&1
+}
+
+check "300 messages of 1 byte to 300 kB arrive once, in order, intact" \
+  bench clean --mode=check --count=300 --size=300000 --window=8
+check "... all of them" grep -q "check sent=300 received=300 errors=0" "$WORK/clean.log"
+check "pony_echo saw the connection from A's app 1" grep -q "from 10.77.0.11 app 1" "$WORK/echo.log"
+
+for loss in 1 5; do
+  wire --loss=$loss --dup=1 --reorder=10 --delay_us=1000 --seed=$loss
+  before=$(counter a retransmits)
+  check "with $loss% loss, reordering, duplication and 1 ms delay: 200 messages arrive once, in order, intact" \
+    bench loss$loss --mode=check --count=200 --size=300000 --window=8 --timeout_s=30
+  check "... all of them" grep -q "check sent=200 received=200 errors=0" "$WORK/loss$loss.log"
+  after=$(counter a retransmits)
+  check "... and A retransmitted what was lost ($before -> $after)" test "$after" -gt "$before"
+done
+wire
+
+check "each bench closed its connection cleanly: snapctl lists none on either host" \
+  bash -c "ctl_on a connections | grep -q 'no connections' && ctl_on b connections | grep -q 'no connections'"
+check "... and pony_echo was told of clean closes" grep -q "closed: closed" "$WORK/echo.log"
+
+# A slow receiver: pony_echo stops reading for a second while A sends.
+drops_before=$(ctl_on b --json stats | ctl_json "d['engines'][0]['stats'].get('drops', 0)")
+start slow "$BENCH" --socket="$WORK/run_a/memif.sock" --id=1 --peer=10.77.0.12 --peer_app=2 \
+  --mode=check --duration_s=3 --size=200000 --window=16 --timeout_s=20
+sleep 1
+echo_pid=$(pgrep -f "pony_echo --socket=$WORK/run_b" | head -1)
+kill -STOP "$echo_pid"
+check "while the receiver does not read, snapctl shows the connection open on both hosts" \
+  bash -c "ctl_on a connections | grep -q open && ctl_on b connections | grep -q open"
+sleep 1
+kill -CONT "$echo_pid"
+wait_for 30 "the bench across the stopped receiver finished" grep -q "check sent=" "$WORK/slow.log"
+check "... every message arrived, intact" grep -qE "check sent=([0-9]+) received=\1 errors=0" "$WORK/slow.log"
+drops_after=$(ctl_on b --json stats | ctl_json "d['engines'][0]['stats'].get('drops', 0)")
+check "... and B's engine dropped nothing ($drops_before -> $drops_after)" test "$drops_after" = "$drops_before"
+check "... nor refused a segment for lack of credit" test "$(counter b drop_over_credit)" = 0
+
+# kill -9 of the receiving app resets its peer.
+start victim "$BENCH" --socket="$WORK/run_a/memif.sock" --id=1 --peer=10.77.0.12 --peer_app=2 \
+  --mode=check --duration_s=30 --size=1000 --window=4
+wait_for 10 "the victim's connection open" bash -c "ctl_on b connections | grep -q open"
+kill -9 "$echo_pid"
+wait_for 15 "pony_bench told that the peer app went away" \
+  grep -q "connection closed: the peer app went away" "$WORK/victim.log"
+check "... and B reset it (resets_sent > 0)" test "$(counter b resets_sent)" -gt 0
+
+# A silent host: B's snapd stops; A's connection times out.
+start echo2 "$ECHO" --socket="$WORK/run_b/memif.sock" --id=2
+wait_for 10 "pony_echo attached again" grep -q attached "$WORK/echo2.log"
+start silent "$BENCH" --socket="$WORK/run_a/memif.sock" --id=1 --peer=10.77.0.12 --peer_app=2 \
+  --mode=check --duration_s=60 --size=1000 --window=4 --timeout_s=60
+wait_for 10 "the connection to B open" bash -c "ctl_on a connections | grep -q open"
+snapd_b=$(pgrep -f "snapd-b --run_dir" | head -1)
+kill -STOP "$snapd_b"
+wait_for 20 "pony_bench told that B stopped answering" grep -q "timed out" "$WORK/silent.log"
+kill -CONT "$snapd_b"
+check "... and A counted the timeout" test "$(counter a timeouts)" -gt 0
+
+finish
