@@ -152,7 +152,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     if (faults_.fault == "error") {
       return absl::InternalError("refusing the move (--upgrade_fault=error)");
     }
-    absl::StatusOr<int64_t> polling_since = MoveIn(msg->envelope.move_engine());
+    absl::StatusOr<int64_t> polling_since = MoveIn(msg->envelope.move_engine(), msg->fds);
     if (!polling_since.ok()) return polling_since.status();
     wire::Envelope reply;
     reply.mutable_moved()->set_name(msg->envelope.move_engine().name());
@@ -189,7 +189,8 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m) {
+absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m,
+                                         const std::vector<UniqueFd>& fds) {
   const int64_t t_got = MonotonicNs();
   Engine* engine = daemon_->FindEngine(m.name());
   if (engine == nullptr) return absl::NotFoundError(absl::StrCat("no engine named ", m.name()));
@@ -215,7 +216,18 @@ absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m) {
     Nic* nic = daemon_->nic(static_cast<int>(std::min<uint32_t>(nc.index(), INT32_MAX)));
     if (nic != nullptr) nic->ContinueFrom(NicCountersFromWire(nc));
   }
-  absl::Status status = engine->RestoreState(m.state());
+  engines::EngineState from_fd;
+  const engines::EngineState* state = &m.state();
+  if (m.state_in_fd()) {
+    if (fds.size() != 1) return absl::InvalidArgumentError("state_in_fd without one fd");
+    auto bytes = ReadSealedMemfd(fds[0].get(), kMaxStateBytes);
+    if (!bytes.ok()) return bytes.status();
+    if (!from_fd.ParseFromString(*bytes)) {
+      return absl::InvalidArgumentError("engine state in the memfd does not parse");
+    }
+    state = &from_fd;
+  }
+  absl::Status status = engine->RestoreState(*state);
   if (!status.ok()) return status;
   // The old snapd served these rings until a moment ago: start where it stopped, and journal
   // every batch's cursors until it lets go.

@@ -43,7 +43,8 @@ class NewSnapd {
   absl::Status Steps(int channel, std::string* phase);
   // Takes in one engine (its NICs, counters, state, rings and journal) and starts polling it;
   // returns when its worker took it.
-  absl::StatusOr<int64_t> MoveIn(const wire::MoveEngine& m);
+  // `fds`: the move's fds (its state, when state_in_fd).
+  absl::StatusOr<int64_t> MoveIn(const wire::MoveEngine& m, const std::vector<UniqueFd>& fds);
   // Discards the frames our packet sockets copied beside the old snapd's, counted.
   void DiscardNicCopies(Engine& engine);
   // Journals the engine's app rings (the journal's area `area_index`).

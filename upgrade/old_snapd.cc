@@ -355,8 +355,16 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
     HandOverNics(m);
     status = host_.FindEngine(name)->SaveState(m->mutable_state());
     if (!status.ok()) return fail(status);
+    std::vector<UniqueFd> state_fd;
+    if (m->state().ByteSizeLong() > kInlineStateBytes) {
+      auto fd = SealedMemfd(m->state().SerializeAsString());
+      if (!fd.ok()) return fail(fd.status());
+      state_fd.push_back(std::move(*fd));
+      m->clear_state();
+      m->set_state_in_fd(true);
+    }
     m->set_sent_ns(MonotonicNs());
-    status = Send(channel.get(), move);
+    status = Send(channel.get(), move, state_fd);
     if (!status.ok()) return fail(status);
     const int64_t t_sent = MonotonicNs();
     auto moved = Receive(channel.get(), kStepTimeout);

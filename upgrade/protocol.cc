@@ -1,5 +1,13 @@
 #include "upgrade/protocol.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "upgrade/fd_channel.h"
 
@@ -9,6 +17,39 @@ absl::Status Send(int channel, const wire::Envelope& e, const std::vector<Unique
   std::vector<int> raw;
   for (const UniqueFd& fd : fds) raw.push_back(fd.get());
   return SendFdMessage(channel, e.SerializeAsString(), raw);
+}
+
+absl::StatusOr<UniqueFd> SealedMemfd(const std::string& bytes) {
+  UniqueFd fd(memfd_create("snapd-engine-state", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n <= 0) return absl::InternalError(absl::StrCat("writing a memfd: ", strerror(errno)));
+    done += static_cast<size_t>(n);
+  }
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return absl::InternalError(absl::StrCat("sealing a memfd: ", strerror(errno)));
+  }
+  return fd;
+}
+
+absl::StatusOr<std::string> ReadSealedMemfd(int fd, size_t max_bytes) {
+  const int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
+  const int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & want) != want) {
+    return absl::InvalidArgumentError("engine state: not a memfd sealed against change");
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("engine state: larger than ", max_bytes));
+  }
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  for (size_t done = 0; done < out.size();) {
+    const ssize_t n = pread(fd, &out[done], out.size() - done, static_cast<off_t>(done));
+    if (n <= 0) return absl::InvalidArgumentError("engine state: short read");
+    done += static_cast<size_t>(n);
+  }
+  return out;
 }
 
 absl::StatusOr<Received> Receive(int channel, absl::Duration timeout) {

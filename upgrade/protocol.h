@@ -29,6 +29,14 @@ struct Received {
 // reason in the message); INVALID_ARGUMENT when it does not parse.
 absl::StatusOr<Received> Receive(int channel, absl::Duration timeout);
 
+// An engine's state that would not fit in one channel message (a pony engine's unacknowledged
+// messages) travels in a sealed memfd (MoveEngine.state_in_fd): bytes into a memfd sealed against
+// any change, and back, checking the seals and the size (at most max_bytes).
+inline constexpr size_t kInlineStateBytes = 512 << 10;
+inline constexpr size_t kMaxStateBytes = size_t{1} << 30;
+absl::StatusOr<UniqueFd> SealedMemfd(const std::string& bytes);
+absl::StatusOr<std::string> ReadSealedMemfd(int fd, size_t max_bytes);
+
 // NicStats <-> its wire form (every counter of SNAPD_NIC_COUNTERS).
 void NicCountersToWire(int index, const NicStats& s, wire::NicCounters* out);
 NicStats NicCountersFromWire(const wire::NicCounters& in);

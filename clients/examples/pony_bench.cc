@@ -12,6 +12,7 @@
 //
 //   pony_bench --id=N --peer=IP --peer_app=M --mode=rpc [--size=64 --count=10000]
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -45,6 +46,8 @@ ABSL_FLAG(uint32_t, echo_max, 4096,
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
 ABSL_FLAG(uint32_t, seed, 1, "check: the random sizes' seed.");
+ABSL_FLAG(std::string, stop_file, "",
+          "check: stop sending once this file exists (then wait for the answers and report).");
 
 namespace {
 
@@ -259,7 +262,9 @@ int main(int argc, char** argv) {
     std::uniform_int_distribution<uint32_t> sizes(1, size);
     const int64_t start = snapd::MonotonicNs();
     uint64_t sent = 0, received = 0;
+    const std::string stop_file = absl::GetFlag(FLAGS_stop_file);
     auto more = [&] {
+      if (!stop_file.empty() && access(stop_file.c_str(), F_OK) == 0) return false;
       return duration_s > 0 ? snapd::MonotonicNs() - start < duration_ns : sent < count;
     };
     while (more() || bench.outstanding() > 0) {

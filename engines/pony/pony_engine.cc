@@ -295,7 +295,7 @@ std::unique_ptr<Port> PonyEngine::RemovePort(absl::string_view name) {
   const int64_t now = MonotonicNs();
   if (slots_[index].is_app) {
     const uint16_t app = slots_[index].app_id;
-    for (size_t i = 0; i < live_.size();) {
+    for (size_t i = 0; i < live_.size() && !handed_over_;) {
       Conn& c = *conns_[live_[i]];
       if (c.app != app) {
         ++i;
@@ -354,15 +354,19 @@ void PonyEngine::FreeConn(Conn& c) {
   while (!conns_.empty() && !conns_.back()) conns_.pop_back();
 }
 
-void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
-  pony::SenderOptions o = sender_options_;
+uint32_t PonyEngine::Mss() const {
   uint32_t mtu = 9000;
   for (size_t s : nic_slots_) {
     const uint32_t m = slots_[s].port->mtu() == 0 ? 1500 : slots_[s].port->mtu();
     mtu = std::min(mtu, m);
   }
-  o.mss = mtu - kDataOverhead;
-  if (mss_config_ != 0) o.mss = std::min(o.mss, mss_config_);
+  const uint32_t mss = mtu - kDataOverhead;
+  return mss_config_ != 0 ? std::min(mss, mss_config_) : mss;
+}
+
+void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
+  pony::SenderOptions o = sender_options_;
+  o.mss = Mss();
   c.sender = std::make_unique<pony::Sender>(c.isn + 1, peer_credit, o);
   c.receiver = std::make_unique<pony::Receiver>(peer_seq + 1, buffer_bytes_, max_message_);
   c.state = Conn::State::kOpen;
@@ -1148,6 +1152,7 @@ void PonyEngine::Deliver(Conn& c) {
 // The poll
 
 uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
+  handed_over_ = false;  // polled again: an upgrade that saved it gave up, and it serves on
   uint32_t total = 0;
   int64_t now = MonotonicNs();
   for (size_t i = 0; i < slots_.slot_count(); ++i) {
@@ -1231,11 +1236,160 @@ std::vector<ConnectionInfo> PonyEngine::Connections() const {
 }
 
 absl::Status PonyEngine::SaveKindState(std::string* out) const {
-  out->clear();
+  engines::PonyState st;
+  for (uint32_t index : live_) {
+    const Conn& c = *conns_[index];
+    engines::PonyConnectionState* o = st.add_connections();
+    o->set_id(c.id);
+    o->set_state(static_cast<int>(c.state));
+    o->set_passive(c.passive);
+    o->set_opened(c.opened);
+    o->set_app(c.app);
+    o->set_peer_ip(c.peer_ip);
+    o->set_peer_app(c.peer_app);
+    o->set_peer_conn(c.peer_conn);
+    o->set_peer_mac(c.peer_mac);
+    o->set_src_port(c.src_port);
+    o->set_token(c.token);
+    o->set_isn(c.isn);
+    o->set_ctl_at_ns(c.ctl_at);
+    o->set_ctl_rto_ns(c.ctl_rto_ns);
+    o->set_ctl_tries(c.ctl_tries);
+    o->set_close_requested(c.close_requested);
+    o->set_fin_sent(c.fin_sent);
+    o->set_fin_seq(c.fin_seq);
+    o->set_peer_fin(c.peer_fin);
+    o->set_peer_fin_seq(c.peer_fin_seq);
+    o->set_assembling(c.assembling);
+    o->set_assembled(c.assembled);
+    o->set_assembling_token(c.assembling_token);
+    for (uint32_t size : c.queued_sizes) o->add_queued_sizes(size);
+    o->set_notify_open(c.notify_open);
+    for (uint32_t t : c.sent_tokens) o->add_sent_tokens(t);
+    for (const std::string& m : c.to_app) o->add_to_app(m);
+    o->set_to_app_offset(c.to_app_offset);
+    o->set_code(c.code);
+    o->set_told_done(c.told_done);
+    o->set_ack_due(c.ack_due);
+    o->set_echo_ts(c.echo_ts);
+    o->set_echo_at_ns(c.echo_at);
+    o->set_tx_bytes(c.tx_bytes);
+    o->set_rx_bytes(c.rx_bytes);
+    o->set_tx_messages(c.tx_messages);
+    o->set_rx_messages(c.rx_messages);
+    o->set_retransmits(c.retransmits);
+    if (c.sender) {
+      c.sender->Save(o->mutable_sender());
+    }
+    if (c.receiver) {
+      c.receiver->Save(o->mutable_receiver());
+    }
+  }
+  for (const auto& [ip, mac] : neighbors_) {
+    auto* n = st.add_neighbors();
+    n->set_ip(ip);
+    n->set_mac(mac);
+  }
+  st.set_generation(generation_);
+  ForEachCounter(*this, [&](absl::string_view name, const Counter& c) {
+    (*st.mutable_counters())[std::string(name)] = c.Get();
+  });
+  // From here on this engine is a copy: the new snapd runs the connections. Taking its ports
+  // away (the old snapd withdraws) must not reset them at the peers.
+  handed_over_ = true;
+  if (!st.SerializeToString(out)) return absl::InternalError("pony state does not serialize");
   return absl::OkStatus();
 }
 
-absl::Status PonyEngine::RestoreKindState(const std::string& in) { return absl::OkStatus(); }
+absl::Status PonyEngine::RestoreKindState(const std::string& in) {
+  if (in.empty()) return absl::OkStatus();
+  engines::PonyState st;
+  if (!st.ParseFromString(in)) return absl::InvalidArgumentError("pony state does not parse");
+  if (!live_.empty()) return absl::FailedPreconditionError("pony: restore into a used engine");
+  auto bad = [](uint32_t id, const char* what) {
+    return absl::InvalidArgumentError(absl::StrCat("pony state: connection ", id, ": ", what));
+  };
+  for (const engines::PonyConnectionState& o : st.connections()) {
+    const uint32_t index = (o.id() & kConnIndexMask) - 1;
+    if ((o.id() & kConnIndexMask) == 0 || index >= max_conns_) return bad(o.id(), "bad id");
+    if (index >= conns_.size()) conns_.resize(index + 1);
+    if (conns_[index]) return bad(o.id(), "id given twice");
+    if (o.state() < 0 || o.state() > static_cast<int>(Conn::State::kDone) || o.app() == 0 ||
+        o.app() > 65535 || o.peer_app() > 65535 || o.assembled() > o.assembling().size() ||
+        o.to_app_offset() > (o.to_app().empty() ? 0 : o.to_app(0).size())) {
+      return bad(o.id(), "inconsistent");
+    }
+    auto c = std::make_unique<Conn>();
+    c->id = o.id();
+    c->state = static_cast<Conn::State>(o.state());
+    c->passive = o.passive();
+    c->opened = o.opened();
+    c->app = static_cast<uint16_t>(o.app());
+    c->peer_ip = o.peer_ip();
+    c->peer_app = static_cast<uint16_t>(o.peer_app());
+    c->peer_conn = o.peer_conn();
+    c->peer_mac = o.peer_mac();
+    c->src_port = static_cast<uint16_t>(o.src_port());
+    c->token = o.token();
+    c->isn = o.isn();
+    c->ctl_at = o.ctl_at_ns();
+    c->ctl_rto_ns = o.ctl_rto_ns();
+    c->ctl_tries = o.ctl_tries();
+    c->close_requested = o.close_requested();
+    c->fin_sent = o.fin_sent();
+    c->fin_seq = o.fin_seq();
+    c->peer_fin = o.peer_fin();
+    c->peer_fin_seq = o.peer_fin_seq();
+    c->assembling = o.assembling();
+    c->assembled = o.assembled();
+    c->assembling_token = o.assembling_token();
+    for (uint32_t size : o.queued_sizes()) {
+      c->queued_sizes.push_back(size);
+      c->queued_bytes += size;
+    }
+    c->notify_open = o.notify_open();
+    c->sent_tokens.assign(o.sent_tokens().begin(), o.sent_tokens().end());
+    for (const std::string& m : o.to_app()) {
+      c->to_app.push_back(m);
+      c->to_app_bytes += m.size();
+    }
+    c->to_app_offset = o.to_app_offset();
+    c->code = static_cast<uint16_t>(o.code());
+    c->told_done = o.told_done();
+    c->ack_due = o.ack_due();
+    c->echo_ts = o.echo_ts();
+    c->echo_at = o.echo_at_ns();
+    c->tx_bytes = o.tx_bytes();
+    c->rx_bytes = o.rx_bytes();
+    c->tx_messages = o.tx_messages();
+    c->rx_messages = o.rx_messages();
+    c->retransmits = o.retransmits();
+    if (o.has_sender()) {
+      pony::SenderOptions opt = sender_options_;
+      opt.mss = Mss();
+      c->sender = std::make_unique<pony::Sender>(0, 0, opt);
+      if (!c->sender->Restore(o.sender())) return bad(o.id(), "sender state inconsistent");
+    }
+    if (o.has_receiver()) {
+      c->receiver = std::make_unique<pony::Receiver>(0, buffer_bytes_, max_message_);
+      if (!c->receiver->Restore(o.receiver())) return bad(o.id(), "receiver state inconsistent");
+    }
+    if (c->state == Conn::State::kOpen && (!c->sender || !c->receiver)) {
+      return bad(o.id(), "open without its sender and receiver");
+    }
+    conns_[index] = std::move(c);
+    live_.push_back(index);
+  }
+  for (const auto& n : st.neighbors()) {
+    if (neighbors_.size() < kMaxNeighbors) neighbors_[n.ip()] = n.mac();
+  }
+  generation_ = st.generation();
+  ForEachCounter(*this, [&](absl::string_view name, Counter& c) {
+    auto it = st.counters().find(std::string(name));
+    if (it != st.counters().end()) c.Add(it->second);
+  });
+  return absl::OkStatus();
+}
 
 SNAPD_REGISTER_ENGINE_KIND(PonyEngine::kKind, PonyEngine, engines::PonyConfig);
 

@@ -125,6 +125,8 @@ class PonyEngine : public Engine {
   Conn* NewConn(uint16_t app, uint32_t peer_ip, uint16_t peer_app, int64_t now);
   void FreeConn(Conn& c);
   void Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit);
+  // The segment size for a connection opened now (the NICs' MTU less the headers).
+  uint32_t Mss() const;
   // Ends the connection with `code`; sends a RST with `reason` first when `reset` is set.
   void Finish(Conn& c, uint16_t code, bool reset, pony::ResetReason reason, int64_t now);
   void StartConnect(Conn& c, int64_t now);
@@ -165,6 +167,8 @@ class PonyEngine : public Engine {
   std::vector<uint8_t> app_scratch_;
   std::vector<Packet> app_pkts_;
   int64_t next_deadline_ns_ = INT64_MAX;
+  // Saved for an upgrade: the connections live on in the new snapd (see SaveKindState).
+  mutable bool handed_over_ = false;
 
   // Counters (the wire's and the app ops' by reason; the rest by name in ForEachCounter).
   Counter wire_drops_[16];

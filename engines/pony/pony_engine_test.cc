@@ -33,6 +33,27 @@ struct Host {
   FakePort* app = nullptr;
   AppView view;
 
+  // Moves this host's connections and ports to a fresh engine, as a live upgrade does: the old one
+  // saves its state, gives up its ports, and the new one takes them and the state.
+  void Upgrade(const std::string& address, const std::string& extra = "") {
+    engines::EngineState state;
+    ASSERT_TRUE(engine->SaveState(&state).ok());
+    auto e = EngineRegistry::Global().Create("pony", "pony", "address: '" + address + "' " + extra);
+    ASSERT_TRUE(e.ok());
+    std::vector<std::string> names = engine->PortNames();
+    for (const std::string& name : names) {
+      std::unique_ptr<Port> p = engine->RemovePort(name);
+      engines::PortAttachment at;
+      if (p->kind() == PortKind::kApp) at.set_app_id(std::stoi(name.substr(3)));
+      ASSERT_TRUE((*e)->AddPort(std::move(p), at).ok());
+    }
+    // The old engine, its ports gone, sent nothing: no resets for the peers.
+    EXPECT_TRUE(nic->TakeSent().empty());
+    engine = std::move(*e);
+    pony = static_cast<PonyEngine*>(engine.get());
+    ASSERT_TRUE(engine->RestoreState(state).ok());
+  }
+
   Host(const std::string& address, uint16_t app_id, const std::string& extra = "") {
     auto e = EngineRegistry::Global().Create("pony", "pony", "address: '" + address + "' " + extra);
     EXPECT_TRUE(e.ok()) << e.status();
@@ -268,6 +289,49 @@ TEST(PonyEngineTest, LossDuplicationAndReorderDeliverEveryMessageOnceInOrder) {
     for (size_t i = 0; i < ab.size(); ++i) EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
     EXPECT_GT(w.a.Counter("retransmits"), 0u);
   }
+}
+
+TEST(PonyEngineTest, UpgradesCarryTheConnections) {
+  Wire w;
+  std::uniform_int_distribution<int> pct(0, 99);
+  std::mt19937 wire_rng(9);
+  w.reorder = true;
+  w.drop = [&](const std::string&) { return pct(wire_rng) < 2; };
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  std::mt19937 rng(9);
+  std::vector<std::string> ab, ba;
+  for (int i = 0; i < 60; ++i) {
+    ab.push_back(RandomMessage(rng, i % 6 == 0 ? 200000 : 3000));
+    ba.push_back(RandomMessage(rng, 3000));
+    w.a.Send(ca, ab.back(), i);
+    w.b.Send(cb, ba.back(), i);
+  }
+  // 20 upgrades, 10 on each host, while the messages are on their way (some not yet sent, some
+  // in flight, some partly reassembled).
+  for (int u = 0; u < 20; ++u) {
+    for (int k = 0; k < 3; ++k) w.Step();
+    if (u % 2 == 0) {
+      w.a.Upgrade("10.0.0.1/24");
+    } else {
+      w.b.Upgrade("10.0.0.2/24");
+    }
+  }
+  ASSERT_TRUE(w.Run([&] {
+    return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
+           w.a.Count(AppOpCode::kSent) == 60 && w.b.Count(AppOpCode::kSent) == 60;
+  })) << w.b.view.messages.size() << " " << w.a.view.messages.size();
+  for (size_t i = 0; i < ab.size(); ++i) {
+    EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+    EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;
+  }
+  EXPECT_EQ(w.a.Count(AppOpCode::kClosed), 0);
+  EXPECT_EQ(w.b.Count(AppOpCode::kClosed), 0);
+  // Counters carried on: a's sent every message of its own in one connection.
+  EXPECT_EQ(w.a.Counter("messages_sent"), 60u);
+  EXPECT_EQ(w.a.Counter("connections_opened"), 1u);
+  ASSERT_EQ(w.a.pony->Connections().size(), 1u);
+  EXPECT_EQ(w.a.pony->Connections()[0].tx_messages, 60u);
 }
 
 TEST(PonyEngineTest, ASlowReaderSlowsItsSenderWithoutADrop) {

@@ -81,6 +81,58 @@ std::string Receiver::PopMessage() {
   return m;
 }
 
+void Receiver::Save(engines::PonyReceiverState* out) const {
+  out->set_next_seq(next_seq_);
+  for (uint32_t off = 0; off < seen_span_; ++off) {
+    if (seen_[(seen_base_ + off) % kSeqWindow]) out->add_seen(off);
+  }
+  out->set_next_message(next_message_);
+  for (const auto& [id, p] : partial_) {
+    auto* o = out->add_partial();
+    o->set_id(id);
+    o->set_bytes(p.bytes);
+    o->set_received(p.received);
+    o->set_complete(p.complete);
+  }
+  for (const std::string& m : ready_) out->add_ready(m);
+  out->set_duplicates(duplicates_);
+  out->set_over_credit(over_credit_);
+}
+
+bool Receiver::Restore(const engines::PonyReceiverState& in) {
+  next_seq_ = in.next_seq();
+  seen_.assign(kSeqWindow, false);
+  seen_base_ = 0;
+  seen_span_ = 0;
+  for (uint32_t off : in.seen()) {
+    if (off >= kSeqWindow) return false;
+    MarkSeen(next_seq_ + off);
+  }
+  next_message_ = in.next_message();
+  partial_.clear();
+  ready_.clear();
+  uint64_t buffered = 0;
+  for (const auto& o : in.partial()) {
+    if (o.bytes().empty() || o.bytes().size() > max_message_ || o.received() > o.bytes().size()) {
+      return false;
+    }
+    Partial& p = partial_[o.id()];
+    p.bytes = o.bytes();
+    p.received = o.received();
+    p.complete = o.complete();
+    buffered += p.bytes.size();
+  }
+  for (const std::string& m : in.ready()) {
+    ready_.push_back(m);
+    buffered += m.size();
+  }
+  if (buffered > budget_) return false;
+  buffered_ = static_cast<uint32_t>(buffered);
+  duplicates_ = in.duplicates();
+  over_credit_ = in.over_credit();
+  return true;
+}
+
 int Receiver::SackBlocks(SackBlock* out) const {
   // Runs of seen offsets past the cumulative ack, found from the highest down.
   int n = 0;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "engines/pony/pony.pb.h"
 #include "engines/pony/wire.h"
 
 namespace snapd::pony {
@@ -57,6 +58,11 @@ class Receiver {
   uint64_t duplicates() const { return duplicates_; }
   uint64_t over_credit() const { return over_credit_; }
   const char* error() const { return error_; }
+
+  // What an upgrade carries: everything, partly reassembled and unread messages included. Restore
+  // takes it into a Receiver made with the same budget and maximum; false if it is inconsistent.
+  void Save(engines::PonyReceiverState* out) const;
+  bool Restore(const engines::PonyReceiverState& in);
 
  private:
   struct Partial {

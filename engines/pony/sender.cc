@@ -256,6 +256,109 @@ std::string Sender::DebugString() const {
   return buf;
 }
 
+void Sender::Save(engines::PonySenderState* out) const {
+  out->set_una(una_);
+  out->set_next_seq(next_seq_);
+  for (const Sent& s : inflight_) {
+    auto* o = out->add_inflight();
+    o->set_msg_index(s.msg_index);
+    o->set_offset(s.offset);
+    o->set_len(s.len);
+    o->set_sent_ns(s.sent_ns);
+    o->set_acked(s.acked);
+    o->set_lost(s.lost);
+    o->set_sent_twice(s.sent_twice);
+  }
+  out->set_packets_in_flight(in_flight_);
+  for (const Message& m : messages_) {
+    auto* o = out->add_messages();
+    o->set_id(m.id);
+    o->set_token(m.token);
+    o->set_bytes(m.bytes);
+    o->set_next_offset(m.next_offset);
+    o->set_first_seq(m.first_seq);
+    o->set_last_seq(m.last_seq);
+    o->set_seen(m.seen);
+  }
+  out->set_messages_base(messages_base_);
+  out->set_next_id(next_id_);
+  out->set_cut(cut_);
+  out->set_lost_count(lost_count_);
+  out->set_peer_credit(peer_credit_);
+  out->set_unseen_reserved(unseen_reserved_);
+  for (uint32_t t : completed_) out->add_completed(t);
+  out->set_srtt_ns(srtt_ns_);
+  out->set_rttvar_ns(rttvar_ns_);
+  out->set_rto_ns(rto_ns_);
+  out->set_next_paced_ns(next_paced_ns_);
+  out->set_probe_at_ns(probe_at_ns_);
+  out->set_timeouts_in_row(timeouts_in_row_);
+  out->set_dead(dead_);
+  out->set_retransmits(retransmits_);
+  out->set_fast_retransmits(fast_retransmits_);
+  out->set_timeouts(timeouts_);
+  swift_.Save(out->mutable_swift());
+  out->set_mss(o_.mss);
+}
+
+bool Sender::Restore(const engines::PonySenderState& in) {
+  if (in.mss() < 64 || in.mss() > 65535) return false;
+  o_.mss = in.mss();
+  una_ = in.una();
+  next_seq_ = in.next_seq();
+  messages_.clear();
+  for (const auto& o : in.messages()) {
+    Message m;
+    m.id = o.id();
+    m.token = o.token();
+    m.bytes = o.bytes();
+    m.next_offset = o.next_offset();
+    m.first_seq = o.first_seq();
+    m.last_seq = o.last_seq();
+    m.seen = o.seen();
+    if (m.bytes.empty() || m.next_offset > m.bytes.size()) return false;
+    messages_.push_back(std::move(m));
+  }
+  messages_base_ = in.messages_base();
+  inflight_.clear();
+  for (const auto& o : in.inflight()) {
+    Sent s;
+    s.msg_index = o.msg_index();
+    s.offset = o.offset();
+    s.len = o.len();
+    s.sent_ns = o.sent_ns();
+    s.acked = o.acked();
+    s.lost = o.lost();
+    s.sent_twice = o.sent_twice();
+    // Every packet must point into a message it fits.
+    if (s.msg_index - messages_base_ >= messages_.size()) return false;
+    const Message& m = messages_[s.msg_index - messages_base_];
+    if (s.offset > m.bytes.size() || s.len > m.bytes.size() - s.offset) return false;
+    inflight_.push_back(s);
+  }
+  if (next_seq_ - una_ != inflight_.size()) return false;
+  in_flight_ = in.packets_in_flight();
+  next_id_ = in.next_id();
+  cut_ = in.cut();
+  lost_count_ = in.lost_count();
+  if (cut_ > messages_.size() || in_flight_ + lost_count_ > inflight_.size()) return false;
+  peer_credit_ = in.peer_credit();
+  unseen_reserved_ = in.unseen_reserved();
+  completed_.assign(in.completed().begin(), in.completed().end());
+  srtt_ns_ = in.srtt_ns();
+  rttvar_ns_ = in.rttvar_ns();
+  rto_ns_ = std::clamp(in.rto_ns(), o_.min_rto_ns, o_.max_rto_ns);
+  next_paced_ns_ = in.next_paced_ns();
+  probe_at_ns_ = in.probe_at_ns();
+  timeouts_in_row_ = in.timeouts_in_row();
+  dead_ = in.dead();
+  retransmits_ = in.retransmits();
+  fast_retransmits_ = in.fast_retransmits();
+  timeouts_ = in.timeouts();
+  swift_.Restore(in.swift());
+  return true;
+}
+
 bool Sender::PopCompleted(uint32_t* token) {
   if (completed_.empty()) return false;
   *token = completed_.front();

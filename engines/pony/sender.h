@@ -19,6 +19,7 @@
 #include <deque>
 #include <string>
 
+#include "engines/pony/pony.pb.h"
 #include "engines/pony/swift.h"
 #include "engines/pony/wire.h"
 
@@ -92,6 +93,11 @@ class Sender {
   uint64_t timeouts() const { return timeouts_; }
   // One line of the sender's state, for logs and tests.
   std::string DebugString() const;
+
+  // What an upgrade carries: everything, unacknowledged messages included. Restore takes it into a
+  // Sender made with the same options; false (and the sender unusable) if it is inconsistent.
+  void Save(engines::PonySenderState* out) const;
+  bool Restore(const engines::PonySenderState& in);
 
  private:
   struct Sent {

@@ -72,6 +72,29 @@ int64_t Swift::PacingGapNs(int64_t srtt_ns) const {
   return cwnd_ >= 1 ? 0 : static_cast<int64_t>(static_cast<double>(srtt_ns) / cwnd_);
 }
 
+void Swift::Save(engines::PonySwiftState* out) const {
+  out->set_cwnd(cwnd_);
+  out->set_last_decrease_ns(last_decrease_ns_);
+  out->set_min_now_ns(min_now_ns_);
+  out->set_min_last_ns(min_last_ns_);
+  out->set_window_start_ns(window_start_ns_);
+  out->set_last_below_ns(last_below_ns_);
+  out->set_decreases(decreases_);
+  out->set_timeouts(timeouts_);
+}
+
+void Swift::Restore(const engines::PonySwiftState& in) {
+  cwnd_ = in.cwnd();
+  last_decrease_ns_ = in.last_decrease_ns();
+  min_now_ns_ = in.min_now_ns();
+  min_last_ns_ = in.min_last_ns();
+  window_start_ns_ = in.window_start_ns();
+  last_below_ns_ = in.last_below_ns();
+  decreases_ = in.decreases();
+  timeouts_ = in.timeouts();
+  Clamp();
+}
+
 void Swift::Clamp() { cwnd_ = std::clamp(cwnd_, p_.min_cwnd, p_.max_cwnd); }
 
 }  // namespace snapd::pony

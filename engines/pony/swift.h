@@ -18,6 +18,8 @@
 
 #include <cstdint>
 
+#include "engines/pony/pony.pb.h"
+
 namespace snapd::pony {
 
 struct SwiftParams {
@@ -68,6 +70,10 @@ class Swift {
   // Counters, for snapctl.
   uint64_t decreases() const { return decreases_; }
   uint64_t timeouts() const { return timeouts_; }
+
+  // What an upgrade carries; Restore takes it into a Swift of the same params.
+  void Save(engines::PonySwiftState* out) const;
+  void Restore(const engines::PonySwiftState& in);
 
  private:
   bool CanDecrease(int64_t srtt_ns, int64_t now_ns) const;
