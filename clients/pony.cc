@@ -43,11 +43,17 @@ const char* PonyCodeName(uint16_t code) {
 }
 
 uint64_t MessageDigest(absl::string_view message) {
+  // FNV-1a's steps over 8-byte words (then the last bytes one by one): a byte a nanosecond would
+  // cost a bulk benchmark more than the transport it measures.
   uint64_t h = 0xcbf29ce484222325ULL;
-  for (char ch : message) {
-    h ^= static_cast<uint8_t>(ch);
-    h *= 0x100000001b3ULL;
+  const char* p = message.data();
+  size_t n = message.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = (h ^ w) * 0x100000001b3ULL;
   }
+  for (; n > 0; ++p, --n) h = (h ^ static_cast<uint8_t>(*p)) * 0x100000001b3ULL;
   return h;
 }
 

@@ -54,7 +54,8 @@ struct PonyEvent {
 // A readable name for a kRefused or kClosed code.
 const char* PonyCodeName(uint16_t code);
 
-// FNV-1a over a message: what pony_echo answers a large message with, so that pony_bench can check
+// A 64-bit FNV-1a-style digest of a message (8 bytes a step): what pony_echo answers a large
+// message with, so that pony_bench can check
 // it arrived intact without the bytes coming back.
 uint64_t MessageDigest(absl::string_view message);
 

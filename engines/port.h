@@ -61,6 +61,12 @@ class Port {
   virtual void Release() = 0;
   virtual uint16_t Transmit(const Packet* pkts, uint16_t n) = 0;
 
+  // How long frame `index` of the last Receive had waited in the port (from the kernel's receive
+  // timestamp to Receive), or -1 where the port cannot tell. Engine thread only, before Release.
+  // A transport's delay samples leave out the time its own host took to look (pony, as Swift
+  // does with NIC timestamps).
+  virtual int64_t RxAgeNs(uint16_t index) const { return -1; }
+
   // The largest payload (the bytes after the Ethernet header and one VLAN tag) a frame sent on
   // this port may carry; 0 for no limit. Engines drop larger frames and count them
   // (drop_oversize).

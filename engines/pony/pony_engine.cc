@@ -216,6 +216,7 @@ absl::StatusOr<std::unique_ptr<Engine>> PonyEngine::Create(const std::string& na
     return absl::InvalidArgumentError(absl::StrCat("max_connections: at most ", kConnIndexMask));
   }
   if (config.burst() > 256) return absl::InvalidArgumentError("burst: at most 256");
+  if (config.min_rto_us() > 100000) return absl::InvalidArgumentError("min_rto_us: at most 100000");
   if (config.mss() != 0 && (config.mss() < 64 || config.mss() > 9000 - kDataOverhead)) {
     return absl::InvalidArgumentError(absl::StrCat("mss: between 64 and ", 9000 - kDataOverhead));
   }
@@ -235,6 +236,7 @@ PonyEngine::PonyEngine(std::string name, const engines::PonyConfig& config, uint
       max_conns_(OrDefault(config.max_connections(), 1024)),
       burst_(OrDefault(config.burst(), 32)),
       mss_config_(config.mss()) {
+  if (config.min_rto_us() != 0) sender_options_.min_rto_ns = int64_t{config.min_rto_us()} * 1000;
   if (config.target_delay_us() != 0) {
     sender_options_.swift.base_target_ns = int64_t{config.target_delay_us()} * 1000;
   }
@@ -1170,7 +1172,10 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
       if (s.is_app) {
         HandleAppFrame(i, rx_[k], now);
       } else {
-        HandleWireFrame(i, rx_[k], now);
+        // When the frame reached this host, where the NIC knows: delay samples leave out the
+        // time this engine took to look.
+        const int64_t age = s.port->RxAgeNs(k);
+        HandleWireFrame(i, rx_[k], age > 0 && age < now ? now - age : now);
       }
     }
     s.port->Release();

@@ -320,7 +320,8 @@ TEST(PonyEngineTest, UpgradesCarryTheConnections) {
   ASSERT_TRUE(w.Run([&] {
     return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
            w.a.Count(AppOpCode::kSent) == 60 && w.b.Count(AppOpCode::kSent) == 60;
-  })) << w.b.view.messages.size() << " " << w.a.view.messages.size();
+  })) << w.b.view.messages.size()
+      << " " << w.a.view.messages.size();
   for (size_t i = 0; i < ab.size(); ++i) {
     EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
     EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;

@@ -215,10 +215,13 @@ class PacketQueuePort final : public Port {
         memcpy(data + 2 * ETH_ALEN, tag, sizeof(tag));
         len += kVlanLen;
       }
+      if (now == 0) now = RealtimeNs();
+      const int64_t age =
+          std::max<int64_t>(0, now - (int64_t{h->tp_sec} * 1000000000 + h->tp_nsec));
+      ages_[k] = age;
+      waited += age;
       pkts[k++] = Packet{data, len};
       bytes += len;
-      if (now == 0) now = RealtimeNs();
-      waited += std::max<int64_t>(0, now - (int64_t{h->tp_sec} * 1000000000 + h->tp_nsec));
     }
     if (k > 0) {
       q_->rx_frames.Add(k);
@@ -227,6 +230,8 @@ class PacketQueuePort final : public Port {
     }
     return k;
   }
+
+  int64_t RxAgeNs(uint16_t index) const override { return index < kMaxBurst ? ages_[index] : -1; }
 
   void Release() override {
     for (; held_ > 0; --held_) {
@@ -296,6 +301,7 @@ class PacketQueuePort final : public Port {
   uint32_t rx_next_ = 0;  // the oldest slot we hold or will look at next
   uint32_t held_ = 0;     // slots from rx_next_ on that Receive gave out
   LogLimiter truncated_log_{1}, send_log_{1}, csum_log_{1};
+  int64_t ages_[kMaxBurst] = {};  // RxAgeNs of the last Receive's frames
 };
 
 absl::StatusOr<std::unique_ptr<PacketNic>> PacketNic::Open(const config::Nic& cfg, int index) {
