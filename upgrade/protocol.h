@@ -30,9 +30,10 @@ struct Received {
 absl::StatusOr<Received> Receive(int channel, absl::Duration timeout);
 
 // An engine's state that would not fit in one channel message (a pony engine's unacknowledged
-// messages) travels in a sealed memfd (MoveEngine.state_in_fd): bytes into a memfd sealed against
+// messages) travels in a sealed memfd (MoveEngine.state_in_fd; a SEQPACKET message must fit the
+// socket's send buffer, 208 KiB by default): bytes into a memfd sealed against
 // any change, and back, checking the seals and the size (at most max_bytes).
-inline constexpr size_t kInlineStateBytes = 512 << 10;
+inline constexpr size_t kInlineStateBytes = 64 << 10;  // well below a socket's send buffer
 inline constexpr size_t kMaxStateBytes = size_t{1} << 30;
 absl::StatusOr<UniqueFd> SealedMemfd(const std::string& bytes);
 absl::StatusOr<std::string> ReadSealedMemfd(int fd, size_t max_bytes);

@@ -400,7 +400,8 @@ TEST(PonyEngineTest, AnAppThatGoesAwayResetsItsPeer) {
   Wire w;
   auto [ca, cb] = w.Open();
   ASSERT_NE(ca, 0u);
-  EXPECT_NE(w.a.engine->RemovePort("app1"), nullptr);
+  std::unique_ptr<Port> gone = w.a.engine->RemovePort("app1");  // kept: w.a.app points to it
+  ASSERT_NE(gone, nullptr);
   ASSERT_TRUE(w.Run([&] { return w.b.Find(AppOpCode::kClosed) != nullptr; }));
   EXPECT_EQ(w.b.Find(AppOpCode::kClosed)->code, static_cast<uint16_t>(pony::ResetReason::kAppGone));
   EXPECT_TRUE(w.a.pony->Connections().empty());
