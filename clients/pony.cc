@@ -124,7 +124,7 @@ absl::Status Pony::Send(uint32_t conn, absl::string_view message, uint32_t token
   }
   c.unacked += message.size();
   c.sizes.push_back(static_cast<uint32_t>(message.size()));
-  Flush();
+  // Handed over at the next Next or Wait: messages sent together go in one burst, one wake-up.
   return absl::OkStatus();
 }
 
@@ -228,6 +228,7 @@ bool Pony::Next(PonyEvent* ev) {
 }
 
 void Pony::Wait(int timeout_ms) {
+  Flush();
   if (!events_.empty()) return;
   // Frames still queued wait for ring space, which frees as snapd reads: look again soon.
   app_->Wait(out_.empty() ? timeout_ms : std::min(timeout_ms, 1));

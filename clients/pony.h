@@ -12,8 +12,9 @@
 //     if (ev.type == snap::PonyEvent::kMessage) ...ev.message...
 //   }
 //
-// A message is 1 byte up to the engine's maximum (1 MiB by default). Send queues it in the library
-// and hands it to snapd as the ring takes it; kSent comes once the peer acknowledged it. Each
+// A message is 1 byte up to the engine's maximum (1 MiB by default). Send queues it in the library;
+// the next Next or Wait hands what is queued to snapd in one burst, as far as the ring takes it;
+// kSent comes once the peer acknowledged it. Each
 // connection may have `budget` bytes of messages sent and not yet acknowledged (the engine says how
 // many when it opens); Send past that fails with RESOURCE_EXHAUSTED until kSent frees room.
 //

@@ -1,22 +1,9 @@
 #include "ipc/pony_ops.h"
 
+#include "base/big_endian.h"
+
 namespace snapd::pony {
 namespace {
-
-uint32_t Get32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-void Put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 
 bool FromApp(AppOpCode op) { return op >= AppOpCode::kConnect && op <= AppOpCode::kRefuse; }
 bool FromEngine(AppOpCode op) { return op >= AppOpCode::kConnected && op <= AppOpCode::kCredit; }

@@ -36,7 +36,7 @@ check "a core outside the machine names the field" fails_with "cores: 64 is not 
 check "a bad SLO is refused" fails_with "--slo: 'fast' is not a duration" ctl mode g1 compacting --slo=fast
 check "groups lists both groups" bash -c "ctl groups | grep -qE '^g1 +dedicated +1 ' && ctl groups | grep -qE '^default +spreading +any '"
 check "duplicate engine: ALREADY_EXISTS" fails_with "ALREADY_EXISTS: an engine named 'e1' exists" ctl engine create e1 echo
-check "unknown kind: NOT_FOUND with the known ones" fails_with "NOT_FOUND: unknown engine kind 'router'; known kinds: echo, vswitch" ctl engine create e2 router
+check "unknown kind: NOT_FOUND with the known ones" fails_with "NOT_FOUND: unknown engine kind 'router'; known kinds: echo, pony, vswitch" ctl engine create e2 router
 check "bad config names the field" fails_with "INVALID_ARGUMENT: burst: at most 256" ctl engine create e2 vswitch --config='burst: 999'
 check "config that does not parse names the line" fails_with "line 1" ctl engine create e2 vswitch --config='bogus: 1'
 check "destroying a busy engine: FAILED_PRECONDITION" fails_with "FAILED_PRECONDITION: engine 'vswitch0' still serves ports nic0/q0 apps 1" ctl engine destroy vswitch0

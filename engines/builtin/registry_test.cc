@@ -22,7 +22,7 @@ TEST(RegistryTest, CreatesFromTextConfig) {
 TEST(RegistryTest, ErrorsNameTheProblem) {
   auto unknown = EngineRegistry::Global().Create("router", "r0", "");
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(unknown.status().message().find("known kinds: echo, vswitch"), std::string::npos)
+  EXPECT_NE(unknown.status().message().find("known kinds: echo, pony, vswitch"), std::string::npos)
       << unknown.status();
   auto bad_field = EngineRegistry::Global().Create("vswitch", "sw0", "bogus: 1");
   EXPECT_EQ(bad_field.status().code(), absl::StatusCode::kInvalidArgument);

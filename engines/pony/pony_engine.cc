@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/addr.h"
+#include "base/big_endian.h"
 #include "base/checksum.h"
 #include "base/clock.h"
 #include "engines/frame.h"
@@ -45,16 +46,6 @@ constexpr int kArpTries = 3;
 constexpr int64_t kCtlFirstRtoNs = 1000000;
 constexpr int64_t kCtlMaxRtoNs = 128000000;
 constexpr int kCtlTries = 10;
-
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void Put32(uint8_t* p, uint32_t v) {
-  Put16(p, static_cast<uint16_t>(v >> 16));
-  Put16(p + 2, static_cast<uint16_t>(v));
-}
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
 void PutMac(uint8_t* p, uint64_t mac) { MacToBytes(mac, p); }
 
@@ -280,6 +271,7 @@ absl::Status PonyEngine::AddPort(std::unique_ptr<Port> port,
   const size_t index = slots_.next_index();
   status = slots_.Add(std::move(slot));
   if (!status.ok()) return status;
+  next_deadline_ns_ = 0;  // connections restored before their app came back have work now
   if (!slots_[index].is_app) {
     nic_slots_.push_back(index);
     NicOut out;
@@ -1187,6 +1179,9 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
     total += n;
     if (s.is_app && !s.outbox.empty()) DeliverOutbox(s);
   }
+  // The connections have work only when a frame came, or a deadline passed: an idle worker polls
+  // an engine many times before it sleeps, and each of those polls stops here.
+  if (total == 0 && now < next_deadline_ns_) return 0;
   int64_t deadline = INT64_MAX;
   for (size_t i = 0; i < live_.size();) {
     Conn& c = *conns_[live_[i]];
@@ -1389,6 +1384,7 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     if (neighbors_.size() < kMaxNeighbors) neighbors_[n.ip()] = n.mac();
   }
   generation_ = st.generation();
+  next_deadline_ns_ = 0;  // the next poll looks at every connection
   ForEachCounter(*this, [&](absl::string_view name, Counter& c) {
     auto it = st.counters().find(std::string(name));
     if (it != st.counters().end()) c.Add(it->second);

@@ -26,11 +26,11 @@
 namespace snapd::pony {
 
 struct SenderOptions {
-  uint32_t mss = 1400;               // segment bytes per packet
+  uint32_t mss = 1400;                // segment bytes per packet
   int64_t initial_rto_ns = 10000000;  // before any round trip was measured
   // 4 ms: a round trip between two hosts' engines that sleep when idle is tens of microseconds, but
-  // its tail on a shared core (the scheduler's latency with a few runnable threads) is milliseconds,
-  // and a spurious timeout costs the whole window.
+  // its tail on a shared core (the scheduler's latency with a few runnable threads) is
+  // milliseconds, and a spurious timeout costs the whole window.
   int64_t min_rto_ns = 4000000;
   int64_t max_rto_ns = 100000000;  // 100 ms
   int max_timeouts = 10;           // consecutive expiries before the peer is given up
