@@ -146,11 +146,13 @@ for app in 1 3; do
 done
 check "... and the connections stayed up: no app was told of a close" \
   bash -c "! grep -q 'connection closed' '$WORK/traffic1.log' '$WORK/traffic3.log'"
+# Both close their connections and exit (app 1's id is free again for the next bench).
+check "... and both closed cleanly after" wait "$PID_traffic1" "$PID_traffic3"
 
 # kill -9 of the receiving app resets its peer.
 start victim "$BENCH" --socket="$WORK/run_a/memif.sock" --id=1 --peer=10.77.0.12 --peer_app=2 \
   --mode=check --duration_s=30 --size=1000 --window=4
-wait_for 10 "the victim's connection open" bash -c "ctl_on b connections | grep -q open"
+wait_for 10 "the victim's connection open" bash -c "ctl_on a connections | grep -q open"
 kill -9 "$echo_pid"
 wait_for 15 "pony_bench told that the peer app went away" \
   grep -q "connection closed: the peer app went away" "$WORK/victim.log"

@@ -103,8 +103,12 @@ struct PonyEngine::Conn {
   uint32_t to_app_offset = 0;
   uint16_t code = 0;  // kDone: why, for CLOSED or REFUSED
   bool told_done = false;
-  // Acknowledgement.
+  // Acknowledgement. ack_due: an ACK must go (a duplicate, a probe, a FIN); ack_owed: data came,
+  // and its acknowledgement may ride on a DATA packet this poll sends (piggybacked) instead.
   bool ack_due = false;
+  bool ack_owed = false;
+  uint32_t acked_through = 0;      // the cumulative ack the peer was last sent
+  uint32_t advertised_credit = 0;  // and the credit
   uint8_t ack_flags = 0;
   uint32_t echo_ts = 0;
   int64_t echo_at = 0;
@@ -596,6 +600,16 @@ void PonyEngine::SendPony(Conn& c, PonyHeader& h, const uint8_t* payload, uint32
   if (c.receiver && h.type != PacketType::kAck && h.type != PacketType::kRst) {
     h.ack = c.receiver->cumulative_ack();
     h.credit = c.receiver->credit();
+    if (h.type == PacketType::kData && c.echo_ts != 0) {
+      // The acknowledgement rides on the data: the delay sample too.
+      h.ts_echo = c.echo_ts;
+      h.hold_ns = static_cast<uint32_t>(std::min<int64_t>(now - c.echo_at, UINT32_MAX));
+      c.echo_ts = 0;
+    }
+  }
+  if (c.receiver && (h.type == PacketType::kData || h.type == PacketType::kAck)) {
+    c.acked_through = h.ack;
+    c.advertised_credit = h.credit;
   }
   const uint32_t hlen = pony::PonyHeaderBytes(h);
   const uint32_t total = kEthernetHeaderBytes + kIpUdpBytes + hlen + len;
@@ -655,7 +669,38 @@ void PonyEngine::SendAck(Conn& c, uint8_t flags, int64_t now) {
   }
   SendPony(c, h, nullptr, 0, now);
   c.ack_due = false;
+  c.ack_owed = false;
   c.ack_flags = 0;
+}
+
+bool PonyEngine::AckNeeded(const Conn& c) const {
+  if (c.ack_due) return true;
+  if (!c.ack_owed || !c.receiver) return false;
+  // Owed, and no DATA of this poll carried it (or a gap needs SACK blocks, which only an ACK has).
+  if (c.acked_through != c.receiver->cumulative_ack() || c.receiver->HasGaps()) return true;
+  // A credit that grew while the peer's view of it was low: the peer may be waiting for it.
+  const uint32_t credit = c.receiver->credit();
+  return credit > c.advertised_credit && (c.advertised_credit < buffer_bytes_ / 2 ||
+                                          credit - c.advertised_credit >= buffer_bytes_ / 4);
+}
+
+bool PonyEngine::TakeAck(Conn& c, const PonyHeader& h, int64_t now) {
+  if (!c.sender->OnAck(h, now)) {
+    drop_protocol_error_.Add();
+    stats().drops.Add();
+    Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true, ResetReason::kProtocolError,
+           now);
+    return false;
+  }
+  uint32_t token;
+  while (c.sender->PopCompleted(&token)) {
+    c.sent_tokens.push_back(token);
+    c.queued_bytes -= c.queued_sizes.front();
+    c.queued_sizes.pop_front();
+    ++c.tx_messages;
+    messages_sent_.Add();
+  }
+  return true;
 }
 
 void PonyEngine::HandleWireFrame(size_t slot, const Packet& pkt, int64_t now) {
@@ -844,8 +889,10 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
       switch (c.receiver->OnData(h, payload, len)) {
         case pony::Receiver::Verdict::kAccepted:
           c.rx_bytes += len;
+          c.ack_owed = true;
           break;
         case pony::Receiver::Verdict::kDuplicate:
+          c.ack_due = true;  // our acknowledgement was lost: say it again, now
           break;
         case pony::Receiver::Verdict::kOverCredit:
           drop_over_credit_.Add();
@@ -858,9 +905,11 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
                  ResetReason::kProtocolError, now);
           return;
       }
-      c.ack_due = true;
+      if (h.flags & pony::kFlagAckNow) c.ack_owed = true;
       c.echo_ts = h.ts;
       c.echo_at = now;
+      // Every DATA packet acknowledges the other direction (its ack, credit, ts_echo, hold_ns).
+      if (!(c.fin_sent && h.ack == c.fin_seq + 1)) TakeAck(c, h, now);
       return;
     }
     case PacketType::kAck: {
@@ -873,21 +922,7 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
         Finish(c, 0, false, ResetReason::kUnknownConnection, now);
         return;
       }
-      if (!c.sender->OnAck(h, now)) {
-        drop_protocol_error_.Add();
-        stats().drops.Add();
-        Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true,
-               ResetReason::kProtocolError, now);
-        return;
-      }
-      uint32_t token;
-      while (c.sender->PopCompleted(&token)) {
-        c.sent_tokens.push_back(token);
-        c.queued_bytes -= c.queued_sizes.front();
-        c.queued_sizes.pop_front();
-        ++c.tx_messages;
-        messages_sent_.Add();
-      }
+      TakeAck(c, h, now);
       return;
     }
     case PacketType::kFin:
@@ -1076,7 +1111,7 @@ void PonyEngine::Deliver(Conn& c) {
          c.to_app_bytes < std::min<uint64_t>(kToAppBytes, buffer_bytes_ / 4)) {
     c.to_app.push_back(c.receiver->PopMessage());
     c.to_app_bytes += c.to_app.back().size();
-    c.ack_due = true;  // the credit grew
+    c.ack_owed = true;  // the credit grew: AckNeeded decides whether the peer must hear now
   }
   uint32_t offset = c.to_app_offset;
   for (const std::string& m : c.to_app) {
@@ -1186,11 +1221,12 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
   for (size_t i = 0; i < live_.size();) {
     Conn& c = *conns_[live_[i]];
     RunTimers(c, now);
+    Deliver(c);  // first: the data this poll sends then carries the credit the app freed
     PushData(c, now);
-    Deliver(c);
-    if (c.ack_due && c.state != Conn::State::kSynSent && c.state != Conn::State::kResolving) {
+    if (AckNeeded(c) && c.state != Conn::State::kSynSent && c.state != Conn::State::kResolving) {
       SendAck(c, c.ack_flags, now);
     }
+    c.ack_owed = false;
     if (c.state == Conn::State::kDone && c.told_done) {
       FreeConn(c);  // the last live connection moves to i
       continue;

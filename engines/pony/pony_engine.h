@@ -119,6 +119,11 @@ class PonyEngine : public Engine {
   uint8_t* FrameRoom(uint32_t len, NicOut** out);
   void FlushNic();
   void SendAck(Conn& c, uint8_t flags, int64_t now);
+  // Whether `c` must send an ACK at the end of this poll (what it owes rode on no DATA packet).
+  bool AckNeeded(const Conn& c) const;
+  // An acknowledgement from the peer (an ACK, or what a DATA packet carries): retires what it
+  // acknowledges. False if it broke the connection (then reset).
+  bool TakeAck(Conn& c, const pony::PonyHeader& h, int64_t now);
 
   // Connections.
   Conn* Find(uint32_t id);

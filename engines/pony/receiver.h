@@ -52,6 +52,8 @@ class Receiver {
   // Ranges received past the cumulative ack, the highest first (the most recent news), at most
   // kMaxSackBlocks of them; returns how many.
   int SackBlocks(SackBlock* out) const;
+  // Whether anything past the cumulative ack was received (an ACK then needs SACK blocks).
+  bool HasGaps() const { return seen_span_ > 0; }
   // Bytes the sender may still send: the budget less what is buffered (reassembling or unread).
   uint32_t credit() const { return budget_ - buffered_; }
 

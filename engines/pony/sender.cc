@@ -131,7 +131,8 @@ bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
   for (uint8_t i = 0; i < ack.sack_count; ++i) {
     if (SeqBefore(next_seq_, ack.sack[i].end)) return false;
   }
-  peer_credit_ = ack.credit;
+  // An acknowledgement older than one already taken (reordered) says nothing new of the credit.
+  if (!SeqBefore(ack.ack, una_)) peer_credit_ = ack.credit;
   uint32_t newly = 0;
   while (SeqBefore(una_, ack.ack)) {
     Sent& s = inflight_.front();
