@@ -8,6 +8,7 @@ namespace snapd {
 
 uint32_t Engine::Poll() {
   const int64_t start = MonotonicNs();
+  poll_start_ns_ = start;
   uint32_t full = 0;
   uint32_t n = PollPorts(&full);
   if (observer_ != nullptr) observer_->BatchDone();

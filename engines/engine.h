@@ -126,6 +126,9 @@ class Engine {
   // The kind's batch of work: handles up to `cap` frames per port and returns how many it handled
   // in all, and in *full how many port bursts came back full (work is still waiting).
   virtual uint32_t PollPorts(uint32_t* full_bursts) = 0;
+  // When the current Poll started (MonotonicNs): a kind that needs the time need not read the
+  // clock again (an idle worker polls hundreds of times before it sleeps).
+  int64_t poll_start_ns() const { return poll_start_ns_; }
   virtual absl::Status SaveKindState(std::string* out) const {
     out->clear();
     return absl::OkStatus();
@@ -136,6 +139,7 @@ class Engine {
   const std::string name_;
   EngineStats stats_;
   BatchObserver* observer_ = nullptr;
+  int64_t poll_start_ns_ = 0;
 };
 
 // A port's counters as a saved state carries them, and back: AddPortCounters adds the saved

@@ -390,6 +390,7 @@ void PonyEngine::Finish(Conn& c, uint16_t code, bool reset, ResetReason reason, 
   c.code = code;
   c.sender.reset();  // what the peer did not acknowledge is lost; the app is told by CLOSED
   c.assembling.clear();
+  c.assembled = 0;
   c.ctl_at = INT64_MAX;
 }
 
@@ -695,8 +696,10 @@ bool PonyEngine::TakeAck(Conn& c, const PonyHeader& h, int64_t now) {
   uint32_t token;
   while (c.sender->PopCompleted(&token)) {
     c.sent_tokens.push_back(token);
-    c.queued_bytes -= c.queued_sizes.front();
-    c.queued_sizes.pop_front();
+    if (!c.queued_sizes.empty()) {
+      c.queued_bytes -= c.queued_sizes.front();
+      c.queued_sizes.pop_front();
+    }
     ++c.tx_messages;
     messages_sent_.Add();
   }
@@ -895,8 +898,11 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
           c.ack_due = true;  // our acknowledgement was lost: say it again, now
           break;
         case pony::Receiver::Verdict::kOverCredit:
+          // The sender's view of the credit is stale (or it is hostile): tell it the credit now.
           drop_over_credit_.Add();
           stats().drops.Add();
+          c.ack_due = true;
+          if (!(c.fin_sent && h.ack == c.fin_seq + 1)) TakeAck(c, h, now);
           return;
         case pony::Receiver::Verdict::kProtocolError:
           drop_protocol_error_.Add();
@@ -986,6 +992,9 @@ void PonyEngine::HandleAppFrame(size_t slot, const Packet& pkt, int64_t now) {
       AppSend(c, op, pkt.data + payload_offset, pkt.len - payload_offset, now);
       return;
     case AppOpCode::kClose:
+      // A message the app was half way through sending is given up (the FIN waits for none).
+      c.assembling.clear();
+      c.assembled = 0;
       if (c.state == Conn::State::kOpen) {
         c.close_requested = true;
       } else if (c.state != Conn::State::kDone) {
@@ -1183,7 +1192,7 @@ void PonyEngine::Deliver(Conn& c) {
 uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
   handed_over_ = false;  // polled again: an upgrade that saved it gave up, and it serves on
   uint32_t total = 0;
-  int64_t now = MonotonicNs();
+  int64_t now = poll_start_ns();
   for (size_t i = 0; i < slots_.slot_count(); ++i) {
     Slot& s = slots_[i];
     if (!s.port || !s.port->healthy()) continue;
@@ -1352,8 +1361,18 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     if (conns_[index]) return bad(o.id(), "id given twice");
     if (o.state() < 0 || o.state() > static_cast<int>(Conn::State::kDone) || o.app() == 0 ||
         o.app() > 65535 || o.peer_app() > 65535 || o.assembled() > o.assembling().size() ||
-        o.to_app_offset() > (o.to_app().empty() ? 0 : o.to_app(0).size())) {
+        (o.assembled() == 0) != o.assembling().empty() ||
+        o.to_app_offset() >= (o.to_app().empty() ? 1 : o.to_app(0).size())) {
       return bad(o.id(), "inconsistent");
+    }
+    for (const std::string& m : o.to_app()) {
+      if (m.empty()) return bad(o.id(), "an empty message for the app");
+    }
+    // Each message the app sent and has not seen SENT for: one size, in the sender or its SENTs.
+    if (o.has_sender() && static_cast<size_t>(o.queued_sizes_size()) !=
+                              static_cast<size_t>(o.sender().messages_size()) +
+                                  static_cast<size_t>(o.sender().completed_size())) {
+      return bad(o.id(), "queued messages disagree with the sender's");
     }
     auto c = std::make_unique<Conn>();
     c->id = o.id();

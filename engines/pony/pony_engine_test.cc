@@ -335,6 +335,26 @@ TEST(PonyEngineTest, UpgradesCarryTheConnections) {
   EXPECT_EQ(w.a.pony->Connections()[0].tx_messages, 60u);
 }
 
+TEST(PonyEngineTest, APacketLostThreeTimesIsRecoveredBehind3000Messages) {
+  // The first message's packet is lost three times (a fast retransmit, then timeouts) while 3000
+  // small messages follow it.
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  int dropped = 0;
+  w.drop = [&](const std::string& f) {
+    const bool first = f.size() > 42 + 44 && f[43] == 3 && f[42 + 40] == 0 && f[42 + 41] == 0 &&
+                       f[42 + 42] == 0 && f[42 + 43] == 1;  // DATA of msg_id 1
+    return first && dropped++ < 3;
+  };
+  for (int i = 0; i < 3000; ++i) w.a.Send(ca, "m" + std::to_string(i), i);
+  ASSERT_TRUE(w.Run([&] { return w.b.view.messages.size() == 3000; }, 30))
+      << w.b.view.messages.size() << " delivered";
+  EXPECT_EQ(dropped, 4);  // three copies lost, the fourth went
+  EXPECT_EQ(w.b.Find(AppOpCode::kClosed), nullptr);
+  for (int i = 0; i < 3000; ++i) EXPECT_EQ(w.b.view.messages[i].second, "m" + std::to_string(i));
+}
+
 TEST(PonyEngineTest, ASlowReaderSlowsItsSenderWithoutADrop) {
   // Small buffers: the app may have 400 kB unacknowledged, the receiver holds as much.
   Wire w("max_message_bytes: 100000 connection_buffer_bytes: 400000");

@@ -120,7 +120,7 @@ bool Receiver::Restore(const engines::PonyReceiverState& in) {
   seen_base_ = 0;
   seen_span_ = 0;
   for (uint32_t off : in.seen()) {
-    if (off >= kSeqWindow) return false;
+    if (off == 0 || off >= kSeqWindow) return false;  // next_seq_ itself is not received yet
     MarkSeen(next_seq_ + off);
   }
   next_message_ = in.next_message();

@@ -27,8 +27,8 @@ class Receiver {
  public:
   // Sequence numbers the receiver tracks past the cumulative ack, and messages past the next one
   // to deliver: a sender ahead of either is breaking the protocol.
-  static constexpr uint32_t kSeqWindow = 4096;
-  static constexpr uint32_t kMessageWindow = 1024;
+  static constexpr uint32_t kSeqWindow = pony::kSeqWindow;
+  static constexpr uint32_t kMessageWindow = pony::kMessageWindow;
 
   // `first_seq`: the sender's initial sequence number plus one (from its SYN); `budget`: bytes of
   // message data this connection may hold.

@@ -82,8 +82,12 @@ bool Sender::NextPacket(int64_t now_ns, Outgoing* out) {
     }
   }
   if (cut_ >= messages_.size()) return false;
+  // Never past what the receiver tracks (a loss keeps una_ and the oldest message back while
+  // SACKed packets leave the window).
+  if (next_seq_ - una_ >= kSeqWindow) return false;
   Message& m = messages_[cut_];
   if (m.next_offset == 0) {
+    if (m.id - messages_.front().id >= kMessageWindow) return false;
     if (!MayStart(m)) return false;  // the receiver has no room for it yet
     m.first_seq = next_seq_;
     unseen_reserved_ += static_cast<uint32_t>(m.bytes.size());
@@ -304,7 +308,8 @@ void Sender::Save(engines::PonySenderState* out) const {
 
 bool Sender::Restore(const engines::PonySenderState& in) {
   if (in.mss() < 64 || in.mss() > 65535) return false;
-  o_.mss = in.mss();
+  // Messages already cut keep their packets; new ones fit this snapd's NICs too.
+  o_.mss = std::min(o_.mss, in.mss());
   una_ = in.una();
   next_seq_ = in.next_seq();
   messages_.clear();
@@ -342,7 +347,18 @@ bool Sender::Restore(const engines::PonySenderState& in) {
   next_id_ = in.next_id();
   cut_ = in.cut();
   lost_count_ = in.lost_count();
-  if (cut_ > messages_.size() || in_flight_ + lost_count_ > inflight_.size()) return false;
+  if (cut_ > messages_.size() || uint64_t{in_flight_} + lost_count_ > inflight_.size())
+    return false;
+  // Messages cut whole lie in [una_, next_seq_) (the retired ones left), the rest are not started
+  // but the one being cut.
+  for (uint32_t i = 0; i < messages_.size(); ++i) {
+    const Message& m = messages_[i];
+    if (i < cut_ && (m.next_offset != m.bytes.size() || SeqBefore(m.last_seq, una_) ||
+                     !SeqBefore(m.last_seq, next_seq_))) {
+      return false;
+    }
+    if (i > cut_ && m.next_offset != 0) return false;
+  }
   peer_credit_ = in.peer_credit();
   unseen_reserved_ = in.unseen_reserved();
   completed_.assign(in.completed().begin(), in.completed().end());

@@ -277,5 +277,32 @@ TEST(SenderTest, ACreditBlockedSenderProbesOncePerTimeout) {
   EXPECT_FALSE(s.ProbeDue(4 * opt.initial_rto_ns));  // not blocked any more
 }
 
+TEST(SenderTest, NeverRunsPastTheReceiversWindowsBehindAHole) {
+  // The first packet is never acknowledged; everything after it is SACKed at once. SACKed packets
+  // leave the congestion window, so only the receiver's windows hold the sender back: no more than
+  // kMessageWindow messages (one packet each here) past the oldest unacknowledged one.
+  SenderOptions opt;
+  opt.swift.max_cwnd = 4096;
+  opt.swift.init_cwnd = 4096;
+  Sender s(1, 1u << 30, opt);
+  for (int i = 0; i < 5000; ++i) s.Queue("x", i);
+  int64_t now = 1000;
+  Outgoing out;
+  uint32_t highest = 0;
+  for (int round = 0; round < 200; ++round) {
+    while (s.NextPacket(now, &out)) highest = std::max(highest, out.seq);
+    if (highest < 2) continue;
+    PonyHeader ack;
+    ack.type = PacketType::kAck;
+    ack.ack = 1;
+    ack.credit = 1u << 30;
+    ack.sack_count = 1;
+    ack.sack[0] = SackBlock{2, highest + 1};
+    ASSERT_TRUE(s.OnAck(ack, now += 1000));
+  }
+  EXPECT_LE(highest - 1, kMessageWindow);
+  EXPECT_GE(highest - 1, kMessageWindow - 1);  // it did go as far as it may
+}
+
 }  // namespace
 }  // namespace snapd::pony

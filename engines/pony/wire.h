@@ -20,6 +20,11 @@ inline constexpr uint32_t kCommonBytes = 40;
 inline constexpr uint32_t kMessageBytes = 12;
 inline constexpr uint32_t kSackBlockBytes = 8;
 inline constexpr int kMaxSackBlocks = 4;
+// How far a sender may run ahead of what the receiver delivered: sequence numbers past the
+// oldest unacknowledged one, and message ids past the oldest message not wholly acknowledged. A
+// receiver tracks no more, and takes a packet past either as a protocol error.
+inline constexpr uint32_t kSeqWindow = 4096;
+inline constexpr uint32_t kMessageWindow = 1024;
 // The largest message any pony engine accepts (an engine may set a smaller one).
 inline constexpr uint32_t kMaxMessageBytes = 64u << 20;
 
