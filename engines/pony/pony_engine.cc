@@ -148,6 +148,7 @@ void PonyEngine::ForEachCounter(Self& self, Fn fn) {
   fn("drop_over_credit", self.drop_over_credit_);
   fn("drop_not_open", self.drop_not_open_);
   fn("drop_protocol_error", self.drop_protocol_error_);
+  fn("drop_memory_full", self.drop_memory_full_);
   fn("op_drop_unknown_connection", self.op_drop_unknown_connection_);
   fn("op_drop_over_budget", self.op_drop_over_budget_);
   fn("op_drop_out_of_order", self.op_drop_out_of_order_);
@@ -230,7 +231,10 @@ PonyEngine::PonyEngine(std::string name, const engines::PonyConfig& config, uint
                               std::max<uint32_t>(4u << 20, 4 * max_message_))),
       max_conns_(OrDefault(config.max_connections(), 1024)),
       burst_(OrDefault(config.burst(), 32)),
-      mss_config_(config.mss()) {
+      mss_config_(config.mss()),
+      max_buffered_(config.max_buffered_bytes() == 0 ? uint64_t{256} << 20
+                                                     : config.max_buffered_bytes()),
+      max_per_peer_(OrDefault(config.max_connections_per_peer(), 64)) {
   if (config.min_rto_us() != 0) sender_options_.min_rto_ns = int64_t{config.min_rto_us()} * 1000;
   if (config.target_delay_us() != 0) {
     sender_options_.swift.base_target_ns = int64_t{config.target_delay_us()} * 1000;
@@ -344,6 +348,7 @@ PonyEngine::Conn* PonyEngine::NewConn(uint16_t app, uint32_t peer_ip, uint16_t p
 }
 
 void PonyEngine::FreeConn(Conn& c) {
+  buffered_ -= (c.receiver ? c.receiver->buffered() : 0) + c.to_app_bytes;
   const uint32_t index = (c.id & kConnIndexMask) - 1;
   auto it = std::find(live_.begin(), live_.end(), index);
   *it = live_.back();
@@ -805,6 +810,11 @@ void PonyEngine::HandleArp(const uint8_t* arp, uint32_t len, uint64_t src_mac) {
 
 void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_mac,
                            uint16_t src_port, int64_t now) {
+  if ((src_ip & mask_) != (ip_ & mask_) || src_ip == ip_) {
+    drop_wrong_peer_.Add();  // pony peers are on the engine's link
+    stats().drops.Add();
+    return;
+  }
   if (AppSlot(h.dst_app) == slots_.kNoIndex) {
     SendStrayReset(h, src_ip, src_mac, src_port, ResetReason::kNoSuchApp, now);
     connections_refused_.Add();
@@ -825,7 +835,10 @@ void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_ma
       return;
     }
   }
-  Conn* c = NewConn(h.dst_app, src_ip, h.src_app, now);
+  uint32_t from_peer = 0;
+  for (uint32_t index : live_)
+    from_peer += conns_[index]->passive && conns_[index]->peer_ip == src_ip;
+  Conn* c = from_peer < max_per_peer_ ? NewConn(h.dst_app, src_ip, h.src_app, now) : nullptr;
   if (c == nullptr) {
     SendStrayReset(h, src_ip, src_mac, src_port, ResetReason::kRefused, now);
     connections_refused_.Add();
@@ -889,7 +902,17 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
         stats().drops.Add();
         return;
       }
-      switch (c.receiver->OnData(h, payload, len)) {
+      // A new message's whole length is held from its first segment: past the engine's bound, it
+      // waits (not acknowledged: it comes again), whatever its connection's credit.
+      if (buffered_ + h.msg_len > max_buffered_ && c.receiver->WouldReserve(h.msg_id)) {
+        drop_memory_full_.Add();
+        stats().drops.Add();
+        return;
+      }
+      const uint32_t held_before = c.receiver->buffered();
+      const pony::Receiver::Verdict verdict = c.receiver->OnData(h, payload, len);
+      buffered_ += c.receiver->buffered() - held_before;  // it only grows here
+      switch (verdict) {
         case pony::Receiver::Verdict::kAccepted:
           c.rx_bytes += len;
           c.ack_owed = true;
@@ -1171,6 +1194,7 @@ void PonyEngine::Deliver(Conn& c) {
         c.to_app_offset += items[i].len;
         if (c.to_app_offset == c.to_app.front().size()) {
           c.to_app_bytes -= c.to_app.front().size();
+          buffered_ -= c.to_app.front().size();
           c.to_app.pop_front();
           c.to_app_offset = 0;
           ++c.rx_messages;
@@ -1432,6 +1456,7 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     if (c->state == Conn::State::kOpen && (!c->sender || !c->receiver)) {
       return bad(o.id(), "open without its sender and receiver");
     }
+    buffered_ += (c->receiver ? c->receiver->buffered() : 0) + c->to_app_bytes;
     conns_[index] = std::move(c);
     live_.push_back(index);
   }

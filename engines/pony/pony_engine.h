@@ -159,6 +159,9 @@ class PonyEngine : public Engine {
   const uint32_t max_conns_;
   const uint32_t burst_;
   const uint32_t mss_config_;
+  const uint64_t max_buffered_;
+  const uint32_t max_per_peer_;
+  uint64_t buffered_ = 0;  // over every connection: its Receiver's bytes and what waits for its app
   pony::SenderOptions sender_options_;
 
   AttachedPorts<Slot> slots_;
@@ -180,10 +183,10 @@ class PonyEngine : public Engine {
   Counter op_drops_[16];
   Counter rx_not_pony_, drop_bad_checksum_, drop_fragment_, drop_unknown_connection_,
       drop_wrong_peer_, drop_over_credit_, drop_not_open_, drop_protocol_error_,
-      op_drop_unknown_connection_, op_drop_over_budget_, op_drop_out_of_order_, tx_nic_full_,
-      arp_requests_, arp_replies_, arp_table_full_, connections_opened_, connections_accepted_,
-      connections_refused_, connections_closed_, resets_sent_, resets_received_, timeouts_,
-      retransmits_, messages_sent_, messages_received_;
+      op_drop_unknown_connection_, op_drop_over_budget_, op_drop_out_of_order_, drop_memory_full_,
+      tx_nic_full_, arp_requests_, arp_replies_, arp_table_full_, connections_opened_,
+      connections_accepted_, connections_refused_, connections_closed_, resets_sent_,
+      resets_received_, timeouts_, retransmits_, messages_sent_, messages_received_;
 };
 
 }  // namespace snapd

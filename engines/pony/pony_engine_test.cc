@@ -355,6 +355,37 @@ TEST(PonyEngineTest, APacketLostThreeTimesIsRecoveredBehind3000Messages) {
   for (int i = 0; i < 3000; ++i) EXPECT_EQ(w.b.view.messages[i].second, "m" + std::to_string(i));
 }
 
+TEST(PonyEngineTest, TheEngineHoldsNoMoreThanItsBoundForAllConnections) {
+  // 300 kB for the engine, 4 MiB for each connection: b's app does not read, so the second 200 kB
+  // message waits at the sender (dropped, counted, sent again) until the first is taken.
+  Wire w("max_buffered_bytes: 300000");
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  w.b.app->set_tx_room(0);
+  std::mt19937 rng(5);
+  const std::string m1 = RandomMessage(rng, 1000) + std::string(200000, 'a');
+  const std::string m2 = RandomMessage(rng, 1000) + std::string(200000, 'b');
+  w.a.Send(ca, m1, 1);
+  w.a.Send(ca, m2, 2);
+  w.Run([] { return false; }, 0.3);
+  EXPECT_GT(w.b.Counter("drop_memory_full"), 0u);
+  EXPECT_LE(w.a.Count(AppOpCode::kSent), 1);
+  w.b.app->set_tx_room(1 << 20);
+  ASSERT_TRUE(w.Run([&] { return w.b.view.messages.size() == 2; }));
+  EXPECT_TRUE(w.b.view.messages[0].second == m1);
+  EXPECT_TRUE(w.b.view.messages[1].second == m2);
+}
+
+TEST(PonyEngineTest, APeerHostOpensNoMoreThanItsShare) {
+  Wire w("max_connections_per_peer: 2");
+  for (uint32_t t = 1; t <= 3; ++t) w.a.Connect(Ip("10.0.0.2"), 2, t);
+  ASSERT_TRUE(w.Run([&] {
+    return w.a.Count(AppOpCode::kConnected) == 2 && w.a.Count(AppOpCode::kRefused) == 1;
+  }));
+  EXPECT_EQ(w.a.Find(AppOpCode::kRefused)->code,
+            static_cast<uint16_t>(pony::ResetReason::kRefused));
+}
+
 TEST(PonyEngineTest, ASlowReaderSlowsItsSenderWithoutADrop) {
   // Small buffers: the app may have 400 kB unacknowledged, the receiver holds as much.
   Wire w("max_message_bytes: 100000 connection_buffer_bytes: 400000");

@@ -56,6 +56,13 @@ class Receiver {
   bool HasGaps() const { return seen_span_ > 0; }
   // Bytes the sender may still send: the budget less what is buffered (reassembling or unread).
   uint32_t credit() const { return budget_ - buffered_; }
+  // Bytes held: reassembling and whole but not yet taken.
+  uint32_t buffered() const { return buffered_; }
+  // Whether a segment of message `msg_id` would reserve room (a message not yet seen, not one
+  // delivered or being reassembled).
+  bool WouldReserve(uint32_t msg_id) const {
+    return !SeqBefore(msg_id, next_message_) && partial_.find(msg_id) == partial_.end();
+  }
 
   uint64_t duplicates() const { return duplicates_; }
   uint64_t over_credit() const { return over_credit_; }
