@@ -5,9 +5,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "base/addr.h"
 
 namespace snap {
@@ -36,25 +40,81 @@ bool ParseConnectedName(const std::string& name, uint64_t* mac, uint32_t* ipv4) 
 }
 
 absl::StatusOr<std::unique_ptr<App>> App::Attach(const AttachOptions& options) {
+  std::unique_ptr<App> app(new App());
+  app->options_ = options;
+  if (app->options_.socket.empty()) app->options_.socket = DefaultSocket();
+  absl::Status s = app->Connect();
+  if (!s.ok()) return s;
+  return app;
+}
+
+absl::Status App::Connect() {
   snapd::memif::ClientOptions copts;
-  copts.socket_path = options.socket.empty() ? DefaultSocket() : options.socket;
-  copts.id = options.id;
-  copts.secret = options.secret;
-  copts.name = options.name;
-  copts.log2_ring_size = options.log2_ring_size;
+  copts.socket_path = options_.socket;
+  copts.id = options_.id;
+  copts.secret = options_.secret;
+  copts.name = options_.name;
+  copts.log2_ring_size = options_.log2_ring_size;
   auto client = snapd::memif::MemifClient::Connect(copts);
   if (!client.ok()) return client.status();
-  std::unique_ptr<App> app(new App());
-  if (!ParseConnectedName((*client)->server_if_name(), &app->mac_, &app->ipv4_)) {
+  uint64_t mac;
+  uint32_t ipv4;
+  if (!ParseConnectedName((*client)->server_if_name(), &mac, &ipv4)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the memif server at ", copts.socket_path, " gave no addresses (is it snapd?); it said '",
         (*client)->server_if_name(), "'"));
   }
-  app->client_ = std::move(*client);
-  return app;
+  client_ = std::move(*client);
+  mac_ = mac;
+  ipv4_ = ipv4;
+  return absl::OkStatus();
+}
+
+absl::Status App::CheckConnection() {
+  if (!reattaching_) {
+    absl::Status s = client_->CheckControl();
+    if (s.ok() || !client_->hung_up() || options_.reconnect_for <= absl::ZeroDuration()) return s;
+    reattaching_ = true;
+    lost_ = s;
+    lost_at_ = absl::Now();
+    next_try_ = lost_at_;
+    backoff_ = absl::Milliseconds(10);
+    tries_ = 0;
+    fprintf(stderr, "libsnap: snapd went away without a word (%s); attaching again\n",
+            std::string(s.message()).c_str());
+  }
+  return TryAgain();
+}
+
+absl::Status App::TryAgain() {
+  absl::Time now = absl::Now();
+  if (now < next_try_) return absl::OkStatus();
+  ++tries_;
+  absl::Status s = Connect();
+  if (s.ok()) {
+    reattaching_ = false;
+    ++reconnects_;
+    fprintf(stderr, "libsnap: attached again to snapd %d ms after it went away (%d tries)\n",
+            static_cast<int>(absl::ToInt64Milliseconds(absl::Now() - lost_at_)), tries_);
+    return s;
+  }
+  if (now - lost_at_ >= options_.reconnect_for) {
+    return absl::UnavailableError(absl::StrCat(
+        lost_.message(), "; not back after ", absl::FormatDuration(options_.reconnect_for), " (",
+        tries_, " tries, the last: ", s.message(), ")"));
+  }
+  // Refused (snapd is not there yet) or an error mid-handshake: back off, at most 250 ms.
+  next_try_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, absl::Milliseconds(250));
+  return absl::OkStatus();
 }
 
 bool App::Wait(int timeout_ms) {
+  if (reattaching_) {
+    int64_t until_try = absl::ToInt64Milliseconds(next_try_ - absl::Now());
+    if (until_try > 0) ::poll(nullptr, 0, static_cast<int>(std::min<int64_t>(until_try, timeout_ms)));
+    return false;
+  }
   snapd::memif::RxRing& rx = client_->rx(0);
   if (rx.HasPending()) return true;
   rx.SetInterruptMode(true);

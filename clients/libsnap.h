@@ -6,6 +6,13 @@
 //   snapd::memif::Frame frames[32];
 //   uint16_t n = (*app)->Receive(frames, 32);  ...  (*app)->Release();
 //
+// When snapd goes away without a word (it died: the control socket closed with no disconnect
+// message), the app attaches again on its own: CheckConnection() keeps trying, backing off from
+// 10 ms to at most 250 ms between tries (so within a quarter second of snapd's return), and says so
+// on stderr. A snapd under systemd keeps its apps' connections across a crash, and they never
+// notice; this is for the rest (no service manager, or a connection snapd could not take back). An
+// app told to go (snapd stopping, or detaching it with a reason) is not attached again.
+//
 // Threads: one thread at a time per App.
 #ifndef SNAPD_CLIENTS_LIBSNAP_H_
 #define SNAPD_CLIENTS_LIBSNAP_H_
@@ -15,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "ipc/client.h"
 
 namespace snap {
@@ -29,6 +37,8 @@ struct AttachOptions {
   std::string secret;
   std::string name = "libsnap";  // shows in snapd's log
   uint8_t log2_ring_size = 10;
+  // How long to keep trying to attach again after snapd went away without a word; zero: never.
+  absl::Duration reconnect_for = absl::Seconds(30);
 };
 
 // The memif socket snapd listens on by default.
@@ -47,24 +57,49 @@ class App {
   uint64_t mac() const { return mac_; }
   uint32_t ipv4() const { return ipv4_; }
 
-  // Up to `max` received frames, as views valid until Release().
-  uint16_t Receive(Frame* frames, uint16_t max) { return client_->rx(0).Receive(frames, max); }
-  void Release() { client_->rx(0).Release(); }
-  // Copies up to `n` frames to snapd; returns how many fit.
-  uint16_t Send(const Frame* frames, uint16_t n) { return client_->tx(0).Transmit(frames, n); }
+  // Up to `max` received frames, as views valid until Release() (nothing while attaching again).
+  uint16_t Receive(Frame* frames, uint16_t max) {
+    return reattaching_ ? 0 : client_->rx(0).Receive(frames, max);
+  }
+  void Release() {
+    if (!reattaching_) client_->rx(0).Release();
+  }
+  // Copies up to `n` frames to snapd; returns how many fit (none while attaching again).
+  uint16_t Send(const Frame* frames, uint16_t n) {
+    return reattaching_ ? 0 : client_->tx(0).Transmit(frames, n);
+  }
 
-  // Sleeps until a frame is waiting or `timeout_ms` passes; returns whether one is waiting.
+  // Sleeps until a frame is waiting or `timeout_ms` passes; returns whether one is waiting. While
+  // attaching again, sleeps until the next try is due (at most `timeout_ms`).
   bool Wait(int timeout_ms);
-  // OK while attached; snapd's reason once it has detached the app.
-  absl::Status CheckConnection() { return client_->CheckControl(); }
+  // OK while attached or attaching again (see above: this is what tries); snapd's reason once it
+  // has detached the app, or why attaching again failed once reconnect_for has passed. Release
+  // every received frame before calling it: attaching again replaces the rings.
+  absl::Status CheckConnection();
+  // Whether the app is between a snapd that went away and the next.
+  bool reattaching() const { return reattaching_; }
+  // Times it attached again.
+  uint64_t reconnects() const { return reconnects_; }
 
+  // The current connection (replaced when attaching again).
   snapd::memif::MemifClient& memif() { return *client_; }
 
  private:
   App() = default;
+  absl::Status Connect();  // client_ and the addresses, anew
+  absl::Status TryAgain();
+
+  AttachOptions options_;
   std::unique_ptr<snapd::memif::MemifClient> client_;
   uint64_t mac_ = 0;
   uint32_t ipv4_ = 0;
+  bool reattaching_ = false;
+  absl::Status lost_;  // why the last connection ended
+  absl::Time lost_at_;
+  absl::Time next_try_;
+  absl::Duration backoff_;
+  int tries_ = 0;
+  uint64_t reconnects_ = 0;
 };
 
 }  // namespace snap

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "base/clock.h"
 
 namespace snap {
@@ -29,6 +30,16 @@ std::string DefaultHeader() {
   return std::string("\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x88\xb5", 14);
 }
 
+std::string GapLines(const LoadResult& r) {
+  std::string out;
+  for (const Gap& g : r.gaps) {
+    absl::StrAppendFormat(&out, "gap: %.1f ms from %d to %d, %u given up\n",
+                          (g.to_unix_ns - g.from_unix_ns) / 1e6, g.from_unix_ns, g.to_unix_ns,
+                          g.given_up);
+  }
+  return out;
+}
+
 std::string Summary(const LoadResult& r) {
   std::string out = absl::StrFormat(
       "sent=%u received=%u lost=%u repeated=%u reordered=%u corrupt=%u seconds=%.3f", r.sent,
@@ -39,6 +50,7 @@ std::string Summary(const LoadResult& r) {
                           Percentile(rtt, 99));
   }
   if (r.other > 0) absl::StrAppendFormat(&out, " other=%u", r.other);
+  if (r.stalls > 0) absl::StrAppendFormat(&out, " stalls=%u late=%u", r.stalls, r.late);
   if (r.timed_out) out += " TIMED-OUT";
   return out;
 }
@@ -70,17 +82,29 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
   uint64_t expected = 0;
   int64_t start = snapd::MonotonicNs();
   int64_t last_progress = start;
+  int64_t last_frame = start;  // of the stream, for the gaps
+  uint64_t given_up_before_gap = 0;
+  // The sequence numbers given up on ([from, to)), to tell a frame that comes late from a repeat.
+  struct GivenUp {
+    uint64_t from, to;
+    std::vector<bool> came;
+  };
+  std::vector<GivenUp> given_up_ranges;
+  const int64_t gaps_over = absl::ToInt64Nanoseconds(options.gaps_over);
+  // The wall clock at `start`: gaps are told in Unix time, to be set beside other clocks' events.
+  const int64_t unix_at_start = absl::ToUnixNanos(absl::Now());
   const int64_t idle_limit = absl::ToInt64Nanoseconds(options.idle_timeout);
+  const int64_t lost_after = absl::ToInt64Nanoseconds(options.lost_after);
   int idle_spins = 0;
   const int64_t send_until = options.send_for > absl::ZeroDuration()
                                  ? start + absl::ToInt64Nanoseconds(options.send_for)
                                  : INT64_MAX;
   uint64_t frames = options.frames;
-  while (result.received < frames) {
+  while (result.received + result.given_up < frames) {
     if (frames > result.sent && snapd::MonotonicNs() > send_until)
       frames = result.sent;  // time is up
     // Send as much as the window allows.
-    uint64_t in_flight = result.sent - result.received;
+    uint64_t in_flight = result.sent - result.received - result.given_up;
     if (result.sent < frames && in_flight < window) {
       uint64_t want = std::min<uint64_t>({frames - result.sent, window - in_flight, kBurst});
       for (uint64_t i = 0; i < want; ++i) {
@@ -106,10 +130,27 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
         continue;
       }
       if (seq < expected) {
-        ++result.repeated;
+        bool late = false;
+        for (GivenUp& g : given_up_ranges) {
+          if (seq >= g.from && seq < g.to && !g.came[seq - g.from]) {
+            g.came[seq - g.from] = true;
+            late = true;
+          }
+        }
+        if (late) {
+          ++result.late;  // into `received` at the end: until then the window counts it given up
+        } else {
+          ++result.repeated;
+        }
         continue;
       }
       if (seq != expected) ++result.reordered;
+      if (gaps_over > 0 && now - last_frame > gaps_over) {
+        result.gaps.push_back(Gap{unix_at_start + (last_frame - start), unix_at_start + (now - start),
+                                  result.given_up - given_up_before_gap});
+      }
+      last_frame = now;
+      given_up_before_gap = result.given_up;
       expected = seq + 1;
       ++result.received;
       if (options.record_rtt) result.rtt_ns.push_back(now - sent_at);
@@ -123,6 +164,19 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
     if (++idle_spins < 256) continue;
     idle_spins = 0;
     int64_t t = snapd::MonotonicNs();
+    if (lost_after > 0 && t - last_progress > lost_after && result.sent > result.received) {
+      // What is in flight now is not coming back: a frame that still does counts as repeated.
+      const uint64_t in_flight = result.sent - result.received - result.given_up;
+      if (in_flight > 0) {
+        result.given_up += in_flight;
+        ++result.stalls;
+        given_up_ranges.push_back(
+            GivenUp{expected, result.sent, std::vector<bool>(result.sent - expected, false)});
+        expected = result.sent;
+        last_progress = t;
+        continue;
+      }
+    }
     if (t - last_progress > idle_limit || !alive()) {
       result.timed_out = true;
       break;
@@ -137,6 +191,7 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
       rx.SetInterruptMode(false);
     }
   }
+  result.received += result.late;
   result.seconds = (snapd::MonotonicNs() - start) / 1e9;
   return result;
 }

@@ -29,6 +29,19 @@ struct LoadOptions {
   bool record_rtt = false;                         // keep every round-trip time (ping-pong)
   // Stop sending after this long (then wait for the frames in flight); zero: send them all.
   absl::Duration send_for = absl::ZeroDuration();
+  // Frames in flight when nothing has come back for this long are given up on (lost, their window
+  // slots free again) and the stream goes on; zero: a lost frame holds its slot until the end.
+  absl::Duration lost_after = absl::ZeroDuration();
+  // Keep every stretch longer than this in which no frame came back (LoadResult::gaps); zero: none.
+  absl::Duration gaps_over = absl::ZeroDuration();
+};
+
+// A stretch without any frame coming back, by the wall clock (Unix ns), and the frames in flight
+// given up on in it.
+struct Gap {
+  int64_t from_unix_ns = 0;  // the last frame before it
+  int64_t to_unix_ns = 0;    // the first frame after it
+  uint64_t given_up = 0;
 };
 
 struct LoadResult {
@@ -40,13 +53,17 @@ struct LoadResult {
   // Frames with a sequence number below the expected one: a repeat of a frame already received, or
   // one that came late (then `reordered` counts the frame that overtook it). Not in `received`.
   uint64_t repeated = 0;
+  uint64_t given_up = 0;  // frames in flight given up on (LoadOptions::lost_after)
+  uint64_t late = 0;      // of those, frames that came after all: in `received`, not lost
+  uint64_t stalls = 0;    // times that happened
   double seconds = 0;
   std::vector<int64_t> rtt_ns;
+  std::vector<Gap> gaps;  // LoadOptions::gaps_over
   bool timed_out = false;
   bool lost() const { return received < sent; }
   // Every frame came back once, in order, intact, and in time.
   bool clean() const {
-    return !timed_out && !lost() && reordered == 0 && corrupt == 0 && repeated == 0;
+    return !timed_out && !lost() && reordered == 0 && corrupt == 0 && repeated == 0 && late == 0;
   }
 };
 
@@ -54,6 +71,8 @@ struct LoadResult {
 // received=N lost=N repeated=N reordered=N corrupt=N seconds=S", then the RTT percentiles when
 // recorded, "other=N" when some, " TIMED-OUT" when it timed out.
 std::string Summary(const LoadResult& r);
+// One line per gap: "gap: <ms> ms from <unix ns> to <unix ns>, <n> given up".
+std::string GapLines(const LoadResult& r);
 
 // An Ethernet header from 02:00:00:00:00:01 to 02:00:00:00:00:02, ethertype 0x88b5.
 std::string DefaultHeader();

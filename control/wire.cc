@@ -164,6 +164,7 @@ v1::DaemonInfo InfoOf(const Daemon& daemon) {
   info.set_serving_since_unix_ms(daemon.history().serving_since_unix_ms);
   info.set_upgrades(daemon.history().upgrades);
   info.set_previous_pid(daemon.history().previous_pid);
+  info.set_restarts(daemon.history().restarts);
   info.set_uptime_ms((MonotonicNs() - daemon.started_ns()) / 1000000);
   info.set_pid(getpid());
   info.set_memif_socket(daemon.config().memif_socket());

@@ -199,6 +199,7 @@ absl::Status MemifClient::CheckControl() {
         return absl::OkStatus();
       case Received::Kind::kHangup:
         control_.reset();
+        hung_up_ = true;
         return absl::UnavailableError("server closed the connection");
       case Received::Kind::kMalformed:
         control_.reset();

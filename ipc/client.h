@@ -52,6 +52,9 @@ class MemifClient {
   // Reads pending control messages without blocking. Returns OK while connected, or an error with
   // the server's reason once it has disconnected us.
   absl::Status CheckControl();
+  // The server went away without a word (its end of the control socket closed with no disconnect
+  // message: it died), as CheckControl() found.
+  bool hung_up() const { return hung_up_; }
   // Sends a disconnect with `reason` and closes the control socket.
   void Disconnect(absl::string_view reason);
 
@@ -61,6 +64,7 @@ class MemifClient {
   absl::Status Handshake(const ClientOptions& options, absl::Time deadline);
 
   UniqueFd control_;
+  bool hung_up_ = false;
   std::string server_name_;
   std::string server_if_name_;
   uint16_t pairs_ = 0;

@@ -376,37 +376,51 @@ absl::StatusOr<UniqueFd> Dup(int fd) {
 
 absl::StatusOr<UniqueFd> MemifServer::ExportListener() const { return Dup(listener_.get()); }
 
+absl::StatusOr<ConnectionHandoff> MemifServer::Export(const Connection& conn) {
+  ConnectionHandoff h;
+  h.id = conn.id_;
+  h.peer_name = conn.peer_name_;
+  h.peer_if_name = conn.if_name_;
+  h.cred = conn.cred_;
+  auto control = Dup(conn.control_.get());
+  if (!control.ok()) return control.status();
+  h.control = std::move(*control);
+  for (const MappedRegion& r : conn.regions_) {
+    h.region_sizes.push_back(r.size());
+    auto rfd = Dup(r.fd());
+    if (!rfd.ok()) return rfd.status();
+    h.region_fds.push_back(std::move(*rfd));
+  }
+  h.c2s_rings = conn.c2s_specs_;
+  h.s2c_rings = conn.s2c_specs_;
+  for (const auto* src : {&conn.c2s_eventfds_, &conn.s2c_eventfds_}) {
+    auto& dst = src == &conn.c2s_eventfds_ ? h.c2s_eventfds : h.s2c_eventfds;
+    for (const UniqueFd& e : *src) {
+      auto efd = Dup(e.get());
+      if (!efd.ok()) return efd.status();
+      dst.push_back(std::move(*efd));
+    }
+  }
+  return h;
+}
+
 absl::StatusOr<std::vector<ConnectionHandoff>> MemifServer::ExportConnections() const {
   std::vector<ConnectionHandoff> out;
   for (const auto& [fd, conn] : by_fd_) {
     if (!conn->connected_) continue;  // clients mid-handshake start over with the next server
-    ConnectionHandoff h;
-    h.id = conn->id_;
-    h.peer_name = conn->peer_name_;
-    h.peer_if_name = conn->if_name_;
-    h.cred = conn->cred_;
-    auto control = Dup(conn->control_.get());
-    if (!control.ok()) return control.status();
-    h.control = std::move(*control);
-    for (const MappedRegion& r : conn->regions_) {
-      h.region_sizes.push_back(r.size());
-      auto rfd = Dup(r.fd());
-      if (!rfd.ok()) return rfd.status();
-      h.region_fds.push_back(std::move(*rfd));
-    }
-    h.c2s_rings = conn->c2s_specs_;
-    h.s2c_rings = conn->s2c_specs_;
-    for (const auto* src : {&conn->c2s_eventfds_, &conn->s2c_eventfds_}) {
-      auto& dst = src == &conn->c2s_eventfds_ ? h.c2s_eventfds : h.s2c_eventfds;
-      for (const UniqueFd& e : *src) {
-        auto efd = Dup(e.get());
-        if (!efd.ok()) return efd.status();
-        dst.push_back(std::move(*efd));
-      }
-    }
-    out.push_back(std::move(h));
+    absl::StatusOr<ConnectionHandoff> h = Export(*conn);
+    if (!h.ok()) return h.status();
+    out.push_back(std::move(*h));
   }
   return out;
+}
+
+absl::StatusOr<ConnectionHandoff> MemifServer::ExportConnection(uint32_t id) const {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end() || !it->second->connected_) {
+    return absl::NotFoundError(absl::StrCat("interface id ", id, " is not connected"));
+  }
+  return Export(*it->second);
 }
 
 void MemifServer::Relinquish() {

@@ -182,6 +182,9 @@ class MemifServer {
   // server is empty afterwards.
   absl::StatusOr<UniqueFd> ExportListener() const;
   absl::StatusOr<std::vector<ConnectionHandoff>> ExportConnections() const;
+  // One connected interface's, the same way (a crash store keeps each app's as it attaches; the
+  // rings may go on being polled: whoever adopts them resumes from the cursors they hold then).
+  absl::StatusOr<ConnectionHandoff> ExportConnection(uint32_t id) const;
   void Relinquish();
   // Serves a connection another server exported: maps its regions, checks its rings, and resumes
   // at the cursors the rings hold. on_connected runs as for a new client. If the exporting server
@@ -214,6 +217,8 @@ class MemifServer {
   absl::Status Activate(Connection* conn, bool fresh);
   absl::Status Init(UniqueFd listener);
   absl::Status AdoptChecked(ConnectionHandoff handoff);
+  // Duplicates what `conn` is made of.
+  static absl::StatusOr<ConnectionHandoff> Export(const Connection& conn);
   // Sends a disconnect (when `notify`), tells the owner if it was connected, and frees it all.
   void Close(Connection* conn, absl::string_view reason, bool notify);
 

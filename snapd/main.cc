@@ -1,10 +1,12 @@
 // snapd: the host networking daemon. See --help, README.md and docs/design.md.
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "control/control_server.h"
 #include "control/stats_table.h"
 #include "control/wire.h"
@@ -24,6 +27,7 @@
 #include "snapd/daemon/daemon.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/watchdog.h"
+#include "upgrade/crash_store.h"
 #include "upgrade/new_snapd.h"
 #include "upgrade/protocol.h"
 
@@ -68,6 +72,10 @@ ABSL_FLAG(int, watchdog_ms, 100,
           "top).");
 ABSL_FLAG(int, stats_interval_s, 0,
           "Log a stats table this often (0: at exit only; SIGUSR1: now).");
+ABSL_FLAG(bool, fd_store, true,
+          "Under a service manager ($NOTIFY_SOCKET), keep what apps' connections are made of in "
+          "its file descriptor store (systemd: FileDescriptorStoreMax=), so that a snapd it "
+          "restarts after a crash serves them on, unnoticed (docs/operations.md).");
 
 namespace snapd {
 namespace {
@@ -109,23 +117,106 @@ int Fail(const absl::Status& status) {
   return 2;
 }
 
+// How a snapd came to serve: what its fd store holds already.
+struct Origin {
+  bool took_over = false;             // a live upgrade started it
+  bool restarted = false;             // it took its apps back from the fd store after a crash
+  std::vector<uint32_t> stored_apps;  // apps whose fds the store holds already
+  std::vector<std::string> stale;     // names to remove from the store
+};
+
 // Runs the daemon with its control plane until it stops, then takes them down in order.
-int Serve(Daemon& daemon, std::unique_ptr<ControlServer> control, bool took_over) {
+int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control,
+          const Origin& origin) {
   ControlServer* cs = control.get();
-  daemon.set_control_listener(cs->listen_fd());
+  daemon->set_control_listener(cs->listen_fd());
   // Served also while an upgrade waits for the new snapd (read-only RPCs keep working).
-  daemon.loop().Watch(
+  daemon->loop().Watch(
       cs->listen_fd(), [cs] { cs->OnAcceptable(); }, MainLoop::DuringWaits::kServe);
-  daemon.set_stats_text([&daemon] { return StatsTable(StatsOf(daemon)); });
+  Daemon* d = daemon.get();
+  daemon->set_stats_text([d] { return StatsTable(StatsOf(*d)); });
+  std::unique_ptr<upgrade::CrashStore> store;
+  if (absl::GetFlag(FLAGS_fd_store) && UnderServiceManager()) {
+    store = std::make_unique<upgrade::CrashStore>(*daemon);
+    if (origin.restarted || (origin.took_over && daemon->history().store_generation > 0)) {
+      store->Continue(origin.stored_apps, origin.stale);
+    } else {
+      store->Begin();
+    }
+    daemon->set_state_observer(store.get());
+  }
   // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
-  if (!took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
-  daemon.Run();
-  if (!daemon.handed_over()) NotifyServiceManager("STOPPING=1");
+  if (!origin.took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
+  if (const int64_t interval = WatchdogIntervalNs(); interval > 0) {
+    daemon->loop().EnableWatchdog(interval, [] { NotifyServiceManager("WATCHDOG=1"); });
+  }
+  daemon->Run();
+  const bool handed_over = daemon->handed_over();
+  if (!handed_over) NotifyServiceManager("STOPPING=1");
   // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
-  daemon.loop().StopServingTasks();
-  if (daemon.handed_over()) control->Relinquish();  // the socket is the new snapd's
+  daemon->loop().StopServingTasks();
+  if (handed_over) control->Relinquish();  // the socket is the new snapd's
   control.reset();
+  // After the control plane, whose RPCs run on the daemon. A clean stop detaches every app (each
+  // leaves the store as it goes) and empties the store: the next start reads the configuration
+  // anew. Handed over, the store is the new snapd's.
+  daemon.reset();
+  if (store && !handed_over) store->Clear();
   return 0;
+}
+
+// Started by a service manager whose fd store held a dead snapd's state: serve its apps on.
+int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg) {
+  const int64_t t_start = MonotonicNs();
+  upgrade::Recovered recovered = upgrade::Recover(std::move(stored));
+  ServiceHistory history;
+  if (recovered.checkpoint) {
+    // What the dead snapd served, with the RPCs' changes, not the file it started from.
+    cfg = recovered.checkpoint->config();
+    history.serving_since_unix_ms = recovered.checkpoint->serving_since_unix_ms();
+    history.upgrades = recovered.checkpoint->upgrades();
+    history.restarts = recovered.checkpoint->restarts() + 1;
+    history.store_generation = recovered.checkpoint->generation();
+  } else {
+    recovered.dropped.push_back("no checkpoint: configuration from the flags");
+  }
+  auto refuse_listener = [&](UniqueFd* fd, int type, const std::string& path, const char* what) {
+    if (!*fd) return;
+    std::string why = upgrade::CheckListener(fd->get(), type, path);
+    if (why.empty()) return;
+    recovered.dropped.push_back(absl::StrCat(what, " listener: ", why));
+    recovered.stale.push_back(what);
+    fd->reset();
+  };
+  refuse_listener(&recovered.memif_listener, SOCK_SEQPACKET, cfg.memif_socket(), "memif");
+  refuse_listener(&recovered.control_listener, SOCK_STREAM, cfg.control_socket(), "control");
+  Daemon::Adopted adopted;
+  auto daemon = Daemon::Restart(cfg, std::move(recovered.memif_listener),
+                                std::move(recovered.connections), &adopted);
+  if (!daemon.ok()) return Fail(daemon.status());
+  if (history.serving_since_unix_ms > 0) (*daemon)->set_history(history);
+  auto control =
+      recovered.control_listener
+          ? ControlServer::Adopt(daemon->get(), cfg.control_socket(), cfg.control_group(),
+                                 std::move(recovered.control_listener))
+          : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
+  if (!control.ok()) return Fail(control.status());
+  Origin origin;
+  origin.restarted = true;
+  origin.stale = std::move(recovered.stale);
+  for (const auto& [id, status] : adopted) {
+    if (status.ok()) {
+      origin.stored_apps.push_back(id);
+      continue;
+    }
+    recovered.dropped.push_back(absl::StrCat("app ", id, ": ", status.message()));
+    for (std::string& name : recovered.names[id]) origin.stale.push_back(std::move(name));
+  }
+  LOG(INFO) << "snapd restarted from the fd store (" << recovered.fds << " fds) in "
+            << (MonotonicNs() - t_start) / 1000000 << " ms: " << origin.stored_apps.size()
+            << " app(s) kept, restart " << history.restarts << " of the service";
+  for (const std::string& why : recovered.dropped) LOG(WARNING) << "fd store: dropped " << why;
+  return Serve(std::move(*daemon), std::move(*control), origin);
 }
 
 // The new side of an upgrade: everything comes from the old snapd over the channel.
@@ -144,9 +235,12 @@ int RunUpgrade(int fd) {
                                       std::move(listener))
                : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) return Fail(control.status());
-  int status = Serve(**daemon, std::move(*control), /*took_over=*/true);
-  daemon->reset();
-  return status;
+  Origin origin;
+  origin.took_over = true;
+  for (memif::Connection* c : (*daemon)->memif().connections()) {
+    origin.stored_apps.push_back(c->id());
+  }
+  return Serve(std::move(*daemon), std::move(*control), origin);
 }
 
 int Main(int argc, char** argv) {
@@ -227,14 +321,16 @@ int Main(int argc, char** argv) {
   }
   absl::Status status = CompleteConfig(&cfg);
   if (!status.ok()) return Fail(status);
+  // A service manager's fd store that holds anything: a snapd died, and its apps wait.
+  if (std::vector<StoredFd> stored = TakeStoredFds(); !stored.empty()) {
+    return RunRestart(std::move(stored), std::move(cfg));
+  }
 
   auto daemon = Daemon::Start(cfg);
   if (!daemon.ok()) return Fail(daemon.status());
   auto control = ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) return Fail(control.status());
-  int exit_code = Serve(**daemon, std::move(*control), /*took_over=*/false);
-  daemon->reset();  // after the control plane: its RPCs run on the daemon
-  return exit_code;
+  return Serve(std::move(*daemon), std::move(*control), Origin());
 }
 
 }  // namespace

@@ -26,6 +26,11 @@ ABSL_FLAG(int, duration_s, 0, "Stop sending after this many seconds (0: send all
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, core, -1, "Pin to this CPU core.");
+ABSL_FLAG(int, lost_after_ms, 0,
+          "Give up on the frames in flight when none came back for this long, count them lost, "
+          "and go on (0: a lost frame holds its window slot to the end).");
+ABSL_FLAG(int, gaps_over_ms, 0,
+          "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
 ABSL_FLAG(bool, hold, false,
           "After the run, stay connected until SIGINT or SIGTERM (to read the peer's counters).");
@@ -67,9 +72,12 @@ int main(int argc, char** argv) {
   load.poll = absl::GetFlag(FLAGS_poll);
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
+  load.lost_after = absl::Milliseconds(absl::GetFlag(FLAGS_lost_after_ms));
+  load.gaps_over = absl::Milliseconds(absl::GetFlag(FLAGS_gaps_over_ms));
   load.record_rtt = load.window == 1;
   snap::LoadResult r = snap::RunLoad(**client, load);
   printf("memif_traffic: id=%u %s\n", copts.id, snap::Summary(r).c_str());
+  fputs(snap::GapLines(r).c_str(), stdout);
   fflush(stdout);
   if (absl::GetFlag(FLAGS_hold)) {
     sigset_t set;

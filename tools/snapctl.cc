@@ -255,6 +255,10 @@ class Cli {
       printf(" (%u live upgrade%s since; took over from pid %d)", info.upgrades(),
              info.upgrades() == 1 ? "" : "s", info.previous_pid());
     }
+    if (info.restarts() > 0) {
+      printf(" (%u restart%s after a crash, apps kept)", info.restarts(),
+             info.restarts() == 1 ? "" : "s");
+    }
     printf("\n");
     printf("memif socket  %s\n", info.memif_socket().c_str());
     printf("control       %s\n", info.control_socket().c_str());

@@ -23,34 +23,75 @@ memif::RingSpec FromProto(const wire::RingSpec& r) {
 
 }  // namespace
 
+void ConnectionToWire(memif::ConnectionHandoff h, wire::MemifConnection* c,
+                      std::vector<UniqueFd>* fds) {
+  auto add = [&](UniqueFd fd) {
+    fds->push_back(std::move(fd));
+    return static_cast<uint32_t>(fds->size() - 1);
+  };
+  c->set_id(h.id);
+  c->set_peer_name(h.peer_name);
+  c->set_peer_if_name(h.peer_if_name);
+  c->set_pid(h.cred.pid);
+  c->set_uid(h.cred.uid);
+  c->set_gid(h.cred.gid);
+  c->set_control_fd(add(std::move(h.control)));
+  for (size_t i = 0; i < h.region_fds.size(); ++i) {
+    c->add_region_sizes(h.region_sizes[i]);
+    c->add_region_fds(add(std::move(h.region_fds[i])));
+  }
+  for (const memif::RingSpec& r : h.c2s_rings) ToProto(r, c->add_c2s_rings());
+  for (const memif::RingSpec& r : h.s2c_rings) ToProto(r, c->add_s2c_rings());
+  for (UniqueFd& e : h.c2s_eventfds) c->add_c2s_eventfds(add(std::move(e)));
+  for (UniqueFd& e : h.s2c_eventfds) c->add_s2c_eventfds(add(std::move(e)));
+}
+
+absl::StatusOr<memif::ConnectionHandoff> ConnectionFromWire(const wire::MemifConnection& c,
+                                                            std::vector<UniqueFd>* fds,
+                                                            std::vector<bool>* used) {
+  used->resize(fds->size(), false);
+  absl::Status bad;
+  auto take = [&](uint32_t index) -> UniqueFd {
+    if (index >= fds->size() || (*used)[index]) {
+      bad = absl::InvalidArgumentError(absl::StrCat("memif handoff: bad fd index ", index));
+      return UniqueFd();
+    }
+    (*used)[index] = true;
+    return std::move((*fds)[index]);
+  };
+  memif::ConnectionHandoff h;
+  h.id = c.id();
+  h.peer_name = c.peer_name();
+  h.peer_if_name = c.peer_if_name();
+  h.cred.pid = c.pid();
+  h.cred.uid = c.uid();
+  h.cred.gid = c.gid();
+  h.control = take(c.control_fd());
+  if (c.region_sizes_size() != c.region_fds_size()) {
+    return absl::InvalidArgumentError("memif handoff: region sizes and fds differ");
+  }
+  for (int i = 0; i < c.region_fds_size(); ++i) {
+    h.region_sizes.push_back(c.region_sizes(i));
+    h.region_fds.push_back(take(c.region_fds(i)));
+  }
+  for (const wire::RingSpec& r : c.c2s_rings()) h.c2s_rings.push_back(FromProto(r));
+  for (const wire::RingSpec& r : c.s2c_rings()) h.s2c_rings.push_back(FromProto(r));
+  for (uint32_t e : c.c2s_eventfds()) h.c2s_eventfds.push_back(take(e));
+  for (uint32_t e : c.s2c_eventfds()) h.s2c_eventfds.push_back(take(e));
+  if (!bad.ok()) return bad;
+  return h;
+}
+
 absl::Status ExportMemifHandoff(const memif::MemifServer& server, wire::MemifHandoff* msg,
                                 std::vector<UniqueFd>* fds) {
   absl::StatusOr<UniqueFd> listener = server.ExportListener();
   if (!listener.ok()) return listener.status();
   absl::StatusOr<std::vector<memif::ConnectionHandoff>> conns = server.ExportConnections();
   if (!conns.ok()) return conns.status();
-  auto add = [&](UniqueFd fd) {
-    fds->push_back(std::move(fd));
-    return static_cast<uint32_t>(fds->size() - 1);
-  };
-  msg->set_listener_fd(add(std::move(*listener)));
+  fds->push_back(std::move(*listener));
+  msg->set_listener_fd(static_cast<uint32_t>(fds->size() - 1));
   for (memif::ConnectionHandoff& h : *conns) {
-    wire::MemifConnection* c = msg->add_connections();
-    c->set_id(h.id);
-    c->set_peer_name(h.peer_name);
-    c->set_peer_if_name(h.peer_if_name);
-    c->set_pid(h.cred.pid);
-    c->set_uid(h.cred.uid);
-    c->set_gid(h.cred.gid);
-    c->set_control_fd(add(std::move(h.control)));
-    for (size_t i = 0; i < h.region_fds.size(); ++i) {
-      c->add_region_sizes(h.region_sizes[i]);
-      c->add_region_fds(add(std::move(h.region_fds[i])));
-    }
-    for (const memif::RingSpec& r : h.c2s_rings) ToProto(r, c->add_c2s_rings());
-    for (const memif::RingSpec& r : h.s2c_rings) ToProto(r, c->add_s2c_rings());
-    for (UniqueFd& e : h.c2s_eventfds) c->add_c2s_eventfds(add(std::move(e)));
-    for (UniqueFd& e : h.s2c_eventfds) c->add_s2c_eventfds(add(std::move(e)));
+    ConnectionToWire(std::move(h), msg->add_connections(), fds);
   }
   return absl::OkStatus();
 }
@@ -79,40 +120,18 @@ absl::StatusOr<MemifHandoff> ReceiveMemifHandoff(int sock, absl::Duration timeou
 absl::StatusOr<MemifHandoff> TakeMemifHandoff(const wire::MemifHandoff& msg,
                                               std::vector<UniqueFd>* fds) {
   std::vector<bool> used(fds->size(), false);
-  absl::Status bad;
-  auto take = [&](uint32_t index) -> UniqueFd {
-    if (index >= fds->size() || used[index]) {
-      bad = absl::InvalidArgumentError(absl::StrCat("memif handoff: bad fd index ", index));
-      return UniqueFd();
-    }
-    used[index] = true;
-    return std::move((*fds)[index]);
-  };
   MemifHandoff out;
-  out.listener = take(msg.listener_fd());
-  for (const wire::MemifConnection& c : msg.connections()) {
-    memif::ConnectionHandoff h;
-    h.id = c.id();
-    h.peer_name = c.peer_name();
-    h.peer_if_name = c.peer_if_name();
-    h.cred.pid = c.pid();
-    h.cred.uid = c.uid();
-    h.cred.gid = c.gid();
-    h.control = take(c.control_fd());
-    if (c.region_sizes_size() != c.region_fds_size()) {
-      return absl::InvalidArgumentError("memif handoff: region sizes and fds differ");
-    }
-    for (int i = 0; i < c.region_fds_size(); ++i) {
-      h.region_sizes.push_back(c.region_sizes(i));
-      h.region_fds.push_back(take(c.region_fds(i)));
-    }
-    for (const wire::RingSpec& r : c.c2s_rings()) h.c2s_rings.push_back(FromProto(r));
-    for (const wire::RingSpec& r : c.s2c_rings()) h.s2c_rings.push_back(FromProto(r));
-    for (uint32_t e : c.c2s_eventfds()) h.c2s_eventfds.push_back(take(e));
-    for (uint32_t e : c.s2c_eventfds()) h.s2c_eventfds.push_back(take(e));
-    out.connections.push_back(std::move(h));
+  if (msg.listener_fd() >= fds->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("memif handoff: bad fd index ", msg.listener_fd()));
   }
-  if (!bad.ok()) return bad;
+  used[msg.listener_fd()] = true;
+  out.listener = std::move((*fds)[msg.listener_fd()]);
+  for (const wire::MemifConnection& c : msg.connections()) {
+    absl::StatusOr<memif::ConnectionHandoff> h = ConnectionFromWire(c, fds, &used);
+    if (!h.ok()) return h.status();
+    out.connections.push_back(std::move(*h));
+  }
   return out;
 }
 

@@ -34,6 +34,15 @@ absl::Status ExportMemifHandoff(const memif::MemifServer& server, wire::MemifHan
 absl::StatusOr<MemifHandoff> TakeMemifHandoff(const wire::MemifHandoff& msg,
                                               std::vector<UniqueFd>* fds);
 
+// One connection as a message: appends its fds to *fds, which the message names by index.
+void ConnectionToWire(memif::ConnectionHandoff h, wire::MemifConnection* c,
+                      std::vector<UniqueFd>* fds);
+// And back, taking the fds it names from *fds; an index out of range or taken before (*used, as
+// long as *fds) is an error.
+absl::StatusOr<memif::ConnectionHandoff> ConnectionFromWire(const wire::MemifConnection& c,
+                                                            std::vector<UniqueFd>* fds,
+                                                            std::vector<bool>* used);
+
 }  // namespace snapd::upgrade
 
 #endif  // SNAPD_UPGRADE_MEMIF_HANDOFF_H_

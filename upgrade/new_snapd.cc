@@ -182,6 +182,8 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   ServiceHistory history;
   history.serving_since_unix_ms = b.serving_since_unix_ms();
   history.upgrades = b.upgrades() + 1;
+  history.restarts = b.restarts();
+  history.store_generation = b.store_generation();
   history.previous_pid = b.pid();
   daemon_->BeginServing(history);
   LOG(INFO) << "snapd took over: " << daemon_->memif().connections().size() << " app(s) kept, "
@@ -221,7 +223,9 @@ absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m,
   if (m.state_in_fd()) {
     if (fds.size() != 1) return absl::InvalidArgumentError("state_in_fd without one fd");
     auto bytes = ReadSealedMemfd(fds[0].get(), kMaxStateBytes);
-    if (!bytes.ok()) return bytes.status();
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("engine state: ", bytes.status().message()));
+    }
     if (!from_fd.ParseFromString(*bytes)) {
       return absl::InvalidArgumentError("engine state in the memfd does not parse");
     }

@@ -169,6 +169,8 @@ absl::Status OldSnapd::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>*
   b->set_journal_capacity(journal_->capacity());
   b->set_serving_since_unix_ms(host_.history().serving_since_unix_ms);
   b->set_upgrades(host_.history().upgrades);
+  b->set_restarts(host_.history().restarts);
+  b->set_store_generation(host_.history().store_generation);
   b->set_pid(getpid());
   return absl::OkStatus();
 }

@@ -20,7 +20,7 @@ absl::Status Send(int channel, const wire::Envelope& e, const std::vector<Unique
 }
 
 absl::StatusOr<UniqueFd> SealedMemfd(const std::string& bytes) {
-  UniqueFd fd(memfd_create("snapd-engine-state", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  UniqueFd fd(memfd_create("snapd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.valid()) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
   for (size_t done = 0; done < bytes.size();) {
     const ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
@@ -37,16 +37,16 @@ absl::StatusOr<std::string> ReadSealedMemfd(int fd, size_t max_bytes) {
   const int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
   const int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0 || (seals & want) != want) {
-    return absl::InvalidArgumentError("engine state: not a memfd sealed against change");
+    return absl::InvalidArgumentError("not a memfd sealed against change");
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("engine state: larger than ", max_bytes));
+    return absl::InvalidArgumentError(absl::StrCat("larger than ", max_bytes, " bytes"));
   }
   std::string out(static_cast<size_t>(st.st_size), '\0');
   for (size_t done = 0; done < out.size();) {
     const ssize_t n = pread(fd, &out[done], out.size() - done, static_cast<off_t>(done));
-    if (n <= 0) return absl::InvalidArgumentError("engine state: short read");
+    if (n <= 0) return absl::InvalidArgumentError("short read");
     done += static_cast<size_t>(n);
   }
   return out;

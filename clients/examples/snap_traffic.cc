@@ -32,6 +32,11 @@ ABSL_FLAG(uint64_t, frames, 10000, "Frames to send.");
 ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 58).");
 ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
 ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
+ABSL_FLAG(int, lost_after_ms, 0,
+          "Give up on the frames in flight when none came back for this long, count them lost, "
+          "and go on (0: a lost frame holds its window slot to the end).");
+ABSL_FLAG(int, gaps_over_ms, 0,
+          "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
 ABSL_FLAG(double, duration_s, 0,
           "Stop sending after this many seconds (then wait for the frames in flight); 0: send "
@@ -165,11 +170,14 @@ int main(int argc, char** argv) {
   load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
   load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
+  load.lost_after = absl::Milliseconds(absl::GetFlag(FLAGS_lost_after_ms));
+  load.gaps_over = absl::Milliseconds(absl::GetFlag(FLAGS_gaps_over_ms));
   // When the first frame goes out, for measurements that start there (tools/bench modes).
   if (absl::GetFlag(FLAGS_print_start)) {
     fprintf(stderr, "snap_traffic: sending from unix_ns=%ld\n", absl::ToUnixNanos(absl::Now()));
   }
   snap::LoadResult r = snap::RunLoad((*app)->memif(), load);
   printf("snap_traffic: %s\n", snap::Summary(r).c_str());
+  fputs(snap::GapLines(r).c_str(), stdout);
   return r.clean() ? 0 : 1;
 }

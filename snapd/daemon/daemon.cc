@@ -71,18 +71,31 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig&
                                                       NicDriver& nics) {
   std::unique_ptr<Daemon> daemon(new Daemon(nics));
   daemon->config_ = config;
-  absl::Status status = daemon->Init();
+  absl::Status status = daemon->Init(UniqueFd());
   if (!status.ok()) return status;
   return daemon;
 }
 
-absl::Status Daemon::Init() {
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Restart(
+    const config::SnapdConfig& config, UniqueFd memif_listener,
+    std::vector<memif::ConnectionHandoff> connections, Adopted* adopted, NicDriver& nics) {
+  std::unique_ptr<Daemon> daemon(new Daemon(nics));
+  daemon->config_ = config;
+  absl::Status status = daemon->Init(std::move(memif_listener), std::move(connections), adopted);
+  if (!status.ok()) return status;
+  return daemon;
+}
+
+absl::Status Daemon::Init(UniqueFd memif_listener,
+                          std::vector<memif::ConnectionHandoff> connections, Adopted* adopted) {
   // Ours and closed to others (SECURITY.md), or snapd does not start.
   absl::Status status = PrepareRunDir(config_.run_dir(), geteuid());
   if (!status.ok()) return status;
 
   // The memif socket first: a second snapd stops here, before DPDK says a word.
-  auto server = memif::MemifServer::Create(MemifOptions());
+  auto server = memif_listener
+                    ? memif::MemifServer::Adopt(MemifOptions(), std::move(memif_listener))
+                    : memif::MemifServer::Create(MemifOptions());
   if (!server.ok()) {
     if (absl::IsAlreadyExists(server.status())) {
       return absl::AlreadyExistsError(
@@ -103,6 +116,11 @@ absl::Status Daemon::Init() {
   if (!status.ok()) return status;
   status = OpenNics();
   if (!status.ok()) return status;
+  for (memif::ConnectionHandoff& c : connections) {
+    const uint32_t id = c.id;
+    absl::Status outcome = memif_->AdoptConnection(std::move(c));
+    if (adopted != nullptr) adopted->emplace_back(id, std::move(outcome));
+  }
   status = scheduler_->PlaceAll();
   if (!status.ok()) return status;
   for (const auto& slot : scheduler_->engines()) {
@@ -266,6 +284,7 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
               << conn.peer_cred().pid << ") attached to " << slot->engine->name() << " as "
               << app.config.mac() << " " << app.config.ipv4() << left_out;
   }
+  if (observer_ != nullptr) observer_->AppAttached(conn.id());
 }
 
 void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason) {
@@ -274,6 +293,7 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   EngineSlot* slot = scheduler_->Find(it->second.config.engine());
   // The port must be gone from the engine before the server unmaps the app's memory.
   scheduler_->OnEngine(*slot, [&] { slot->engine->RemovePort(AppPortName(conn.id())); });
+  if (observer_ != nullptr) observer_->AppDetached(conn.id());
   std::string left_out;
   if (!app_log_.Allow(MonotonicNs(), &left_out)) return;
   LOG(INFO) << "app " << conn.id() << " detached: " << reason << left_out;
@@ -305,7 +325,7 @@ absl::Status Daemon::AddApp(config::App app) {
   if (!status.ok()) return status;
   LOG(INFO) << "app " << app.id() << " registered: " << app.mac() << " " << app.ipv4() << " on "
             << app.engine();
-  return absl::OkStatus();
+  return Changed(absl::OkStatus());
 }
 
 absl::Status Daemon::RemoveApp(uint32_t id) {
@@ -314,6 +334,7 @@ absl::Status Daemon::RemoveApp(uint32_t id) {
   absl::Status status = memif_->RemoveInterface(id, "removed by operator");
   apps_.erase(id);
   LOG(INFO) << "app " << id << " removed";
+  (void)Changed(absl::OkStatus());  // removed whether or not a connection was there to drop
   return status;
 }
 
@@ -332,7 +353,7 @@ absl::Status Daemon::DestroyEngine(const std::string& name) {
                      absl::StrJoin(ports, ","), apps.empty() ? "" : " apps ",
                      absl::StrJoin(apps, ","), "; remove them first"));
   }
-  return scheduler_->DestroyEngine(name);
+  return Changed(scheduler_->DestroyEngine(name));
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Adopt(const config::SnapdConfig& config,

@@ -39,6 +39,19 @@ inline constexpr char kSnapdVersion[] = "0.3.0";
 std::string BuildString();
 std::string BinaryIdentity();
 
+// Whoever keeps the daemon's state outside its process (upgrade/crash_store.h) hears of each
+// change. Main thread.
+class StateObserver {
+ public:
+  virtual ~StateObserver() = default;
+  // An app's connection became a port of its engine.
+  virtual void AppAttached(uint32_t id) = 0;
+  // An app's connection goes away; its fds close after this returns.
+  virtual void AppDetached(uint32_t id) = 0;
+  // Apps, engines or groups changed (CurrentConfig).
+  virtual void ConfigChanged() = 0;
+};
+
 class Daemon : public UpgradeHost {
  public:
   // Brings everything up from a completed config (CompleteConfig): the memif socket first (so a
@@ -46,6 +59,15 @@ class Daemon : public UpgradeHost {
   // NICs come from `nics` (DPDK's unless a test gives fakes).
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::SnapdConfig& config,
                                                        NicDriver& nics = HostNicDriver());
+  // The same after a crash (upgrade/crash_store.h), on the memif listener the dead snapd left (no
+  // bind, the socket file stays; invalid: bind anew), adopting its apps' connections
+  // (memif().AdoptConnection) before any engine is polled, so that no app's frames find its
+  // engine before their destination's port. *adopted gets each app's id and outcome.
+  using Adopted = std::vector<std::pair<uint32_t, absl::Status>>;
+  static absl::StatusOr<std::unique_ptr<Daemon>> Restart(
+      const config::SnapdConfig& config, UniqueFd memif_listener,
+      std::vector<memif::ConnectionHandoff> connections, Adopted* adopted,
+      NicDriver& nics = HostNicDriver());
   // Stops in order: apps detached, ports removed, workers joined, NICs closed, sockets removed.
   ~Daemon();
 
@@ -64,13 +86,15 @@ class Daemon : public UpgradeHost {
   // NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION; a failed operation changes nothing.
   absl::Status AddApp(config::App app);
   absl::Status RemoveApp(uint32_t id);
-  absl::Status CreateEngine(config::Engine engine) { return scheduler_->CreateEngine(engine); }
+  absl::Status CreateEngine(config::Engine engine) {
+    return Changed(scheduler_->CreateEngine(engine));
+  }
   absl::Status DestroyEngine(const std::string& name);
   // Creates or changes an engine group; engines move live. Unset fields keep their values.
   absl::Status SetGroup(const std::string& name, const std::optional<std::string>& mode,
                         const std::optional<std::vector<int>>& cores,
                         const std::optional<int64_t>& slo_ns) {
-    return scheduler_->SetGroup(name, mode, cores, slo_ns);
+    return Changed(scheduler_->SetGroup(name, mode, cores, slo_ns));
   }
 
   // What the control plane reads (control/wire.h turns it into the API's messages). Main thread.
@@ -85,6 +109,9 @@ class Daemon : public UpgradeHost {
   const std::map<uint32_t, AppInfo>& apps() const { return apps_; }  // by memif interface id
   int64_t started_ns() const { return started_ns_; }  // when it began serving (MonotonicNs)
   const config::SnapdConfig& config() const { return config_; }
+
+  // Told of every change from now on (nullptr: no one). Main thread.
+  void set_state_observer(StateObserver* observer) { observer_ = observer; }
 
   // The control listener: main gives it to the daemon, which hands it over in an upgrade.
   void set_control_listener(int fd) { control_listener_fd_ = fd; }
@@ -104,6 +131,8 @@ class Daemon : public UpgradeHost {
   absl::Status FinishUpgrade();
   // The old snapd let go: the daemon serves on its own, carrying the service's history on.
   void BeginServing(const ServiceHistory& history);
+  // The service's lineage as a crash restart found it (upgrade/crash_store.h). Main thread.
+  void set_history(const ServiceHistory& history) { history_ = history; }
 
   // UpgradeHost (snapd/daemon/upgrade_host.h): main thread.
   MainLoop& loop() override { return loop_; }
@@ -129,7 +158,15 @@ class Daemon : public UpgradeHost {
 
  private:
   explicit Daemon(NicDriver& driver);
-  absl::Status Init();
+  // Listens on memif_listener if one is given, else binds the configured socket; adopts
+  // `connections` before placing the engines.
+  absl::Status Init(UniqueFd memif_listener, std::vector<memif::ConnectionHandoff> connections = {},
+                    Adopted* adopted = nullptr);
+  // Tells the observer the configuration changed, when `status` says it did; returns `status`.
+  absl::Status Changed(absl::Status status) {
+    if (status.ok() && observer_ != nullptr) observer_->ConfigChanged();
+    return status;
+  }
   // The periodic work after each wake-up of the main loop: apps' connections, dropping apps that
   // broke the protocol, the scheduler's samples, the stats log. Returns when to come back.
   int64_t Tick();
@@ -164,6 +201,7 @@ class Daemon : public UpgradeHost {
   bool handed_over_ = false;
   bool upgrading_ = false;
   int control_listener_fd_ = -1;
+  StateObserver* observer_ = nullptr;
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
   ServiceHistory history_;
 };

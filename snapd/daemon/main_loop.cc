@@ -79,7 +79,24 @@ void MainLoop::Run() {
     }
     if (stop) break;
     next_tick = on_tick_ ? on_tick_() : MonotonicNs() + 100000000;
+    Heartbeat();
   }
+}
+
+void MainLoop::EnableWatchdog(int64_t interval_ns, std::function<void()> ping) {
+  watchdog_interval_ns_ = interval_ns;
+  ping_ = std::move(ping);
+  next_ping_ns_ = 0;
+  Heartbeat();
+}
+
+void MainLoop::Heartbeat() {
+  if (watchdog_interval_ns_ <= 0) return;
+  const int64_t now = MonotonicNs();
+  if (now < next_ping_ns_) return;
+  ping_();
+  // The loop turns at least every 100 ms; a quarter of the interval leaves room for a slow turn.
+  next_ping_ns_ = now + watchdog_interval_ns_ / 4;
 }
 
 void MainLoop::Stop() {
@@ -133,7 +150,10 @@ bool MainLoop::WaitReadable(int fd, absl::Time deadline) {
   while (true) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
-    int n = poll(p.data(), p.size(), static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    // At most 100 ms, as Run: the loop turns on while it waits (the watchdog sees it).
+    int n = poll(p.data(), p.size(),
+                 static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 100)));
+    Heartbeat();
     if (n < 0 && errno != EINTR) return false;
     if (n <= 0) continue;
     if (p[0].revents != 0) return true;

@@ -43,6 +43,10 @@ class MainLoop {
   // SIGUSR1's action (the daemon logs its counters).
   void set_on_usr1(std::function<void()> on_usr1) { on_usr1_ = std::move(on_usr1); }
 
+  // Calls `ping` at least every interval/4 while the loop turns (Run, WaitReadable): the service
+  // manager's watchdog (WATCHDOG=1), which restarts a snapd whose main thread hangs. Main thread.
+  void EnableWatchdog(int64_t interval_ns, std::function<void()> ping);
+
   // Serves until SIGTERM or SIGINT, or Stop().
   void Run();
   // Ends Run. Any thread.
@@ -61,6 +65,7 @@ class MainLoop {
 
  private:
   void RunTasks();
+  void Heartbeat();
 
   struct Watched {
     std::function<void()> on_readable;
@@ -72,6 +77,9 @@ class MainLoop {
   std::map<int, Watched> watched_;
   std::function<int64_t()> on_tick_;
   std::function<void()> on_usr1_;
+  int64_t watchdog_interval_ns_ = 0;
+  int64_t next_ping_ns_ = 0;
+  std::function<void()> ping_;
   Mutex tasks_mu_;
   std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(tasks_mu_);
   bool stopping_ ABSL_GUARDED_BY(tasks_mu_) = false;

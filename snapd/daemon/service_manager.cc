@@ -1,37 +1,63 @@
 #include "snapd/daemon/service_manager.h"
 
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <systemd/sd-daemon.h>
 
-#include "base/unique_fd.h"
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace snapd {
 
-bool NotifyServiceManager(absl::string_view state) {
+bool UnderServiceManager() {
   const char* path = getenv("NOTIFY_SOCKET");
-  if (path == nullptr || path[0] == '\0') return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  size_t len = strlen(path);
-  if ((path[0] != '/' && path[0] != '@') || len >= sizeof(addr.sun_path)) {
-    LOG(WARNING) << "NOTIFY_SOCKET '" << path << "' is not a Unix socket path; not notifying";
-    return false;
+  return path != nullptr && path[0] != '\0';
+}
+
+bool NotifyServiceManager(absl::string_view state) {
+  if (!UnderServiceManager()) return false;
+  int r = sd_notify(0, std::string(state).c_str());
+  if (r < 0) LOG(WARNING) << "cannot notify the service manager: " << strerror(-r);
+  return r > 0;
+}
+
+bool StoreFds(absl::string_view name, const std::vector<int>& fds) {
+  if (!UnderServiceManager() || fds.empty()) return false;
+  const std::string state = absl::StrCat("FDSTORE=1\nFDNAME=", name);
+  int r =
+      sd_pid_notify_with_fds(0, 0, state.c_str(), fds.data(), static_cast<unsigned>(fds.size()));
+  if (r < 0) LOG(WARNING) << "cannot store fds " << name << ": " << strerror(-r);
+  return r > 0;
+}
+
+bool RemoveStoredFds(absl::string_view name) {
+  return NotifyServiceManager(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", name));
+}
+
+std::vector<StoredFd> TakeStoredFds() {
+  char** names = nullptr;
+  // Unsets $LISTEN_* and marks the fds close-on-exec.
+  int n = sd_listen_fds_with_names(1, &names);
+  std::vector<StoredFd> out;
+  if (n < 0) LOG(WARNING) << "cannot read the fds the service manager passed: " << strerror(-n);
+  for (int i = 0; i < n; ++i) {
+    out.push_back({names != nullptr && names[i] != nullptr ? names[i] : "unknown",
+                   UniqueFd(SD_LISTEN_FDS_START + i)});
   }
-  memcpy(addr.sun_path, path, len);
-  if (path[0] == '@') addr.sun_path[0] = '\0';  // the abstract namespace
-  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd) return false;
-  socklen_t addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  if (sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
-             reinterpret_cast<const sockaddr*>(&addr), addr_len) < 0) {
-    PLOG(WARNING) << "cannot notify the service manager at " << path;
-    return false;
+  if (names != nullptr) {
+    for (char** p = names; *p != nullptr; ++p) free(*p);
+    free(names);
   }
-  return true;
+  return out;
+}
+
+int64_t WatchdogIntervalNs() {
+  const char* usec = getenv("WATCHDOG_USEC");
+  uint64_t value = 0;
+  if (usec == nullptr || !absl::SimpleAtoi(usec, &value)) return 0;
+  return static_cast<int64_t>(value) * 1000;
 }
 
 }  // namespace snapd

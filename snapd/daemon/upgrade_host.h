@@ -20,12 +20,17 @@
 
 namespace snapd {
 
-// The service across live upgrades: since when it serves (Unix ms, when the first snapd of the
-// chain started), how many upgrades since, and the pid this snapd took over from (0 for none).
+// The service across live upgrades and crash restarts: since when it serves (Unix ms, when the
+// first snapd of the chain started), how many upgrades and restarts since, and the pid this snapd
+// took over from (0 for none).
 struct ServiceHistory {
   int64_t serving_since_unix_ms = 0;
   uint32_t upgrades = 0;
+  uint32_t restarts = 0;
   int32_t previous_pid = 0;
+  // The generation of the last checkpoint in the service manager's fd store
+  // (upgrade/crash_store.h); 0: none kept.
+  uint64_t store_generation = 0;
 };
 
 class UpgradeHost {

@@ -1,0 +1,77 @@
+# A real systemd (Debian's 252) for a test or a benchmark: PID 1 of a private PID, mount and UTS
+# namespace, booted into a unit set of our own so that nothing of the host's is started. Source it,
+# then:
+#   boot_systemd DIR UNIT_FILE...   boots it (DIR: a directory of the caller's for its files), with
+#                                   the unit files given installed; sets SD (its PID 1 seen from here)
+#   ns CMD...                       runs CMD inside (ns systemctl status snapd)
+#   kill_systemd                    takes the namespace down and removes the cgroups systemd made on
+#                                   the host's hierarchies; call it on every exit path
+# ../shared/notes/systemd.md tells why each step is there. In short, a systemd booted with the
+# host's units does to the host what it does at boot: tmpfiles cleans the host's /tmp, journald and
+# utmp write into the host's /var/log, multi-user.target starts the host's services (a database,
+# dpdk.service reserving hugepages), sysinit applies sysctls and binfmt handlers to the host's kernel.
+# So: private tmpfs on /tmp, /var/tmp, /run and /var/log; an empty /etc/systemd/system and no
+# generators; and in place of /usr/lib/systemd/system only empty targets, journald and the caller's
+# units. PID 1 still makes its cgroups in the host's hierarchies (there is no other); kill_systemd
+# removes every one that was not there before.
+
+SD=""
+_sd_unshare=""
+_sd_dir=""
+
+boot_systemd() {
+  _sd_dir=$1
+  shift
+  local units="$_sd_dir/units" t
+  mkdir -p "$units"
+  for t in sysinit basic sockets timers paths slices local-fs swap shutdown multi-user network \
+    network-online nss-lookup remote-fs emergency rescue final; do
+    printf '[Unit]\nDescription=%s (empty: a test'"'"'s systemd)\n' "$t.target" >"$units/$t.target"
+  done
+  echo "Wants=systemd-journald.service" >>"$units/sysinit.target"
+  ln -sf multi-user.target "$units/default.target"
+  cp /usr/lib/systemd/system/systemd-journald.service /usr/lib/systemd/system/systemd-journald.socket \
+    /usr/lib/systemd/system/systemd-journald-dev-log.socket "$units/"
+  cp "$@" "$units/"
+  find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort >"$_sd_dir/cgroups.before"
+  unshare --fork --pid --mount --uts --mount-proc --propagation private --kill-child sh -c "
+    for d in /tmp /var/tmp /run /var/log /etc/systemd/system /usr/lib/systemd/system-generators; do
+      mount -t tmpfs tmpfs \$d || exit 1; done &&
+    mount --bind '$units' /usr/lib/systemd/system &&
+    exec /lib/systemd/systemd --system --log-target=null" >"$_sd_dir/systemd.log" 2>&1 &
+  _sd_unshare=$!
+  local i
+  for i in $(seq 100); do
+    SD=$(pgrep -P "$_sd_unshare" -x systemd || true)
+    [ -n "$SD" ] && break
+    sleep 0.1
+  done
+  [ -n "$SD" ] || { echo "systemd did not start: $(cat "$_sd_dir/systemd.log")" >&2; return 1; }
+  for i in $(seq 300); do
+    [ "$(ns systemctl is-system-running 2>/dev/null)" = running ] && return 0
+    sleep 0.1
+  done
+  echo "systemd did not come up: $(ns systemctl is-system-running 2>&1)" >&2
+  ns systemctl --failed --no-pager >&2 || true
+  return 1
+}
+
+ns() { nsenter -t "$SD" -m -p -u "$@"; }
+
+kill_systemd() {
+  if [ -n "$SD" ]; then kill -9 "$SD" 2>/dev/null || true; fi
+  if [ -n "$_sd_unshare" ]; then wait "$_sd_unshare" 2>/dev/null || true; fi
+  SD=""
+  _sd_unshare=""
+  [ -n "$_sd_dir" ] && [ -f "$_sd_dir/cgroups.before" ] || return 0
+  # Deepest first; a cgroup empties a moment after its last process is reaped.
+  local try d
+  for try in $(seq 20); do
+    find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$_sd_dir/cgroups.before" - |
+      sort -r >"$_sd_dir/cgroups.new"
+    [ -s "$_sd_dir/cgroups.new" ] || return 0
+    while read -r d; do rmdir "$d" 2>/dev/null || true; done <"$_sd_dir/cgroups.new"
+    sleep 0.1
+  done
+  echo "kill_systemd: cgroups left behind: $(tr '\n' ' ' <"$_sd_dir/cgroups.new")" >&2
+}
