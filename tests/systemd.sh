@@ -12,8 +12,8 @@
 # dpdk.service reserving hugepages), sysinit applies sysctls and binfmt handlers to the host's kernel.
 # So: private tmpfs on /tmp, /var/tmp, /run and /var/log; an empty /etc/systemd/system and no
 # generators; and in place of /usr/lib/systemd/system only empty targets, journald and the caller's
-# units. PID 1 still makes its cgroups in the host's hierarchies (there is no other); kill_systemd
-# removes every one that was not there before.
+# units; and a tmpfs of its own on /sys/fs/cgroup. PID 1 still makes its cgroups in the host's
+# hierarchies (there is no other); kill_systemd removes every one that was not there before.
 
 SD=""
 _sd_unshare=""
@@ -34,9 +34,20 @@ boot_systemd() {
     /usr/lib/systemd/system/systemd-journald-dev-log.socket "$units/"
   cp "$@" "$units/"
   find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort >"$_sd_dir/cgroups.before"
+  findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,OPTIONS >"$_sd_dir/cgroup.mounts"
+  # /sys/fs/cgroup itself is a tmpfs of the host's: systemd remounts it read-write, adds directories
+  # and links for the controllers it expects (cpu,cpuacct, perf_event...) and remounts it read-only.
+  # It gets a tmpfs of its own, with the host's hierarchies mounted in it again.
   unshare --fork --pid --mount --uts --mount-proc --propagation private --kill-child sh -c "
-    for d in /tmp /var/tmp /run /var/log /etc/systemd/system /usr/lib/systemd/system-generators; do
-      mount -t tmpfs tmpfs \$d || exit 1; done &&
+    for d in /tmp /var/tmp /run /var/log /etc/systemd/system /usr/lib/systemd/system-generators \
+      /sys/fs/cgroup; do
+      mount -t tmpfs -o mode=755 tmpfs \$d || exit 1; done &&
+    while read -r t fs o; do
+      mkdir -p \$t &&
+      if [ \$fs = cgroup2 ]; then mount -t cgroup2 cgroup2 \$t; else
+        mount -t cgroup -o \$(echo \$o | sed -E 's/(^|,)(rw|ro|relatime|nosuid|nodev|noexec)//g; s/^,//') \
+          cgroup \$t; fi || exit 1
+    done <'$_sd_dir/cgroup.mounts' &&
     mount --bind '$units' /usr/lib/systemd/system &&
     exec /lib/systemd/systemd --system --log-target=null" >"$_sd_dir/systemd.log" 2>&1 &
   _sd_unshare=$!
