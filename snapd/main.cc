@@ -25,6 +25,7 @@
 #include "ipc/peer_fd.h"
 #include "snapd/daemon/config.h"
 #include "snapd/daemon/daemon.h"
+#include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/watchdog.h"
 #include "upgrade/crash_store.h"
@@ -321,6 +322,8 @@ int Main(int argc, char** argv) {
   }
   absl::Status status = CompleteConfig(&cfg);
   if (!status.ok()) return Fail(status);
+  // On this thread only (the watchdog's stays where it is), before the EAL starts on it.
+  HideUnusedPmdPlugins(cfg);
   // A service manager's fd store that holds anything: a snapd died, and its apps wait.
   if (std::vector<StoredFd> stored = TakeStoredFds(); !stored.empty()) {
     return RunRestart(std::move(stored), std::move(cfg));

@@ -11,6 +11,8 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,12 +35,33 @@ namespace {
 rte_mempool* g_pool = nullptr;
 constexpr uint16_t kRxDescriptors = 512;
 constexpr uint16_t kTxDescriptors = 512;
-constexpr unsigned kMbufs = 16383;
 constexpr uint16_t kMaxBurst = 256;
+constexpr unsigned kMbufCache = 256;
+// Drivers snapd links (snapd/BUILD): NICs of these need no plugin.
+constexpr const char* kLinkedDrivers[] = {"net_af_packet", "net_tap", "net_ring", "net_null",
+                                          "net_memif"};
 
 bool IsPciAddress(const std::string& devargs) {
   static const std::regex pci("^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
   return std::regex_match(DeviceName(devargs), pci);
+}
+
+bool IsDpdkNic(const config::Nic& nic) { return !absl::StartsWith(nic.devargs(), "af_packet:"); }
+
+// Mbufs for every NIC queue's rings full plus a burst in flight each way, every thread's cache,
+// and room for engines holding frames: the next 2^n - 1 (what a mempool fills best).
+unsigned MbufsFor(const config::SnapdConfig& config) {
+  uint64_t n = 1024;
+  for (const config::Nic& nic : config.nics()) {
+    if (!IsDpdkNic(nic)) continue;
+    n += uint64_t{std::max(nic.queues(), 1u)} * (kRxDescriptors + kTxDescriptors + 2 * kMaxBurst);
+  }
+  cpu_set_t cpus;
+  int cpu_count = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 2;
+  n += uint64_t{kMbufCache} * static_cast<uint64_t>(cpu_count);
+  uint64_t size = 1;
+  while (size - 1 < n) size <<= 1;
+  return static_cast<unsigned>(std::min<uint64_t>(size - 1, (1u << 20) - 1));
 }
 
 std::string DpdkError(int ret) { return rte_strerror(ret < 0 ? -ret : ret); }
@@ -195,6 +218,30 @@ class NicQueuePort : public Port {
 
 }  // namespace
 
+void HideUnusedPmdPlugins(const config::SnapdConfig& config) {
+  if (!config.eal().args().empty()) return;  // the operator's EAL arguments may name any driver
+  for (const config::Nic& nic : config.nics()) {
+    if (!IsDpdkNic(nic)) continue;
+    const std::string device = DeviceName(nic.devargs());
+    if (std::none_of(std::begin(kLinkedDrivers), std::end(kLinkedDrivers),
+                     [&](const char* d) { return absl::StartsWith(device, d); })) {
+      return;
+    }
+  }
+  struct stat st;
+  if (stat(RTE_EAL_PMD_PATH, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  if (unshare(CLONE_NEWNS) != 0) {
+    LOG(INFO) << "DPDK's plugins stay in sight (" << RTE_EAL_PMD_PATH
+              << "): no mount namespace of snapd's own: " << strerror(errno);
+    return;
+  }
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 ||
+      mount("snapd-no-plugins", RTE_EAL_PMD_PATH, "tmpfs",
+            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755") != 0) {
+    LOG(INFO) << "DPDK's plugins stay in sight (" << RTE_EAL_PMD_PATH << "): " << strerror(errno);
+  }
+}
+
 absl::Status InitEal(const config::SnapdConfig& config) {
   std::vector<std::string> args = {"snapd"};
   if (!config.eal().args().empty()) {
@@ -226,8 +273,8 @@ absl::Status InitEal(const config::SnapdConfig& config) {
   if (ret < 0) {
     return absl::UnavailableError(absl::StrCat("DPDK EAL failed to start: ", DpdkError(rte_errno)));
   }
-  g_pool = rte_pktmbuf_pool_create("snapd_mbufs", kMbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                   rte_socket_id());
+  g_pool = rte_pktmbuf_pool_create("snapd_mbufs", MbufsFor(config), kMbufCache, 0,
+                                   RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
   if (g_pool == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "cannot create the mbuf pool: ", DpdkError(rte_errno), " (raise eal.memory_mb)"));
