@@ -349,6 +349,20 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
     }
     uint16_t rx_cursor = __atomic_load_n(&c2s->tail, __ATOMIC_ACQUIRE);
     uint16_t tx_cursor = __atomic_load_n(&s2c->tail, __ATOMIC_ACQUIRE);
+    // The tails are ours, but the memory is the app's too, and no server watched it in between
+    // (a crash): a ring whose cursors no server could have left is refused, not resumed.
+    if (!fresh) {
+      for (const auto& [ring, spec] :
+           {std::pair{c2s, &conn->c2s_specs_[q]}, std::pair{s2c, &conn->s2c_specs_[q]}}) {
+        const uint16_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+        const uint16_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+        if (static_cast<uint16_t>(head - tail) > (1u << spec->log2_size)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("handoff: ring cursors out of range (head ", head, ", tail ", tail, ", ",
+                           1u << spec->log2_size, " slots)"));
+        }
+      }
+    }
     conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, conn->c2s_specs_[q].log2_size,
                                                  views, conn->c2s_eventfds_[q].get(), rx_cursor,
                                                  ClientSlots{}));
@@ -430,6 +444,38 @@ void MemifServer::Relinquish() {
   listener_.reset();  // the socket file is the next server's now
 }
 
+namespace {
+
+// The control socket handed over must be the app's connection: a connected Unix seqpacket socket
+// whose peer is the process that attached (a crash store's description outlives the fds beside
+// it: another app's socket under this one's name is refused).
+absl::Status CheckAdoptedControl(int fd, const ucred& cred) {
+  int value = 0;
+  socklen_t len = sizeof(value);
+  if (fd < 0 || ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 || value != AF_UNIX) {
+    return absl::InvalidArgumentError("handoff: control fd is not a Unix socket");
+  }
+  len = sizeof(value);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 || value != SOCK_SEQPACKET) {
+    return absl::InvalidArgumentError("handoff: control fd is not a seqpacket socket");
+  }
+  ucred peer{};
+  len = sizeof(peer);
+  // A peer outside our PID namespace shows as pid 0 (snapd under systemd, apps outside it), then
+  // and now; a socket without a peer shows uid -1.
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
+    return absl::InvalidArgumentError("handoff: control socket has no peer");
+  }
+  if (peer.pid != cred.pid || peer.uid != cred.uid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("handoff: control socket's peer is pid ", peer.pid, " uid ", peer.uid,
+                     ", not the app's (pid ", cred.pid, " uid ", cred.uid, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status MemifServer::AdoptConnection(ConnectionHandoff h) {
   // A copy of the control socket to tell the client why, should its connection be refused.
   UniqueFd control(h.control ? ::fcntl(h.control.get(), F_DUPFD_CLOEXEC, 0) : -1);
@@ -464,6 +510,8 @@ absl::Status MemifServer::AdoptChecked(ConnectionHandoff h) {
     absl::Status owner = CheckOwner(known->second, h.cred.uid);
     if (!owner.ok()) return owner;
   }
+  absl::Status control = CheckAdoptedControl(h.control.get(), h.cred);
+  if (!control.ok()) return control;
   int raw = h.control.get();
   auto conn = std::unique_ptr<Connection>(new Connection(std::move(h.control), options_.limits));
   conn->cred_ = h.cred;

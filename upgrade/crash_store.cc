@@ -228,24 +228,32 @@ void CrashStore::AppDetached(uint32_t id) {
 
 void CrashStore::ConfigChanged() { Checkpoint(); }
 
-void CrashStore::StoreApp(uint32_t id) {
-  absl::StatusOr<memif::ConnectionHandoff> h = daemon_.memif().ExportConnection(id);
-  if (!h.ok()) {
-    LOG(WARNING) << "fd store: app " << id << " not kept: " << h.status().message();
-    return;
-  }
+absl::StatusOr<std::vector<StoredFd>> AppStoreEntries(memif::ConnectionHandoff h) {
+  const uint32_t id = h.id;
   wire::MemifConnection c;
   std::vector<UniqueFd> fds;
-  ConnectionToWire(std::move(*h), &c, &fds);
+  ConnectionToWire(std::move(h), &c, &fds);
   absl::StatusOr<UniqueFd> description = SealedMemfd(c.SerializeAsString());
-  if (!description.ok()) {
-    LOG(WARNING) << "fd store: app " << id << " not kept: " << description.status().message();
+  if (!description.ok()) return description.status();
+  // The fds first, then what makes them a connection.
+  std::vector<StoredFd> entries;
+  for (size_t n = 0; n < fds.size(); ++n) {
+    entries.push_back({AppName(id, absl::StrCat(n)), std::move(fds[n])});
+  }
+  entries.push_back({AppName(id, "conn"), std::move(*description)});
+  return entries;
+}
+
+void CrashStore::StoreApp(uint32_t id) {
+  absl::StatusOr<memif::ConnectionHandoff> h = daemon_.memif().ExportConnection(id);
+  absl::StatusOr<std::vector<StoredFd>> entries =
+      h.ok() ? AppStoreEntries(std::move(*h)) : h.status();
+  if (!entries.ok()) {
+    LOG(WARNING) << "fd store: app " << id << " not kept: " << entries.status().message();
     return;
   }
-  // The fds first, then what makes them a connection.
-  for (size_t n = 0; n < fds.size(); ++n) StoreFds(AppName(id, absl::StrCat(n)), {fds[n].get()});
-  StoreFds(AppName(id, "conn"), {description->get()});
-  apps_[id] = fds.size();
+  for (const StoredFd& e : *entries) StoreFds(e.name, {e.fd.get()});
+  apps_[id] = entries->size() - 1;
 }
 
 void CrashStore::Checkpoint() {

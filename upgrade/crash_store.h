@@ -58,6 +58,10 @@ Recovered Recover(std::vector<StoredFd> stored);
 // Returns why not, or "".
 std::string CheckListener(int fd, int type, const std::string& path);
 
+// What the store keeps of one app's connection, in the order it is stored: its fds, then its
+// description (the names above).
+absl::StatusOr<std::vector<StoredFd>> AppStoreEntries(memif::ConnectionHandoff h);
+
 class CrashStore : public StateObserver {
  public:
   explicit CrashStore(Daemon& daemon) : daemon_(daemon) {}

@@ -1,5 +1,7 @@
 #include "upgrade/memif_handoff.h"
 
+#include <sys/stat.h>
+
 #include "absl/strings/str_cat.h"
 #include "upgrade/fd_channel.h"
 #include "upgrade/handoff.pb.h"
@@ -37,6 +39,10 @@ void ConnectionToWire(memif::ConnectionHandoff h, wire::MemifConnection* c,
   c->set_gid(h.cred.gid);
   c->set_control_fd(add(std::move(h.control)));
   for (size_t i = 0; i < h.region_fds.size(); ++i) {
+    struct stat st {};
+    ::fstat(h.region_fds[i].get(), &st);
+    c->add_region_devs(st.st_dev);
+    c->add_region_inodes(st.st_ino);
     c->add_region_sizes(h.region_sizes[i]);
     c->add_region_fds(add(std::move(h.region_fds[i])));
   }
@@ -70,9 +76,21 @@ absl::StatusOr<memif::ConnectionHandoff> ConnectionFromWire(const wire::MemifCon
   if (c.region_sizes_size() != c.region_fds_size()) {
     return absl::InvalidArgumentError("memif handoff: region sizes and fds differ");
   }
+  const bool identified = c.region_inodes_size() > 0;
+  if (identified && (c.region_inodes_size() != c.region_fds_size() ||
+                     c.region_devs_size() != c.region_fds_size())) {
+    return absl::InvalidArgumentError("memif handoff: region identities and fds differ");
+  }
   for (int i = 0; i < c.region_fds_size(); ++i) {
     h.region_sizes.push_back(c.region_sizes(i));
     h.region_fds.push_back(take(c.region_fds(i)));
+    struct stat st {};
+    if (identified && h.region_fds.back() &&
+        (::fstat(h.region_fds.back().get(), &st) != 0 || st.st_dev != c.region_devs(i) ||
+         st.st_ino != c.region_inodes(i))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("memif handoff: region ", i, " is not the file it was (another memfd)"));
+    }
   }
   for (const wire::RingSpec& r : c.c2s_rings()) h.c2s_rings.push_back(FromProto(r));
   for (const wire::RingSpec& r : c.s2c_rings()) h.s2c_rings.push_back(FromProto(r));

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -18,6 +19,7 @@
 #include "glog/logging.h"
 #include "snapd/daemon/app_port.h"
 #include "snapd/daemon/daemon.h"
+#include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/trusted_path.h"
 #include "upgrade/memif_handoff.h"
@@ -60,8 +62,11 @@ absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::str
   argv.push_back(nullptr);
   sigset_t none;
   sigemptyset(&none);
+  const int mount_namespace = StartingMountNamespace();
   pid_t child = fork();
   if (child == 0) {
+    // Where this snapd started: it may have hidden DPDK's plugin directory from itself.
+    if (mount_namespace >= 0) setns(mount_namespace, CLONE_NEWNS);
     // The new snapd: stdin, stdout, stderr and the channel on fd 3, nothing else of ours. Not
     // every fd is close-on-exec (DPDK's tap and packet sockets are not): a leaked one would keep
     // an old NIC alive in the new process, one more with every upgrade.

@@ -1,5 +1,6 @@
 #include "snapd/daemon/dpdk.h"
 
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <net/if.h>
 #include <rte_bus_vdev.h>
@@ -33,6 +34,7 @@ namespace snapd {
 namespace {
 
 rte_mempool* g_pool = nullptr;
+int g_starting_mount_namespace = -1;  // HideUnusedPmdPlugins
 constexpr uint16_t kRxDescriptors = 512;
 constexpr uint16_t kTxDescriptors = 512;
 constexpr uint16_t kMaxBurst = 256;
@@ -230,17 +232,22 @@ void HideUnusedPmdPlugins(const config::SnapdConfig& config) {
   }
   struct stat st;
   if (stat(RTE_EAL_PMD_PATH, &st) != 0 || !S_ISDIR(st.st_mode)) return;
-  if (unshare(CLONE_NEWNS) != 0) {
+  const int starting = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (starting < 0 || unshare(CLONE_NEWNS) != 0) {
     LOG(INFO) << "DPDK's plugins stay in sight (" << RTE_EAL_PMD_PATH
               << "): no mount namespace of snapd's own: " << strerror(errno);
+    if (starting >= 0) close(starting);
     return;
   }
+  g_starting_mount_namespace = starting;
   if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 ||
       mount("snapd-no-plugins", RTE_EAL_PMD_PATH, "tmpfs",
             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755") != 0) {
     LOG(INFO) << "DPDK's plugins stay in sight (" << RTE_EAL_PMD_PATH << "): " << strerror(errno);
   }
 }
+
+int StartingMountNamespace() { return g_starting_mount_namespace; }
 
 absl::Status InitEal(const config::SnapdConfig& config) {
   std::vector<std::string> args = {"snapd"};

@@ -34,6 +34,10 @@ namespace snapd {
 // serves its apps that much sooner. Call first thing, while the process has one thread; on any
 // failure it says why and leaves the plugins in place.
 void HideUnusedPmdPlugins(const config::SnapdConfig& config);
+// The mount namespace snapd started in, open; -1 unless HideUnusedPmdPlugins left it. A process
+// snapd starts (a live upgrade's new snapd) goes back to it before exec: it needs the directory
+// (the drivers snapd links are installed there too) and hides it again itself.
+int StartingMountNamespace();
 
 // Starts DPDK's EAL with arguments that work without hugepages or PCI devices (or eal.args when
 // set), and creates the mbuf pool every NIC queue shares. Call once.
