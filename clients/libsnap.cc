@@ -43,13 +43,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Attach(const AttachOptions& options) {
   std::unique_ptr<App> app(new App());
   app->options_ = options;
   if (app->options_.socket.empty()) app->options_.socket = DefaultSocket();
-  absl::Status s = app->Connect();
+  absl::Status s = app->Connect(absl::Seconds(5));
   if (!s.ok()) return s;
   return app;
 }
 
-absl::Status App::Connect() {
+absl::Status App::Connect(absl::Duration timeout) {
   snapd::memif::ClientOptions copts;
+  copts.timeout = timeout;
   copts.socket_path = options_.socket;
   copts.id = options_.id;
   copts.secret = options_.secret;
@@ -71,6 +72,7 @@ absl::Status App::Connect() {
 }
 
 absl::Status App::CheckConnection() {
+  if (!gave_up_.ok()) return gave_up_;
   if (!reattaching_) {
     absl::Status s = client_->CheckControl();
     if (s.ok() || !client_->hung_up() || options_.reconnect_for <= absl::ZeroDuration()) return s;
@@ -90,7 +92,9 @@ absl::Status App::TryAgain() {
   absl::Time now = absl::Now();
   if (now < next_try_) return absl::OkStatus();
   ++tries_;
-  absl::Status s = Connect();
+  // A snapd starting again may hold its listener before it serves: a try waits for it a while,
+  // not the first attach's 5 s.
+  absl::Status s = Connect(absl::Seconds(1));
   if (s.ok()) {
     reattaching_ = false;
     ++reconnects_;
@@ -99,9 +103,12 @@ absl::Status App::TryAgain() {
     return s;
   }
   if (now - lost_at_ >= options_.reconnect_for) {
-    return absl::UnavailableError(absl::StrCat(
+    reattaching_ = false;
+    gave_up_ = absl::UnavailableError(absl::StrCat(
         lost_.message(), "; not back after ", absl::FormatDuration(options_.reconnect_for), " (",
         tries_, " tries, the last: ", s.message(), ")"));
+    fprintf(stderr, "libsnap: %s\n", std::string(gave_up_.message()).c_str());
+    return gave_up_;
   }
   // Refused (snapd is not there yet) or an error mid-handshake: back off, at most 250 ms.
   next_try_ = now + backoff_;
@@ -110,9 +117,12 @@ absl::Status App::TryAgain() {
 }
 
 bool App::Wait(int timeout_ms) {
+  if (!gave_up_.ok()) return false;
   if (reattaching_) {
-    int64_t until_try = absl::ToInt64Milliseconds(next_try_ - absl::Now());
-    if (until_try > 0) ::poll(nullptr, 0, static_cast<int>(std::min<int64_t>(until_try, timeout_ms)));
+    // Until the next try is due (a negative timeout waits that long too, not for ever).
+    int64_t wait = absl::ToInt64Milliseconds(next_try_ - absl::Now());
+    if (timeout_ms >= 0) wait = std::min<int64_t>(wait, timeout_ms);
+    if (wait > 0) ::poll(nullptr, 0, static_cast<int>(wait));
     return false;
   }
   snapd::memif::RxRing& rx = client_->rx(0);

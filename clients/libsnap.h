@@ -10,8 +10,9 @@
 // message), the app attaches again on its own: CheckConnection() keeps trying, backing off from
 // 10 ms to at most 250 ms between tries (so within a quarter second of snapd's return), and says so
 // on stderr. A snapd under systemd keeps its apps' connections across a crash, and they never
-// notice; this is for the rest (no service manager, or a connection snapd could not take back). An
-// app told to go (snapd stopping, or detaching it with a reason) is not attached again.
+// notice; this is for the rest (no service manager, or a store that no longer held the connection
+// whole). An app told to go (snapd stopping, detaching it with a reason, or refusing to take back
+// a connection that failed its checks) is not attached again.
 //
 // Threads: one thread at a time per App.
 #ifndef SNAPD_CLIENTS_LIBSNAP_H_
@@ -59,18 +60,18 @@ class App {
 
   // Up to `max` received frames, as views valid until Release() (nothing while attaching again).
   uint16_t Receive(Frame* frames, uint16_t max) {
-    return reattaching_ ? 0 : client_->rx(0).Receive(frames, max);
+    return away() ? 0 : client_->rx(0).Receive(frames, max);
   }
   void Release() {
-    if (!reattaching_) client_->rx(0).Release();
+    if (!away()) client_->rx(0).Release();
   }
   // Copies up to `n` frames to snapd; returns how many fit (none while attaching again).
   uint16_t Send(const Frame* frames, uint16_t n) {
-    return reattaching_ ? 0 : client_->tx(0).Transmit(frames, n);
+    return away() ? 0 : client_->tx(0).Transmit(frames, n);
   }
 
   // Sleeps until a frame is waiting or `timeout_ms` passes; returns whether one is waiting. While
-  // attaching again, sleeps until the next try is due (at most `timeout_ms`).
+  // attaching again, sleeps until the next try is due (at most `timeout_ms` if not negative).
   bool Wait(int timeout_ms);
   // OK while attached or attaching again (see above: this is what tries); snapd's reason once it
   // has detached the app, or why attaching again failed once reconnect_for has passed. Release
@@ -86,15 +87,18 @@ class App {
 
  private:
   App() = default;
-  absl::Status Connect();  // client_ and the addresses, anew
+  absl::Status Connect(absl::Duration timeout);  // client_ and the addresses, anew
   absl::Status TryAgain();
 
   AttachOptions options_;
   std::unique_ptr<snapd::memif::MemifClient> client_;
   uint64_t mac_ = 0;
   uint32_t ipv4_ = 0;
+  bool away() const { return reattaching_ || !gave_up_.ok(); }  // no rings to use
+
   bool reattaching_ = false;
-  absl::Status lost_;  // why the last connection ended
+  absl::Status lost_;     // why the last connection ended
+  absl::Status gave_up_;  // not OK once reconnect_for passed without snapd back: for good
   absl::Time lost_at_;
   absl::Time next_try_;
   absl::Duration backoff_;

@@ -146,7 +146,8 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
       }
       if (seq != expected) ++result.reordered;
       if (gaps_over > 0 && now - last_frame > gaps_over) {
-        result.gaps.push_back(Gap{unix_at_start + (last_frame - start), unix_at_start + (now - start),
+        result.gaps.push_back(Gap{unix_at_start + (last_frame - start),
+                                  unix_at_start + (now - start),
                                   result.given_up - given_up_before_gap});
       }
       last_frame = now;

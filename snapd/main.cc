@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -167,10 +168,17 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
 }
 
 // Started by a service manager whose fd store held a dead snapd's state: serve its apps on.
-int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg) {
+// `cfg` is what the flags and the config file say; `cfg_status` why they do not make a config.
+int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Status cfg_status) {
   const int64_t t_start = MonotonicNs();
   upgrade::Recovered recovered = upgrade::Recover(std::move(stored));
   ServiceHistory history;
+  if (!recovered.checkpoint && !cfg_status.ok()) return Fail(cfg_status);
+  if (!cfg_status.ok()) {
+    LOG(WARNING) << "serving the configuration the snapd that died served; the config file is "
+                    "not usable: "
+                 << cfg_status.message();
+  }
   if (recovered.checkpoint) {
     // What the dead snapd served, with the RPCs' changes, not the file it started from.
     cfg = recovered.checkpoint->config();
@@ -186,11 +194,14 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg) {
     std::string why = upgrade::CheckListener(fd->get(), type, path);
     if (why.empty()) return;
     recovered.dropped.push_back(absl::StrCat(what, " listener: ", why));
-    recovered.stale.push_back(what);
+    // Out of the store before a listener is bound anew: the manager's copy would still listen.
+    RemoveStoredFds(what);
     fd->reset();
   };
   refuse_listener(&recovered.memif_listener, SOCK_SEQPACKET, cfg.memif_socket(), "memif");
   refuse_listener(&recovered.control_listener, SOCK_STREAM, cfg.control_socket(), "control");
+  // On this thread only, before the EAL starts on it: for the configuration served.
+  HideUnusedPmdPlugins(cfg);
   Daemon::Adopted adopted;
   auto daemon = Daemon::Restart(cfg, std::move(recovered.memif_listener),
                                 std::move(recovered.connections), &adopted);
@@ -201,16 +212,25 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg) {
           ? ControlServer::Adopt(daemon->get(), cfg.control_socket(), cfg.control_group(),
                                  std::move(recovered.control_listener))
           : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
-  if (!control.ok()) return Fail(control.status());
+  if (!control.ok()) {
+    (*daemon)->memif().Relinquish();  // the apps stay in the store for the next try
+    return Fail(control.status());
+  }
   Origin origin;
   origin.restarted = true;
   origin.stale = std::move(recovered.stale);
+  const std::vector<memif::Connection*> connected = (*daemon)->memif().connections();
   for (const auto& [id, status] : adopted) {
-    if (status.ok()) {
+    const bool serving =
+        std::any_of(connected.begin(), connected.end(),
+                    [id = id](const memif::Connection* c) { return c->id() == id; });
+    if (status.ok() && serving) {
       origin.stored_apps.push_back(id);
       continue;
     }
-    recovered.dropped.push_back(absl::StrCat("app ", id, ": ", status.message()));
+    // Refused, or adopted and then detached (an engine that would not take its port).
+    recovered.dropped.push_back(absl::StrCat(
+        "app ", id, ": ", status.ok() ? "detached as it was adopted" : status.message()));
     for (std::string& name : recovered.names[id]) origin.stale.push_back(std::move(name));
   }
   LOG(INFO) << "snapd restarted from the fd store (" << recovered.fds << " fds) in "
@@ -274,11 +294,21 @@ int Main(int argc, char** argv) {
 
   if (absl::GetFlag(FLAGS_takeover_fd) >= 0) return RunUpgrade(absl::GetFlag(FLAGS_takeover_fd));
 
+  // A service manager's fd store that holds anything: a snapd died, and its apps wait. Its
+  // checkpoint is what snapd serves then, not the config file (which may have been edited since,
+  // even broken).
+  std::vector<StoredFd> stored = TakeStoredFds();
+  absl::Status file_status;
   config::SnapdConfig cfg;
   if (!absl::GetFlag(FLAGS_config).empty()) {
     auto loaded = LoadConfigFile(absl::GetFlag(FLAGS_config));
-    if (!loaded.ok()) return Fail(loaded.status());
-    cfg = std::move(*loaded);
+    if (loaded.ok()) {
+      cfg = std::move(*loaded);
+    } else if (stored.empty()) {
+      return Fail(loaded.status());
+    } else {
+      file_status = loaded.status();
+    }
   }
   for (const std::string& f : nic_flags) {
     auto nic = ParseNicFlag(f);
@@ -321,13 +351,12 @@ int Main(int argc, char** argv) {
     }
   }
   absl::Status status = CompleteConfig(&cfg);
-  if (!status.ok()) return Fail(status);
+  if (!status.ok() && stored.empty()) return Fail(status);
+  if (!stored.empty()) {
+    return RunRestart(std::move(stored), std::move(cfg), status.ok() ? file_status : status);
+  }
   // On this thread only (the watchdog's stays where it is), before the EAL starts on it.
   HideUnusedPmdPlugins(cfg);
-  // A service manager's fd store that holds anything: a snapd died, and its apps wait.
-  if (std::vector<StoredFd> stored = TakeStoredFds(); !stored.empty()) {
-    return RunRestart(std::move(stored), std::move(cfg));
-  }
 
   auto daemon = Daemon::Start(cfg);
   if (!daemon.ok()) return Fail(daemon.status());

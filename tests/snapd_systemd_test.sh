@@ -52,10 +52,19 @@ start traffic "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.85.0.1 \
 for i in 1 2 3; do
   sleep 1.5
   old=$(main_pid)
+  # The second restart finds the config file broken: it serves what the dead snapd served.
+  if [ "$i" = 2 ]; then
+    cp "$WORK/snapd.textproto" "$WORK/snapd.textproto.good"
+    echo "not a field {" >>"$WORK/snapd.textproto"
+  fi
   ns kill -9 "$old"
   wait_for 10 "a new snapd serving after kill $i" \
     serving_after "$old"
+  if [ "$i" = 2 ]; then mv "$WORK/snapd.textproto.good" "$WORK/snapd.textproto"; fi
 done
+journal_says() { ns journalctl -u snapd --no-pager 2>/dev/null | grep "$1" >/dev/null; }
+check "a restart with a broken config file served the dead snapd's checkpoint" \
+  journal_says "the config file is not usable"
 check "snapctl info counts 3 restarts" \
   json_check "d.get('restarts') == 3" < <(ctl --json info)
 check "both apps are still attached" bash -c "[ \"\$(ctl apps | grep -c ' yes ')\" = 2 ]"

@@ -34,6 +34,14 @@ boot_systemd() {
     /usr/lib/systemd/system/systemd-journald-dev-log.socket "$units/"
   cp "$@" "$units/"
   find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort >"$_sd_dir/cgroups.before"
+  # Kernel-wide settings PID 1 may write (systemd 252 raises fs.nr_open and fs.file-max and, where
+  # it does not think itself in a container, points kernel.core_pattern at systemd-coredump):
+  # kill_systemd puts back any it changed.
+  local k
+  : >"$_sd_dir/sysctls.before"
+  for k in kernel/core_pattern fs/nr_open fs/file-max; do
+    printf '%s\t%s\n' "$k" "$(cat /proc/sys/$k)" >>"$_sd_dir/sysctls.before"
+  done
   findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,OPTIONS >"$_sd_dir/cgroup.mounts"
   # /sys/fs/cgroup itself is a tmpfs of the host's: systemd remounts it read-write, adds directories
   # and links for the controllers it expects (cpu,cpuacct, perf_event...) and remounts it read-only.
@@ -71,10 +79,22 @@ ns() { nsenter -t "$SD" -m -p -u "$@"; }
 
 kill_systemd() {
   if [ -n "$SD" ]; then kill -9 "$SD" 2>/dev/null || true; fi
+  # Booting failed before systemd was found: unshare's --kill-child takes it down.
+  if [ -n "$_sd_unshare" ] && [ -z "$SD" ]; then kill -9 "$_sd_unshare" 2>/dev/null || true; fi
   if [ -n "$_sd_unshare" ]; then wait "$_sd_unshare" 2>/dev/null || true; fi
   SD=""
   _sd_unshare=""
-  [ -n "$_sd_dir" ] && [ -f "$_sd_dir/cgroups.before" ] || return 0
+  [ -n "$_sd_dir" ] || return 0
+  local k v
+  if [ -f "$_sd_dir/sysctls.before" ]; then
+    while IFS=$'\t' read -r k v; do
+      if [ "$(cat /proc/sys/$k)" != "$v" ]; then
+        echo "kill_systemd: putting $k back to '$v'" >&2
+        printf '%s\n' "$v" >"/proc/sys/$k" || true
+      fi
+    done <"$_sd_dir/sysctls.before"
+  fi
+  [ -f "$_sd_dir/cgroups.before" ] || return 0
   # Deepest first; a cgroup empties a moment after its last process is reaped.
   local try d
   for try in $(seq 20); do

@@ -29,8 +29,9 @@ ABSL_FLAG(int, core, -1, "Pin to this CPU core.");
 ABSL_FLAG(int, lost_after_ms, 0,
           "Give up on the frames in flight when none came back for this long, count them lost, "
           "and go on (0: a lost frame holds its window slot to the end).");
-ABSL_FLAG(int, gaps_over_ms, 0,
-          "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
+ABSL_FLAG(
+    int, gaps_over_ms, 0,
+    "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
 ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
 ABSL_FLAG(bool, hold, false,
           "After the run, stay connected until SIGINT or SIGTERM (to read the peer's counters).");

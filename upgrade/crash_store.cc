@@ -210,7 +210,9 @@ void CrashStore::Clear() {
   apps_.clear();
   RemoveStoredFds(kMemifName);
   RemoveStoredFds(kControlName);
-  if (generation_ > 0) RemoveStoredFds(absl::StrCat(kConfigPrefix, generation_));
+  for (uint64_t g = generation_ > 1 ? generation_ - 1 : 1; g > 0 && g <= generation_; ++g) {
+    RemoveStoredFds(absl::StrCat(kConfigPrefix, g));
+  }
 }
 
 void CrashStore::AppAttached(uint32_t id) {
@@ -270,10 +272,10 @@ void CrashStore::Checkpoint() {
                  << (fd.ok() ? std::string() : absl::StrCat(": ", fd.status().message()));
     return;
   }
-  // The next one first: a snapd that dies between the two leaves both, and the next takes the
-  // newer.
-  if (history.store_generation > 0) {
-    RemoveStoredFds(absl::StrCat(kConfigPrefix, history.store_generation));
+  // The next one first, and the one before stays until the one after is stored: the manager says
+  // nothing of an fd it would not keep (its store full), and the newest that reads whole wins.
+  if (history.store_generation > 1) {
+    RemoveStoredFds(absl::StrCat(kConfigPrefix, history.store_generation - 1));
   }
   history.store_generation = cp.generation();
   daemon_.set_history(history);

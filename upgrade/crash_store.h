@@ -9,7 +9,7 @@
 // The store's names:
 //   memif, control        the memif and gRPC listeners
 //   config.<generation>   a Checkpoint (upgrade.proto: configuration and the service's lineage)
-//                         in a sealed memfd, replaced (the next generation first) at each change
+//                         in a sealed memfd, at each change; the last two are kept
 //   app<id>.<n>           fd n of app <id>'s connection (control socket, regions, ring eventfds),
 //                         numbered as its wire::MemifConnection numbers them
 //   app<id>.conn          that wire::MemifConnection in a sealed memfd, stored after the fds and

@@ -66,7 +66,8 @@ absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::str
   pid_t child = fork();
   if (child == 0) {
     // Where this snapd started: it may have hidden DPDK's plugin directory from itself.
-    if (mount_namespace >= 0) setns(mount_namespace, CLONE_NEWNS);
+    // Should it fail, the exec fails to load the drivers and the new snapd says so on stderr.
+    if (mount_namespace >= 0) (void)setns(mount_namespace, CLONE_NEWNS);
     // The new snapd: stdin, stdout, stderr and the channel on fd 3, nothing else of ours. Not
     // every fd is close-on-exec (DPDK's tap and packet sockets are not): a leaked one would keep
     // an old NIC alive in the new process, one more with every upgrade.

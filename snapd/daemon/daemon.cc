@@ -91,6 +91,13 @@ absl::Status Daemon::Init(UniqueFd memif_listener,
   // Ours and closed to others (SECURITY.md), or snapd does not start.
   absl::Status status = PrepareRunDir(config_.run_dir(), geteuid());
   if (!status.ok()) return status;
+  // A snapd taking over a listener or apps (after a crash) that fails to start leaves them as it
+  // found them: no app told to go, the socket file in place. The service manager's next try
+  // takes them from its store again.
+  const bool taking_over = static_cast<bool>(memif_listener) || !connections.empty();
+  absl::Cleanup leave_as_found = [&] {
+    if (!status.ok() && taking_over && memif_ != nullptr) memif_->Relinquish();
+  };
 
   // The memif socket first: a second snapd stops here, before DPDK says a word.
   auto server = memif_listener

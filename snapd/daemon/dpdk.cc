@@ -30,6 +30,27 @@
 #include "glog/logging.h"
 #include "snapd/daemon/config.h"
 
+// Where CPUID does not give the TSC's frequency (most VMs, these machines'), the EAL measures it
+// at start: two reads of the TSC and of CLOCK_MONOTONIC_RAW around nanosleep(100 ms), the count
+// divided by the time that passed, rounded to 10 MHz (get_tsc_freq, lib/eal/linux/eal_timer.c).
+// A tenth of a second of every start, and of the time apps wait after a crash. This definition
+// comes before libc's for the EAL (an executable's symbols come first), and while rte_eal_init
+// runs on this thread it makes that one sleep 10 ms: the same frequency, measured over a tenth of
+// the time (a few parts in ten thousand, well inside the rounding; snapd keeps time with
+// clock_gettime, not the TSC). Every other call sleeps as asked.
+namespace snapd {
+thread_local bool t_eal_starting = false;  // the thread is in rte_eal_init
+}  // namespace snapd
+
+extern "C" int nanosleep(const struct timespec* request, struct timespec* remaining) {
+  static constexpr struct timespec kTscMeasurement = {0, 10 * 1000 * 1000};
+  if (snapd::t_eal_starting && request != nullptr && request->tv_sec == 0 &&
+      request->tv_nsec == 100 * 1000 * 1000) {
+    request = &kTscMeasurement;
+  }
+  return static_cast<int>(syscall(SYS_nanosleep, request, remaining));
+}
+
 namespace snapd {
 namespace {
 
@@ -275,7 +296,9 @@ absl::Status InitEal(const config::SnapdConfig& config) {
   sched_getaffinity(0, sizeof(cpus), &cpus);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
+  t_eal_starting = true;
   int ret = rte_eal_init(static_cast<int>(argv.size()), argv.data());
+  t_eal_starting = false;
   sched_setaffinity(0, sizeof(cpus), &cpus);
   if (ret < 0) {
     return absl::UnavailableError(absl::StrCat("DPDK EAL failed to start: ", DpdkError(rte_errno)));

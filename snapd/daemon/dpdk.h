@@ -36,7 +36,8 @@ namespace snapd {
 void HideUnusedPmdPlugins(const config::SnapdConfig& config);
 // The mount namespace snapd started in, open; -1 unless HideUnusedPmdPlugins left it. A process
 // snapd starts (a live upgrade's new snapd) goes back to it before exec: it needs the directory
-// (the drivers snapd links are installed there too) and hides it again itself.
+// (the drivers snapd links are installed there too). A snapd started by an upgrade loads the
+// plugins (its start is not a blackout); one restarted after a crash hides them again.
 int StartingMountNamespace();
 
 // Starts DPDK's EAL with arguments that work without hugepages or PCI devices (or eal.args when
