@@ -24,13 +24,8 @@ run_dir: "$RUN"
 apps { id: 1 mac: "02:00:00:00:85:01" ipv4: "10.85.0.1" }
 apps { id: 2 mac: "02:00:00:00:85:02" ipv4: "10.85.0.2" }
 EOF
-sed -e "s|/usr/sbin/snapd|$WORK/snapd|g" \
-  -e "s|/usr/bin/snapctl|$WORK/snapctl --socket=$RUN/control.sock|" \
-  -e "s|/etc/snapd/snapd.textproto|$WORK/snapd.textproto|" \
-  -e "s|^WatchdogSec=.*|WatchdogSec=3s|" \
-  "$(dirname "$0")/../snapd/snapd.service" >"$WORK/snapd.service"
-
 source "$(dirname "$0")/systemd.sh"
+snapd_unit "$WORK" "$RUN" -e "s|^WatchdogSec=.*|WatchdogSec=3s|" >"$WORK/snapd.service"
 trap 'kill_systemd; cleanup; _cleanup_net; rm -f "$marker"' EXIT
 boot_systemd "$WORK" "$WORK/snapd.service"
 main_pid() { ns systemctl show -p MainPID --value snapd; }

@@ -77,6 +77,18 @@ boot_systemd() {
 
 ns() { nsenter -t "$SD" -m -p -u "$@"; }
 
+# snapd_unit DIR RUN_DIR [SED_EXPR...]: snapd/snapd.service as installed for a test: snapd and
+# snapctl from DIR, the config file DIR/snapd.textproto, snapctl on RUN_DIR's control socket;
+# SED_EXPRs change more (-e "s|^WatchdogSec=.*|WatchdogSec=3s|"). Prints it.
+snapd_unit() {
+  local dir=$1 run=$2
+  shift 2
+  sed -e "s|/usr/sbin/snapd|$dir/snapd|g" \
+    -e "s|/usr/bin/snapctl|$dir/snapctl --socket=$run/control.sock|" \
+    -e "s|/etc/snapd/snapd.textproto|$dir/snapd.textproto|" "$@" \
+    "$(dirname "${BASH_SOURCE[0]}")/../snapd/snapd.service"
+}
+
 kill_systemd() {
   if [ -n "$SD" ]; then kill -9 "$SD" 2>/dev/null || true; fi
   # Booting failed before systemd was found: unshare's --kill-child takes it down.

@@ -14,25 +14,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "clients/traffic.h"
+#include "clients/traffic_flags.h"
 #include "ipc/client.h"
 #include "tools/cpu.h"
 
 ABSL_FLAG(std::string, socket, "", "memif control socket of the server (required).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id to connect with.");
 ABSL_FLAG(std::string, secret, "", "Interface secret, if the server wants one.");
-ABSL_FLAG(uint64_t, frames, 10000, "Frames to send.");
-ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 30).");
-ABSL_FLAG(int, duration_s, 0, "Stop sending after this many seconds (0: send all --frames).");
-ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
-ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
 ABSL_FLAG(int, core, -1, "Pin to this CPU core.");
-ABSL_FLAG(int, lost_after_ms, 0,
-          "Give up on the frames in flight when none came back for this long, count them lost, "
-          "and go on (0: a lost frame holds its window slot to the end).");
-ABSL_FLAG(
-    int, gaps_over_ms, 0,
-    "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
-ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
 ABSL_FLAG(bool, hold, false,
           "After the run, stay connected until SIGINT or SIGTERM (to read the peer's counters).");
 
@@ -66,15 +55,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "memif_traffic: %s\n", std::string(client.status().message()).c_str());
     return 1;
   }
-  snap::LoadOptions load;
-  load.frames = absl::GetFlag(FLAGS_frames);
-  load.frame_size = absl::GetFlag(FLAGS_size);
-  load.window = absl::GetFlag(FLAGS_window);
-  load.poll = absl::GetFlag(FLAGS_poll);
-  load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
-  load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
-  load.lost_after = absl::Milliseconds(absl::GetFlag(FLAGS_lost_after_ms));
-  load.gaps_over = absl::Milliseconds(absl::GetFlag(FLAGS_gaps_over_ms));
+  snap::LoadOptions load = snap::LoadOptionsFromFlags();
   load.record_rtt = load.window == 1;
   snap::LoadResult r = snap::RunLoad(**client, load);
   printf("memif_traffic: id=%u %s\n", copts.id, snap::Summary(r).c_str());

@@ -18,6 +18,7 @@
 #include "clients/libsnap.h"
 #include "clients/packet.h"
 #include "clients/traffic.h"
+#include "clients/traffic_flags.h"
 
 ABSL_FLAG(std::string, socket, "", "snapd's memif socket (default: snapd's default).");
 ABSL_FLAG(uint32_t, id, 0, "Interface id registered with snapd.");
@@ -28,20 +29,6 @@ ABSL_FLAG(uint16_t, dst_port, 7, "UDP port of the echo.");
 ABSL_FLAG(std::string, src_ip, "",
           "Source IPv4 address to send from (default: the app's own; another one is spoofing, "
           "which snapd drops and counts).");
-ABSL_FLAG(uint64_t, frames, 10000, "Frames to send.");
-ABSL_FLAG(uint32_t, size, 64, "Frame size in bytes (at least 58).");
-ABSL_FLAG(uint32_t, window, 1, "Frames in flight at most (1: ping-pong, with round-trip times).");
-ABSL_FLAG(bool, poll, false, "Spin while waiting instead of sleeping on the ring's interrupt.");
-ABSL_FLAG(int, lost_after_ms, 0,
-          "Give up on the frames in flight when none came back for this long, count them lost, "
-          "and go on (0: a lost frame holds its window slot to the end).");
-ABSL_FLAG(
-    int, gaps_over_ms, 0,
-    "Print every stretch longer than this without a frame back (gap: ms, from, to, given up).");
-ABSL_FLAG(int, timeout_s, 10, "Give up after this many seconds without progress.");
-ABSL_FLAG(double, duration_s, 0,
-          "Stop sending after this many seconds (then wait for the frames in flight); 0: send "
-          "--frames.");
 ABSL_FLAG(std::vector<std::string>, raw_hex, {},
           "Instead of the UDP load: send each of these frames (hex; ':', '.' and '-' ignored) "
           "--frames times, as they are, and exit (to try what snapd lets an app send).");
@@ -155,9 +142,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "snap_traffic: no ARP reply from %s\n", absl::GetFlag(FLAGS_dst_ip).c_str());
     return 1;
   }
-  snap::LoadOptions load;
-  load.frames = absl::GetFlag(FLAGS_frames);
-  load.frame_size = std::max<uint32_t>(absl::GetFlag(FLAGS_size), snap::kUdpHeaderBytes + 16);
+  snap::LoadOptions load = snap::LoadOptionsFromFlags();
+  load.frame_size = std::max<uint32_t>(load.frame_size, snap::kUdpHeaderBytes + 16);
   uint32_t src_ip = (*app)->ipv4();
   if (!absl::GetFlag(FLAGS_src_ip).empty() &&
       !snapd::ParseIpv4(absl::GetFlag(FLAGS_src_ip), &src_ip)) {
@@ -166,13 +152,7 @@ int main(int argc, char** argv) {
   }
   load.header = snap::UdpHeader((*app)->mac(), dst_mac, src_ip, dst_ip, 9000,
                                 absl::GetFlag(FLAGS_dst_port), load.frame_size);
-  load.window = absl::GetFlag(FLAGS_window);
-  load.poll = absl::GetFlag(FLAGS_poll);
-  load.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   load.record_rtt = load.window == 1;
-  load.send_for = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
-  load.lost_after = absl::Milliseconds(absl::GetFlag(FLAGS_lost_after_ms));
-  load.gaps_over = absl::Milliseconds(absl::GetFlag(FLAGS_gaps_over_ms));
   // When the first frame goes out, for measurements that start there (tools/bench modes).
   if (absl::GetFlag(FLAGS_print_start)) {
     fprintf(stderr, "snap_traffic: sending from unix_ns=%ld\n", absl::ToUnixNanos(absl::Now()));

@@ -13,6 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../tests/json.sh"  # ctl_json
 source "$here/../../tests/systemd.sh"
+source "$here/../../tests/netns.sh"  # veth_host
 bin=$1
 n=${2:-10}
 [ "$(id -u)" -eq 0 ] || { echo "crash_bench: needs root (namespaces, systemd)" >&2; exit 1; }
@@ -33,14 +34,7 @@ cleanup() {
   if [ -n "${KEEP_WORK:-}" ]; then echo "crash_bench: files kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-ip netns add "$netns"
-ip link add "cb${tag}h" type veth peer name "cb${tag}n"
-ip link set "cb${tag}n" netns "$netns"
-ethtool -K "cb${tag}h" tso off gso off gro off tx off >/dev/null
-ip netns exec "$netns" ethtool -K "cb${tag}n" tso off gso off gro off tx off >/dev/null
-ip link set "cb${tag}h" up
-ip netns exec "$netns" ip addr add 10.85.0.100/24 dev "cb${tag}n"
-ip netns exec "$netns" ip link set "cb${tag}n" up
+veth_host "$netns" "cb${tag}h" "cb${tag}n" 10.85.0.100/24
 
 cp "$bin/snapd/snapd" "$bin/tools/snapctl" "$work/"
 cat >"$work/snapd.textproto" <<EOF
@@ -49,10 +43,7 @@ nics { devargs: "net_af_packet0,iface=cb${tag}h" }
 apps { id: 1 mac: "02:00:00:00:85:01" ipv4: "10.85.0.1" }
 apps { id: 2 mac: "02:00:00:00:85:02" ipv4: "10.85.0.2" }
 EOF
-sed -e "s|/usr/sbin/snapd|$work/snapd|g" \
-  -e "s|/usr/bin/snapctl|$work/snapctl --socket=$run/control.sock|" \
-  -e "s|/etc/snapd/snapd.textproto|$work/snapd.textproto|" \
-  "$here/../../snapd/snapd.service" >"$work/snapd.service"
+snapd_unit "$work" "$run" >"$work/snapd.service"
 ctl() { "$work/snapctl" --socket="$run/control.sock" --timeout_s=20 "$@"; }
 main_pid() { ns systemctl show -p MainPID --value snapd; }
 serving_after() {

@@ -9,6 +9,7 @@
 # KEEP_WORK=1 keeps the run's logs (both snapds log to snapd.log) and says where, as in tests/.
 set -euo pipefail
 source "$(dirname "$0")/../../tests/json.sh"  # ctl_json
+source "$(dirname "$0")/../../tests/netns.sh"  # veth_host
 bin=$1
 n=${2:-20}
 mode=${3:-spreading}  # the engine group's mode: spreading (a blocking worker per engine) or dedicated
@@ -30,14 +31,7 @@ cleanup() {
   if [ -n "${KEEP_WORK:-}" ]; then echo "upgrade_bench: logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip link add "ub${tag}h" type veth peer name "ub${tag}n"
-ip link set "ub${tag}n" netns "$ns"
-ethtool -K "ub${tag}h" tso off gso off gro off tx off >/dev/null
-ip netns exec "$ns" ethtool -K "ub${tag}n" tso off gso off gro off tx off >/dev/null
-ip link set "ub${tag}h" up
-ip netns exec "$ns" ip addr add 10.85.0.100/24 dev "ub${tag}n"
-ip netns exec "$ns" ip link set "ub${tag}n" up
+veth_host "$ns" "ub${tag}h" "ub${tag}n" 10.85.0.100/24
 cp "$bin/snapd/snapd" "$work/snapd-a"
 cp "$bin/snapd/snapd" "$work/snapd-b"
 ctl() { "$bin/tools/snapctl" --socket="$work/run/control.sock" --timeout_s=60 "$@"; }
