@@ -105,6 +105,7 @@ v1::Stats StatsOf(Daemon& daemon) {
   out.set_apps_attached(memif.connections().size());
   out.set_apps_refused(memif.stats().refused.Get());
   out.set_apps_detached(memif.stats().disconnected.Get());
+  out.set_apps_frames_discarded(memif.stats().discarded.Get());
   return out;
 }
 

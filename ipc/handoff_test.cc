@@ -119,6 +119,35 @@ TEST(HandoffTest, ClientKeepsItsConnectionAcrossServers) {
   EXPECT_EQ((*b)->connections().size(), 2u);
 }
 
+// A server that resumes after a crash loop drops what waited in the client's ring, counts it, and
+// serves what comes next.
+TEST(HandoffTest, DiscardPendingDropsWhatWaitedAndServesOn) {
+  ServerOptions options = Options();
+  auto a = MemifServer::Create(options);
+  ASSERT_TRUE(a.ok());
+  std::unique_ptr<MemifClient> client = ConnectWhilePolling(**a, options.socket_path, 5);
+  ASSERT_NE(client, nullptr);
+  Send(*client, 0, 100);
+  ExpectBack(*client, **a, 0, 100);
+  Send(*client, 100, 300);  // waiting at the crash
+  auto listener = (*a)->ExportListener();
+  auto conns = (*a)->ExportConnections();
+  ASSERT_TRUE(listener.ok() && conns.ok());
+  (*a)->Relinquish();
+  a->reset();
+
+  auto b = MemifServer::Adopt(options, std::move(*listener));
+  ASSERT_TRUE(b.ok()) << b.status();
+  (*conns)[0].discard_pending = true;
+  ASSERT_TRUE((*b)->AdoptConnection(std::move((*conns)[0])).ok());
+  EXPECT_EQ((*b)->stats().discarded.Get(), 300u);
+  // Nothing of the 300 comes back; the next frames do, in order, and the ring has room for them.
+  EXPECT_EQ(EchoOnce(**b), 0);
+  Send(*client, 400, 1000);
+  ExpectBack(*client, **b, 400, 1000);
+  EXPECT_TRUE(client->CheckControl().ok());
+}
+
 TEST(HandoffTest, BadHandoffIsRefusedAndTheClientToldWhy) {
   ServerOptions options = Options();
   auto a = MemifServer::Create(options);

@@ -320,7 +320,7 @@ absl::Status MemifServer::HandleMessage(Connection* conn, const WireMessage& msg
   return absl::OkStatus();
 }
 
-absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
+absl::Status MemifServer::Activate(Connection* conn, bool fresh, bool discard_pending) {
   for (const MappedRegion& r : conn->regions_) conn->views_.push_back({r.base(), r.size()});
   absl::Span<const RegionView> views(conn->views_);
   auto ring_at = [&](const RingSpec& spec) {
@@ -361,6 +361,13 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh) {
               absl::StrCat("handoff: ring cursors out of range (head ", head, ", tail ", tail, ", ",
                            1u << spec->log2_size, " slots)"));
         }
+      }
+      if (discard_pending) {
+        // Consumed unread: the slots go back to the client, the frames are counted.
+        const uint16_t head = __atomic_load_n(&c2s->head, __ATOMIC_ACQUIRE);
+        stats_.discarded.Add(static_cast<uint16_t>(head - rx_cursor));
+        rx_cursor = head;
+        __atomic_store_n(&c2s->tail, head, __ATOMIC_RELEASE);
       }
     }
     conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, conn->c2s_specs_[q].log2_size,
@@ -549,7 +556,7 @@ absl::Status MemifServer::AdoptChecked(ConnectionHandoff h) {
   conn->s2c_specs_ = std::move(h.s2c_rings);
   conn->c2s_eventfds_ = std::move(h.c2s_eventfds);
   conn->s2c_eventfds_ = std::move(h.s2c_eventfds);
-  absl::Status status = Activate(conn.get(), /*fresh=*/false);
+  absl::Status status = Activate(conn.get(), /*fresh=*/false, h.discard_pending);
   if (!status.ok()) return status;
   ::fcntl(raw, F_SETFL, ::fcntl(raw, F_GETFL) | O_NONBLOCK);
   epoll_event ev{};

@@ -83,6 +83,9 @@ struct ConnectionHandoff {
   std::vector<RingSpec> s2c_rings;
   std::vector<UniqueFd> c2s_eventfds;
   std::vector<UniqueFd> s2c_eventfds;
+  // Drop the frames waiting in the client's rings instead of serving them (counted in
+  // ServerStats::discarded): the server that died before may have died of one of them.
+  bool discard_pending = false;
 };
 
 // One connected interface.
@@ -130,6 +133,7 @@ struct ServerStats {
   Counter timed_out;     // handshakes that did not finish in time
   Counter busy;          // clients refused at accept: too many handshakes (in all, or of its uid),
                          // its fds still being closed, or its uid held back after blocking us
+  Counter discarded;     // frames an adopted connection had waiting, dropped (discard_pending)
 };
 
 class MemifServer {
@@ -214,7 +218,7 @@ class MemifServer {
   UidLoad LoadOf(uid_t uid) const;
   // Builds the rings of a connection whose regions are mapped: fresh (cursors reset to 0, as at
   // connect) or resumed (cursors from the ring headers, as after a hand-over).
-  absl::Status Activate(Connection* conn, bool fresh);
+  absl::Status Activate(Connection* conn, bool fresh, bool discard_pending = false);
   absl::Status Init(UniqueFd listener);
   absl::Status AdoptChecked(ConnectionHandoff handoff);
   // Duplicates what `conn` is made of.

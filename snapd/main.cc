@@ -142,6 +142,8 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
     store = std::make_unique<upgrade::CrashStore>(*daemon);
     if (origin.restarted || (origin.took_over && daemon->history().store_generation > 0)) {
       store->Continue(origin.stored_apps, origin.stale);
+      // Served a second, it was no crash loop (MarkRestarting; a live upgrade inherits it).
+      upgrade::UnmarkRestartingAfter(absl::Seconds(1));
     } else {
       store->Begin();
     }
@@ -202,6 +204,13 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
   refuse_listener(&recovered.control_listener, SOCK_STREAM, cfg.control_socket(), "control");
   // On this thread only, before the EAL starts on it: for the configuration served.
   HideUnusedPmdPlugins(cfg);
+  if (recovered.crash_loop) {
+    LOG(WARNING) << "the snapd before this one died within a second of taking its apps back: "
+                    "the frames waiting in their rings are dropped, not served again (one of them "
+                    "may be what killed it)";
+    for (memif::ConnectionHandoff& h : recovered.connections) h.discard_pending = true;
+  }
+  upgrade::MarkRestarting();
   Daemon::Adopted adopted;
   auto daemon = Daemon::Restart(cfg, std::move(recovered.memif_listener),
                                 std::move(recovered.connections), &adopted);
@@ -237,6 +246,10 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
             << (MonotonicNs() - t_start) / 1000000 << " ms: " << origin.stored_apps.size()
             << " app(s) kept, restart " << history.restarts << " of the service";
   for (const std::string& why : recovered.dropped) LOG(WARNING) << "fd store: dropped " << why;
+  if (recovered.crash_loop) {
+    LOG(WARNING) << "dropped " << (*daemon)->memif().stats().discarded.Get()
+                 << " frame(s) that were waiting in the apps' rings";
+  }
   return Serve(std::move(*daemon), std::move(*control), origin);
 }
 

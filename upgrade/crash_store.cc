@@ -4,11 +4,13 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "upgrade/handoff.pb.h"
 #include "upgrade/memif_handoff.h"
@@ -20,6 +22,7 @@ namespace {
 constexpr char kMemifName[] = "memif";
 constexpr char kControlName[] = "control";
 constexpr char kConfigPrefix[] = "config.";
+constexpr char kRestartingName[] = "restarting";
 constexpr size_t kMaxCheckpointBytes = 64 << 20;
 constexpr size_t kMaxConnectionBytes = 64 << 10;
 // More fds than any connection the memif server accepts is made of (limits.h: regions, queues).
@@ -92,6 +95,10 @@ Recovered Recover(std::vector<StoredFd> stored) {
   };
   r.memif_listener = one(kMemifName);
   r.control_listener = one(kControlName);
+  if (by_name.count(kRestartingName)) {
+    r.crash_loop = true;
+    by_name.erase(kRestartingName);  // MarkRestarting replaces it
+  }
 
   // The newest checkpoint that reads whole; every other is stale.
   std::vector<std::string> names;
@@ -177,6 +184,19 @@ Recovered Recover(std::vector<StoredFd> stored) {
   return r;
 }
 
+void MarkRestarting() {
+  RemoveStoredFds(kRestartingName);
+  absl::StatusOr<UniqueFd> marker = SealedMemfd(kRestartingName);
+  if (marker.ok()) StoreFds(kRestartingName, {marker->get()});
+}
+
+void UnmarkRestartingAfter(absl::Duration after) {
+  std::thread([after] {
+    absl::SleepFor(after);
+    RemoveStoredFds(kRestartingName);
+  }).detach();
+}
+
 void CrashStore::Begin() { Continue({}, {}); }
 
 void CrashStore::Continue(const std::vector<uint32_t>& stored_apps,
@@ -210,6 +230,7 @@ void CrashStore::Clear() {
   apps_.clear();
   RemoveStoredFds(kMemifName);
   RemoveStoredFds(kControlName);
+  RemoveStoredFds(kRestartingName);
   for (uint64_t g = generation_ > 1 ? generation_ - 1 : 1; g > 0 && g <= generation_; ++g) {
     RemoveStoredFds(absl::StrCat(kConfigPrefix, g));
   }

@@ -14,6 +14,11 @@
 //                         numbered as its wire::MemifConnection numbers them
 //   app<id>.conn          that wire::MemifConnection in a sealed memfd, stored after the fds and
 //                         removed before them: a connection without it is not taken back
+//   restarting            stored by a snapd restarting after a crash before it takes the apps
+//                         back, removed once it has served a second (MarkRestarting): a
+//                         snapd that finds it knows the one before died soon after taking the
+//                         apps back (perhaps of a frame waiting in a ring, which it would serve
+//                         again), and drops the frames waiting in the apps' rings
 //
 // Everything that comes back is checked as app input would be (a store the dead snapd left in any
 // state, fds an app may have changed): a listener must listen on the configured path, each
@@ -30,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "base/unique_fd.h"
 #include "ipc/server.h"
 #include "snapd/daemon/daemon.h"
@@ -48,11 +54,17 @@ struct Recovered {
   std::vector<std::string> dropped;                    // what was left out, and why
   std::vector<std::string> stale;  // names to remove from the store: all but what was taken
   size_t fds = 0;                  // how many the manager passed
+  bool crash_loop = false;         // "restarting" was there: see above
 };
 
 // Sorts the fds the manager passed (TakeStoredFds) into the above. Checks the checkpoint's seals
 // and the listeners' kinds here; connections are checked as they are adopted.
 Recovered Recover(std::vector<StoredFd> stored);
+
+// Stores "restarting" (before the apps are taken back), and removes it `after` from now (once
+// serving: a thread of its own waits).
+void MarkRestarting();
+void UnmarkRestartingAfter(absl::Duration after);
 
 // The listeners must be bound where the configuration says (a foreign socket is dropped).
 // Returns why not, or "".

@@ -158,6 +158,7 @@ class CrashStoreTest : public ::testing::Test {
 
 TEST_F(CrashStoreTest, EveryAppComesBackServing) {
   std::map<uint32_t, absl::Status> adopted = Restart();
+  EXPECT_FALSE(recovered_.crash_loop);
   ASSERT_EQ(adopted.size(), 2u) << Dropped();
   for (auto& [id, status] : adopted) EXPECT_TRUE(status.ok()) << id << ": " << status;
   EXPECT_TRUE(recovered_.dropped.empty()) << Dropped();
@@ -290,6 +291,19 @@ TEST_F(CrashStoreTest, AGarbledOrIncompleteConnectionIsDroppedAndNamed) {
         << name;
   }
   EXPECT_NE(new_, nullptr);
+}
+
+// A snapd that died within a second of taking its apps back left its mark: the next drops what
+// waits in the rings (MemifServer counts it), and takes the apps back all the same.
+TEST_F(CrashStoreTest, AMarkLeftByARestartSaysCrashLoop) {
+  auto marker = SealedMemfd("restarting");
+  ASSERT_TRUE(marker.ok());
+  store_.push_back({"restarting", std::move(*marker)});
+  recovered_ = Recover(std::move(store_));
+  store_.clear();
+  EXPECT_TRUE(recovered_.crash_loop);
+  EXPECT_TRUE(recovered_.dropped.empty()) << Dropped();
+  EXPECT_EQ(recovered_.connections.size(), 2u);
 }
 
 // Checkpoints: the newest that reads whole wins; an unsealed or garbled one is dropped, and one
