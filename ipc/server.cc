@@ -351,10 +351,12 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh, bool discard_pe
     uint16_t tx_cursor = __atomic_load_n(&s2c->tail, __ATOMIC_ACQUIRE);
     // The tails are ours, but the memory is the app's too, and no server watched it in between
     // (a crash): a ring whose cursors no server could have left is refused, not resumed.
+    uint16_t c2s_head = 0;
     if (!fresh) {
       for (const auto& [ring, spec] :
            {std::pair{c2s, &conn->c2s_specs_[q]}, std::pair{s2c, &conn->s2c_specs_[q]}}) {
         const uint16_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+        if (ring == c2s) c2s_head = head;
         const uint16_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
         if (static_cast<uint16_t>(head - tail) > (1u << spec->log2_size)) {
           return absl::InvalidArgumentError(
@@ -363,11 +365,11 @@ absl::Status MemifServer::Activate(Connection* conn, bool fresh, bool discard_pe
         }
       }
       if (discard_pending) {
-        // Consumed unread: the slots go back to the client, the frames are counted.
-        const uint16_t head = __atomic_load_n(&c2s->head, __ATOMIC_ACQUIRE);
-        stats_.discarded.Add(static_cast<uint16_t>(head - rx_cursor));
-        rx_cursor = head;
-        __atomic_store_n(&c2s->tail, head, __ATOMIC_RELEASE);
+        // Consumed unread, up to the head checked above (the client may move it meanwhile): the
+        // slots go back to the client, and are counted.
+        stats_.discarded.Add(static_cast<uint16_t>(c2s_head - rx_cursor));
+        rx_cursor = c2s_head;
+        __atomic_store_n(&c2s->tail, c2s_head, __ATOMIC_RELEASE);
       }
     }
     conn->rx_.push_back(std::make_unique<RxRing>(Side::kServer, c2s, conn->c2s_specs_[q].log2_size,

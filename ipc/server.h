@@ -133,7 +133,8 @@ struct ServerStats {
   Counter timed_out;     // handshakes that did not finish in time
   Counter busy;          // clients refused at accept: too many handshakes (in all, or of its uid),
                          // its fds still being closed, or its uid held back after blocking us
-  Counter discarded;     // frames an adopted connection had waiting, dropped (discard_pending)
+  Counter discarded;     // ring slots (frames, or parts of chained ones) an adopted connection had
+                         // waiting, dropped (discard_pending)
 };
 
 class MemifServer {

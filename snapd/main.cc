@@ -78,6 +78,9 @@ ABSL_FLAG(bool, fd_store, true,
           "Under a service manager ($NOTIFY_SOCKET), keep what apps' connections are made of in "
           "its file descriptor store (systemd: FileDescriptorStoreMax=), so that a snapd it "
           "restarts after a crash serves them on, unnoticed (docs/operations.md).");
+ABSL_FLAG(int, crash_loop_window_ms, 1000,
+          "A snapd restarted after a crash that dies again within this long of serving makes the "
+          "next restart drop the frames waiting in the apps' rings (docs/operations.md).");
 
 namespace snapd {
 namespace {
@@ -142,8 +145,8 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
     store = std::make_unique<upgrade::CrashStore>(*daemon);
     if (origin.restarted || (origin.took_over && daemon->history().store_generation > 0)) {
       store->Continue(origin.stored_apps, origin.stale);
-      // Served a second, it was no crash loop (MarkRestarting; a live upgrade inherits it).
-      upgrade::UnmarkRestartingAfter(absl::Seconds(1));
+      // Served a while, it was no crash loop (MarkRestarting; a live upgrade inherits it).
+      upgrade::UnmarkRestartingAfter(absl::Milliseconds(absl::GetFlag(FLAGS_crash_loop_window_ms)));
     } else {
       store->Begin();
     }
@@ -205,16 +208,24 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
   // On this thread only, before the EAL starts on it: for the configuration served.
   HideUnusedPmdPlugins(cfg);
   if (recovered.crash_loop) {
-    LOG(WARNING) << "the snapd before this one died within a second of taking its apps back: "
-                    "the frames waiting in their rings are dropped, not served again (one of them "
-                    "may be what killed it)";
+    LOG(WARNING) << "the snapd before this one died soon after taking its apps back (within "
+                 << absl::GetFlag(FLAGS_crash_loop_window_ms)
+                 << " ms): the frames waiting in their rings are dropped, not served again (one of "
+                    "them may be what killed it)";
     for (memif::ConnectionHandoff& h : recovered.connections) h.discard_pending = true;
   }
-  upgrade::MarkRestarting();
+  if (absl::GetFlag(FLAGS_fd_store)) upgrade::MarkRestarting();
+  // A start that fails leaves the store as it found it (the mark too, if it was there).
+  auto leave_store_as_found = [&] {
+    if (!recovered.crash_loop) upgrade::UnmarkRestarting();
+  };
   Daemon::Adopted adopted;
   auto daemon = Daemon::Restart(cfg, std::move(recovered.memif_listener),
                                 std::move(recovered.connections), &adopted);
-  if (!daemon.ok()) return Fail(daemon.status());
+  if (!daemon.ok()) {
+    leave_store_as_found();
+    return Fail(daemon.status());
+  }
   if (history.serving_since_unix_ms > 0) (*daemon)->set_history(history);
   auto control =
       recovered.control_listener
@@ -223,6 +234,7 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
           : ControlServer::Start(daemon->get(), cfg.control_socket(), cfg.control_group());
   if (!control.ok()) {
     (*daemon)->memif().Relinquish();  // the apps stay in the store for the next try
+    leave_store_as_found();
     return Fail(control.status());
   }
   Origin origin;
@@ -248,7 +260,8 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
   for (const std::string& why : recovered.dropped) LOG(WARNING) << "fd store: dropped " << why;
   if (recovered.crash_loop) {
     LOG(WARNING) << "dropped " << (*daemon)->memif().stats().discarded.Get()
-                 << " frame(s) that were waiting in the apps' rings";
+                 << " ring slot(s) that were waiting in the apps' rings (frames, or parts of "
+                    "chained ones)";
   }
   return Serve(std::move(*daemon), std::move(*control), origin);
 }

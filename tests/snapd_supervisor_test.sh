@@ -11,9 +11,10 @@ SNAPD=$(bin snapd/snapd)
 UDP_ECHO=$(bin clients/udp_echo)
 TRAFFIC=$(bin clients/snap_traffic)
 SOCK="$RUN/memif.sock"
+cp "$SNAPD" "$WORK/snapd"  # the harness kills what runs from $WORK, also on failure
 
 start supervisor python3 "$(dirname "$0")/supervisor.py" "$WORK/notify.sock" "$WORK/supervised" -- \
-  "$SNAPD" --run_dir="$RUN" --app=id=1,mac=02:00:00:00:87:01,ip=10.87.0.1 \
+  "$WORK/snapd" --run_dir="$RUN" --app=id=1,mac=02:00:00:00:87:01,ip=10.87.0.1 \
   --app=id=2,mac=02:00:00:00:87:02,ip=10.87.0.2 --app=id=3,mac=02:00:00:00:87:03,ip=10.87.0.3
 supervisor=${_pids[-1]}
 wait_for 30 "snapd ready" grep -q "READY=1" "$WORK/supervised"

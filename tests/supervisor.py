@@ -14,10 +14,24 @@ supervisor ends. It does not follow MAINPID= (a live upgrade's new snapd is not 
 supervisor that allows upgrades must be its subreaper, as systemd is). What it does goes to LOG, a
 line each.
 """
+import ctypes
+import fcntl
 import os
+import resource
 import select
+import signal
 import socket
 import sys
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_KCMP, _KCMP_FILE = 312, 0  # x86_64
+_PR_SET_PDEATHSIG = 1
+
+
+def same_file(a, b):
+    """Whether fds a and b are the same open file (kcmp(2), as systemd checks)."""
+    pid = os.getpid()
+    return _libc.syscall(_SYS_KCMP, pid, pid, _KCMP_FILE, a, b) == 0
 
 
 def main():
@@ -30,17 +44,11 @@ def main():
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
 
-    def identity(fd):
-        st = os.fstat(fd)
-        return (st.st_dev, st.st_ino)
-
     def keep(name, fds):
-        held = {identity(fd) for fd in store.get(name, [])}
         for fd in fds:
-            if identity(fd) in held:
-                os.close(fd)
+            if any(same_file(fd, held) for kept in store.values() for held in kept):
+                os.close(fd)  # held already, under this name or another
                 continue
-            held.add(identity(fd))
             store.setdefault(name, []).append(fd)
             poller.register(fd, 0)  # POLLHUP and POLLERR are always reported
 
@@ -57,19 +65,56 @@ def main():
                 fds.append(fd)
         pid = os.fork()
         if pid == 0:
-            # Above anything in the way first, then to 3, 4, ... (inheritable).
-            high = [os.dup2(fd, 1000 + i) for i, fd in enumerate(fds)]
-            for i, fd in enumerate(high):
-                os.dup2(fd, 3 + i, inheritable=True)
-            os.closerange(3 + len(fds), 1000 + len(fds))
-            env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-            if fds:
-                env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names),
-                           LISTEN_PID=str(os.getpid()))
-            os.execve(command[0], command, env)
+            try:
+                # Dies with the supervisor (a test that fails kills it).
+                _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+                # Above anything in the way first, then to 3, 4, ... (inheritable).
+                floor = max(fds + [2 + len(fds)]) + 1
+                high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in fds]
+                for i, fd in enumerate(high):
+                    os.dup2(fd, 3 + i, inheritable=True)
+                env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+                if fds:
+                    env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names),
+                               LISTEN_PID=str(os.getpid()))
+                os.execve(command[0], command, env)
+            finally:
+                os._exit(127)
         log.write(f"started {pid} with {len(fds)} stored fd(s)\n")
         return pid
 
+    def read_one():
+        data, ancillary, flags, _ = sock.recvmsg(4096, socket.CMSG_SPACE(253 * 4),
+                                                 socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
+        if flags & socket.MSG_CTRUNC:
+            log.write("a message's fds did not all fit: some are lost\n")
+        fds = []
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += list(memoryview(payload).cast("i"))
+        fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        name = fields.get("FDNAME", "stored")
+        if fields.get("FDSTORE") == "1":
+            keep(name, fds)
+            fds = []
+        elif fields.get("FDSTOREREMOVE") == "1":
+            drop(name)
+        for fd in fds:
+            os.close(fd)
+        for key in ("READY", "STOPPING", "MAINPID"):
+            if key in fields:
+                log.write(f"{key}={fields[key]}\n")
+
+    def read_all():  # what snapd said before it died, before it is started again
+        while True:
+            try:
+                read_one()
+            except BlockingIOError:
+                return
+
+    # Room for many apps' fds (snapd raises its own limit the same way).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     main_pid = spawn()
     while True:
         for fd, events in poller.poll(50):
@@ -84,27 +129,11 @@ def main():
                         if not held:
                             del store[name]
                 continue
-            data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(253 * 4),
-                                                 socket.MSG_CMSG_CLOEXEC)
-            fds = []
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds += list(memoryview(payload).cast("i"))
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            name = fields.get("FDNAME", "stored")
-            if fields.get("FDSTORE") == "1":
-                keep(name, fds)
-                fds = []
-            elif fields.get("FDSTOREREMOVE") == "1":
-                drop(name)
-            for fd in fds:
-                os.close(fd)
-            for key in ("READY", "STOPPING", "MAINPID"):
-                if key in fields:
-                    log.write(f"{key}={fields[key]}\n")
+            read_all()
         pid, status = os.waitpid(main_pid, os.WNOHANG)
         if pid == 0:
             continue
+        read_all()
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             log.write("snapd stopped cleanly\n")
             return 0

@@ -190,6 +190,8 @@ void MarkRestarting() {
   if (marker.ok()) StoreFds(kRestartingName, {marker->get()});
 }
 
+void UnmarkRestarting() { RemoveStoredFds(kRestartingName); }
+
 void UnmarkRestartingAfter(absl::Duration after) {
   std::thread([after] {
     absl::SleepFor(after);

@@ -15,8 +15,8 @@
 //   app<id>.conn          that wire::MemifConnection in a sealed memfd, stored after the fds and
 //                         removed before them: a connection without it is not taken back
 //   restarting            stored by a snapd restarting after a crash before it takes the apps
-//                         back, removed once it has served a second (MarkRestarting): a
-//                         snapd that finds it knows the one before died soon after taking the
+//                         back, removed once it has served a while (--crash_loop_window_ms, 1 s):
+//                         a snapd that finds it knows the one before died soon after taking the
 //                         apps back (perhaps of a frame waiting in a ring, which it would serve
 //                         again), and drops the frames waiting in the apps' rings
 //
@@ -65,6 +65,7 @@ Recovered Recover(std::vector<StoredFd> stored);
 // serving: a thread of its own waits).
 void MarkRestarting();
 void UnmarkRestartingAfter(absl::Duration after);
+void UnmarkRestarting();  // now
 
 // The listeners must be bound where the configuration says (a foreign socket is dropped).
 // Returns why not, or "".
