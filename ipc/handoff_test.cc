@@ -80,6 +80,27 @@ void ExpectBack(MemifClient& client, MemifServer& server, uint32_t first, uint32
   EXPECT_EQ(next, first + count);
 }
 
+// A hands its listener and connections over and goes away without a word to its clients; B
+// serves on A's listener. Returns B (nullptr if any step failed) and what A exported.
+struct HandedOver {
+  std::unique_ptr<MemifServer> server;
+  std::vector<ConnectionHandoff> connections;
+};
+HandedOver HandOver(std::unique_ptr<MemifServer> a, const ServerOptions& options) {
+  HandedOver out;
+  auto listener = a->ExportListener();
+  auto conns = a->ExportConnections();
+  EXPECT_TRUE(listener.ok() && conns.ok());
+  if (!listener.ok() || !conns.ok()) return out;
+  a->Relinquish();
+  a.reset();  // A is gone; it said nothing to the client and left the socket file
+  auto b = MemifServer::Adopt(options, std::move(*listener));
+  EXPECT_TRUE(b.ok()) << b.status();
+  if (b.ok()) out.server = std::move(*b);
+  out.connections = std::move(*conns);
+  return out;
+}
+
 TEST(HandoffTest, ClientKeepsItsConnectionAcrossServers) {
   ServerOptions options = Options();
   auto a = MemifServer::Create(options);
@@ -94,29 +115,24 @@ TEST(HandoffTest, ClientKeepsItsConnectionAcrossServers) {
   // Frames in flight at the hand-over: written by the client, not yet read by A.
   Send(*client, 3000, 200);
 
-  auto listener = (*a)->ExportListener();
-  auto conns = (*a)->ExportConnections();
-  ASSERT_TRUE(listener.ok() && conns.ok());
-  ASSERT_EQ(conns->size(), 1u);
-  (*a)->Relinquish();
-  a->reset();  // A is gone; it said nothing to the client and left the socket file
-
-  auto b = MemifServer::Adopt(options, std::move(*listener));
-  ASSERT_TRUE(b.ok()) << b.status();
+  HandedOver h = HandOver(std::move(*a), options);
+  ASSERT_NE(h.server, nullptr);
+  ASSERT_EQ(h.connections.size(), 1u);
+  MemifServer& b = *h.server;
   std::vector<uint32_t> connected;
-  (*b)->set_on_connected([&](Connection& c) { connected.push_back(c.id()); });
-  ASSERT_TRUE((*b)->AdoptConnection(std::move((*conns)[0])).ok());
+  b.set_on_connected([&](Connection& c) { connected.push_back(c.id()); });
+  ASSERT_TRUE(b.AdoptConnection(std::move(h.connections[0])).ok());
   EXPECT_EQ(connected, std::vector<uint32_t>{7});
   // The frames in flight come back from B, in order, then new ones.
-  ExpectBack(*client, **b, 3000, 200);
+  ExpectBack(*client, b, 3000, 200);
   Send(*client, 3200, 500);
-  ExpectBack(*client, **b, 3200, 500);
-  (*b)->Poll(0);
+  ExpectBack(*client, b, 3200, 500);
+  b.Poll(0);
   EXPECT_TRUE(client->CheckControl().ok()) << "the client saw a disconnect";
   // New clients reach B on the same socket path.
-  std::unique_ptr<MemifClient> second = ConnectWhilePolling(**b, options.socket_path, 8);
+  std::unique_ptr<MemifClient> second = ConnectWhilePolling(b, options.socket_path, 8);
   ASSERT_NE(second, nullptr);
-  EXPECT_EQ((*b)->connections().size(), 2u);
+  EXPECT_EQ(b.connections().size(), 2u);
 }
 
 // A server that resumes after a crash loop drops what waited in the client's ring, counts it, and
@@ -130,21 +146,17 @@ TEST(HandoffTest, DiscardPendingDropsWhatWaitedAndServesOn) {
   Send(*client, 0, 100);
   ExpectBack(*client, **a, 0, 100);
   Send(*client, 100, 300);  // waiting at the crash
-  auto listener = (*a)->ExportListener();
-  auto conns = (*a)->ExportConnections();
-  ASSERT_TRUE(listener.ok() && conns.ok());
-  (*a)->Relinquish();
-  a->reset();
-
-  auto b = MemifServer::Adopt(options, std::move(*listener));
-  ASSERT_TRUE(b.ok()) << b.status();
-  (*conns)[0].discard_pending = true;
-  ASSERT_TRUE((*b)->AdoptConnection(std::move((*conns)[0])).ok());
-  EXPECT_EQ((*b)->stats().discarded.Get(), 300u);
+  HandedOver h = HandOver(std::move(*a), options);
+  ASSERT_NE(h.server, nullptr);
+  ASSERT_EQ(h.connections.size(), 1u);
+  MemifServer& b = *h.server;
+  h.connections[0].discard_pending = true;
+  ASSERT_TRUE(b.AdoptConnection(std::move(h.connections[0])).ok());
+  EXPECT_EQ(b.stats().discarded.Get(), 300u);
   // Nothing of the 300 comes back; the next frames do, in order, and the ring has room for them.
-  EXPECT_EQ(EchoOnce(**b), 0);
+  EXPECT_EQ(EchoOnce(b), 0);
   Send(*client, 400, 1000);
-  ExpectBack(*client, **b, 400, 1000);
+  ExpectBack(*client, b, 400, 1000);
   EXPECT_TRUE(client->CheckControl().ok());
 }
 

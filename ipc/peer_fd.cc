@@ -105,6 +105,19 @@ std::string FdLink(int fd) {
   return n > 0 ? std::string(target, n) : "";
 }
 
+const char* UnixSocketMismatch(int fd, int type) {
+  int value = 0;
+  socklen_t len = sizeof(value);
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 || value != AF_UNIX) {
+    return "not a Unix socket";
+  }
+  len = sizeof(value);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 || value != type) {
+    return "a socket of another type";
+  }
+  return "";
+}
+
 void ReleasePeerFd(int fd, uid_t owner) {
   if (fd < 0) return;
   AbortiveIfSocket(fd);

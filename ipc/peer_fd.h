@@ -78,6 +78,10 @@ void InterruptPeerFdCall(PeerFdCalls& calls);
 // "" if it cannot say. Touches no filesystem the fd lives on, so it never blocks.
 std::string FdLink(int fd);
 
+// Why `fd` is not a Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET...): "not a Unix socket",
+// "a socket of another type"; "" if it is.
+const char* UnixSocketMismatch(int fd, int type);
+
 // "a write to port app7's interrupt eventfd": the call `calls` reports, for a log line.
 std::string DescribePeerFdCall(const PeerFdCalls& calls);
 

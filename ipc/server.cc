@@ -459,17 +459,11 @@ namespace {
 // whose peer is the process that attached (a crash store's description outlives the fds beside
 // it: another app's socket under this one's name is refused).
 absl::Status CheckAdoptedControl(int fd, const ucred& cred) {
-  int value = 0;
-  socklen_t len = sizeof(value);
-  if (fd < 0 || ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 || value != AF_UNIX) {
-    return absl::InvalidArgumentError("handoff: control fd is not a Unix socket");
-  }
-  len = sizeof(value);
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 || value != SOCK_SEQPACKET) {
-    return absl::InvalidArgumentError("handoff: control fd is not a seqpacket socket");
+  if (const char* why = UnixSocketMismatch(fd, SOCK_SEQPACKET); *why != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("handoff: control fd: ", why));
   }
   ucred peer{};
-  len = sizeof(peer);
+  socklen_t len = sizeof(peer);
   // A peer outside our PID namespace shows as pid 0 (snapd under systemd, apps outside it), then
   // and now; a socket without a peer shows uid -1.
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "glog/logging.h"
+#include "ipc/peer_fd.h"
 #include "upgrade/handoff.pb.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/protocol.h"
@@ -41,6 +42,13 @@ bool ParseAppName(const std::string& name, uint32_t* id, std::string* what) {
   return absl::SimpleAtoi(name.substr(3, dot - 3), id);
 }
 
+// Takes app `id`'s `count` fds and its description out of the store: the description first, so
+// that a snapd that dies between the two leaves fds no one takes back.
+void RemoveApp(uint32_t id, size_t count) {
+  RemoveStoredFds(AppName(id, "conn"));
+  for (size_t n = 0; n < count; ++n) RemoveStoredFds(AppName(id, absl::StrCat(n)));
+}
+
 // How many fds a connection is made of, as ConnectionToWire numbers them.
 size_t FdCount(const memif::ConnectionHandoff& h) {
   return 1 + h.region_fds.size() + h.c2s_eventfds.size() + h.s2c_eventfds.size();
@@ -49,16 +57,9 @@ size_t FdCount(const memif::ConnectionHandoff& h) {
 }  // namespace
 
 std::string CheckListener(int fd, int type, const std::string& path) {
+  if (const char* why = memif::UnixSocketMismatch(fd, type); *why != 0) return why;
   int value = 0;
   socklen_t len = sizeof(value);
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 || value != AF_UNIX) {
-    return "not a Unix socket";
-  }
-  len = sizeof(value);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 || value != type) {
-    return "a socket of another type";
-  }
-  len = sizeof(value);
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) != 0 || value != 1) {
     return "not listening";
   }
@@ -225,10 +226,7 @@ void CrashStore::Continue(const std::vector<uint32_t>& stored_apps,
 }
 
 void CrashStore::Clear() {
-  for (const auto& [id, count] : apps_) {
-    RemoveStoredFds(AppName(id, "conn"));
-    for (size_t n = 0; n < count; ++n) RemoveStoredFds(AppName(id, absl::StrCat(n)));
-  }
+  for (const auto& [id, count] : apps_) RemoveApp(id, count);
   apps_.clear();
   RemoveStoredFds(kMemifName);
   RemoveStoredFds(kControlName);
@@ -245,9 +243,7 @@ void CrashStore::AppAttached(uint32_t id) {
 void CrashStore::AppDetached(uint32_t id) {
   auto it = apps_.find(id);
   if (it == apps_.end()) return;
-  // The description first: a snapd that dies between the two leaves fds no one takes back.
-  RemoveStoredFds(AppName(id, "conn"));
-  for (size_t n = 0; n < it->second; ++n) RemoveStoredFds(AppName(id, absl::StrCat(n)));
+  RemoveApp(id, it->second);
   apps_.erase(it);
 }
 

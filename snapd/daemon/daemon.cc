@@ -69,11 +69,7 @@ Daemon::Daemon(NicDriver& driver)
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig& config,
                                                       NicDriver& nics) {
-  std::unique_ptr<Daemon> daemon(new Daemon(nics));
-  daemon->config_ = config;
-  absl::Status status = daemon->Init(UniqueFd());
-  if (!status.ok()) return status;
-  return daemon;
+  return Restart(config, UniqueFd(), {}, nullptr, nics);
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Restart(

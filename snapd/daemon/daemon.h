@@ -160,8 +160,8 @@ class Daemon : public UpgradeHost {
   explicit Daemon(NicDriver& driver);
   // Listens on memif_listener if one is given, else binds the configured socket; adopts
   // `connections` before placing the engines.
-  absl::Status Init(UniqueFd memif_listener, std::vector<memif::ConnectionHandoff> connections = {},
-                    Adopted* adopted = nullptr);
+  absl::Status Init(UniqueFd memif_listener, std::vector<memif::ConnectionHandoff> connections,
+                    Adopted* adopted);
   // Tells the observer the configuration changed, when `status` says it did; returns `status`.
   absl::Status Changed(absl::Status status) {
     if (status.ok() && observer_ != nullptr) observer_->ConfigChanged();

@@ -69,7 +69,9 @@ bool IsPciAddress(const std::string& devargs) {
   return std::regex_match(DeviceName(devargs), pci);
 }
 
-bool IsDpdkNic(const config::Nic& nic) { return !absl::StartsWith(nic.devargs(), "af_packet:"); }
+bool IsDpdkNic(const config::Nic& nic) {
+  return !absl::StartsWith(nic.devargs(), kPacketNicPrefix);
+}
 
 // Mbufs for every NIC queue's rings full plus a burst in flight each way, every thread's cache,
 // and room for engines holding frames: the next 2^n - 1 (what a mempool fills best).

@@ -17,6 +17,9 @@
 
 namespace snapd {
 
+// Devargs of snapd's own packet-socket NICs (packet_nic.h) start with this; DPDK opens the rest.
+inline constexpr char kPacketNicPrefix[] = "af_packet:";
+
 class Nic {
  public:
   virtual ~Nic() = default;

@@ -42,8 +42,6 @@
 
 namespace snapd {
 
-inline constexpr char kPacketNicPrefix[] = "af_packet:";
-
 // What "af_packet:IFACE[,key=value...]" asks for.
 struct PacketNicArgs {
   std::string iface;
