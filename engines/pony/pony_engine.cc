@@ -98,7 +98,11 @@ struct PonyEngine::Conn {
   // To the app.
   bool notify_open = false;
   std::deque<uint32_t> sent_tokens;
-  std::deque<std::string> to_app;
+  struct ToApp {
+    std::string bytes;
+    uint32_t end_seq;  // one past its last segment's sequence number
+  };
+  std::deque<ToApp> to_app;
   uint64_t to_app_bytes = 0;
   uint32_t to_app_offset = 0;
   uint16_t code = 0;  // kDone: why, for CLOSED or REFUSED
@@ -107,7 +111,12 @@ struct PonyEngine::Conn {
   // and its acknowledgement may ride on a DATA packet this poll sends (piggybacked) instead.
   bool ack_due = false;
   bool ack_owed = false;
-  uint32_t acked_through = 0;      // the cumulative ack the peer was last sent
+  uint32_t acked_through = 0;  // the cumulative ack the peer was last sent
+  // Both ends said kCapResync: what is acknowledged is what the app was handed (every sequence
+  // number before delivered_seq); what came and waits for the app is SACKed, and the peer keeps
+  // it. So a restarted engine can ask the peer for everything its app did not get (RESYNC).
+  bool resync = false;
+  uint32_t delivered_seq = 0;
   uint32_t advertised_credit = 0;  // and the credit
   uint8_t ack_flags = 0;
   uint32_t echo_ts = 0;
@@ -372,6 +381,7 @@ void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
   o.mss = Mss();
   c.sender = std::make_unique<pony::Sender>(c.isn + 1, peer_credit, o);
   c.receiver = std::make_unique<pony::Receiver>(peer_seq + 1, buffer_bytes_, max_message_);
+  c.delivered_seq = peer_seq + 1;
   c.state = Conn::State::kOpen;
   c.opened = true;
   c.notify_open = true;
@@ -422,6 +432,7 @@ void PonyEngine::SendSyn(Conn& c, int64_t now) {
   h.type = PacketType::kSyn;
   h.seq = c.isn;
   h.credit = buffer_bytes_;
+  h.hold_ns = pony::kCapResync;
   SendPony(c, h, nullptr, 0, now);
   if (c.ctl_at == INT64_MAX || c.ctl_tries == 0) {
     c.ctl_tries = 0;
@@ -604,7 +615,7 @@ void PonyEngine::SendPony(Conn& c, PonyHeader& h, const uint8_t* payload, uint32
   h.ts = static_cast<uint32_t>(now);
   if (h.ts == 0) h.ts = 1;
   if (c.receiver && h.type != PacketType::kAck && h.type != PacketType::kRst) {
-    h.ack = c.receiver->cumulative_ack();
+    h.ack = AckPoint(c);
     h.credit = c.receiver->credit();
     if (h.type == PacketType::kData && c.echo_ts != 0) {
       // The acknowledgement rides on the data: the delay sample too.
@@ -665,9 +676,9 @@ void PonyEngine::SendAck(Conn& c, uint8_t flags, int64_t now) {
   PonyHeader h;
   h.type = PacketType::kAck;
   h.flags = flags;
-  h.ack = c.peer_fin ? c.peer_fin_seq + 1 : c.receiver->cumulative_ack();
+  h.ack = c.peer_fin ? c.peer_fin_seq + 1 : AckPoint(c);
   h.credit = c.receiver->credit();
-  h.sack_count = static_cast<uint8_t>(c.receiver->SackBlocks(h.sack));
+  h.sack_count = static_cast<uint8_t>(c.receiver->SackBlocks(h.sack, AckPoint(c)));
   if (c.echo_ts != 0) {
     h.ts_echo = c.echo_ts;
     h.hold_ns = static_cast<uint32_t>(std::min<int64_t>(now - c.echo_at, UINT32_MAX));
@@ -679,11 +690,18 @@ void PonyEngine::SendAck(Conn& c, uint8_t flags, int64_t now) {
   c.ack_flags = 0;
 }
 
+uint32_t PonyEngine::AckPoint(const Conn& c) const {
+  return c.resync ? c.delivered_seq : c.receiver->cumulative_ack();
+}
+
 bool PonyEngine::AckNeeded(const Conn& c) const {
   if (c.ack_due) return true;
   if (!c.ack_owed || !c.receiver) return false;
   // Owed, and no DATA of this poll carried it (or a gap needs SACK blocks, which only an ACK has).
-  if (c.acked_through != c.receiver->cumulative_ack() || c.receiver->HasGaps()) return true;
+  if (c.acked_through != AckPoint(c) || c.receiver->HasGaps() ||
+      AckPoint(c) != c.receiver->cumulative_ack()) {
+    return true;
+  }
   // A credit that grew while the peer's view of it was low: the peer may be waiting for it.
   const uint32_t credit = c.receiver->credit();
   return credit > c.advertised_credit && (c.advertised_credit < buffer_bytes_ / 2 ||
@@ -830,6 +848,7 @@ void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_ma
         a.type = PacketType::kSynAck;
         a.seq = c.isn;
         a.credit = buffer_bytes_;
+        a.hold_ns = pony::kCapResync;
         SendPony(c, a, nullptr, 0, now);
       }
       return;
@@ -849,11 +868,13 @@ void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_ma
   c->peer_mac = src_mac;
   if (neighbors_.size() < kMaxNeighbors) neighbors_[src_ip] = src_mac;
   Open(*c, h.seq, h.credit);
+  c->resync = (h.hold_ns & pony::kCapResync) != 0;
   connections_accepted_.Add();
   PonyHeader a;
   a.type = PacketType::kSynAck;
   a.seq = c->isn;
   a.credit = buffer_bytes_;
+  a.hold_ns = pony::kCapResync;
   SendPony(*c, a, nullptr, 0, now);
 }
 
@@ -885,6 +906,7 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
       if (c.state == Conn::State::kSynSent) {
         c.peer_conn = h.src_conn;
         Open(c, h.seq, h.credit);
+        c.resync = (h.hold_ns & pony::kCapResync) != 0;
         connections_opened_.Add();
         c.ack_due = true;
       } else if (c.state == Conn::State::kOpen) {
@@ -968,6 +990,7 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
       }
       return;
     case PacketType::kSyn:
+    case PacketType::kResync:
       return;
   }
 }
@@ -1141,12 +1164,15 @@ void PonyEngine::Deliver(Conn& c) {
   // Messages: taken out of the Receiver ahead of the ring, a bounded few.
   while (c.receiver && c.receiver->HasMessage() && c.to_app.size() < kToAppMessages &&
          c.to_app_bytes < std::min<uint64_t>(kToAppBytes, buffer_bytes_ / 4)) {
-    c.to_app.push_back(c.receiver->PopMessage());
-    c.to_app_bytes += c.to_app.back().size();
+    Conn::ToApp m;
+    m.bytes = c.receiver->PopMessage(&m.end_seq);
+    c.to_app_bytes += m.bytes.size();
+    c.to_app.push_back(std::move(m));
     c.ack_owed = true;  // the credit grew: AckNeeded decides whether the peer must hear now
   }
   uint32_t offset = c.to_app_offset;
-  for (const std::string& m : c.to_app) {
+  for (const Conn::ToApp& t : c.to_app) {
+    const std::string& m = t.bytes;
     while (offset < m.size()) {
       const uint32_t seg =
           std::min<uint32_t>(kAppSegment, static_cast<uint32_t>(m.size()) - offset);
@@ -1192,9 +1218,13 @@ void PonyEngine::Deliver(Conn& c) {
         break;
       case Kind::kSegment:
         c.to_app_offset += items[i].len;
-        if (c.to_app_offset == c.to_app.front().size()) {
-          c.to_app_bytes -= c.to_app.front().size();
-          buffered_ -= c.to_app.front().size();
+        if (c.to_app_offset == c.to_app.front().bytes.size()) {
+          c.to_app_bytes -= c.to_app.front().bytes.size();
+          buffered_ -= c.to_app.front().bytes.size();
+          if (c.resync) {
+            c.delivered_seq = c.to_app.front().end_seq;
+            c.ack_owed = true;  // the acknowledgement moved: AckNeeded sees it did
+          }
           c.to_app.pop_front();
           c.to_app_offset = 0;
           ++c.rx_messages;
@@ -1335,7 +1365,12 @@ absl::Status PonyEngine::SaveKindState(std::string* out) const {
     for (uint32_t size : c.queued_sizes) o->add_queued_sizes(size);
     o->set_notify_open(c.notify_open);
     for (uint32_t t : c.sent_tokens) o->add_sent_tokens(t);
-    for (const std::string& m : c.to_app) o->add_to_app(m);
+    for (const Conn::ToApp& m : c.to_app) {
+      o->add_to_app(m.bytes);
+      o->add_to_app_end_seq(m.end_seq);
+    }
+    o->set_resync(c.resync);
+    o->set_delivered_seq(c.delivered_seq);
     o->set_to_app_offset(c.to_app_offset);
     o->set_code(c.code);
     o->set_told_done(c.told_done);
@@ -1392,6 +1427,12 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     for (const std::string& m : o.to_app()) {
       if (m.empty()) return bad(o.id(), "an empty message for the app");
     }
+    // An engine that holds its acknowledgements needs to know where each message ends.
+    if (o.resync() &&
+        (o.to_app_end_seq_size() != o.to_app_size() ||
+         (o.has_receiver() && o.receiver().ready_end_seq_size() != o.receiver().ready_size()))) {
+      return bad(o.id(), "messages without their end");
+    }
     // Each message the app sent and has not seen SENT for: one size, in the sender or its SENTs.
     if (o.has_sender() && static_cast<size_t>(o.queued_sizes_size()) !=
                               static_cast<size_t>(o.sender().messages_size()) +
@@ -1428,10 +1469,12 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     }
     c->notify_open = o.notify_open();
     c->sent_tokens.assign(o.sent_tokens().begin(), o.sent_tokens().end());
-    for (const std::string& m : o.to_app()) {
-      c->to_app.push_back(m);
-      c->to_app_bytes += m.size();
+    for (int i = 0; i < o.to_app_size(); ++i) {
+      c->to_app.push_back(Conn::ToApp{o.to_app(i), o.resync() ? o.to_app_end_seq(i) : 0});
+      c->to_app_bytes += o.to_app(i).size();
     }
+    c->resync = o.resync();
+    c->delivered_seq = o.delivered_seq();
     c->to_app_offset = o.to_app_offset();
     c->code = static_cast<uint16_t>(o.code());
     c->told_done = o.told_done();

@@ -119,6 +119,9 @@ class PonyEngine : public Engine {
   uint8_t* FrameRoom(uint32_t len, NicOut** out);
   void FlushNic();
   void SendAck(Conn& c, uint8_t flags, int64_t now);
+  // The cumulative acknowledgement `c`'s peer is told: what the app was handed (kCapResync) or
+  // what was received.
+  uint32_t AckPoint(const Conn& c) const;
   // Whether `c` must send an ACK at the end of this poll (what it owes rode on no DATA packet).
   bool AckNeeded(const Conn& c) const;
   // An acknowledgement from the peer (an ACK, or what a DATA packet carries): retires what it

@@ -28,7 +28,7 @@ void Receiver::Advance() {
   // Hand over, in order, the messages that are whole.
   for (auto it = partial_.find(next_message_); it != partial_.end() && it->second.complete;
        it = partial_.find(next_message_)) {
-    ready_.push_back(std::move(it->second.bytes));
+    ready_.push_back(Ready{std::move(it->second.bytes), it->second.end_seq});
     partial_.erase(it);
     ++next_message_;
   }
@@ -56,7 +56,7 @@ Receiver::Verdict Receiver::OnData(const PonyHeader& h, const uint8_t* bytes, ui
       return Verdict::kOverCredit;
     }
     buffered_ += h.msg_len;
-    ready_.emplace_back(reinterpret_cast<const char*>(bytes), len);
+    ready_.push_back(Ready{std::string(reinterpret_cast<const char*>(bytes), len), h.seq + 1});
     ++next_message_;
     MarkSeen(h.seq);
     Advance();
@@ -84,13 +84,15 @@ Receiver::Verdict Receiver::OnData(const PonyHeader& h, const uint8_t* bytes, ui
   m.received += len;
   if (m.received > h.msg_len) return Fail("a message's segments overlap");
   m.complete = m.received == h.msg_len;
+  if (h.msg_offset + len == h.msg_len) m.end_seq = h.seq + 1;
   MarkSeen(h.seq);
   Advance();
   return Verdict::kAccepted;
 }
 
-std::string Receiver::PopMessage() {
-  std::string m = std::move(ready_.front());
+std::string Receiver::PopMessage(uint32_t* end_seq) {
+  std::string m = std::move(ready_.front().bytes);
+  if (end_seq != nullptr) *end_seq = ready_.front().end_seq;
   ready_.pop_front();
   buffered_ -= static_cast<uint32_t>(m.size());
   return m;
@@ -108,8 +110,12 @@ void Receiver::Save(engines::PonyReceiverState* out) const {
     o->set_bytes(p.bytes);
     o->set_received(p.received);
     o->set_complete(p.complete);
+    o->set_end_seq(p.end_seq);
   }
-  for (const std::string& m : ready_) out->add_ready(m);
+  for (const Ready& m : ready_) {
+    out->add_ready(m.bytes);
+    out->add_ready_end_seq(m.end_seq);
+  }
   out->set_duplicates(duplicates_);
   out->set_over_credit(over_credit_);
 }
@@ -135,11 +141,15 @@ bool Receiver::Restore(const engines::PonyReceiverState& in) {
     p.bytes = o.bytes();
     p.received = o.received();
     p.complete = o.complete();
+    p.end_seq = o.end_seq();
     buffered += p.bytes.size();
   }
-  for (const std::string& m : in.ready()) {
-    ready_.push_back(m);
-    buffered += m.size();
+  // A state saved before messages carried their end (ready_end_seq empty) restores with 0s: an
+  // engine that holds its acknowledgements does not take such a state (its connections say so).
+  if (in.ready_end_seq_size() != 0 && in.ready_end_seq_size() != in.ready_size()) return false;
+  for (int i = 0; i < in.ready_size(); ++i) {
+    ready_.push_back(Ready{in.ready(i), in.ready_end_seq_size() ? in.ready_end_seq(i) : 0});
+    buffered += in.ready(i).size();
   }
   if (buffered > budget_) return false;
   buffered_ = static_cast<uint32_t>(buffered);
@@ -148,7 +158,7 @@ bool Receiver::Restore(const engines::PonyReceiverState& in) {
   return true;
 }
 
-int Receiver::SackBlocks(SackBlock* out) const {
+int Receiver::SackBlocks(SackBlock* out, uint32_t held) const {
   // Runs of seen offsets past the cumulative ack, found from the highest down.
   int n = 0;
   uint32_t offset = seen_span_;
@@ -159,6 +169,7 @@ int Receiver::SackBlocks(SackBlock* out) const {
     while (offset > 0 && seen_[(seen_base_ + offset - 1) % kSeqWindow]) --offset;
     out[n++] = SackBlock{next_seq_ + offset, next_seq_ + end};
   }
+  if (SeqBefore(held, next_seq_) && n < kMaxSackBlocks) out[n++] = SackBlock{held, next_seq_};
   return n;
 }
 

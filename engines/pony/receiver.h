@@ -45,13 +45,18 @@ class Receiver {
 
   // Whole messages ready for the app, in order; the app takes them with PopMessage.
   bool HasMessage() const { return !ready_.empty(); }
-  std::string PopMessage();
+  // `end_seq`, if given: one past the sequence number of the message's last segment (the sender
+  // cuts messages into consecutive sequence numbers, so the next message starts there).
+  std::string PopMessage(uint32_t* end_seq = nullptr);
 
   // What the next ACK says.
   uint32_t cumulative_ack() const { return next_seq_; }
   // Ranges received past the cumulative ack, the highest first (the most recent news), at most
-  // kMaxSackBlocks of them; returns how many.
-  int SackBlocks(SackBlock* out) const;
+  // kMaxSackBlocks of them; returns how many. With `held` (a sequence number at or before the
+  // cumulative ack, where an engine that acknowledges only what its app was handed holds the
+  // acknowledgement), [held, cumulative ack) is the last block, if there is room for it.
+  int SackBlocks(SackBlock* out) const { return SackBlocks(out, next_seq_); }
+  int SackBlocks(SackBlock* out, uint32_t held) const;
   // Whether anything past the cumulative ack was received (an ACK then needs SACK blocks).
   bool HasGaps() const { return seen_span_ > 0; }
   // Bytes the sender may still send: the budget less what is buffered (reassembling or unread).
@@ -78,6 +83,11 @@ class Receiver {
     std::string bytes;
     uint32_t received = 0;
     bool complete = false;
+    uint32_t end_seq = 0;  // one past its last segment's sequence number, once that came
+  };
+  struct Ready {
+    std::string bytes;
+    uint32_t end_seq;
   };
   bool Seen(uint32_t seq) const;
   void MarkSeen(uint32_t seq);
@@ -90,7 +100,7 @@ class Receiver {
   uint32_t seen_span_ = 0;               // offsets past next_seq_ below which anything was seen
   uint32_t next_message_ = 1;            // the next message id to deliver
   std::map<uint32_t, Partial> partial_;  // by message id (at most kMessageWindow)
-  std::deque<std::string> ready_;
+  std::deque<Ready> ready_;
   const uint32_t budget_;
   const uint32_t max_message_;
   uint32_t buffered_ = 0;

@@ -70,6 +70,39 @@ TEST(ReceiverTest, ReassemblesOutOfOrderAndDeliversInOrderWithSacks) {
   EXPECT_EQ(Drain(r), msgs);
 }
 
+TEST(ReceiverTest, EachMessageSaysWhereItEndsAndHeldDataIsSacked) {
+  Receiver r(100, 1 << 20, 1 << 20);
+  // Message 1: 3 segments (100..102), 2: one (103), 3: two (104, 105).
+  std::vector<Segment> segs = Cut({std::string(2500, 'a'), "b", std::string(1500, 'c')}, 1000, 100);
+  ASSERT_EQ(segs.size(), 6u);
+  // The last segment of message 1 first: its end is known before the message is whole.
+  for (int i : {2, 0, 1, 3, 5}) ASSERT_EQ(Give(r, segs[i]), Receiver::Verdict::kAccepted) << i;
+  EXPECT_EQ(r.cumulative_ack(), 104u);
+  // Held at 100 (nothing handed to the app yet): [100, 104) and [105, 106) are SACKed, the
+  // highest first.
+  SackBlock blocks[kMaxSackBlocks];
+  ASSERT_EQ(r.SackBlocks(blocks, 100), 2);
+  EXPECT_EQ(blocks[0].start, 105u);
+  EXPECT_EQ(blocks[0].end, 106u);
+  EXPECT_EQ(blocks[1].start, 100u);
+  EXPECT_EQ(blocks[1].end, 104u);
+  EXPECT_EQ(r.SackBlocks(blocks), 1);  // held at the cumulative ack: no block for it
+  uint32_t end = 0;
+  EXPECT_EQ(r.PopMessage(&end).size(), 2500u);
+  EXPECT_EQ(end, 103u);
+  EXPECT_EQ(r.PopMessage(&end), "b");
+  EXPECT_EQ(end, 104u);
+  EXPECT_FALSE(r.HasMessage());
+  ASSERT_EQ(Give(r, segs[4]), Receiver::Verdict::kAccepted);
+  // An upgrade carries the ends of what is ready.
+  engines::PonyReceiverState saved;
+  r.Save(&saved);
+  Receiver copy(0, 1 << 20, 1 << 20);
+  ASSERT_TRUE(copy.Restore(saved));
+  EXPECT_EQ(copy.PopMessage(&end).size(), 1500u);
+  EXPECT_EQ(end, 106u);
+}
+
 TEST(ReceiverTest, RetransmissionsAreDuplicatesAndChangeNothing) {
   Receiver r(1, 1 << 20, 1 << 20);
   std::vector<Segment> segs = Cut({"hello", "world"}, 1000, 1);

@@ -11,6 +11,7 @@ namespace {
 uint32_t TypeBytes(PacketType t, uint8_t sack_count) {
   switch (t) {
     case PacketType::kData:
+    case PacketType::kResync:
       return kMessageBytes;
     case PacketType::kAck:
       return uint32_t{sack_count} * kSackBlockBytes;
@@ -58,7 +59,7 @@ WireError ParsePonyHeader(const uint8_t* p, uint32_t len, PonyHeader* h, uint32_
   if (p[0] != kVersion) return WireError::kBadVersion;
   uint8_t type = p[1];
   if (type < static_cast<uint8_t>(PacketType::kSyn) ||
-      type > static_cast<uint8_t>(PacketType::kRst)) {
+      type > static_cast<uint8_t>(PacketType::kResync)) {
     return WireError::kBadType;
   }
   h->type = static_cast<PacketType>(type);
@@ -111,11 +112,19 @@ WireError ParsePonyHeader(const uint8_t* p, uint32_t len, PonyHeader* h, uint32_
         SackBlock& b = h->sack[i];
         b.start = Get32(rest + i * kSackBlockBytes);
         b.end = Get32(rest + i * kSackBlockBytes + 4);
-        // Each block lies past the cumulative ack, and is not empty.
-        if (!SeqBefore(b.start, b.end) || !SeqBefore(h->ack, b.start)) return WireError::kBadSack;
+        // Each block lies at or past the cumulative ack (at it: received, held for the app,
+        // kCapResync), and is not empty.
+        if (!SeqBefore(b.start, b.end) || SeqBefore(b.start, h->ack)) return WireError::kBadSack;
       }
       break;
     }
+    case PacketType::kResync:
+      if (rest_len != kMessageBytes) return WireError::kBadHeaderLength;
+      h->msg_id = Get32(rest);
+      h->msg_len = Get32(rest + 4);
+      h->msg_offset = Get32(rest + 8);
+      if (h->msg_id == 0 || h->msg_len != 0 || h->msg_offset != 0) return WireError::kBadMessage;
+      break;
     case PacketType::kRst: {
       if (rest_len != 4) return WireError::kBadHeaderLength;
       uint32_t reason = Get32(rest);
@@ -161,6 +170,7 @@ uint32_t WritePonyHeader(const PonyHeader& h, uint8_t* out, uint32_t room) {
   uint8_t* rest = out + kCommonBytes;
   switch (h.type) {
     case PacketType::kData:
+    case PacketType::kResync:
       Put32(rest, h.msg_id);
       Put32(rest + 4, h.msg_len);
       Put32(rest + 8, h.msg_offset);

@@ -35,7 +35,18 @@ enum class PacketType : uint8_t {
   kAck = 4,     // cumulative and selective acknowledgement, credit, delay sample
   kFin = 5,     // the sender closes: no message after the ones before this sequence number
   kRst = 6,     // the connection is gone (its app died, it was never open, ...): a reason
+  // A connection picks up again after its engine restarted (a crash) from a checkpoint: the
+  // sender's new initial sequence number (seq), the next message its app is to be handed
+  // (msg_id), its credit. kFlagAckNow: answer with a RESYNC. Only between engines that both said
+  // kCapResync when the connection opened.
+  kResync = 7,
 };
+
+// What an engine can do, in its SYN's and SYN_ACK's hold_ns (which carry no delay sample; an
+// engine that predates this sends 0 there).
+//  kCapResync: it acknowledges only what its app was handed (what it received and holds for the
+//  app is SACKed: the peer keeps it until then), and takes and answers kResync.
+inline constexpr uint32_t kCapResync = 0x1;
 
 // flags
 inline constexpr uint8_t kFlagAckNow = 0x01;  // acknowledge this packet at once (no delayed ack)

@@ -61,7 +61,15 @@ TEST(PonyWireTest, EveryTypeRoundTrips) {
   rst.type = PacketType::kRst;
   rst.src_conn = 0;  // from a host with no connection
   rst.reason = ResetReason::kNoSuchApp;
-  for (const PonyHeader& want : {syn, syn_ack, ack, fin, rst}) {
+  PonyHeader resync = Data(1, 0);
+  resync.type = PacketType::kResync;
+  resync.msg_id = 77;
+  resync.msg_len = 0;
+  resync.msg_offset = 0;
+  // A SACK block at the cumulative ack: received, held for the app (kCapResync).
+  PonyHeader held = ack;
+  held.sack[1] = {held.ack, held.ack + 5};
+  for (const PonyHeader& want : {syn, syn_ack, ack, fin, rst, resync, held}) {
     PonyHeader got;
     uint32_t payload = 0;
     std::vector<uint8_t> p = Packet(want);
@@ -87,6 +95,8 @@ TEST(PonyWireTest, EveryTypeRoundTrips) {
   EXPECT_EQ(got.sack[1].end, 71u);
   ASSERT_EQ(Parse(Packet(rst), &got), WireError::kNone);
   EXPECT_EQ(got.reason, ResetReason::kNoSuchApp);
+  ASSERT_EQ(Parse(Packet(resync), &got), WireError::kNone);
+  EXPECT_EQ(got.msg_id, 77u);
 }
 
 TEST(PonyWireTest, DataCarriesItsSegment) {
@@ -122,7 +132,7 @@ TEST(PonyWireTest, RefusesWhatTheSpecForbidsAndSaysWhy) {
                    std::vector<uint8_t>(good.begin(), good.begin() + 45), WireError::kTooShort});
   cases.push_back({"version 2", with(good, 0, 2), WireError::kBadVersion});
   cases.push_back({"type 0", with(good, 1, 0), WireError::kBadType});
-  cases.push_back({"type 7", with(good, 1, 7), WireError::kBadType});
+  cases.push_back({"type 8", with(good, 1, 8), WireError::kBadType});
   cases.push_back({"an unknown flag", with(good, 2, 0x80), WireError::kBadFlags});
   cases.push_back(
       {"header length below the common header", with(good, 3, 9), WireError::kBadHeaderLength});
@@ -162,14 +172,25 @@ TEST(PonyWireTest, RefusesWhatTheSpecForbidsAndSaysWhy) {
   cases.push_back({"an empty SACK block", Packet(h), WireError::kBadSack});
   h.sack[0] = {10, 20};  // ack is 42
   cases.push_back({"a SACK block below the cumulative ack", Packet(h), WireError::kBadSack});
-  h.sack[0] = {42, 50};
-  cases.push_back({"a SACK block at the cumulative ack", Packet(h), WireError::kBadSack});
+  h.sack[0] = {41, 50};
+  cases.push_back({"a SACK block across the cumulative ack", Packet(h), WireError::kBadSack});
   h.sack_count = 4;
   for (int i = 0; i < 4; ++i) h.sack[i] = {uint32_t(100 + 10 * i), uint32_t(105 + 10 * i)};
   std::vector<uint8_t> five = Packet(h);
   five.insert(five.end(), 8, 0);
   five[3] = static_cast<uint8_t>(five.size() / 4);
   cases.push_back({"five SACK blocks", five, WireError::kBadHeaderLength});
+  h = Data(1, 0);
+  h.type = PacketType::kResync;
+  h.msg_len = 0;
+  h.msg_offset = 0;
+  h.msg_id = 0;
+  cases.push_back({"a RESYNC for message 0", Packet(h), WireError::kBadMessage});
+  h.msg_id = 5;
+  h.msg_len = 3;
+  cases.push_back({"a RESYNC with a message length", Packet(h), WireError::kBadMessage});
+  h.msg_len = 0;
+  cases.push_back({"a RESYNC with payload", Packet(h, 1), WireError::kPayloadNotAllowed});
   h = Data(1, 0);
   h.type = PacketType::kRst;
   h.reason = static_cast<ResetReason>(99);
