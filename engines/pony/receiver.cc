@@ -5,8 +5,13 @@
 
 namespace snapd::pony {
 
-Receiver::Receiver(uint32_t first_seq, uint32_t budget, uint32_t max_message)
-    : next_seq_(first_seq), seen_(kSeqWindow, false), budget_(budget), max_message_(max_message) {}
+Receiver::Receiver(uint32_t first_seq, uint32_t budget, uint32_t max_message,
+                   uint32_t first_message)
+    : next_seq_(first_seq),
+      seen_(kSeqWindow, false),
+      next_message_(first_message),
+      budget_(budget),
+      max_message_(max_message) {}
 
 bool Receiver::Seen(uint32_t seq) const {
   return seen_[(seen_base_ + (seq - next_seq_)) % kSeqWindow];

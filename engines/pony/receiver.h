@@ -31,8 +31,11 @@ class Receiver {
   static constexpr uint32_t kMessageWindow = pony::kMessageWindow;
 
   // `first_seq`: the sender's initial sequence number plus one (from its SYN); `budget`: bytes of
-  // message data this connection may hold.
-  Receiver(uint32_t first_seq, uint32_t budget, uint32_t max_message);
+  // message data this connection may hold; `first_message`: the first message's id (after a
+  // RESYNC, the next one the app is to be handed).
+  Receiver(uint32_t first_seq, uint32_t budget, uint32_t max_message, uint32_t first_message = 1);
+  // The id of the next message to become whole in order.
+  uint32_t next_message() const { return next_message_; }
 
   enum class Verdict {
     kAccepted,       // new data, taken

@@ -7,13 +7,33 @@
 
 namespace snapd::pony {
 
-Sender::Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options)
+Sender::Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options, uint32_t first_id)
     : o_(options),
       swift_(options.swift),
       una_(first_seq),
       next_seq_(first_seq),
+      next_id_(first_id),
       peer_credit_(credit),
       rto_ns_(options.initial_rto_ns) {}
+
+bool Sender::TakeMessages(uint32_t deliver_from, std::vector<uint32_t>* done,
+                          std::vector<std::pair<std::string, uint32_t>>* rest) {
+  const uint32_t oldest = messages_.empty() ? next_id_ : messages_.front().id;
+  if (SeqBefore(deliver_from, oldest) || SeqBefore(next_id_, deliver_from)) return false;
+  done->assign(completed_.begin(), completed_.end());
+  completed_.clear();
+  rest->clear();
+  for (Message& m : messages_) {
+    if (SeqBefore(m.id, deliver_from)) {
+      done->push_back(m.token);
+    } else {
+      rest->emplace_back(std::move(m.bytes), m.token);
+    }
+  }
+  messages_.clear();
+  inflight_.clear();
+  return true;
+}
 
 uint32_t Sender::Queue(std::string message, uint32_t token) {
   Message m;

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engines/pony/pony.pb.h"
 #include "engines/pony/swift.h"
@@ -51,8 +53,10 @@ struct Outgoing {
 class Sender {
  public:
   // `first_seq`: this side's initial sequence number plus one; `credit`: what the peer's SYN or
-  // SYN_ACK advertised.
-  Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options = SenderOptions());
+  // SYN_ACK advertised; `first_id`: the first message's id (a connection picked up again after a
+  // RESYNC goes on with the ids it had).
+  Sender(uint32_t first_seq, uint32_t credit, const SenderOptions& options = SenderOptions(),
+         uint32_t first_id = 1);
 
   // Queues a message (1 byte or more) for sending; `token` comes back from PopCompleted once the
   // peer has it. Returns its message id.
@@ -81,6 +85,16 @@ class Sender {
 
   // Tokens of messages the peer acknowledged whole, in the order they were queued.
   bool PopCompleted(uint32_t* token);
+
+  // The peer restarted and asks for everything from message `deliver_from` on (RESYNC): the
+  // tokens of the messages before it (its app has them: they are done) and, in order, the
+  // messages from it on (to queue again in a Sender made from `deliver_from`). False if
+  // `deliver_from` is not a message this sender holds or the next one it would send (the peer
+  // contradicts what it acknowledged).
+  bool TakeMessages(uint32_t deliver_from, std::vector<uint32_t>* done,
+                    std::vector<std::pair<std::string, uint32_t>>* rest);
+  // The id the next queued message gets.
+  uint32_t next_id() const { return next_id_; }
 
   // The next sequence number a new packet gets (a FIN takes it).
   uint32_t next_seq() const { return next_seq_; }
