@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "base/clock.h"
 #include "base/counter.h"
@@ -110,6 +111,18 @@ class Engine {
 
   // A transport engine's connections (none for other kinds). Engine thread only.
   virtual std::vector<ConnectionInfo> Connections() const { return {}; }
+
+  // Crash survival. A kind whose state cannot be rebuilt from its config (pony's connections)
+  // keeps it in memory that outlives the process: CheckpointBytes says how much (0: nothing to
+  // keep, the default), UseCheckpoint gives it that memory, zeroed (recover false: it starts
+  // keeping its state there) or as a snapd that died left it (recover true: it picks its state up
+  // from there, checking all of it, and keeps it there from then on). Returns a line for the log
+  // (what was picked up, what was dropped and why); an error only if it cannot use the memory at
+  // all. Engine thread only, or while no worker polls the engine.
+  virtual size_t CheckpointBytes() const { return 0; }
+  virtual absl::StatusOr<std::string> UseCheckpoint(void* memory, size_t bytes, bool recover) {
+    return std::string();
+  }
 
   // Engine thread only (or while no worker polls the engine); nullptr for none.
   void set_batch_observer(BatchObserver* observer) { observer_ = observer; }

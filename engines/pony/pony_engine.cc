@@ -62,10 +62,16 @@ uint32_t PseudoSum(uint32_t src, uint32_t dst, uint16_t udp_len) {
 
 const char* StateName(int state);
 
+uint32_t RandomIsn(int64_t now) {
+  static thread_local std::mt19937 rng(static_cast<uint32_t>(now) ^ std::random_device()());
+  return rng();
+}
+
 }  // namespace
 
 struct PonyEngine::Conn {
-  enum class State { kResolving, kSynSent, kOpen, kDone };
+  // kResyncing: picked up from the journal after a crash, asking its peer to go on (RESYNC).
+  enum class State { kResolving, kSynSent, kOpen, kDone, kResyncing };
   uint32_t id = 0;
   State state = State::kResolving;
   bool passive = false;
@@ -117,6 +123,14 @@ struct PonyEngine::Conn {
   // it. So a restarted engine can ask the peer for everything its app did not get (RESYNC).
   bool resync = false;
   uint32_t delivered_seq = 0;
+  // In the journal (journal_ keeps it: what was committed last is jr).
+  bool journaled = false;
+  pony::JournalConn jr;
+  // After a RESYNC: bytes of the first message the app had been handed already, and the peer's
+  // sequence number the RESYNC this side answered or took named (a copy of it changes nothing).
+  uint32_t resync_skip = 0;
+  uint32_t peer_resync_isn = 0;
+  bool peer_resynced = false;
   uint32_t advertised_credit = 0;  // and the credit
   uint8_t ack_flags = 0;
   uint32_t echo_ts = 0;
@@ -136,6 +150,8 @@ const char* StateName(int state) {
       return "open";
     case PonyEngine::Conn::State::kDone:
       return "closed";
+    case PonyEngine::Conn::State::kResyncing:
+      return "resyncing";
   }
   return "?";
 }
@@ -175,6 +191,11 @@ void PonyEngine::ForEachCounter(Self& self, Fn fn) {
   fn("retransmits", self.retransmits_);
   fn("messages_sent", self.messages_sent_);
   fn("messages_received", self.messages_received_);
+  fn("resyncs", self.resyncs_);
+  fn("resyncs_answered", self.resyncs_answered_);
+  fn("journal_overflows", self.journal_overflows_);
+  fn("journal_dropped", self.journal_dropped_);
+  fn("drop_stale", self.drop_stale_);
 }
 
 void PonyEngine::ForEachKindCounter(
@@ -349,8 +370,7 @@ PonyEngine::Conn* PonyEngine::NewConn(uint16_t app, uint32_t peer_ip, uint16_t p
   c->peer_ip = peer_ip;
   c->peer_app = peer_app;
   c->src_port = static_cast<uint16_t>(49152 + c->id % 16384);
-  static thread_local std::mt19937 rng(static_cast<uint32_t>(now) ^ std::random_device()());
-  c->isn = rng();
+  c->isn = RandomIsn(now);
   conns_[index] = std::move(c);
   live_.push_back(index);
   return conns_[index].get();
@@ -376,7 +396,7 @@ uint32_t PonyEngine::Mss() const {
   return mss_config_ != 0 ? std::min(mss, mss_config_) : mss;
 }
 
-void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
+void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit, bool resync) {
   pony::SenderOptions o = sender_options_;
   o.mss = Mss();
   c.sender = std::make_unique<pony::Sender>(c.isn + 1, peer_credit, o);
@@ -386,6 +406,9 @@ void PonyEngine::Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit) {
   c.opened = true;
   c.notify_open = true;
   c.ctl_at = INT64_MAX;
+  c.resync = resync;
+  c.jr.rx_next_msg = 1;
+  if (resync) StartJournal(c);
 }
 
 void PonyEngine::Finish(Conn& c, uint16_t code, bool reset, ResetReason reason, int64_t now) {
@@ -401,6 +424,7 @@ void PonyEngine::Finish(Conn& c, uint16_t code, bool reset, ResetReason reason, 
   if (c.opened) connections_closed_.Add();
   if (code == static_cast<uint16_t>(ResetReason::kTimeout)) timeouts_.Add();
   if (c.sender) c.retransmits = c.sender->retransmits();
+  StopJournal(c);  // a closed connection is not picked up again
   c.state = Conn::State::kDone;
   c.code = code;
   c.sender.reset();  // what the peer did not acknowledge is lost; the app is told by CLOSED
@@ -463,6 +487,17 @@ void PonyEngine::RunTimers(Conn& c, int64_t now) {
         return;
       }
       SendSyn(c, now);
+      return;
+    case Conn::State::kResyncing:
+      if (now < c.ctl_at) return;
+      if (c.ctl_tries >= kCtlTries) {
+        Finish(c, static_cast<uint16_t>(ResetReason::kTimeout), true, ResetReason::kTimeout, now);
+        return;
+      }
+      SendResync(c, true, now);
+      ++c.ctl_tries;
+      c.ctl_at = now + c.ctl_rto_ns;
+      c.ctl_rto_ns = std::min(c.ctl_rto_ns * 2, kCtlMaxRtoNs);
       return;
     case Conn::State::kOpen:
       break;
@@ -709,6 +744,11 @@ bool PonyEngine::AckNeeded(const Conn& c) const {
 }
 
 bool PonyEngine::TakeAck(Conn& c, const PonyHeader& h, int64_t now) {
+  if (c.peer_resynced && !c.sender->AcksOnlySent(h)) {
+    drop_stale_.Add();  // of the sequence numbers before a RESYNC, still on the wire
+    stats().drops.Add();
+    return true;
+  }
   if (!c.sender->OnAck(h, now)) {
     drop_protocol_error_.Add();
     stats().drops.Add();
@@ -867,8 +907,7 @@ void PonyEngine::HandleSyn(const PonyHeader& h, uint32_t src_ip, uint64_t src_ma
   c->peer_conn = h.src_conn;
   c->peer_mac = src_mac;
   if (neighbors_.size() < kMaxNeighbors) neighbors_[src_ip] = src_mac;
-  Open(*c, h.seq, h.credit);
-  c->resync = (h.hold_ns & pony::kCapResync) != 0;
+  Open(*c, h.seq, h.credit, (h.hold_ns & pony::kCapResync) != 0);
   connections_accepted_.Add();
   PonyHeader a;
   a.type = PacketType::kSynAck;
@@ -905,8 +944,7 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
     case PacketType::kSynAck:
       if (c.state == Conn::State::kSynSent) {
         c.peer_conn = h.src_conn;
-        Open(c, h.seq, h.credit);
-        c.resync = (h.hold_ns & pony::kCapResync) != 0;
+        Open(c, h.seq, h.credit, (h.hold_ns & pony::kCapResync) != 0);
         connections_opened_.Add();
         c.ack_due = true;
       } else if (c.state == Conn::State::kOpen) {
@@ -928,6 +966,12 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
       // waits (not acknowledged: it comes again), whatever its connection's credit.
       if (buffered_ + h.msg_len > max_buffered_ && c.receiver->WouldReserve(h.msg_id)) {
         drop_memory_full_.Add();
+        stats().drops.Add();
+        return;
+      }
+      if (c.peer_resynced && !pony::SeqBefore(h.seq, c.receiver->cumulative_ack()) &&
+          h.seq - c.receiver->cumulative_ack() >= pony::kSeqWindow) {
+        drop_stale_.Add();  // sent before a RESYNC, still on the wire
         stats().drops.Add();
         return;
       }
@@ -989,8 +1033,21 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
         stats().drops.Add();
       }
       return;
-    case PacketType::kSyn:
     case PacketType::kResync:
+      if (c.state == Conn::State::kResyncing) {
+        CompleteResync(c, h, now);
+        if (c.state == Conn::State::kOpen && (h.flags & pony::kFlagAckNow)) {
+          SendResync(c, false, now);  // it restarted too
+        }
+      } else if (c.state == Conn::State::kOpen && c.resync && (h.flags & pony::kFlagAckNow)) {
+        AnswerResync(c, h, now);
+      } else {
+        drop_not_open_
+            .Add();  // an answer to nothing asked (a copy), or not between kCapResync ends
+        stats().drops.Add();
+      }
+      return;
+    case PacketType::kSyn:
       return;
   }
 }
@@ -1041,8 +1098,11 @@ void PonyEngine::HandleAppFrame(size_t slot, const Packet& pkt, int64_t now) {
       // A message the app was half way through sending is given up (the FIN waits for none).
       c.assembling.clear();
       c.assembled = 0;
-      if (c.state == Conn::State::kOpen) {
+      if (c.state == Conn::State::kOpen || c.state == Conn::State::kResyncing) {
         c.close_requested = true;
+        c.jr.close_requested = 1;
+        c.jr.asm_len = c.jr.asm_token = c.jr.asm_done = 0;
+        CommitJournal(c);
       } else if (c.state != Conn::State::kDone) {
         Finish(c, 0, true, ResetReason::kAppGone, now);
       }
@@ -1067,7 +1127,9 @@ void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_
     port.stats().drop_malformed.Add();
     stats().drops.Add();
   };
-  if (c.state != Conn::State::kOpen || c.close_requested) {
+  // A connection resyncing takes what its app sends into the journal: its sender is made from
+  // there when the peer answers.
+  if ((c.state != Conn::State::kOpen && c.state != Conn::State::kResyncing) || c.close_requested) {
     // The connection closed under the app (it is told by CLOSED), or it closed it itself.
     refuse(drop_not_open_);
     return;
@@ -1091,8 +1153,25 @@ void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_
   // ParseAppOp checked that the bytes fit the message.
   memcpy(&c.assembling[op.offset], bytes, len);
   c.assembled += len;
+  if (c.journaled && !journal_.AddSendFrame((c.id & kConnIndexMask) - 1, &c.jr, op.offset, bytes,
+                                            len, op.length, op.token)) {
+    journal_overflows_.Add();
+    if (c.state == Conn::State::kResyncing) {
+      // Without the journal a resyncing connection has nowhere to keep what its app sends.
+      Finish(c, static_cast<uint16_t>(PonyAppCode::kNoResources), true, ResetReason::kProtocolError,
+             now);
+      return;
+    }
+    StopJournal(c);
+  }
   if (c.assembled < c.assembling.size()) return;
+  if (c.journaled) journal_.FinishMessage((c.id & kConnIndexMask) - 1, &c.jr);
   c.queued_bytes += c.assembling.size();
+  if (c.state == Conn::State::kResyncing) {
+    c.assembling.clear();  // in the journal; the RESYNC's answer queues it
+    c.assembled = 0;
+    return;
+  }
   c.queued_sizes.push_back(static_cast<uint32_t>(c.assembling.size()));
   c.sender->Queue(std::move(c.assembling), c.assembling_token);
   c.assembling.clear();
@@ -1167,6 +1246,11 @@ void PonyEngine::Deliver(Conn& c) {
     Conn::ToApp m;
     m.bytes = c.receiver->PopMessage(&m.end_seq);
     c.to_app_bytes += m.bytes.size();
+    if (c.resync_skip != 0) {
+      // The first message after a RESYNC: the app had its first bytes already.
+      if (c.to_app.empty() && c.resync_skip < m.bytes.size()) c.to_app_offset = c.resync_skip;
+      c.resync_skip = 0;
+    }
     c.to_app.push_back(std::move(m));
     c.ack_owed = true;  // the credit grew: AckNeeded decides whether the peer must hear now
   }
@@ -1207,14 +1291,17 @@ void PonyEngine::Deliver(Conn& c) {
   if (n == 0) return;
   const uint16_t sent = port.Transmit(app_pkts_.data(), static_cast<uint16_t>(n));
   uint64_t bytes = 0;
+  uint32_t sents = 0;
   for (uint16_t i = 0; i < sent; ++i) {
     bytes += app_pkts_[i].len;
     switch (items[i].kind) {
       case Kind::kOpen:
         c.notify_open = false;
+        c.jr.told_open = 1;
         break;
       case Kind::kSent:
         c.sent_tokens.pop_front();
+        ++sents;
         break;
       case Kind::kSegment:
         c.to_app_offset += items[i].len;
@@ -1227,6 +1314,7 @@ void PonyEngine::Deliver(Conn& c) {
           }
           c.to_app.pop_front();
           c.to_app_offset = 0;
+          ++c.jr.rx_next_msg;
           ++c.rx_messages;
           messages_received_.Add();
         }
@@ -1238,6 +1326,14 @@ void PonyEngine::Deliver(Conn& c) {
   }
   port.stats().tx_frames.Add(sent);
   port.stats().tx_bytes.Add(bytes);
+  // The app has these now: the journal says so (a crash from here on asks the peer for what
+  // comes after, and tells the app SENT for nothing twice).
+  c.jr.rx_msg_offset = c.to_app.empty() ? c.resync_skip : c.to_app_offset;
+  if (sents > 0 && c.journaled) {
+    journal_.DropFront((c.id & kConnIndexMask) - 1, &c.jr, sents);
+  } else {
+    CommitJournal(c);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1295,6 +1391,7 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
       continue;
     }
     if (c.state == Conn::State::kOpen) deadline = std::min(deadline, c.sender->NextTimerNs());
+    if (!c.journaled && c.resync && c.state == Conn::State::kOpen) StartJournal(c);
     deadline = std::min(deadline, c.ctl_at);
     // A connection whose app's ring was full tries again soon.
     if (c.notify_open || !c.sent_tokens.empty() || !c.to_app.empty() ||
@@ -1338,6 +1435,9 @@ absl::Status PonyEngine::SaveKindState(std::string* out) const {
   engines::PonyState st;
   for (uint32_t index : live_) {
     const Conn& c = *conns_[index];
+    // Picked up from the journal and not yet answered: what it is made of is in the journal, which
+    // the new snapd does not take (its peer resets it when it finds no such connection).
+    if (c.state == Conn::State::kResyncing) continue;
     engines::PonyConnectionState* o = st.add_connections();
     o->set_id(c.id);
     o->set_state(static_cast<int>(c.state));
@@ -1500,6 +1600,11 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
       return bad(o.id(), "open without its sender and receiver");
     }
     buffered_ += (c->receiver ? c->receiver->buffered() : 0) + c->to_app_bytes;
+    // The next message the app is to be handed: before what waits for it in order.
+    c->jr.rx_next_msg = c->receiver ? c->receiver->next_message() -
+                                          static_cast<uint32_t>(c->receiver->ready_count()) -
+                                          static_cast<uint32_t>(c->to_app.size())
+                                    : 1;
     conns_[index] = std::move(c);
     live_.push_back(index);
   }
@@ -1513,6 +1618,249 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     if (it != st.counters().end()) c.Add(it->second);
   });
   return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash survival: the journal and RESYNC
+
+pony::Journal::Shape PonyEngine::JournalShape() const {
+  pony::Journal::Shape s;
+  s.slots = max_conns_;
+  // What a connection's app may have unacknowledged, the message it is sending, and room for
+  // the entries' heads: past it, the connection is not kept until it drains (journal_overflows).
+  s.ring_bytes = static_cast<uint32_t>(
+      (uint64_t{buffer_bytes_} + max_message_ + (64u << 10) + 4095) & ~uint64_t{4095});
+  s.owner = mac_ ^ (uint64_t{ip_} << 16) ^ (uint64_t{udp_port_} << 48);
+  return s;
+}
+
+size_t PonyEngine::CheckpointBytes() const { return pony::Journal::BytesFor(JournalShape()); }
+
+void PonyEngine::StartJournal(Conn& c) {
+  if (!journal_.valid() || c.journaled || !c.resync || c.state != Conn::State::kOpen ||
+      !c.sender->idle() || !c.sent_tokens.empty() || c.assembled != 0 || c.close_requested) {
+    return;  // not yet: what is in flight was not kept
+  }
+  pony::JournalConn& r = c.jr;
+  const uint32_t rx_next = r.rx_next_msg;
+  r = pony::JournalConn();
+  r.id = c.id;
+  r.peer_ip = c.peer_ip;
+  r.peer_mac = c.peer_mac;
+  r.peer_conn = c.peer_conn;
+  r.app = c.app;
+  r.peer_app = c.peer_app;
+  r.src_port = c.src_port;
+  r.passive = c.passive;
+  r.told_open = !c.notify_open;
+  r.token = c.token;
+  r.rx_next_msg = rx_next;
+  r.rx_msg_offset = c.to_app.empty() ? c.resync_skip : c.to_app_offset;
+  r.tx_first_id = c.sender->next_id();
+  journal_.Put((c.id & kConnIndexMask) - 1, r);
+  c.journaled = true;
+}
+
+void PonyEngine::StopJournal(Conn& c) {
+  if (!c.journaled) return;
+  journal_.Free((c.id & kConnIndexMask) - 1);
+  c.journaled = false;
+}
+
+void PonyEngine::CommitJournal(Conn& c) {
+  if (c.journaled) journal_.Put((c.id & kConnIndexMask) - 1, c.jr);
+}
+
+absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes, bool recover) {
+  const pony::Journal::Shape shape = JournalShape();
+  if (bytes < pony::Journal::BytesFor(shape)) {
+    return absl::InvalidArgumentError(absl::StrCat("pony: the checkpoint memory has ", bytes,
+                                                   " bytes, not ", pony::Journal::BytesFor(shape)));
+  }
+  std::string report;
+  if (recover) {
+    if (!live_.empty()) {
+      return absl::FailedPreconditionError("pony: a checkpoint is picked up by a fresh engine");
+    }
+    absl::StatusOr<pony::Journal> j = pony::Journal::Recover(memory, bytes, shape);
+    if (j.ok()) {
+      journal_ = *j;
+    } else {
+      report = absl::StrCat("no connections picked up: ", j.status().message(), "; ");
+      recover = false;
+    }
+  }
+  if (!recover) {
+    journal_ = pony::Journal::Format(memory, shape);
+    for (uint32_t index : live_) StartJournal(*conns_[index]);  // after an upgrade
+    return absl::StrCat(report, "journal for ", shape.slots, " connections");
+  }
+  const int64_t now = MonotonicNs();
+  uint32_t picked = 0, dropped = 0;
+  std::string why_dropped;
+  for (uint32_t slot = 0; slot < shape.slots; ++slot) {
+    const pony::JournalConn r = journal_.Get(slot);
+    if (r.id == 0) continue;
+    std::vector<pony::JournalMessage> messages;
+    std::string assembled, why;
+    if ((r.id & kConnIndexMask) != slot + 1) {
+      why = "its id is not its slot's";
+    } else if (r.app == 0 || r.peer_app == 0 || r.peer_conn == 0 || r.rx_next_msg == 0 ||
+               r.rx_msg_offset >= max_message_ || (r.peer_ip & mask_) != (ip_ & mask_)) {
+      why = "it names no peer, app or message it could have";
+    } else {
+      journal_.Read(slot, r, max_message_, &messages, &assembled, &why);
+    }
+    if (!why.empty()) {
+      journal_.Free(slot);
+      journal_dropped_.Add();
+      if (dropped++ < 3) absl::StrAppend(&why_dropped, "; connection ", r.id, ": ", why);
+      continue;
+    }
+    if (slot >= conns_.size()) conns_.resize(slot + 1);
+    auto c = std::make_unique<Conn>();
+    c->id = r.id;
+    c->state = Conn::State::kResyncing;
+    c->passive = r.passive != 0;
+    c->opened = true;
+    c->notify_open = r.told_open == 0;
+    c->app = r.app;
+    c->peer_ip = r.peer_ip;
+    c->peer_app = r.peer_app;
+    c->peer_conn = r.peer_conn;
+    c->peer_mac = r.peer_mac;
+    c->src_port = r.src_port;
+    c->token = r.token;
+    c->isn = RandomIsn(now);
+    c->close_requested = r.close_requested != 0;
+    c->resync = true;
+    c->journaled = true;
+    c->jr = r;
+    c->resync_skip = r.rx_msg_offset;
+    for (const pony::JournalMessage& m : messages) c->queued_bytes += m.bytes.size();
+    if (r.asm_len != 0) {
+      c->assembling = assembled;
+      c->assembling.resize(r.asm_len);
+      c->assembled = r.asm_done;
+      c->assembling_token = r.asm_token;
+    }
+    c->ctl_at = 0;  // the first poll asks the peer
+    c->ctl_rto_ns = kCtlFirstRtoNs;
+    if (neighbors_.size() < kMaxNeighbors) neighbors_[r.peer_ip] = r.peer_mac;
+    conns_[slot] = std::move(c);
+    live_.push_back(slot);
+    ++picked;
+  }
+  next_deadline_ns_ = 0;
+  return absl::StrCat("picked up ", picked, " connection(s) from the journal, dropped ", dropped,
+                      why_dropped);
+}
+
+void PonyEngine::SendResync(Conn& c, bool ask, int64_t now) {
+  PonyHeader h;
+  h.type = PacketType::kResync;
+  h.flags = ask ? pony::kFlagAckNow : 0;
+  h.seq = c.isn;
+  h.msg_id = c.jr.rx_next_msg;
+  h.credit = c.receiver ? c.receiver->credit() : buffer_bytes_;
+  SendPony(c, h, nullptr, 0, now);
+}
+
+void PonyEngine::CompleteResync(Conn& c, const PonyHeader& h, int64_t now) {
+  const uint32_t slot = (c.id & kConnIndexMask) - 1;
+  std::vector<pony::JournalMessage> messages;
+  std::string assembled, why;
+  const uint32_t first = c.jr.tx_first_id;
+  const bool read = journal_.Read(slot, c.jr, max_message_, &messages, &assembled, &why);
+  const uint32_t end = first + static_cast<uint32_t>(messages.size());
+  // The peer's app was handed messages up to h.msg_id: this side holds them all from the first
+  // one its app was not told SENT for, so h.msg_id lies in [first, end].
+  if (!read || pony::SeqBefore(h.msg_id, first) || pony::SeqBefore(end, h.msg_id)) {
+    drop_protocol_error_.Add();
+    stats().drops.Add();
+    Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true, ResetReason::kProtocolError,
+           now);
+    return;
+  }
+  pony::SenderOptions o = sender_options_;
+  o.mss = Mss();
+  c.sender = std::make_unique<pony::Sender>(c.isn + 1, h.credit, o, h.msg_id);
+  c.queued_bytes = 0;
+  c.queued_sizes.clear();
+  for (pony::JournalMessage& m : messages) {
+    if (pony::SeqBefore(m.id, h.msg_id)) {
+      c.sent_tokens.push_back(m.token);  // the peer's app has it
+      ++c.tx_messages;
+      messages_sent_.Add();
+      continue;
+    }
+    c.queued_bytes += m.bytes.size();
+    c.queued_sizes.push_back(static_cast<uint32_t>(m.bytes.size()));
+    c.sender->Queue(std::move(m.bytes), m.token);
+  }
+  c.receiver =
+      std::make_unique<pony::Receiver>(h.seq + 1, buffer_bytes_, max_message_, c.jr.rx_next_msg);
+  c.delivered_seq = h.seq + 1;
+  c.acked_through = c.delivered_seq;
+  c.advertised_credit = buffer_bytes_;
+  c.state = Conn::State::kOpen;
+  c.ctl_at = INT64_MAX;
+  c.ctl_tries = 0;
+  c.peer_resync_isn = h.seq;
+  c.peer_resynced = true;
+  resyncs_.Add();
+}
+
+void PonyEngine::AnswerResync(Conn& c, const PonyHeader& h, int64_t now) {
+  if (c.peer_resynced && h.seq == c.peer_resync_isn) {
+    SendResync(c, false, now);  // our answer was lost
+    return;
+  }
+  std::vector<uint32_t> done;
+  std::vector<std::pair<std::string, uint32_t>> rest;
+  if (!c.sender->TakeMessages(h.msg_id, &done, &rest)) {
+    drop_protocol_error_.Add();
+    stats().drops.Add();
+    Finish(c, static_cast<uint16_t>(ResetReason::kProtocolError), true, ResetReason::kProtocolError,
+           now);
+    return;
+  }
+  for (uint32_t token : done) {
+    c.sent_tokens.push_back(token);
+    if (!c.queued_sizes.empty()) {
+      c.queued_bytes -= c.queued_sizes.front();
+      c.queued_sizes.pop_front();
+    }
+    ++c.tx_messages;
+    messages_sent_.Add();
+  }
+  // This side's sending half starts afresh from what the peer's app lacks; its receiving half
+  // from what this side's app lacks (what came and was not handed to it, the peer still holds).
+  c.retransmits += c.sender->retransmits();
+  c.isn = RandomIsn(now);
+  pony::SenderOptions o = sender_options_;
+  o.mss = Mss();
+  c.sender = std::make_unique<pony::Sender>(c.isn + 1, h.credit, o, h.msg_id);
+  for (auto& [bytes, token] : rest) c.sender->Queue(std::move(bytes), token);
+  buffered_ -= c.receiver->buffered() + c.to_app_bytes;
+  if (!c.to_app.empty()) c.resync_skip = c.to_app_offset;
+  c.to_app.clear();
+  c.to_app_bytes = 0;
+  c.to_app_offset = 0;
+  c.receiver =
+      std::make_unique<pony::Receiver>(h.seq + 1, buffer_bytes_, max_message_, c.jr.rx_next_msg);
+  c.delivered_seq = h.seq + 1;
+  c.acked_through = c.delivered_seq;
+  c.ack_due = c.ack_owed = false;
+  c.echo_ts = 0;
+  if (c.fin_sent) {
+    c.fin_sent = false;  // sent again once what the peer lacks is acknowledged
+    c.ctl_at = INT64_MAX;
+  }
+  c.peer_resync_isn = h.seq;
+  c.peer_resynced = true;
+  resyncs_answered_.Add();
+  SendResync(c, false, now);
 }
 
 SNAPD_REGISTER_ENGINE_KIND(PonyEngine::kKind, PonyEngine, engines::PonyConfig);

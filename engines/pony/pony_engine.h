@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "engines/attached_ports.h"
 #include "engines/engine.h"
+#include "engines/pony/journal.h"
 #include "engines/pony/pony.pb.h"
 #include "engines/pony/receiver.h"
 #include "engines/pony/sender.h"
@@ -73,6 +74,10 @@ class PonyEngine : public Engine {
       const std::function<void(absl::string_view name, uint64_t value)>& fn) const override;
 
   std::vector<ConnectionInfo> Connections() const override;
+  // The journal (journal.h): every connection both ends opened with kCapResync, picked up again
+  // after a crash by RESYNC.
+  size_t CheckpointBytes() const override;
+  absl::StatusOr<std::string> UseCheckpoint(void* memory, size_t bytes, bool recover) override;
   // The engine's address (network order) and MAC.
   uint32_t ip() const { return ip_; }
   uint64_t mac() const { return mac_; }
@@ -132,7 +137,8 @@ class PonyEngine : public Engine {
   Conn* Find(uint32_t id);
   Conn* NewConn(uint16_t app, uint32_t peer_ip, uint16_t peer_app, int64_t now);
   void FreeConn(Conn& c);
-  void Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit);
+  // `resync`: the peer said kCapResync.
+  void Open(Conn& c, uint32_t peer_seq, uint32_t peer_credit, bool resync);
   // The segment size for a connection opened now (the NICs' MTU less the headers).
   uint32_t Mss() const;
   // Ends the connection with `code`; sends a RST with `reason` first when `reset` is set.
@@ -140,6 +146,17 @@ class PonyEngine : public Engine {
   void StartConnect(Conn& c, int64_t now);
   void SendSyn(Conn& c, int64_t now);
   void RunTimers(Conn& c, int64_t now);
+  // RESYNC (docs/pony.md): a connection picked up from the journal asks its peer (`ask`), and a
+  // peer answers. Complete: the restarted side, on the answer (or on its peer's own RESYNC, when
+  // both restarted). Answer: the side that did not restart starts its halves afresh.
+  void SendResync(Conn& c, bool ask, int64_t now);
+  void CompleteResync(Conn& c, const pony::PonyHeader& h, int64_t now);
+  void AnswerResync(Conn& c, const pony::PonyHeader& h, int64_t now);
+  // The journal's side of a connection (no-ops while the engine keeps none, or `c` is not kept).
+  pony::Journal::Shape JournalShape() const;
+  void StartJournal(Conn& c);
+  void StopJournal(Conn& c);
+  void CommitJournal(Conn& c);
   void PushData(Conn& c, int64_t now);
 
   // The app side.
@@ -180,6 +197,7 @@ class PonyEngine : public Engine {
   int64_t next_deadline_ns_ = INT64_MAX;
   // Saved for an upgrade: the connections live on in the new snapd (see SaveKindState).
   mutable bool handed_over_ = false;
+  pony::Journal journal_;
 
   // Counters (the wire's and the app ops' by reason; the rest by name in ForEachCounter).
   Counter wire_drops_[16];
@@ -189,7 +207,8 @@ class PonyEngine : public Engine {
       op_drop_unknown_connection_, op_drop_over_budget_, op_drop_out_of_order_, drop_memory_full_,
       tx_nic_full_, arp_requests_, arp_replies_, arp_table_full_, connections_opened_,
       connections_accepted_, connections_refused_, connections_closed_, resets_sent_,
-      resets_received_, timeouts_, retransmits_, messages_sent_, messages_received_;
+      resets_received_, timeouts_, retransmits_, messages_sent_, messages_received_, resyncs_,
+      resyncs_answered_, journal_overflows_, journal_dropped_, drop_stale_;
 };
 
 }  // namespace snapd

@@ -48,6 +48,7 @@ class Receiver {
 
   // Whole messages ready for the app, in order; the app takes them with PopMessage.
   bool HasMessage() const { return !ready_.empty(); }
+  size_t ready_count() const { return ready_.size(); }
   // `end_seq`, if given: one past the sequence number of the message's last segment (the sender
   // cuts messages into consecutive sequence numbers, so the next message starts there).
   std::string PopMessage(uint32_t* end_seq = nullptr);

@@ -149,12 +149,17 @@ void Sender::RttSample(int64_t rtt_ns) {
   rto_ns_ = std::clamp(srtt_ns_ + 4 * rttvar_ns_, o_.min_rto_ns, o_.max_rto_ns);
 }
 
-bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
-  // Nothing may be acknowledged that was not sent.
+bool Sender::AcksOnlySent(const PonyHeader& ack) const {
   if (SeqBefore(next_seq_, ack.ack)) return false;
   for (uint8_t i = 0; i < ack.sack_count; ++i) {
     if (SeqBefore(next_seq_, ack.sack[i].end)) return false;
   }
+  return true;
+}
+
+bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
+  // Nothing may be acknowledged that was not sent.
+  if (!AcksOnlySent(ack)) return false;
   // An acknowledgement older than one already taken (reordered) says nothing new of the credit.
   if (!SeqBefore(ack.ack, una_)) peer_credit_ = ack.credit;
   uint32_t newly = 0;

@@ -69,6 +69,9 @@ class Sender {
   // An ACK from the peer (parsed by ParsePonyHeader), at `now_ns`. False if it acknowledges what
   // was never sent: the connection is broken (reset it).
   bool OnAck(const PonyHeader& ack, int64_t now_ns);
+  // Whether `ack` acknowledges only what was sent (OnAck's first check, on its own: after a
+  // RESYNC, acknowledgements of the sequence numbers before it are stale, not broken).
+  bool AcksOnlySent(const PonyHeader& ack) const;
 
   // When OnTimer should run next (INT64_MAX: nothing in flight), and running it: expired
   // retransmission timeouts mark packets lost. dead() once the peer stayed silent through
