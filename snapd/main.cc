@@ -30,6 +30,7 @@
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/watchdog.h"
 #include "upgrade/crash_store.h"
+#include "upgrade/engine_journals.h"
 #include "upgrade/new_snapd.h"
 #include "upgrade/protocol.h"
 
@@ -128,11 +129,14 @@ struct Origin {
   bool restarted = false;             // it took its apps back from the fd store after a crash
   std::vector<uint32_t> stored_apps;  // apps whose fds the store holds already
   std::vector<std::string> stale;     // names to remove from the store
+  // The engines' journals a crash restart gave them (upgrade/engine_journals.h); else none yet.
+  std::unique_ptr<upgrade::EngineJournals> journals;
 };
 
 // Runs the daemon with its control plane until it stops, then takes them down in order.
-int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control,
-          const Origin& origin) {
+int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control, Origin origin) {
+  // Outlives the daemon: its engines write into the journals' memory.
+  std::unique_ptr<upgrade::EngineJournals> journals = std::move(origin.journals);
   ControlServer* cs = control.get();
   daemon->set_control_listener(cs->listen_fd());
   // Served also while an upgrade waits for the new snapd (read-only RPCs keep working).
@@ -142,7 +146,8 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
   daemon->set_stats_text([d] { return StatsTable(StatsOf(*d)); });
   std::unique_ptr<upgrade::CrashStore> store;
   if (absl::GetFlag(FLAGS_fd_store) && UnderServiceManager()) {
-    store = std::make_unique<upgrade::CrashStore>(*daemon);
+    if (!journals) journals = std::make_unique<upgrade::EngineJournals>();
+    store = std::make_unique<upgrade::CrashStore>(*daemon, *journals);
     if (origin.restarted || (origin.took_over && daemon->history().store_generation > 0)) {
       store->Continue(origin.stored_apps, origin.stale);
       // Served a while, it was no crash loop (MarkRestarting; a live upgrade inherits it).
@@ -220,8 +225,17 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
     if (!recovered.crash_loop) upgrade::UnmarkRestarting();
   };
   Daemon::Adopted adopted;
+  // Before the daemon: its engines write into the journals' memory.
+  std::unique_ptr<upgrade::EngineJournals> journals;
+  Daemon::EnginePrep prepare;
+  if (absl::GetFlag(FLAGS_fd_store)) {
+    journals = std::make_unique<upgrade::EngineJournals>(std::move(recovered.journals));
+    prepare = [&journals](const std::string& name, Engine& engine) {
+      journals->Attach(name, engine);
+    };
+  }
   auto daemon = Daemon::Restart(cfg, std::move(recovered.memif_listener),
-                                std::move(recovered.connections), &adopted);
+                                std::move(recovered.connections), &adopted, prepare);
   if (!daemon.ok()) {
     leave_store_as_found();
     return Fail(daemon.status());
@@ -240,6 +254,7 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
   Origin origin;
   origin.restarted = true;
   origin.stale = std::move(recovered.stale);
+  origin.journals = std::move(journals);
   const std::vector<memif::Connection*> connected = (*daemon)->memif().connections();
   for (const auto& [id, status] : adopted) {
     const bool serving =
@@ -263,7 +278,7 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
                  << " ring slot(s) that were waiting in the apps' rings (frames, or parts of "
                     "chained ones)";
   }
-  return Serve(std::move(*daemon), std::move(*control), origin);
+  return Serve(std::move(*daemon), std::move(*control), std::move(origin));
 }
 
 // The new side of an upgrade: everything comes from the old snapd over the channel.
@@ -287,7 +302,7 @@ int RunUpgrade(int fd) {
   for (memif::Connection* c : (*daemon)->memif().connections()) {
     origin.stored_apps.push_back(c->id());
   }
-  return Serve(std::move(*daemon), std::move(*control), origin);
+  return Serve(std::move(*daemon), std::move(*control), std::move(origin));
 }
 
 int Main(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 #include <utility>
 
@@ -123,6 +124,13 @@ Recovered Recover(std::vector<StoredFd> stored) {
     r.stale.erase(std::remove(r.stale.begin(), r.stale.end(), current), r.stale.end());
   }
 
+  // The engines' journals: each engine checks its own as it takes it.
+  for (const std::string& name : names) {
+    if (!absl::StartsWith(name, kJournalPrefix) || !by_name.count(name)) continue;
+    UniqueFd fd = one(name);
+    if (fd) r.journals[name.substr(strlen(kJournalPrefix))] = std::move(fd);
+  }
+
   // Each connection whose description is stored, with every fd it names.
   for (const std::string& name : names) {
     uint32_t id;
@@ -211,6 +219,7 @@ void CrashStore::Continue(const std::vector<uint32_t>& stored_apps,
   if (memif.ok()) StoreFds(kMemifName, {memif->get()});
   if (daemon_.control_listener() >= 0) StoreFds(kControlName, {daemon_.control_listener()});
   Checkpoint();
+  journals_.Sync(daemon_);
   for (memif::Connection* conn : daemon_.memif().connections()) {
     const uint32_t id = conn->id();
     if (std::find(stored_apps.begin(), stored_apps.end(), id) == stored_apps.end()) {
@@ -231,6 +240,7 @@ void CrashStore::Clear() {
   RemoveStoredFds(kMemifName);
   RemoveStoredFds(kControlName);
   RemoveStoredFds(kRestartingName);
+  journals_.Clear();
   for (uint64_t g = generation_ > 1 ? generation_ - 1 : 1; g > 0 && g <= generation_; ++g) {
     RemoveStoredFds(absl::StrCat(kConfigPrefix, g));
   }
@@ -247,7 +257,10 @@ void CrashStore::AppDetached(uint32_t id) {
   apps_.erase(it);
 }
 
-void CrashStore::ConfigChanged() { Checkpoint(); }
+void CrashStore::ConfigChanged() {
+  Checkpoint();
+  journals_.Sync(daemon_);  // engines made or destroyed
+}
 
 absl::StatusOr<std::vector<StoredFd>> AppStoreEntries(memif::ConnectionHandoff h) {
   const uint32_t id = h.id;

@@ -14,6 +14,8 @@
 //                         numbered as its wire::MemifConnection numbers them
 //   app<id>.conn          that wire::MemifConnection in a sealed memfd, stored after the fds and
 //                         removed before them: a connection without it is not taken back
+//   journal.<engine>      an engine's journal (upgrade/engine_journals.h: pony's connections),
+//                         a memfd the engine writes as it runs
 //   restarting            stored by a snapd restarting after a crash before it takes the apps
 //                         back, removed once it has served a while (--crash_loop_window_ms, 1 s):
 //                         a snapd that finds it knows the one before died soon after taking the
@@ -40,6 +42,7 @@
 #include "ipc/server.h"
 #include "snapd/daemon/daemon.h"
 #include "snapd/daemon/service_manager.h"
+#include "upgrade/engine_journals.h"
 #include "upgrade/upgrade.pb.h"
 
 namespace snapd::upgrade {
@@ -51,6 +54,7 @@ struct Recovered {
   std::optional<wire::Checkpoint> checkpoint;  // the newest that parses
   std::vector<memif::ConnectionHandoff> connections;
   std::map<uint32_t, std::vector<std::string>> names;  // each connection's names in the store
+  std::map<std::string, UniqueFd> journals;            // by engine name
   std::vector<std::string> dropped;                    // what was left out, and why
   std::vector<std::string> stale;  // names to remove from the store: all but what was taken
   size_t fds = 0;                  // how many the manager passed
@@ -77,7 +81,8 @@ absl::StatusOr<std::vector<StoredFd>> AppStoreEntries(memif::ConnectionHandoff h
 
 class CrashStore : public StateObserver {
  public:
-  explicit CrashStore(Daemon& daemon) : daemon_(daemon) {}
+  // `journals` keep the engines' journals in the store too (outlives this and the daemon).
+  CrashStore(Daemon& daemon, EngineJournals& journals) : daemon_(daemon), journals_(journals) {}
 
   // A snapd started fresh: stores the listeners, the checkpoint and every connected app.
   void Begin();
@@ -99,6 +104,7 @@ class CrashStore : public StateObserver {
   void Checkpoint();
 
   Daemon& daemon_;
+  EngineJournals& journals_;
   std::map<uint32_t, size_t> apps_;  // stored apps: how many fds each
   uint64_t generation_ = 0;          // of the checkpoint stored last
 };

@@ -35,7 +35,9 @@ struct SenderOptions {
   // milliseconds, and a spurious timeout costs the whole window.
   int64_t min_rto_ns = 4000000;
   int64_t max_rto_ns = 100000000;  // 100 ms
-  int max_timeouts = 10;           // consecutive expiries before the peer is given up
+  // Consecutive expiries before the peer is given up: 20, about 1.6 s at the largest timeout,
+  // room for a peer's snapd to restart after a crash and RESYNC.
+  int max_timeouts = 20;
   SwiftParams swift;
 };
 

@@ -69,21 +69,24 @@ Daemon::Daemon(NicDriver& driver)
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::SnapdConfig& config,
                                                       NicDriver& nics) {
-  return Restart(config, UniqueFd(), {}, nullptr, nics);
+  return Restart(config, UniqueFd(), {}, nullptr, {}, nics);
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Restart(
     const config::SnapdConfig& config, UniqueFd memif_listener,
-    std::vector<memif::ConnectionHandoff> connections, Adopted* adopted, NicDriver& nics) {
+    std::vector<memif::ConnectionHandoff> connections, Adopted* adopted, const EnginePrep& prepare,
+    NicDriver& nics) {
   std::unique_ptr<Daemon> daemon(new Daemon(nics));
   daemon->config_ = config;
-  absl::Status status = daemon->Init(std::move(memif_listener), std::move(connections), adopted);
+  absl::Status status =
+      daemon->Init(std::move(memif_listener), std::move(connections), adopted, prepare);
   if (!status.ok()) return status;
   return daemon;
 }
 
 absl::Status Daemon::Init(UniqueFd memif_listener,
-                          std::vector<memif::ConnectionHandoff> connections, Adopted* adopted) {
+                          std::vector<memif::ConnectionHandoff> connections, Adopted* adopted,
+                          const EnginePrep& prepare) {
   // Ours and closed to others (SECURITY.md), or snapd does not start.
   absl::Status status = PrepareRunDir(config_.run_dir(), geteuid());
   if (!status.ok()) return status;
@@ -117,6 +120,9 @@ absl::Status Daemon::Init(UniqueFd memif_listener,
   driver_started_ = true;
   status = InitEngines();
   if (!status.ok()) return status;
+  if (prepare) {
+    for (const auto& slot : scheduler_->engines()) prepare(slot->config.name(), *slot->engine);
+  }
   status = OpenNics();
   if (!status.ok()) return status;
   for (memif::ConnectionHandoff& c : connections) {

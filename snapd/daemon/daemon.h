@@ -63,11 +63,14 @@ class Daemon : public UpgradeHost {
   // bind, the socket file stays; invalid: bind anew), adopting its apps' connections
   // (memif().AdoptConnection) before any engine is polled, so that no app's frames find its
   // engine before their destination's port. *adopted gets each app's id and outcome.
+  // `prepare` is called for each engine as it is made, before any is polled (the journals the dead
+  // snapd's engines left: upgrade/engine_journals.h).
   using Adopted = std::vector<std::pair<uint32_t, absl::Status>>;
+  using EnginePrep = std::function<void(const std::string& name, Engine& engine)>;
   static absl::StatusOr<std::unique_ptr<Daemon>> Restart(
       const config::SnapdConfig& config, UniqueFd memif_listener,
       std::vector<memif::ConnectionHandoff> connections, Adopted* adopted,
-      NicDriver& nics = HostNicDriver());
+      const EnginePrep& prepare = {}, NicDriver& nics = HostNicDriver());
   // Stops in order: apps detached, ports removed, workers joined, NICs closed, sockets removed.
   ~Daemon();
 
@@ -161,7 +164,7 @@ class Daemon : public UpgradeHost {
   // Listens on memif_listener if one is given, else binds the configured socket; adopts
   // `connections` before placing the engines.
   absl::Status Init(UniqueFd memif_listener, std::vector<memif::ConnectionHandoff> connections,
-                    Adopted* adopted);
+                    Adopted* adopted, const EnginePrep& prepare);
   // Tells the observer the configuration changed, when `status` says it did; returns `status`.
   absl::Status Changed(absl::Status status) {
     if (status.ok() && observer_ != nullptr) observer_->ConfigChanged();
