@@ -32,6 +32,7 @@ bool Sender::TakeMessages(uint32_t deliver_from, std::vector<uint32_t>* done,
   }
   messages_.clear();
   inflight_.clear();
+  acked_prefix_ = 0;
   return true;
 }
 
@@ -88,7 +89,7 @@ bool Sender::NextPacket(int64_t now_ns, Outgoing* out) {
   };
   // What was lost goes first, oldest first.
   if (lost_count_ > 0) {
-    for (size_t i = 0; i < inflight_.size(); ++i) {
+    for (size_t i = acked_prefix_; i < inflight_.size(); ++i) {
       Sent& s = inflight_[i];
       if (!s.lost) continue;
       s.lost = false;
@@ -176,6 +177,7 @@ bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
       }
     }
     inflight_.pop_front();
+    if (acked_prefix_ > 0) --acked_prefix_;
     ++una_;
   }
   for (uint8_t i = 0; i < ack.sack_count; ++i) {
@@ -197,7 +199,8 @@ bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
   // Fast retransmit: a packet that three packets after it were SACKed past is lost.
   bool lost_now = false;
   int acked_above = 0;
-  for (size_t i = inflight_.size(); i-- > 0;) {
+  while (acked_prefix_ < inflight_.size() && inflight_[acked_prefix_].acked) ++acked_prefix_;
+  for (size_t i = inflight_.size(); i-- > acked_prefix_;) {
     Sent& s = inflight_[i];
     if (s.acked) {
       ++acked_above;
@@ -239,7 +242,8 @@ void Sender::Retire() {
 
 int64_t Sender::NextTimerNs() const {
   int64_t next = INT64_MAX;
-  for (const Sent& s : inflight_) {
+  for (size_t i = acked_prefix_; i < inflight_.size(); ++i) {
+    const Sent& s = inflight_[i];
     if (!s.acked && !s.lost) {
       next = s.sent_ns + rto_ns_;
       break;
@@ -254,7 +258,8 @@ int64_t Sender::NextTimerNs() const {
 
 void Sender::OnTimer(int64_t now_ns) {
   const Sent* oldest = nullptr;
-  for (const Sent& s : inflight_) {
+  for (size_t i = acked_prefix_; i < inflight_.size(); ++i) {
+    const Sent& s = inflight_[i];
     if (!s.acked && !s.lost) {
       oldest = &s;
       break;
@@ -264,7 +269,8 @@ void Sender::OnTimer(int64_t now_ns) {
   ++timeouts_;
   if (++timeouts_in_row_ > o_.max_timeouts) dead_ = true;
   // Everything unacknowledged goes again, oldest first, under a window cut to its minimum.
-  for (Sent& s : inflight_) {
+  for (size_t i = acked_prefix_; i < inflight_.size(); ++i) {
+    Sent& s = inflight_[i];
     if (s.acked || s.lost) continue;
     s.lost = true;
     --in_flight_;
@@ -368,6 +374,8 @@ bool Sender::Restore(const engines::PonySenderState& in) {
     inflight_.push_back(s);
   }
   if (next_seq_ - una_ != inflight_.size()) return false;
+  acked_prefix_ = 0;
+  while (acked_prefix_ < inflight_.size() && inflight_[acked_prefix_].acked) ++acked_prefix_;
   in_flight_ = in.packets_in_flight();
   next_id_ = in.next_id();
   cut_ = in.cut();

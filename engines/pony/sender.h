@@ -151,6 +151,9 @@ class Sender {
   uint32_t una_;                  // the oldest sequence number not cumulatively acknowledged
   uint32_t next_seq_;             // the next new one
   std::deque<Sent> inflight_;     // [una_, next_seq_)
+  // How many of inflight_'s first entries are SACKed: scans for what is unacknowledged start
+  // past them (a receiver that holds its acknowledgement for its app SACKs a long run there).
+  size_t acked_prefix_ = 0;
   uint32_t in_flight_ = 0;        // sent, neither acked nor lost
   std::deque<Message> messages_;  // queued and not done, in id order
   uint32_t messages_base_ = 0;    // the index of messages_.front() (Sent::msg_index counts on)
