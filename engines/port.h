@@ -66,6 +66,12 @@ class Port {
   // A transport's delay samples leave out the time its own host took to look (pony, as Swift
   // does with NIC timestamps).
   virtual int64_t RxAgeNs(uint16_t index) const { return -1; }
+  // Where the frames of the next Receive start (until Release: of the last one), in a numbering
+  // the port's other end keeps, so that it survives a crash of this process: an app ring's
+  // consumer cursor. A process that dies before Release is served those frames again by its
+  // successor; an engine that journaled what a frame did (pony) knows it by this and the frame's
+  // index in the burst. -1: the port cannot tell.
+  virtual int64_t RxCursor() const { return -1; }
 
   // The largest payload (the bytes after the Ethernet header and one VLAN tag) a frame sent on
   // this port may carry; 0 for no limit. Engines drop larger frames and count them

@@ -59,7 +59,12 @@ struct JournalConn {
   uint32_t asm_len = 0;
   uint32_t asm_token = 0;
   uint32_t asm_done = 0;
-  uint32_t pad2 = 0;
+  // The app's frames this record has taken in the burst being handled: the burst's first frame's
+  // place in the app's ring (Port::RxCursor) and how many of its frames, through the last one that
+  // was this connection's (0: none). Cleared once the burst is released: a crash before that
+  // serves the burst again, and its first app_frames frames are this record's already.
+  uint32_t app_cursor = 0;
+  uint32_t app_frames = 0;
 };
 
 // A message of the ring, as recovery reads it.

@@ -131,6 +131,9 @@ struct PonyEngine::Conn {
   uint32_t resync_skip = 0;
   uint32_t peer_resync_isn = 0;
   bool peer_resynced = false;
+  // Picked up from the journal: the first burst from its app may serve again frames the journal
+  // has (jr.app_cursor, jr.app_frames).
+  bool replay_check = false;
   uint32_t advertised_credit = 0;  // and the credit
   uint8_t ack_flags = 0;
   uint32_t echo_ts = 0;
@@ -196,6 +199,7 @@ void PonyEngine::ForEachCounter(Self& self, Fn fn) {
   fn("journal_overflows", self.journal_overflows_);
   fn("journal_dropped", self.journal_dropped_);
   fn("drop_stale", self.drop_stale_);
+  fn("app_frames_replayed", self.app_frames_replayed_);
 }
 
 void PonyEngine::ForEachKindCounter(
@@ -1083,6 +1087,12 @@ void PonyEngine::HandleAppFrame(size_t slot, const Packet& pkt, int64_t now) {
     return;
   }
   Conn* found = Find(op.conn);
+  if (found != nullptr && found->replay_check && burst_cursor_ >= 0 &&
+      static_cast<uint32_t>(burst_cursor_) == found->jr.app_cursor &&
+      burst_index_ < found->jr.app_frames) {
+    app_frames_replayed_.Add();  // the dead engine took it into the journal already
+    return;
+  }
   if (found == nullptr || found->app != s.app_id) {
     op_drop_unknown_connection_.Add();
     s.port->stats().drop_malformed.Add();
@@ -1102,6 +1112,7 @@ void PonyEngine::HandleAppFrame(size_t slot, const Packet& pkt, int64_t now) {
         c.close_requested = true;
         c.jr.close_requested = 1;
         c.jr.asm_len = c.jr.asm_token = c.jr.asm_done = 0;
+        MarkAppFrame(c);
         CommitJournal(c);
       } else if (c.state != Conn::State::kDone) {
         Finish(c, 0, true, ResetReason::kAppGone, now);
@@ -1153,6 +1164,7 @@ void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_
   // ParseAppOp checked that the bytes fit the message.
   memcpy(&c.assembling[op.offset], bytes, len);
   c.assembled += len;
+  MarkAppFrame(c);
   if (c.journaled && !journal_.AddSendFrame((c.id & kConnIndexMask) - 1, &c.jr, op.offset, bytes,
                                             len, op.length, op.token)) {
     journal_overflows_.Add();
@@ -1353,9 +1365,11 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
     }
     if (n == burst_) ++*full_bursts;
     uint64_t bytes = 0;
+    burst_cursor_ = s.is_app ? s.port->RxCursor() : -1;
     for (uint16_t k = 0; k < n; ++k) {
       bytes += rx_[k].len;
       if (s.is_app) {
+        burst_index_ = k;
         HandleAppFrame(i, rx_[k], now);
       } else {
         // When the frame reached this host, where the NIC knows: delay samples leave out the
@@ -1365,6 +1379,8 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
       }
     }
     s.port->Release();
+    burst_cursor_ = -1;
+    if (s.is_app) AppBurstReleased(s.app_id);
     s.port->stats().rx_frames.Add(n);
     s.port->stats().rx_bytes.Add(bytes);
     stats().frames.Add(n);
@@ -1737,6 +1753,8 @@ absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes
     c->journaled = true;
     c->jr = r;
     c->resync_skip = r.rx_msg_offset;
+    c->replay_check = r.app_frames != 0;
+    replay_checks_ += c->replay_check;
     for (const pony::JournalMessage& m : messages) c->queued_bytes += m.bytes.size();
     if (r.asm_len != 0) {
       c->assembling = assembled;
@@ -1754,6 +1772,32 @@ absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes
   next_deadline_ns_ = 0;
   return absl::StrCat("picked up ", picked, " connection(s) from the journal, dropped ", dropped,
                       why_dropped);
+}
+
+void PonyEngine::MarkAppFrame(Conn& c) {
+  if (!c.journaled || burst_cursor_ < 0) return;
+  if (c.jr.app_frames == 0) marked_.push_back(c.id);
+  c.jr.app_cursor = static_cast<uint32_t>(burst_cursor_);
+  c.jr.app_frames = burst_index_ + 1u;
+}
+
+void PonyEngine::AppBurstReleased(uint16_t app) {
+  // Released: a crash from here on does not serve these frames again.
+  for (uint32_t id : marked_) {
+    Conn* c = Find(id);
+    if (c == nullptr || c->jr.app_frames == 0) continue;
+    c->jr.app_frames = 0;
+    CommitJournal(*c);
+  }
+  marked_.clear();
+  if (replay_checks_ == 0) return;
+  for (uint32_t index : live_) {
+    Conn& c = *conns_[index];
+    if (c.replay_check && c.app == app) {
+      c.replay_check = false;
+      --replay_checks_;
+    }
+  }
 }
 
 void PonyEngine::SendResync(Conn& c, bool ask, int64_t now) {

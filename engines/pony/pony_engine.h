@@ -157,6 +157,10 @@ class PonyEngine : public Engine {
   void StartJournal(Conn& c);
   void StopJournal(Conn& c);
   void CommitJournal(Conn& c);
+  // The app frame being handled is c's (its journal record says so, with the burst's place);
+  // and, once an app's burst is released, no record says so any more.
+  void MarkAppFrame(Conn& c);
+  void AppBurstReleased(uint16_t app);
   void PushData(Conn& c, int64_t now);
 
   // The app side.
@@ -198,6 +202,10 @@ class PonyEngine : public Engine {
   // Saved for an upgrade: the connections live on in the new snapd (see SaveKindState).
   mutable bool handed_over_ = false;
   pony::Journal journal_;
+  int64_t burst_cursor_ = -1;      // the app burst being handled: RxCursor (-1: none)
+  uint16_t burst_index_ = 0;       // and the frame's index in it
+  std::vector<uint32_t> marked_;   // connections whose record names the burst
+  uint32_t replay_checks_ = 0;     // connections with replay_check set
 
   // Counters (the wire's and the app ops' by reason; the rest by name in ForEachCounter).
   Counter wire_drops_[16];
@@ -208,7 +216,7 @@ class PonyEngine : public Engine {
       tx_nic_full_, arp_requests_, arp_replies_, arp_table_full_, connections_opened_,
       connections_accepted_, connections_refused_, connections_closed_, resets_sent_,
       resets_received_, timeouts_, retransmits_, messages_sent_, messages_received_, resyncs_,
-      resyncs_answered_, journal_overflows_, journal_dropped_, drop_stale_;
+      resyncs_answered_, journal_overflows_, journal_dropped_, drop_stale_, app_frames_replayed_;
 };
 
 }  // namespace snapd

@@ -467,6 +467,51 @@ TEST(PonyEngineTest, ACrashedEngineTakesItsConnectionsBackFromItsJournal) {
   }
 }
 
+// The engine dies after it handled a burst of its app's SEND frames, into its journal, and before
+// it released them: the restarted engine is served the burst again and takes from it only what
+// the journal does not have (app_frames_replayed); every message arrives once.
+TEST(PonyEngineTest, ABurstServedAgainAfterACrashIsTakenOnce) {
+  // Small, so that the journal can be copied at the instant of the crash.
+  const std::string small =
+      "max_connections: 4 connection_buffer_bytes: 2000000 max_message_bytes: 100000";
+  Wire w(small);
+  w.a.UseJournal();
+  w.b.UseJournal();
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  std::mt19937 rng(5);
+  std::vector<std::string> ab;
+  for (int i = 0; i < 16; ++i) ab.push_back(RandomMessage(rng, 100000));
+  // In frames of 7 kB: a burst of 32 frames ends inside a message.
+  for (size_t i = 0; i < 8; ++i) w.a.Send(ca, ab[i], static_cast<uint32_t>(i), 7000);
+  w.Run([] { return false; }, 0.02);
+  for (size_t i = 8; i < ab.size(); ++i) w.a.Send(ca, ab[i], static_cast<uint32_t>(i), 7000);
+  // The next burst of a's app: the journal as it is when the burst is handled, not yet released.
+  std::vector<char> at_death;
+  w.a.app->set_on_release([&] {
+    if (at_death.empty()) {
+      at_death.assign(static_cast<char*>(w.a.journal),
+                      static_cast<char*>(w.a.journal) + w.a.journal_bytes);
+    }
+  });
+  for (int i = 0; i < 100 && at_death.empty(); ++i) w.a.engine->Poll();
+  ASSERT_FALSE(at_death.empty());
+  w.a.app->set_on_release(nullptr);
+  // What that poll did after the release never happened: the process was dead.
+  w.a.nic->TakeSent();
+  w.a.app->TakeSent();
+  memcpy(w.a.journal, at_death.data(), at_death.size());
+  w.a.app->UndoRelease();
+  const std::string report = w.a.Crash();
+  EXPECT_NE(report.find("picked up 1 connection"), std::string::npos) << report;
+  ASSERT_TRUE(w.Run([&] {
+    return w.b.view.messages.size() == ab.size() && w.a.Count(AppOpCode::kSent) == 16;
+  })) << w.b.view.messages.size() << " " << w.a.Count(AppOpCode::kSent) << Dump(w);
+  for (size_t i = 0; i < ab.size(); ++i) EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+  EXPECT_GT(w.a.Counter("app_frames_replayed"), 0u);
+  EXPECT_EQ(w.a.Counter("resets_sent") + w.b.Counter("resets_sent"), 0u);
+}
+
 TEST(PonyEngineTest, APacketLostThreeTimesIsRecoveredBehind3000Messages) {
   // The first message's packet is lost three times (a fast retransmit, then timeouts) while 3000
   // small messages follow it.
@@ -575,6 +620,30 @@ TEST(PonyEngineTest, SentMeansThePeerAppWasHandedIt) {
   ASSERT_TRUE(w.Run([&] { return w.a.Count(AppOpCode::kSent) == 3; })) << Dump(w);
   ASSERT_EQ(w.b.view.messages.size(), 3u);
   EXPECT_EQ(w.b.view.messages[2].second, std::string(3000, 'z'));
+}
+
+// The ACK that says the peer's app read what it held may be lost: the sender, everything SACKed
+// and nothing moving, asks again (an ACK_NOW probe every retransmission timeout).
+TEST(PonyEngineTest, ALostAcknowledgementOfWhatTheAppReadIsAskedForAgain) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  w.b.app->set_tx_room(0);
+  w.a.Send(ca, std::string(5000, 'q'), 1);
+  w.Run([] { return false; }, 0.1);
+  ASSERT_EQ(w.a.Count(AppOpCode::kSent), 0);
+  // b's app reads; b's ACKs are lost for a while.
+  bool lose = true;
+  w.drop = [&](const std::string& f) {
+    return lose && f.size() > 43 && f[43] == static_cast<char>(pony::PacketType::kAck) &&
+           f[6 + 5] == 0x02;  // from b (MAC 02:50:0a:00:00:02)
+  };
+  w.b.app->set_tx_room(1 << 20);
+  w.Run([&] { return w.b.view.messages.size() == 1; }, 1);
+  ASSERT_EQ(w.b.view.messages.size(), 1u);
+  w.Run([] { return false; }, 0.05);
+  lose = false;
+  ASSERT_TRUE(w.Run([&] { return w.a.Count(AppOpCode::kSent) == 1; }, 5)) << Dump(w);
 }
 
 // An engine that predates kCapResync (its SYN's and SYN_ACK's hold_ns are 0) gets the

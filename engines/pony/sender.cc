@@ -55,8 +55,12 @@ bool Sender::CreditBlocked() const {
          messages_[cut_].next_offset == 0 && !MayStart(messages_[cut_]);
 }
 
+bool Sender::HeldBlocked() const {
+  return in_flight_ == 0 && lost_count_ == 0 && !inflight_.empty();
+}
+
 bool Sender::ProbeDue(int64_t now_ns) {
-  if (!CreditBlocked()) {
+  if (!CreditBlocked() && !HeldBlocked()) {
     probe_at_ns_ = 0;
     return false;
   }
@@ -252,7 +256,9 @@ int64_t Sender::NextTimerNs() const {
   if (swift_.cwnd() < 1 && (lost_count_ > 0 || cut_ < messages_.size())) {
     next = std::min(next, next_paced_ns_);
   }
-  if (CreditBlocked()) next = std::min(next, probe_at_ns_ == 0 ? int64_t{0} : probe_at_ns_);
+  if (CreditBlocked() || HeldBlocked()) {
+    next = std::min(next, probe_at_ns_ == 0 ? int64_t{0} : probe_at_ns_);
+  }
   return next;
 }
 

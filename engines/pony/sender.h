@@ -85,7 +85,8 @@ class Sender {
   // Blocked on the receiver's credit with nothing in flight, the sender learns of new room only
   // from an ACK the receiver sends when its app reads; if that ACK is lost, nothing would move. So,
   // while so blocked, a probe is due every retransmission timeout: the engine sends an ACK with
-  // kFlagAckNow, which the receiver answers with its credit. True once per due probe.
+  // kFlagAckNow, which the receiver answers with its credit. The same while everything sent is
+  // SACKed and held (HeldBlocked). True once per due probe.
   bool ProbeDue(int64_t now_ns);
 
   // Tokens of messages the peer acknowledged whole, in the order they were queued.
@@ -141,6 +142,10 @@ class Sender {
   Message& MessageOf(const Sent& s) { return messages_[s.msg_index - messages_base_]; }
   bool MayStart(const Message& m) const;
   bool CreditBlocked() const;
+  // Everything sent is SACKed and not cumulatively acknowledged: the receiver holds it for its
+  // app (kCapResync), and only an ACK it sends when its app reads moves it on. If that ACK is
+  // lost, nothing would: so a probe is due then too.
+  bool HeldBlocked() const;
   void Fill(const Sent& s, uint32_t seq, uint8_t flags, Outgoing* out);
   void MarkSeen(uint32_t seq);
   void RttSample(int64_t rtt_ns);

@@ -40,9 +40,26 @@ class FakePort : public Port {
     }
     return n;
   }
-  void Release() override { held_.clear(); }
+  void Release() override {
+    if (on_release_) on_release_();
+    released_ += held_.size();
+    last_released_ = std::move(held_);
+    held_.clear();
+  }
+  int64_t RxCursor() const override { return static_cast<int64_t>(released_ & 0xffff); }
+  // As a process that died after handling the last burst but before releasing it: its frames are
+  // served again.
+  void UndoRelease() {
+    released_ -= last_released_.size();
+    while (!last_released_.empty()) {
+      inbox_.push_front(std::move(last_released_.back()));
+      last_released_.pop_back();
+    }
+  }
   // Runs at the start of every Transmit (a test's chance to act between check and send).
   void set_on_transmit(std::function<void()> fn) { on_transmit_ = std::move(fn); }
+  // Runs at the start of every Release.
+  void set_on_release(std::function<void()> fn) { on_release_ = std::move(fn); }
   // The frames handed out by the last Receive and not yet released (to scribble on).
   std::deque<std::string>& held() { return held_; }
 
@@ -58,10 +75,13 @@ class FakePort : public Port {
  private:
   std::deque<std::string> inbox_;
   std::deque<std::string> held_;  // received, not yet released (views point here)
+  std::deque<std::string> last_released_;
+  uint64_t released_ = 0;
   std::vector<std::string> sent_;
   size_t tx_room_;
   uint32_t mtu_ = 0;
   std::function<void()> on_transmit_;
+  std::function<void()> on_release_;
 };
 
 }  // namespace snapd

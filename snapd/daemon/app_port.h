@@ -36,6 +36,7 @@ class AppPort : public Port {
 
   uint16_t Receive(Packet* pkts, uint16_t max) override;
   void Release() override { rx_.Release(); }
+  int64_t RxCursor() const override { return rx_.cursor(); }
   uint16_t Transmit(const Packet* pkts, uint16_t n) override;
   bool healthy() const override { return rx_.error() == nullptr && tx_.error() == nullptr; }
   // The ring's interrupt eventfd: the app writes it after filling the ring while we are armed.
