@@ -218,6 +218,12 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
                  << " ms): the frames waiting in their rings are dropped, not served again (one of "
                     "them may be what killed it)";
     for (memif::ConnectionHandoff& h : recovered.connections) h.discard_pending = true;
+    // The engines' journals too: what one of them holds may be what killed it.
+    if (!recovered.journals.empty()) {
+      LOG(WARNING) << "the engines' journals are not picked up either ("
+                   << recovered.journals.size() << "): their connections start afresh";
+      recovered.journals.clear();
+    }
   }
   if (absl::GetFlag(FLAGS_fd_store)) upgrade::MarkRestarting();
   // A start that fails leaves the store as it found it (the mark too, if it was there).

@@ -14,6 +14,8 @@ constexpr uint64_t kMagic = 0x314c4e4a594e4f50ULL;  // "PONYJNL1"
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kWrapped = 0xffffffffu;  // an entry's length: the ring turns here
 constexpr size_t kPage = 4096;
+// A ring that empties after this many bytes went through it gives its pages back.
+constexpr uint64_t kResetAfter = 1 << 20;
 
 uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t{7}; }
 size_t AlignPage(size_t v) { return (v + kPage - 1) & ~(kPage - 1); }
@@ -175,7 +177,13 @@ void Journal::DropFront(uint32_t slot, JournalConn* rec, uint32_t n) {
     ++rec->tx_first_id;
     --rec->tx_count;
   }
+  const bool reset = rec->tx_count == 0 && rec->asm_len == 0 && rec->tx_head >= kResetAfter;
+  if (reset) rec->tx_tail = rec->tx_head = 0;
   Put(slot, *rec);
+  // Empty after a while of use: its pages go back (the positions start again at 0).
+  if (reset && madvise(ring(slot), shape_.ring_bytes, MADV_REMOVE) != 0) {
+    madvise(ring(slot), shape_.ring_bytes, MADV_DONTNEED);
+  }
 }
 
 bool Journal::Read(uint32_t slot, const JournalConn& rec, uint32_t max_message,
@@ -186,8 +194,9 @@ bool Journal::Read(uint32_t slot, const JournalConn& rec, uint32_t max_message,
     *why = std::move(what);
     return false;
   };
+  // Positions grow by what an app sends: never near 2^64 (no arithmetic below can wrap).
   if (rec.tx_tail % 8 != 0 || rec.tx_head % 8 != 0 || rec.tx_head < rec.tx_tail ||
-      rec.tx_head - rec.tx_tail > r) {
+      rec.tx_head - rec.tx_tail > r || rec.tx_head >= (uint64_t{1} << 62)) {
     return fail("its ring's bounds are inconsistent");
   }
   if (rec.tx_count > (rec.tx_head - rec.tx_tail) / 8) return fail("more messages than fit");

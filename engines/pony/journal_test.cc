@@ -116,6 +116,11 @@ TEST(JournalTest, ARecordThatLiesAboutItsRingIsRefused) {
       {"head before tail", [](JournalConn& r) { r.tx_tail = r.tx_head + 8; }},
       {"more than a ring", [](JournalConn& r) { r.tx_head = r.tx_tail + 4096; }},
       {"unaligned head", [](JournalConn& r) { r.tx_head += 3; }},
+      {"positions near 2^64",
+       [](JournalConn& r) {
+         r.tx_tail = ~uint64_t{7} - 64;
+         r.tx_head = r.tx_tail + 64;
+       }},
       {"more messages than bytes", [](JournalConn& r) { r.tx_count = 9; }},
       {"a message too long for the engine", [](JournalConn& r) {}},
       {"assembled past the message",

@@ -46,6 +46,8 @@ constexpr int kArpTries = 3;
 constexpr int64_t kCtlFirstRtoNs = 1000000;
 constexpr int64_t kCtlMaxRtoNs = 128000000;
 constexpr int kCtlTries = 10;
+// A connection picked up from the journal whose app is not back after this is reset (app gone).
+constexpr int64_t kAppReturnNs = 10000000000;
 
 void PutMac(uint8_t* p, uint64_t mac) { MacToBytes(mac, p); }
 
@@ -134,6 +136,8 @@ struct PonyEngine::Conn {
   // Picked up from the journal: the first burst from its app may serve again frames the journal
   // has (jr.app_cursor, jr.app_frames).
   bool replay_check = false;
+  // Picked up from the journal: by then its app must be back (else it died while no snapd ran).
+  int64_t app_due_at = 0;
   uint32_t advertised_credit = 0;  // and the credit
   uint8_t ack_flags = 0;
   uint32_t echo_ts = 0;
@@ -472,6 +476,14 @@ void PonyEngine::SendSyn(Conn& c, int64_t now) {
 }
 
 void PonyEngine::RunTimers(Conn& c, int64_t now) {
+  if (c.app_due_at != 0 && now >= c.app_due_at) {
+    c.app_due_at = 0;
+    if (AppSlot(c.app) == slots_.kNoIndex) {
+      Finish(c, static_cast<uint16_t>(ResetReason::kAppGone), true, ResetReason::kAppGone, now);
+      c.told_done = true;  // no one to tell
+      return;
+    }
+  }
   switch (c.state) {
     case Conn::State::kResolving:
       if (now < c.ctl_at) return;
@@ -1409,6 +1421,7 @@ uint32_t PonyEngine::PollPorts(uint32_t* full_bursts) {
     if (c.state == Conn::State::kOpen) deadline = std::min(deadline, c.sender->NextTimerNs());
     if (!c.journaled && c.resync && c.state == Conn::State::kOpen) StartJournal(c);
     deadline = std::min(deadline, c.ctl_at);
+    if (c.app_due_at != 0) deadline = std::min(deadline, c.app_due_at);
     // A connection whose app's ring was full tries again soon.
     if (c.notify_open || !c.sent_tokens.empty() || !c.to_app.empty() ||
         (c.state == Conn::State::kDone && !c.told_done)) {
@@ -1487,6 +1500,9 @@ absl::Status PonyEngine::SaveKindState(std::string* out) const {
     }
     o->set_resync(c.resync);
     o->set_delivered_seq(c.delivered_seq);
+    o->set_resync_skip(c.resync_skip);
+    o->set_peer_resynced(c.peer_resynced);
+    o->set_peer_resync_isn(c.peer_resync_isn);
     o->set_to_app_offset(c.to_app_offset);
     o->set_code(c.code);
     o->set_told_done(c.told_done);
@@ -1591,6 +1607,9 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     }
     c->resync = o.resync();
     c->delivered_seq = o.delivered_seq();
+    c->resync_skip = o.resync_skip();
+    c->peer_resynced = o.peer_resynced();
+    c->peer_resync_isn = o.peer_resync_isn();
     c->to_app_offset = o.to_app_offset();
     c->code = static_cast<uint16_t>(o.code());
     c->told_done = o.told_done();
@@ -1763,6 +1782,7 @@ absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes
       c->assembling_token = r.asm_token;
     }
     c->ctl_at = 0;  // the first poll asks the peer
+    c->app_due_at = now + kAppReturnNs;
     c->ctl_rto_ns = kCtlFirstRtoNs;
     if (neighbors_.size() < kMaxNeighbors) neighbors_[r.peer_ip] = r.peer_mac;
     conns_[slot] = std::move(c);

@@ -202,10 +202,10 @@ class PonyEngine : public Engine {
   // Saved for an upgrade: the connections live on in the new snapd (see SaveKindState).
   mutable bool handed_over_ = false;
   pony::Journal journal_;
-  int64_t burst_cursor_ = -1;      // the app burst being handled: RxCursor (-1: none)
-  uint16_t burst_index_ = 0;       // and the frame's index in it
-  std::vector<uint32_t> marked_;   // connections whose record names the burst
-  uint32_t replay_checks_ = 0;     // connections with replay_check set
+  int64_t burst_cursor_ = -1;     // the app burst being handled: RxCursor (-1: none)
+  uint16_t burst_index_ = 0;      // and the frame's index in it
+  std::vector<uint32_t> marked_;  // connections whose record names the burst
+  uint32_t replay_checks_ = 0;    // connections with replay_check set
 
   // Counters (the wire's and the app ops' by reason; the rest by name in ForEachCounter).
   Counter wire_drops_[16];

@@ -166,15 +166,18 @@ bool Receiver::Restore(const engines::PonyReceiverState& in) {
 int Receiver::SackBlocks(SackBlock* out, uint32_t held) const {
   // Runs of seen offsets past the cumulative ack, found from the highest down.
   int n = 0;
+  // The held block is news each time (what came in order since): it keeps a place.
+  const bool held_block = SeqBefore(held, next_seq_);
+  const int gaps = held_block ? kMaxSackBlocks - 1 : kMaxSackBlocks;
   uint32_t offset = seen_span_;
-  while (offset > 0 && n < kMaxSackBlocks) {
+  while (offset > 0 && n < gaps) {
     while (offset > 0 && !seen_[(seen_base_ + offset - 1) % kSeqWindow]) --offset;
     if (offset == 0) break;
     uint32_t end = offset;
     while (offset > 0 && seen_[(seen_base_ + offset - 1) % kSeqWindow]) --offset;
     out[n++] = SackBlock{next_seq_ + offset, next_seq_ + end};
   }
-  if (SeqBefore(held, next_seq_) && n < kMaxSackBlocks) out[n++] = SackBlock{held, next_seq_};
+  if (held_block) out[n++] = SackBlock{held, next_seq_};
   return n;
 }
 

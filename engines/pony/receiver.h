@@ -58,7 +58,8 @@ class Receiver {
   // Ranges received past the cumulative ack, the highest first (the most recent news), at most
   // kMaxSackBlocks of them; returns how many. With `held` (a sequence number at or before the
   // cumulative ack, where an engine that acknowledges only what its app was handed holds the
-  // acknowledgement), [held, cumulative ack) is the last block, if there is room for it.
+  // acknowledgement), [held, cumulative ack) is the last block, always there (one block fewer
+  // for the gaps).
   int SackBlocks(SackBlock* out) const { return SackBlocks(out, next_seq_); }
   int SackBlocks(SackBlock* out, uint32_t held) const;
   // Whether anything past the cumulative ack was received (an ACK then needs SACK blocks).

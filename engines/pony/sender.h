@@ -153,9 +153,9 @@ class Sender {
 
   SenderOptions o_;
   Swift swift_;
-  uint32_t una_;                  // the oldest sequence number not cumulatively acknowledged
-  uint32_t next_seq_;             // the next new one
-  std::deque<Sent> inflight_;     // [una_, next_seq_)
+  uint32_t una_;               // the oldest sequence number not cumulatively acknowledged
+  uint32_t next_seq_;          // the next new one
+  std::deque<Sent> inflight_;  // [una_, next_seq_)
   // How many of inflight_'s first entries are SACKed: scans for what is unacknowledged start
   // past them (a receiver that holds its acknowledgement for its app SACKs a long run there).
   size_t acked_prefix_ = 0;
