@@ -72,6 +72,13 @@ class Port {
   // successor; an engine that journaled what a frame did (pony) knows it by this and the frame's
   // index in the burst. -1: the port cannot tell.
   virtual int64_t RxCursor() const { return -1; }
+  // Where the next Transmit's frames go, in a numbering the other end keeps (an app ring's
+  // producer cursor): it moved once frames went, whatever became of this process. -1: cannot tell.
+  virtual int64_t TxCursor() const { return -1; }
+  // How many of `pkts` Transmit would take now (all of them where the port cannot tell). An
+  // engine that journals a burst before it goes sends no more than this, so that the burst goes
+  // whole or not at all.
+  virtual uint16_t TxWouldTake(const Packet* pkts, uint16_t n) const { return n; }
 
   // The largest payload (the bytes after the Ethernet header and one VLAN tag) a frame sent on
   // this port may carry; 0 for no limit. Engines drop larger frames and count them

@@ -311,6 +311,26 @@ uint16_t TxRing::FreeSlots() const {
   return used > size_ ? 0 : static_cast<uint16_t>(size_ - used);
 }
 
+uint16_t TxRing::WouldTake(const Frame* frames, uint16_t n) const {
+  if (error() != nullptr) return 0;
+  uint16_t free = FreeSlots();
+  uint16_t cur = next_;
+  uint16_t taken = 0;
+  for (; taken < n; ++taken) {
+    uint32_t left = frames[taken].len;
+    do {
+      if (free == 0) return taken;
+      uint32_t capacity = slots_.buffer_size;
+      if (side_ == Side::kServer) capacity = Snapshot(&ring_->desc[cur & mask_]).length;
+      if (capacity == 0) return taken;
+      left -= left < capacity ? left : capacity;
+      ++cur;
+      --free;
+    } while (left > 0);
+  }
+  return taken;
+}
+
 uint8_t* TxRing::TargetBuffer(uint16_t cur, uint32_t* capacity) {
   uint16_t slot = cur & mask_;
   if (side_ == Side::kClient) {

@@ -221,6 +221,9 @@ class TxRing : public RingEnd {
 
   // Slots free for frames now (an upper bound on frames Transmit would take).
   uint16_t FreeSlots() const;
+  // How many of `frames` Transmit would take now (it may take more, as the peer frees slots; it
+  // takes fewer only if the peer changes the buffers it offered meanwhile). Copies nothing.
+  uint16_t WouldTake(const Frame* frames, uint16_t n) const;
   // Server: takes the cursor from the ring's header again (tail: all published so far).
   void Resync();
 

@@ -144,8 +144,35 @@ TEST(RingTest, FullRingTakesWhatFitsAndNeverSplitsAFrame) {
   std::string big = Payload(9, 3 * kBuf);
   std::vector<Frame> mix(out.begin(), out.begin() + 14);
   mix.push_back(AsFrame(big));
+  EXPECT_EQ(p.client_tx->WouldTake(mix.data(), mix.size()), 14);
   EXPECT_EQ(p.client_tx->Transmit(mix.data(), mix.size()), 14);
   EXPECT_EQ(p.client_tx->FreeSlots(), 2);
+}
+
+// WouldTake says what Transmit takes, on both ends, chained frames included: what an engine that
+// journals a burst before it goes relies on (it goes whole or not at all).
+TEST(RingTest, WouldTakeIsWhatTransmitTakes) {
+  RingPair p;
+  // The client's ring: 16 slots; frames of 1, 3, 1, 2, 4, 1, 3, 2 buffers (17 slots): 7 fit.
+  std::vector<std::string> frames = {
+      Payload(1, 10),       Payload(2, 3 * kBuf), Payload(3, kBuf),         Payload(4, kBuf + 1),
+      Payload(5, 4 * kBuf), Payload(6, 1),        Payload(7, 2 * kBuf + 5), Payload(8, 2 * kBuf)};
+  std::vector<Frame> out;
+  for (auto& s : frames) out.push_back(AsFrame(s));
+  const uint16_t would = p.client_tx->WouldTake(out.data(), out.size());
+  EXPECT_EQ(would, 7);
+  EXPECT_EQ(p.client_tx->Transmit(out.data(), out.size()), would);
+  // The server's end: the client offered buffers for every slot; the same frames back.
+  Frame got[32];
+  const uint16_t n = p.server_rx->Receive(got, 32);
+  ASSERT_EQ(n, 7);
+  EXPECT_EQ(p.server_tx->WouldTake(got, n), n);
+  EXPECT_EQ(p.server_tx->Transmit(got, n), n);
+  p.server_rx->Release();
+  // 15 of its 16 slots are full: a frame of one buffer fits, one of two does not.
+  EXPECT_EQ(p.server_tx->WouldTake(&got[0], 1), 1);
+  EXPECT_EQ(p.server_tx->WouldTake(&got[3], 1), 0);
+  EXPECT_EQ(p.server_tx->Transmit(&got[3], 1), 0);
 }
 
 TEST(RingTest, InterruptWrittenOnlyWhenPeerAsks) {

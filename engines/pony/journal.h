@@ -65,6 +65,16 @@ struct JournalConn {
   // serves the burst again, and its first app_frames frames are this record's already.
   uint32_t app_cursor = 0;
   uint32_t app_frames = 0;
+  // A burst to the app under way (pend_valid): if the app's ring moved past pend_cursor
+  // (Port::TxCursor), the burst went whole and these are how far the app was handed (and SENTs
+  // it got); else it did not go.
+  uint8_t pend_valid = 0;
+  uint8_t pend_told_open = 0;
+  uint8_t pad3[2] = {};
+  uint32_t pend_cursor = 0;
+  uint32_t pend_rx_next_msg = 0;
+  uint32_t pend_rx_msg_offset = 0;
+  uint32_t pend_sents = 0;
 };
 
 // A message of the ring, as recovery reads it.

@@ -204,6 +204,7 @@ void PonyEngine::ForEachCounter(Self& self, Fn fn) {
   fn("journal_dropped", self.journal_dropped_);
   fn("drop_stale", self.drop_stale_);
   fn("app_frames_replayed", self.app_frames_replayed_);
+  fn("app_bursts_went", self.app_bursts_went_);
 }
 
 void PonyEngine::ForEachKindCounter(
@@ -318,6 +319,7 @@ absl::Status PonyEngine::AddPort(std::unique_ptr<Port> port,
   status = slots_.Add(std::move(slot));
   if (!status.ok()) return status;
   next_deadline_ns_ = 0;  // connections restored before their app came back have work now
+  if (slots_[index].is_app) ResolvePendingBursts(slots_[index]);
   if (!slots_[index].is_app) {
     nic_slots_.push_back(index);
     NicOut out;
@@ -1313,6 +1315,34 @@ void PonyEngine::Deliver(Conn& c) {
     put(op, Kind::kDone);
   }
   if (n == 0) return;
+  // What the app will have been handed once the burst goes, in the journal before it goes: a
+  // crash during or after Transmit finds it, and the app's ring says whether it went.
+  const int64_t tx_cursor = c.journaled ? port.TxCursor() : -1;
+  if (tx_cursor >= 0) {
+    n = port.TxWouldTake(app_pkts_.data(), static_cast<uint16_t>(n));  // whole or not at all
+    if (n == 0) return;
+    pony::JournalConn& r = c.jr;
+    r.pend_valid = 1;
+    r.pend_cursor = static_cast<uint32_t>(tx_cursor);
+    r.pend_told_open = r.told_open;
+    r.pend_sents = 0;
+    r.pend_rx_next_msg = r.rx_next_msg;
+    uint32_t off = c.to_app_offset;
+    size_t m = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (items[i].kind == Kind::kOpen) r.pend_told_open = 1;
+      if (items[i].kind == Kind::kSent) ++r.pend_sents;
+      if (items[i].kind != Kind::kSegment) continue;
+      off += items[i].len;
+      if (off == c.to_app[m].bytes.size()) {
+        ++r.pend_rx_next_msg;
+        off = 0;
+        ++m;
+      }
+    }
+    r.pend_rx_msg_offset = off;
+    journal_.Put((c.id & kConnIndexMask) - 1, r);
+  }
   const uint16_t sent = port.Transmit(app_pkts_.data(), static_cast<uint16_t>(n));
   uint64_t bytes = 0;
   uint32_t sents = 0;
@@ -1353,6 +1383,7 @@ void PonyEngine::Deliver(Conn& c) {
   // The app has these now: the journal says so (a crash from here on asks the peer for what
   // comes after, and tells the app SENT for nothing twice).
   c.jr.rx_msg_offset = c.to_app.empty() ? c.resync_skip : c.to_app_offset;
+  c.jr.pend_valid = 0;
   if (sents > 0 && c.journaled) {
     journal_.DropFront((c.id & kConnIndexMask) - 1, &c.jr, sents);
   } else {
@@ -1792,6 +1823,33 @@ absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes
   next_deadline_ns_ = 0;
   return absl::StrCat("picked up ", picked, " connection(s) from the journal, dropped ", dropped,
                       why_dropped);
+}
+
+void PonyEngine::ResolvePendingBursts(Slot& s) {
+  const int64_t cursor = s.port->TxCursor();
+  for (uint32_t index : live_) {
+    Conn& c = *conns_[index];
+    if (c.app != s.app_id || !c.journaled || !c.jr.pend_valid) continue;
+    pony::JournalConn& r = c.jr;
+    r.pend_valid = 0;
+    if (cursor >= 0 && static_cast<uint32_t>(cursor) != r.pend_cursor) {
+      // The burst went: the app has what it said.
+      app_bursts_went_.Add();
+      r.told_open = r.pend_told_open;
+      c.notify_open = !r.told_open;
+      r.rx_next_msg = r.pend_rx_next_msg;
+      r.rx_msg_offset = r.pend_rx_msg_offset;
+      c.resync_skip = r.rx_msg_offset;
+      // Its SENTs reached the app: those messages leave the journal (and the app's budget).
+      for (uint32_t k = std::min(r.pend_sents, r.tx_count); k > 0; --k) {
+        c.queued_bytes -= std::min<uint64_t>(journal_.FrontLength(index, r), c.queued_bytes);
+        journal_.DropFront(index, &r, 1);
+      }
+      CommitJournal(c);
+    } else {
+      CommitJournal(c);
+    }
+  }
 }
 
 void PonyEngine::MarkAppFrame(Conn& c) {

@@ -160,6 +160,9 @@ class PonyEngine : public Engine {
   // The app frame being handled is c's (its journal record says so, with the burst's place);
   // and, once an app's burst is released, no record says so any more.
   void MarkAppFrame(Conn& c);
+  // An app port attached: its picked-up connections' bursts under way when the engine died went
+  // or did not, as its ring's cursor says.
+  void ResolvePendingBursts(Slot& s);
   void AppBurstReleased(uint16_t app);
   void PushData(Conn& c, int64_t now);
 
@@ -216,7 +219,8 @@ class PonyEngine : public Engine {
       tx_nic_full_, arp_requests_, arp_replies_, arp_table_full_, connections_opened_,
       connections_accepted_, connections_refused_, connections_closed_, resets_sent_,
       resets_received_, timeouts_, retransmits_, messages_sent_, messages_received_, resyncs_,
-      resyncs_answered_, journal_overflows_, journal_dropped_, drop_stale_, app_frames_replayed_;
+      resyncs_answered_, journal_overflows_, journal_dropped_, drop_stale_, app_frames_replayed_,
+      app_bursts_went_;
 };
 
 }  // namespace snapd

@@ -69,8 +69,16 @@ class FakePort : public Port {
     for (; sent < n && tx_room_ > 0; ++sent, --tx_room_) {
       sent_.emplace_back(reinterpret_cast<const char*>(pkts[sent].data), pkts[sent].len);
     }
+    transmitted_ += sent;
+    if (after_transmit_) after_transmit_();
     return sent;
   }
+  int64_t TxCursor() const override { return static_cast<int64_t>(transmitted_ & 0xffff); }
+  uint16_t TxWouldTake(const Packet* pkts, uint16_t n) const override {
+    return static_cast<uint16_t>(std::min<size_t>(n, tx_room_));
+  }
+  // Runs at the end of every Transmit, the frames taken.
+  void set_after_transmit(std::function<void()> fn) { after_transmit_ = std::move(fn); }
 
  private:
   std::deque<std::string> inbox_;
@@ -82,6 +90,8 @@ class FakePort : public Port {
   uint32_t mtu_ = 0;
   std::function<void()> on_transmit_;
   std::function<void()> on_release_;
+  std::function<void()> after_transmit_;
+  uint64_t transmitted_ = 0;
 };
 
 }  // namespace snapd
