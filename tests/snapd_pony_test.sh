@@ -172,7 +172,7 @@ wait_for 20 "pony_bench told that B stopped answering" grep -q "timed out" "$WOR
 kill -CONT "$snapd_b"
 check "... and A counted the timeout" test "$(counter a timeouts)" -gt 0
 
-# kill -9 of host A's snapd under pony traffic, three times, with a supervisor that keeps its fds
+# kill -9 of host A's snapd under pony traffic, five times, with a supervisor that keeps its fds
 # (tests/supervisor.py; systemd's store is the same protocol, tests/snapd_systemd_test): the
 # restarted snapd takes its pony connections back from the engine's journal and asks B to RESYNC.
 # Round trips (app 1) and bulk (app 3) checked message by message: every message arrives once, in
@@ -194,7 +194,7 @@ for app in 1 3; do
     --stop_file="$WORK/stop_crash" --timeout_s=30
 done
 wait_for 10 "both connections open" bash -c "[ \$(ctl_on a connections | grep -c open) = 2 ]"
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   sleep 1
   old=$(ctl_on a --json info | ctl_json 'd["pid"]')
   kill -9 "$old"
@@ -205,14 +205,14 @@ sleep 1
 touch "$WORK/stop_crash"
 for app in 1 3; do
   wait_for 60 "app $app's traffic finished" grep -q "check sent=" "$WORK/crash$app.log"
-  check "... app $app's messages across three crashes of A's snapd: none lost, repeated or reordered ($(grep 'check sent' "$WORK/crash$app.log"))" \
+  check "... app $app's messages across five crashes of A's snapd: none lost, repeated or reordered ($(grep 'check sent' "$WORK/crash$app.log"))" \
     grep -qE "check sent=([0-9]+) received=\1 errors=0" "$WORK/crash$app.log"
 done
 check "... no connection was closed under its app" \
   bash -c "! grep -q 'connection closed' '$WORK/crash1.log' '$WORK/crash3.log'"
 check "... each restarted snapd picked both connections up from its journal" \
-  test "$(grep -c 'picked up 2 connection' "$WORK/supervised_a.log")" -ge 3
+  test "$(grep -c 'picked up 2 connection' "$WORK/supervised_a.log")" -ge 5
 check "... B answered their RESYNCs ($resyncs_before -> $(counter b resyncs_answered)) and reset nothing" \
-  bash -c "[ $(counter b resyncs_answered) -ge $((resyncs_before + 6)) ] && [ $(counter b resets_sent) = $resets_before ]"
+  bash -c "[ $(counter b resyncs_answered) -ge $((resyncs_before + 10)) ] && [ $(counter b resets_sent) = $resets_before ]"
 
 finish
