@@ -775,16 +775,18 @@ bool PonyEngine::TakeAck(Conn& c, const PonyHeader& h, int64_t now) {
     return false;
   }
   uint32_t token;
-  while (c.sender->PopCompleted(&token)) {
-    c.sent_tokens.push_back(token);
-    if (!c.queued_sizes.empty()) {
-      c.queued_bytes -= c.queued_sizes.front();
-      c.queued_sizes.pop_front();
-    }
-    ++c.tx_messages;
-    messages_sent_.Add();
-  }
+  while (c.sender->PopCompleted(&token)) MessageDone(c, token);
   return true;
+}
+
+void PonyEngine::MessageDone(Conn& c, uint32_t token) {
+  c.sent_tokens.push_back(token);
+  if (!c.queued_sizes.empty()) {
+    c.queued_bytes -= c.queued_sizes.front();
+    c.queued_sizes.pop_front();
+  }
+  ++c.tx_messages;
+  messages_sent_.Add();
 }
 
 void PonyEngine::HandleWireFrame(size_t slot, const Packet& pkt, int64_t now) {
@@ -1911,9 +1913,7 @@ void PonyEngine::CompleteResync(Conn& c, const PonyHeader& h, int64_t now) {
   c.queued_sizes.clear();
   for (pony::JournalMessage& m : messages) {
     if (pony::SeqBefore(m.id, h.msg_id)) {
-      c.sent_tokens.push_back(m.token);  // the peer's app has it
-      ++c.tx_messages;
-      messages_sent_.Add();
+      MessageDone(c, m.token);  // the peer's app has it (queued_sizes is empty until the next)
       continue;
     }
     c.queued_bytes += m.bytes.size();
@@ -1947,15 +1947,7 @@ void PonyEngine::AnswerResync(Conn& c, const PonyHeader& h, int64_t now) {
            now);
     return;
   }
-  for (uint32_t token : done) {
-    c.sent_tokens.push_back(token);
-    if (!c.queued_sizes.empty()) {
-      c.queued_bytes -= c.queued_sizes.front();
-      c.queued_sizes.pop_front();
-    }
-    ++c.tx_messages;
-    messages_sent_.Add();
-  }
+  for (uint32_t token : done) MessageDone(c, token);
   // This side's sending half starts afresh from what the peer's app lacks; its receiving half
   // from what this side's app lacks (what came and was not handed to it, the peer still holds).
   c.retransmits += c.sender->retransmits();

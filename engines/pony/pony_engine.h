@@ -132,6 +132,8 @@ class PonyEngine : public Engine {
   // An acknowledgement from the peer (an ACK, or what a DATA packet carries): retires what it
   // acknowledges. False if it broke the connection (then reset).
   bool TakeAck(Conn& c, const pony::PonyHeader& h, int64_t now);
+  // The peer's app has the message sent with `token`: SENT for c's app, out of its budget.
+  void MessageDone(Conn& c, uint32_t token);
 
   // Connections.
   Conn* Find(uint32_t id);

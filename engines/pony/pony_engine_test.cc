@@ -258,6 +258,28 @@ std::string Dump(Wire& w) {
   return out;
 }
 
+// Every message arrived once, in order, intact, both ways, and each side's app was told SENT for
+// each of its messages once, in order: what a crash must not change.
+void ExpectEachMessageOnce(Wire& w, const std::vector<std::string>& ab,
+                           const std::vector<std::string>& ba) {
+  ASSERT_TRUE(w.Run([&] {
+    return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
+           w.a.Count(AppOpCode::kSent) == static_cast<int>(ab.size()) &&
+           w.b.Count(AppOpCode::kSent) == static_cast<int>(ba.size());
+  })) << w.b.view.messages.size()
+      << " " << w.a.view.messages.size() << " " << w.a.Count(AppOpCode::kSent) << " "
+      << w.b.Count(AppOpCode::kSent) << Dump(w);
+  for (size_t i = 0; i < ab.size(); ++i) EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
+  for (size_t i = 0; i < ba.size(); ++i) EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;
+  for (Host* h : {&w.a, &w.b}) {
+    std::vector<uint32_t> tokens;
+    for (const AppOp& op : h->view.ops) {
+      if (op.op == AppOpCode::kSent) tokens.push_back(op.token);
+    }
+    for (uint32_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(tokens[i], i) << "SENT in order, once";
+  }
+}
+
 std::string RandomMessage(std::mt19937& rng, uint32_t max) {
   std::uniform_int_distribution<uint32_t> len(1, max);
   std::string m(len(rng), '\0');
@@ -437,22 +459,8 @@ TEST(PonyEngineTest, ACrashedEngineTakesItsConnectionsBackFromItsJournal) {
       }
     }
     w.b.app->set_tx_room(1 << 20);
-    ASSERT_TRUE(w.Run([&] {
-      return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
-             w.a.Count(AppOpCode::kSent) == 40 && w.b.Count(AppOpCode::kSent) == 40;
-    })) << w.b.view.messages.size()
-        << " " << w.a.view.messages.size() << " " << w.a.Count(AppOpCode::kSent) << " "
-        << w.b.Count(AppOpCode::kSent) << Dump(w);
-    for (size_t i = 0; i < ab.size(); ++i) {
-      EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
-      EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;
-    }
+    ExpectEachMessageOnce(w, ab, ba);
     for (Host* h : {&w.a, &w.b}) {
-      std::vector<uint32_t> tokens;
-      for (const AppOp& op : h->view.ops) {
-        if (op.op == AppOpCode::kSent) tokens.push_back(op.token);
-      }
-      for (uint32_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(tokens[i], i) << "SENT in order, once";
       EXPECT_EQ(h->Count(AppOpCode::kClosed), 0);
       EXPECT_EQ(h->Counter("resets_sent"), 0u);
       EXPECT_EQ(h->Counter("drop_protocol_error"), 0u);
@@ -564,23 +572,7 @@ TEST(PonyEngineTest, ABurstToTheAppJustBeforeACrashIsNotHandedAgain) {
     EXPECT_NE(report.find("picked up 1 connection"), std::string::npos) << report;
     EXPECT_GT(w.b.Counter("app_bursts_went"), 0u);
     w.b.app->set_tx_room(1 << 20);
-    ASSERT_TRUE(w.Run([&] {
-      return w.b.view.messages.size() == ab.size() && w.a.view.messages.size() == ba.size() &&
-             w.a.Count(AppOpCode::kSent) == 10 && w.b.Count(AppOpCode::kSent) == 10;
-    })) << w.b.view.messages.size()
-        << " " << w.a.view.messages.size() << " " << w.a.Count(AppOpCode::kSent) << " "
-        << w.b.Count(AppOpCode::kSent) << Dump(w);
-    for (size_t i = 0; i < ab.size(); ++i) {
-      EXPECT_TRUE(w.b.view.messages[i].second == ab[i]) << i;
-      EXPECT_TRUE(w.a.view.messages[i].second == ba[i]) << i;
-    }
-    for (Host* h : {&w.a, &w.b}) {
-      std::vector<uint32_t> tokens;
-      for (const AppOp& op : h->view.ops) {
-        if (op.op == AppOpCode::kSent) tokens.push_back(op.token);
-      }
-      for (uint32_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(tokens[i], i) << "SENT in order, once";
-    }
+    ExpectEachMessageOnce(w, ab, ba);
   }
 }
 
