@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -23,8 +24,23 @@ bool NotifyServiceManager(absl::string_view state) {
   return r > 0;
 }
 
+bool ValidFdName(absl::string_view name) {
+  // systemd's rule (fdname_is_valid): 1..255 printable ASCII characters, no ':' (LISTEN_FDNAMES
+  // separates names with it). A newline would also start another field of the message.
+  if (name.empty() || name.size() > 255) return false;
+  for (char c : name) {
+    if (c < 0x20 || c > 0x7e || c == ':') return false;
+  }
+  return true;
+}
+
 bool StoreFds(absl::string_view name, const std::vector<int>& fds) {
   if (!UnderServiceManager() || fds.empty()) return false;
+  if (!ValidFdName(name)) {
+    LOG(WARNING) << "cannot store fds under '" << absl::CEscape(name)
+                 << "': not a name the service manager takes (1-255 printable characters, no ':')";
+    return false;
+  }
   const std::string state = absl::StrCat("FDSTORE=1\nFDNAME=", name);
   int r =
       sd_pid_notify_with_fds(0, 0, state.c_str(), fds.data(), static_cast<unsigned>(fds.size()));
@@ -33,6 +49,7 @@ bool StoreFds(absl::string_view name, const std::vector<int>& fds) {
 }
 
 bool RemoveStoredFds(absl::string_view name) {
+  if (!ValidFdName(name)) return false;
   return NotifyServiceManager(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", name));
 }
 

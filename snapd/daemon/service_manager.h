@@ -31,6 +31,10 @@ bool UnderServiceManager();
 // back at the next start (TakeStoredFds) and closes them when the service stops for good. An fd
 // the store holds already (the same open file) is not added twice.
 bool StoreFds(absl::string_view name, const std::vector<int>& fds);
+// Whether the service manager takes `name` as a stored fd's name (systemd's rule: 1-255 printable
+// ASCII characters, no ':'). StoreFds and RemoveStoredFds refuse others (an engine's name, from
+// the config or an RPC, goes into "journal.<engine>": a newline would start another field).
+bool ValidFdName(absl::string_view name);
 // Drops every fd stored under `name` (FDSTOREREMOVE=1).
 bool RemoveStoredFds(absl::string_view name);
 
