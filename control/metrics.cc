@@ -126,15 +126,19 @@ std::string PrometheusText(const v1::Stats& stats, const v1::DaemonInfo& info) {
     f.Get("snapd_engine_busy_ratio", "gauge",
           "Share of the engine's lifetime spent in polls that found work.")
         .Add(where, s.busy_percent() / 100.0);
-    Family& delay = f.Get("snapd_engine_queueing_delay_seconds", "gauge",
-                          "How long work has waited for the engine: now, and the median and 99th "
-                          "percentile of the last samples (quantile).");
-    delay.Add(where, s.queueing_delay_ns() / 1e9);
+    f.Get("snapd_engine_queueing_delay_seconds", "gauge",
+          "How long work has waited for the engine, now.")
+        .Add(where, s.queueing_delay_ns() / 1e9);
+    // Percentiles snapd computed over its last samples (not a summary: there is no sum or count).
+    Family& recent = f.Get("snapd_engine_queueing_delay_recent_seconds", "gauge",
+                           "Percentiles of how long work waited for the engine, over the last "
+                           "samples (every 20 ms for the last 5 s while a compacting group has "
+                           "traffic, else every 200 ms).");
     Labels q = where;
-    q.emplace_back("quantile", "0.5");
-    delay.Add(q, s.queueing_delay_p50_ns() / 1e9);
-    q.back().second = "0.99";
-    delay.Add(q, s.queueing_delay_p99_ns() / 1e9);
+    q.emplace_back("percentile", "50");
+    recent.Add(q, s.queueing_delay_p50_ns() / 1e9);
+    q.back().second = "99";
+    recent.Add(q, s.queueing_delay_p99_ns() / 1e9);
     std::map<std::string, uint64_t> kinds(s.kind_counters().begin(), s.kind_counters().end());
     for (const auto& [counter, value] : kinds) {
       Labels l = where;

@@ -7,7 +7,8 @@
 //   snapd_build_info{version,binary} 1
 //   snapd_engine_frames_total{engine,kind,group}          and bytes, batches, polls, empty_polls,
 //                                                         drops (every SNAPD_ENGINE_COUNTERS)
-//   snapd_engine_busy_ratio, snapd_engine_queueing_delay_seconds{...,quantile}
+//   snapd_engine_busy_ratio, snapd_engine_queueing_delay_seconds (now) and
+//   snapd_engine_queueing_delay_recent_seconds{...,percentile} (50, 99)
 //   snapd_engine_kind_events_total{engine,kind,group,counter}   the kinds' own (pony's drop_*...)
 //   snapd_port_{rx,tx}_{frames,bytes}_total{port,engine,kind,link}
 //   snapd_port_dropped_frames_total{port,engine,kind,link,reason}

@@ -1,5 +1,6 @@
 #include "control/metrics.h"
 
+#include <cstdio>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -56,8 +57,8 @@ TEST(MetricsTest, CountersByNameWithLabelsForWhereAndWhy) {
                   "snapd_engine_busy_ratio{engine=\"vswitch0\",kind=\"vswitch\",group=\"default\"} "
                   "0.25"));
   EXPECT_TRUE(Has(t,
-                  "snapd_engine_queueing_delay_seconds{engine=\"vswitch0\",kind=\"vswitch\","
-                  "group=\"default\",quantile=\"0.99\"} 0.0015"));
+                  "snapd_engine_queueing_delay_recent_seconds{engine=\"vswitch0\",kind="
+                  "\"vswitch\",group=\"default\",percentile=\"99\"} 0.0015"));
   EXPECT_TRUE(Has(t,
                   "snapd_engine_kind_events_total{engine=\"vswitch0\",kind=\"vswitch\",group="
                   "\"default\",counter=\"mac_table_full\"} 7"));
@@ -82,6 +83,29 @@ TEST(MetricsTest, CountersByNameWithLabelsForWhereAndWhy) {
     ++at;
   }
   EXPECT_EQ(types, 1);
+}
+
+// Prometheus's own checker (promtool, Debian's prometheus package) reads the text: the format
+// parses, and names and types follow its conventions (promtool warns of those too).
+TEST(MetricsTest, PromtoolTakesIt) {
+  v1::DaemonInfo info;
+  info.set_version("0.9");
+  info.set_build("snapd@abc");
+  const std::string text = PrometheusText(SomeStats(), info);
+  const std::string path = std::string(getenv("TEST_TMPDIR")) + "/metrics.txt";
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fwrite(text.data(), 1, text.size(), f);
+  fclose(f);
+  FILE* p = popen(("promtool check metrics < " + path + " 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_EQ(status, 0) << "promtool (tools/setup installs it): " << out;
+  EXPECT_EQ(out, "") << "promtool's warnings";
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {
