@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -18,8 +19,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "control/control_server.h"
+#include "control/metrics_server.h"
 #include "control/stats_table.h"
 #include "control/wire.h"
 #include "glog/logging.h"
@@ -49,6 +52,8 @@ ABSL_FLAG(std::string, memif_socket, "",
           "memif socket apps attach to (default RUN_DIR/memif.sock).");
 ABSL_FLAG(std::string, control_socket, "",
           "gRPC control socket for snapctl (default RUN_DIR/control.sock; mode 0660).");
+ABSL_FLAG(std::string, metrics_address, "",
+          "HOST:PORT where GET /metrics serves snapd's counters for Prometheus (default: off).");
 ABSL_FLAG(std::string, control_group, "",
           "Group whose members may use the control socket, besides root and snapd's own user.");
 ABSL_FLAG(std::string, mode, "",
@@ -157,6 +162,33 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
     }
     daemon->set_state_observer(store.get());
   }
+  // The Prometheus endpoint. After a live upgrade the old snapd may still hold its port for a
+  // moment (civetweb cannot take its socket over): tried again for a few seconds.
+  std::unique_ptr<MetricsServer> metrics;
+  std::thread metrics_retry;
+  absl::Mutex metrics_mu;
+  const std::string metrics_address = daemon->config().metrics_address();
+  if (!metrics_address.empty()) {
+    auto m = MetricsServer::Start(daemon.get(), metrics_address);
+    if (m.ok()) {
+      LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
+      metrics = std::move(*m);
+    } else {
+      Daemon* d = daemon.get();
+      metrics_retry = std::thread([d, metrics_address, &metrics, &metrics_mu] {
+        for (int i = 0; i < 100; ++i) {
+          absl::SleepFor(absl::Milliseconds(100));
+          auto m = MetricsServer::Start(d, metrics_address);
+          if (!m.ok()) continue;
+          LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
+          absl::MutexLock lock(&metrics_mu);
+          metrics = std::move(*m);
+          return;
+        }
+        LOG(WARNING) << "metrics: cannot listen on " << metrics_address;
+      });
+    }
+  }
   // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
   if (!origin.took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
   if (const int64_t interval = WatchdogIntervalNs(); interval > 0) {
@@ -167,6 +199,12 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
   if (!handed_over) NotifyServiceManager("STOPPING=1");
   // RPCs in flight wait on the main thread: answer them before stopping the RPC threads.
   daemon->loop().StopServingTasks();
+  // A scrape waiting on the main thread has its answer (or UNAVAILABLE) by now.
+  if (metrics_retry.joinable()) metrics_retry.join();
+  {
+    absl::MutexLock lock(&metrics_mu);
+    metrics.reset();
+  }
   if (handed_over) control->Relinquish();  // the socket is the new snapd's
   control.reset();
   // After the control plane, whose RPCs run on the daemon. A clean stop detaches every app (each
@@ -370,6 +408,9 @@ int Main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_run_dir).empty()) cfg.set_run_dir(absl::GetFlag(FLAGS_run_dir));
   if (!absl::GetFlag(FLAGS_memif_socket).empty()) {
     cfg.set_memif_socket(absl::GetFlag(FLAGS_memif_socket));
+  }
+  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
+    cfg.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
   }
   if (!absl::GetFlag(FLAGS_control_socket).empty()) {
     cfg.set_control_socket(absl::GetFlag(FLAGS_control_socket));
