@@ -776,6 +776,28 @@ TEST(PonyEngineTest, ASilentPeerTimesOut) {
   EXPECT_EQ(w.a.Counter("timeouts"), 1u);
 }
 
+// b holds what a sent for its app, which does not read: a's data is all SACKed, nothing is in
+// flight, and a probes. While b answers, the connection stays however long b's app takes; once b
+// stops answering (its host went away), a gives it up as it gives up a peer silent under
+// retransmissions.
+TEST(PonyEngineTest, APeerThatStopsAnsweringWhileHoldingDataTimesOut) {
+  Wire w;
+  auto [ca, cb] = w.Open();
+  ASSERT_NE(ca, 0u);
+  w.b.app->set_tx_room(0);
+  w.a.Send(ca, std::string(3000, 'h'), 1);
+  // Longer than max_timeouts probes at the smallest timeout would take: answered, they do not
+  // count.
+  w.Run([] { return false; }, 0.5);
+  ASSERT_EQ(w.a.Find(AppOpCode::kClosed), nullptr) << Dump(w);
+  ASSERT_EQ(w.a.Count(AppOpCode::kSent), 0);
+  w.drop = [](const std::string&) { return true; };
+  ASSERT_TRUE(w.Run([&] { return w.a.Find(AppOpCode::kClosed) != nullptr; }, 10)) << Dump(w);
+  EXPECT_EQ(w.a.Find(AppOpCode::kClosed)->code, static_cast<uint16_t>(pony::ResetReason::kTimeout));
+  EXPECT_EQ(w.a.Count(AppOpCode::kSent), 0);
+  EXPECT_EQ(w.a.Counter("retransmits"), 0u) << "held data is never sent again";
+}
+
 TEST(PonyEngineTest, HostileAppOperationsAreDroppedByReason) {
   Wire w;
   auto [ca, cb] = w.Open();

@@ -66,7 +66,14 @@ bool Sender::ProbeDue(int64_t now_ns) {
   }
   if (probe_at_ns_ == 0) probe_at_ns_ = now_ns + rto_ns_;
   if (now_ns < probe_at_ns_) return false;
-  probe_at_ns_ = now_ns + rto_ns_;
+  // The last probe went unanswered (an answer resets the count): a peer that holds data for its
+  // app still answers; one that stopped does not, and is given up as a timeout would give it up.
+  if (probes_unanswered_ >= o_.max_timeouts) {
+    dead_ = true;
+    return false;
+  }
+  ++probes_unanswered_;
+  probe_at_ns_ = now_ns + std::min(rto_ns_ << std::min(probes_unanswered_, 20), o_.max_rto_ns);
   return true;
 }
 
@@ -165,6 +172,11 @@ bool Sender::AcksOnlySent(const PonyHeader& ack) const {
 bool Sender::OnAck(const PonyHeader& ack, int64_t now_ns) {
   // Nothing may be acknowledged that was not sent.
   if (!AcksOnlySent(ack)) return false;
+  // The peer is there: whatever probe was out is answered (the next one waits a whole timeout).
+  if (probes_unanswered_ > 0) {
+    probes_unanswered_ = 0;
+    probe_at_ns_ = 0;
+  }
   // An acknowledgement older than one already taken (reordered) says nothing new of the credit.
   if (!SeqBefore(ack.ack, una_)) peer_credit_ = ack.credit;
   uint32_t newly = 0;

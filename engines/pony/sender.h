@@ -86,7 +86,9 @@ class Sender {
   // from an ACK the receiver sends when its app reads; if that ACK is lost, nothing would move. So,
   // while so blocked, a probe is due every retransmission timeout: the engine sends an ACK with
   // kFlagAckNow, which the receiver answers with its credit. The same while everything sent is
-  // SACKed and held (HeldBlocked). True once per due probe.
+  // SACKed and held (HeldBlocked). True once per due probe. Each probe left unanswered doubles the
+  // wait for the next (up to max_rto_ns); after max_timeouts of them in a row the peer is given up
+  // (dead()), as a peer silent through retransmission timeouts is. Any ACK answers.
   bool ProbeDue(int64_t now_ns);
 
   // Tokens of messages the peer acknowledged whole, in the order they were queued.
@@ -170,7 +172,8 @@ class Sender {
   std::deque<uint32_t> completed_;
   int64_t srtt_ns_ = 0, rttvar_ns_ = 0, rto_ns_;
   int64_t next_paced_ns_ = 0;
-  int64_t probe_at_ns_ = 0;  // when the next probe is due while credit-blocked (0: not blocked)
+  int64_t probe_at_ns_ = 0;    // when the next probe is due while blocked (0: not armed)
+  int probes_unanswered_ = 0;  // probes sent since the peer's last ACK
   int timeouts_in_row_ = 0;
   bool dead_ = false;
   uint64_t retransmits_ = 0, fast_retransmits_ = 0, timeouts_ = 0;

@@ -267,7 +267,9 @@ TEST(SenderTest, ACreditBlockedSenderProbesOncePerTimeout) {
   EXPECT_FALSE(s.ProbeDue(opt.initial_rto_ns - 1));
   EXPECT_TRUE(s.ProbeDue(opt.initial_rto_ns));
   EXPECT_FALSE(s.ProbeDue(opt.initial_rto_ns + 1));
-  EXPECT_TRUE(s.ProbeDue(2 * opt.initial_rto_ns));
+  // Unanswered: the next one waits twice as long.
+  EXPECT_FALSE(s.ProbeDue(3 * opt.initial_rto_ns - 1));
+  EXPECT_TRUE(s.ProbeDue(3 * opt.initial_rto_ns));
   PonyHeader room;
   room.type = PacketType::kAck;
   room.ack = 1;
@@ -275,6 +277,48 @@ TEST(SenderTest, ACreditBlockedSenderProbesOncePerTimeout) {
   EXPECT_TRUE(s.OnAck(room, 3 * opt.initial_rto_ns));
   EXPECT_TRUE(s.NextPacket(3 * opt.initial_rto_ns, &o));
   EXPECT_FALSE(s.ProbeDue(4 * opt.initial_rto_ns));  // not blocked any more
+}
+
+// Everything sent is SACKed and held by a receiver whose app has not read it: the sender probes.
+// A receiver that answers keeps the connection (its app may take its time); one that stopped
+// answering is given up after max_timeouts probes, with the waits between them backing off.
+TEST(SenderTest, AHeldBlockedSenderGivesUpOnlyOnAPeerThatStoppedAnswering) {
+  SenderOptions opt;
+  opt.max_timeouts = 5;
+  Sender s(1, 1 << 20, opt);
+  s.Queue("held", 1);
+  Outgoing o;
+  ASSERT_TRUE(s.NextPacket(0, &o));
+  PonyHeader held;
+  held.type = PacketType::kAck;
+  held.ack = 1;  // nothing handed to the app
+  held.credit = 1 << 20;
+  held.sack_count = 1;
+  held.sack[0] = {1, 2};
+  ASSERT_TRUE(s.OnAck(held, 1000));
+  int64_t now = 1000;
+  auto probes_until_dead = [&](bool answer) {
+    int probes = 0;
+    int64_t last_gap = 0, last_probe = now;
+    for (int i = 0; i < 1000 && !s.dead(); ++i) {
+      EXPECT_FALSE(s.ProbeDue(now));
+      now = std::max(now, s.NextTimerNs());
+      if (s.ProbeDue(now)) {
+        ++probes;
+        EXPECT_GE(now - last_probe, last_gap) << "probe " << probes;  // the waits never shrink
+        last_gap = now - last_probe;
+        last_probe = now;
+        if (answer) EXPECT_TRUE(s.OnAck(held, now));
+      }
+      if (answer && probes == 50) return probes;
+    }
+    return probes;
+  };
+  EXPECT_EQ(probes_until_dead(true), 50);
+  EXPECT_FALSE(s.dead());
+  EXPECT_EQ(probes_until_dead(false), opt.max_timeouts);
+  EXPECT_TRUE(s.dead());
+  EXPECT_FALSE(s.NextPacket(now, &o));
 }
 
 TEST(SenderTest, NeverRunsPastTheReceiversWindowsBehindAHole) {
