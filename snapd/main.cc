@@ -168,26 +168,23 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
   std::thread metrics_retry;
   absl::Mutex metrics_mu;
   const std::string metrics_address = daemon->config().metrics_address();
-  if (!metrics_address.empty()) {
-    auto m = MetricsServer::Start(daemon.get(), metrics_address);
-    if (m.ok()) {
-      LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
-      metrics = std::move(*m);
-    } else {
-      Daemon* d = daemon.get();
-      metrics_retry = std::thread([d, metrics_address, &metrics, &metrics_mu] {
-        for (int i = 0; i < 100; ++i) {
-          absl::SleepFor(absl::Milliseconds(100));
-          auto m = MetricsServer::Start(d, metrics_address);
-          if (!m.ok()) continue;
-          LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
-          absl::MutexLock lock(&metrics_mu);
-          metrics = std::move(*m);
-          return;
-        }
-        LOG(WARNING) << "metrics: cannot listen on " << metrics_address;
-      });
-    }
+  // One try: true once the endpoint listens.
+  auto start_metrics = [d = daemon.get(), &metrics_address, &metrics, &metrics_mu] {
+    auto m = MetricsServer::Start(d, metrics_address);
+    if (!m.ok()) return false;
+    LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
+    absl::MutexLock lock(&metrics_mu);
+    metrics = std::move(*m);
+    return true;
+  };
+  if (!metrics_address.empty() && !start_metrics()) {
+    metrics_retry = std::thread([&metrics_address, start_metrics] {
+      for (int i = 0; i < 100; ++i) {
+        absl::SleepFor(absl::Milliseconds(100));
+        if (start_metrics()) return;
+      }
+      LOG(WARNING) << "metrics: cannot listen on " << metrics_address;
+    });
   }
   // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
   if (!origin.took_over) NotifyServiceManager("READY=1\nSTATUS=serving");

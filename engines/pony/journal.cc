@@ -114,17 +114,26 @@ void Journal::Put(uint32_t slot, const JournalConn& rec) {
 void Journal::Free(uint32_t slot) {
   const JournalConn old = Get(slot);
   Put(slot, JournalConn());
-  if (old.tx_head == 0) return;
-  // The ring's pages go back (a memfd's: MADV_REMOVE; anonymous memory: MADV_DONTNEED).
+  if (old.tx_head != 0) GiveBack(slot);
+}
+
+void Journal::GiveBack(uint32_t slot) {
+  // A memfd's pages: MADV_REMOVE; anonymous memory's: MADV_DONTNEED.
   if (madvise(ring(slot), shape_.ring_bytes, MADV_REMOVE) != 0) {
     madvise(ring(slot), shape_.ring_bytes, MADV_DONTNEED);
   }
 }
 
+uint64_t Journal::NextTurn(uint64_t pos) const {
+  return pos - pos % shape_.ring_bytes + shape_.ring_bytes;
+}
+
 uint64_t Journal::EntryStart(uint64_t pos, uint32_t len) const {
-  const uint64_t r = shape_.ring_bytes;
-  if (pos % r + 8 + len <= r) return pos;
-  return pos - pos % r + r;
+  return pos % shape_.ring_bytes + 8 + len <= shape_.ring_bytes ? pos : NextTurn(pos);
+}
+
+uint64_t Journal::EntryAt(uint32_t slot, uint64_t pos) const {
+  return Load32(ring(slot) + pos % shape_.ring_bytes) == kWrapped ? NextTurn(pos) : pos;
 }
 
 bool Journal::AddSendFrame(uint32_t slot, JournalConn* rec, uint32_t offset, const uint8_t* bytes,
@@ -156,24 +165,13 @@ void Journal::FinishMessage(uint32_t slot, JournalConn* rec) {
 }
 
 uint32_t Journal::FrontLength(uint32_t slot, const JournalConn& rec) const {
-  const uint8_t* base = ring(slot);
-  uint64_t pos = rec.tx_tail;
-  uint32_t len = Load32(base + pos % shape_.ring_bytes);
-  if (len == kWrapped) {
-    pos = pos - pos % shape_.ring_bytes + shape_.ring_bytes;
-    len = Load32(base + pos % shape_.ring_bytes);
-  }
-  return len;
+  return Load32(ring(slot) + EntryAt(slot, rec.tx_tail) % shape_.ring_bytes);
 }
 
 void Journal::DropFront(uint32_t slot, JournalConn* rec, uint32_t n) {
-  const uint8_t* base = ring(slot);
   for (uint32_t i = 0; i < n && rec->tx_count > 0; ++i) {
-    uint64_t pos = rec->tx_tail;
-    if (Load32(base + pos % shape_.ring_bytes) == kWrapped) {
-      pos = pos - pos % shape_.ring_bytes + shape_.ring_bytes;
-    }
-    rec->tx_tail = Align8(pos + 8 + Load32(base + pos % shape_.ring_bytes));
+    const uint64_t pos = EntryAt(slot, rec->tx_tail);
+    rec->tx_tail = Align8(pos + 8 + Load32(ring(slot) + pos % shape_.ring_bytes));
     ++rec->tx_first_id;
     --rec->tx_count;
   }
@@ -181,9 +179,7 @@ void Journal::DropFront(uint32_t slot, JournalConn* rec, uint32_t n) {
   if (reset) rec->tx_tail = rec->tx_head = 0;
   Put(slot, *rec);
   // Empty after a while of use: its pages go back (the positions start again at 0).
-  if (reset && madvise(ring(slot), shape_.ring_bytes, MADV_REMOVE) != 0) {
-    madvise(ring(slot), shape_.ring_bytes, MADV_DONTNEED);
-  }
+  if (reset) GiveBack(slot);
 }
 
 bool Journal::Read(uint32_t slot, const JournalConn& rec, uint32_t max_message,
@@ -208,7 +204,7 @@ bool Journal::Read(uint32_t slot, const JournalConn& rec, uint32_t max_message,
     uint32_t len = Load32(base + pos % r);
     if (len == kWrapped) {
       if (pos % r == 0) return fail("a turn of its ring at the ring's start");
-      pos = pos - pos % r + r;
+      pos = NextTurn(pos);
       if (pos + 8 > rec.tx_head) return fail("a message past its ring's head");
       len = Load32(base + pos % r);
     }

@@ -139,6 +139,13 @@ class Journal {
   // Where a message of `len` bytes whose entry would start at `pos` goes (the next turn of the
   // ring if it does not fit before the end).
   uint64_t EntryStart(uint64_t pos, uint32_t len) const;
+  // Where the ring's next turn starts, from `pos` in this one.
+  uint64_t NextTurn(uint64_t pos) const;
+  // The entry at `pos`, past the marker of a turn if one is there (not for untrusted positions:
+  // Read checks its own).
+  uint64_t EntryAt(uint32_t slot, uint64_t pos) const;
+  // The slot's ring pages go back to the kernel (they read as zeros again).
+  void GiveBack(uint32_t slot);
 
   Header* header_ = nullptr;
   Shape shape_;

@@ -39,6 +39,9 @@ constexpr uint64_t kToAppBytes = 1 << 20;
 constexpr uint32_t kMaxNeighbors = 4096;
 constexpr uint32_t kConnIndexBits = 20;
 constexpr uint32_t kConnIndexMask = (1u << kConnIndexBits) - 1;
+// A connection id's index in conns_, which is also its journal slot (the low bits count from 1:
+// an id of 0 is no connection, and wraps to an index no table has).
+uint32_t SlotOf(uint32_t id) { return (id & kConnIndexMask) - 1; }
 // ARP: a request every 100 ms, three times, before a connect fails as unreachable.
 constexpr int64_t kArpRetryNs = 100000000;
 constexpr int kArpTries = 3;
@@ -362,7 +365,7 @@ std::unique_ptr<Port> PonyEngine::RemovePort(absl::string_view name) {
 // Connections
 
 PonyEngine::Conn* PonyEngine::Find(uint32_t id) {
-  const uint32_t index = (id & kConnIndexMask) - 1;
+  const uint32_t index = SlotOf(id);
   if (index >= conns_.size() || !conns_[index] || conns_[index]->id != id) return nullptr;
   return conns_[index].get();
 }
@@ -388,7 +391,7 @@ PonyEngine::Conn* PonyEngine::NewConn(uint16_t app, uint32_t peer_ip, uint16_t p
 
 void PonyEngine::FreeConn(Conn& c) {
   buffered_ -= (c.receiver ? c.receiver->buffered() : 0) + c.to_app_bytes;
-  const uint32_t index = (c.id & kConnIndexMask) - 1;
+  const uint32_t index = SlotOf(c.id);
   auto it = std::find(live_.begin(), live_.end(), index);
   *it = live_.back();
   live_.pop_back();
@@ -1062,8 +1065,8 @@ void PonyEngine::HandlePony(const PonyHeader& h, const uint8_t* payload, uint32_
       } else if (c.state == Conn::State::kOpen && c.resync && (h.flags & pony::kFlagAckNow)) {
         AnswerResync(c, h, now);
       } else {
-        drop_not_open_
-            .Add();  // an answer to nothing asked (a copy), or not between kCapResync ends
+        // An answer to nothing asked (a copy), or not between kCapResync ends.
+        drop_not_open_.Add();
         stats().drops.Add();
       }
       return;
@@ -1181,8 +1184,8 @@ void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_
   memcpy(&c.assembling[op.offset], bytes, len);
   c.assembled += len;
   MarkAppFrame(c);
-  if (c.journaled && !journal_.AddSendFrame((c.id & kConnIndexMask) - 1, &c.jr, op.offset, bytes,
-                                            len, op.length, op.token)) {
+  if (c.journaled &&
+      !journal_.AddSendFrame(SlotOf(c.id), &c.jr, op.offset, bytes, len, op.length, op.token)) {
     journal_overflows_.Add();
     if (c.state == Conn::State::kResyncing) {
       // Without the journal a resyncing connection has nowhere to keep what its app sends.
@@ -1193,7 +1196,7 @@ void PonyEngine::AppSend(Conn& c, const AppOp& op, const uint8_t* bytes, uint32_
     StopJournal(c);
   }
   if (c.assembled < c.assembling.size()) return;
-  if (c.journaled) journal_.FinishMessage((c.id & kConnIndexMask) - 1, &c.jr);
+  if (c.journaled) journal_.FinishMessage(SlotOf(c.id), &c.jr);
   c.queued_bytes += c.assembling.size();
   if (c.state == Conn::State::kResyncing) {
     c.assembling.clear();  // in the journal; the RESYNC's answer queues it
@@ -1343,7 +1346,7 @@ void PonyEngine::Deliver(Conn& c) {
       }
     }
     r.pend_rx_msg_offset = off;
-    journal_.Put((c.id & kConnIndexMask) - 1, r);
+    journal_.Put(SlotOf(c.id), r);
   }
   const uint16_t sent = port.Transmit(app_pkts_.data(), static_cast<uint16_t>(n));
   uint64_t bytes = 0;
@@ -1387,7 +1390,7 @@ void PonyEngine::Deliver(Conn& c) {
   c.jr.rx_msg_offset = c.to_app.empty() ? c.resync_skip : c.to_app_offset;
   c.jr.pend_valid = 0;
   if (sents > 0 && c.journaled) {
-    journal_.DropFront((c.id & kConnIndexMask) - 1, &c.jr, sents);
+    journal_.DropFront(SlotOf(c.id), &c.jr, sents);
   } else {
     CommitJournal(c);
   }
@@ -1579,7 +1582,7 @@ absl::Status PonyEngine::RestoreKindState(const std::string& in) {
     return absl::InvalidArgumentError(absl::StrCat("pony state: connection ", id, ": ", what));
   };
   for (const engines::PonyConnectionState& o : st.connections()) {
-    const uint32_t index = (o.id() & kConnIndexMask) - 1;
+    const uint32_t index = SlotOf(o.id());
     if ((o.id() & kConnIndexMask) == 0 || index >= max_conns_) return bad(o.id(), "bad id");
     if (index >= conns_.size()) conns_.resize(index + 1);
     if (conns_[index]) return bad(o.id(), "id given twice");
@@ -1725,18 +1728,18 @@ void PonyEngine::StartJournal(Conn& c) {
   r.rx_next_msg = rx_next;
   r.rx_msg_offset = c.to_app.empty() ? c.resync_skip : c.to_app_offset;
   r.tx_first_id = c.sender->next_id();
-  journal_.Put((c.id & kConnIndexMask) - 1, r);
+  journal_.Put(SlotOf(c.id), r);
   c.journaled = true;
 }
 
 void PonyEngine::StopJournal(Conn& c) {
   if (!c.journaled) return;
-  journal_.Free((c.id & kConnIndexMask) - 1);
+  journal_.Free(SlotOf(c.id));
   c.journaled = false;
 }
 
 void PonyEngine::CommitJournal(Conn& c) {
-  if (c.journaled) journal_.Put((c.id & kConnIndexMask) - 1, c.jr);
+  if (c.journaled) journal_.Put(SlotOf(c.id), c.jr);
 }
 
 absl::StatusOr<std::string> PonyEngine::UseCheckpoint(void* memory, size_t bytes, bool recover) {
@@ -1891,7 +1894,7 @@ void PonyEngine::SendResync(Conn& c, bool ask, int64_t now) {
 }
 
 void PonyEngine::CompleteResync(Conn& c, const PonyHeader& h, int64_t now) {
-  const uint32_t slot = (c.id & kConnIndexMask) - 1;
+  const uint32_t slot = SlotOf(c.id);
   std::vector<pony::JournalMessage> messages;
   std::string assembled, why;
   const uint32_t first = c.jr.tx_first_id;
