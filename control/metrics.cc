@@ -38,10 +38,12 @@ class Family {
  public:
   Family(std::string name, const char* type, std::string help)
       : name_(std::move(name)), type_(type), help_(std::move(help)) {}
+  static std::string Float(double v) { return absl::StrFormat("%.17g", v); }
   void Add(const Labels& labels, uint64_t value) { Add(labels, absl::StrCat(value)); }
-  void Add(const Labels& labels, double value) { Add(labels, absl::StrFormat("%.17g", value)); }
-  void Add(const Labels& labels, const std::string& value) {
-    std::string line = name_;
+  void Add(const Labels& labels, double value) { Add(labels, Float(value)); }
+  // `suffix`: a histogram's _bucket, _sum and _count.
+  void Add(const Labels& labels, const std::string& value, const char* suffix = "") {
+    std::string line = name_ + suffix;
     if (!labels.empty()) {
       line += '{';
       for (size_t i = 0; i < labels.size(); ++i) {
@@ -112,6 +114,17 @@ std::string PrometheusText(const v1::Stats& stats, const v1::DaemonInfo& info) {
   f.Get("snapd_restarts_total", "counter",
         "Restarts after a crash that kept the apps, since the service started.")
       .Add({}, uint64_t{info.restarts()});
+  Family& blackouts =
+      f.Get("snapd_upgrade_blackout_seconds", "histogram",
+            "Each engine's blackout in the live upgrades since the service started.");
+  for (int i = 0; i < info.blackout_bounds_us_size() && i < info.blackouts_at_most_size(); ++i) {
+    // Six digits: "5e-05", "0.00025", "1" (the same string at every scrape).
+    blackouts.Add({{"le", absl::StrCat(info.blackout_bounds_us(i) / 1e6)}},
+                  absl::StrCat(info.blackouts_at_most(i)), "_bucket");
+  }
+  blackouts.Add({{"le", "+Inf"}}, absl::StrCat(info.blackout_count()), "_bucket");
+  blackouts.Add({}, Family::Float(info.blackout_sum_us() / 1e6), "_sum");
+  blackouts.Add({}, absl::StrCat(info.blackout_count()), "_count");
 
   std::map<std::string, const v1::Engine*> engines;
   for (const v1::Engine& e : stats.engines()) {

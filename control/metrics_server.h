@@ -3,8 +3,12 @@
 // the daemon's counters on the main thread (Daemon::RunOnMain, as the control API does): the data
 // path is not touched. One civetweb worker thread; anything but GET /metrics is 404.
 //
-// Not yet: the listening socket does not move with a live upgrade (civetweb 1.15 binds its own and
-// cannot adopt one): the old snapd stops serving as the new one starts, a scrape or two fails.
+// The listening socket is snapd's, not civetweb's, so that it moves with a live upgrade as the
+// control socket does: no scrape is refused across one. civetweb 1.15 binds its own sockets and
+// cannot be given one, so it is started on a loopback placeholder and its listening fd is then made
+// a copy of ours (dup3 onto the same fd number: civetweb polls and accepts by fd number). The same
+// trick pauses it: the placeholder goes back under that number, and connections wait in our
+// socket's backlog for whichever snapd serves next.
 #ifndef SNAPD_CONTROL_METRICS_SERVER_H_
 #define SNAPD_CONTROL_METRICS_SERVER_H_
 
@@ -12,6 +16,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "base/unique_fd.h"
+#include "snapd/daemon/upgrade_host.h"
 
 struct mg_context;
 struct mg_connection;
@@ -20,14 +26,23 @@ namespace snapd {
 
 class Daemon;
 
-class MetricsServer {
+class MetricsServer : public HandedListener {
  public:
-  // Listens on `address` ("HOST:PORT"; port 0 picks one). INVALID_ARGUMENT names the address.
+  // Serves `address` ("HOST:PORT": HOST an IPv4 address, "[IPv6]", "localhost", or empty for
+  // every address; port 0 picks one). `listener`, if any, is the socket the previous snapd served
+  // (an upgrade hands it over): used if it is a TCP socket listening on that address, else closed
+  // (and *refused says why) and the address bound anew. INVALID_ARGUMENT names the address.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(Daemon* daemon,
-                                                              const std::string& address);
-  ~MetricsServer();
-  // Where it listens ("127.0.0.1:41234").
+                                                              const std::string& address,
+                                                              UniqueFd listener = UniqueFd(),
+                                                              std::string* refused = nullptr);
+  ~MetricsServer() override;
+  // Where it listens ("127.0.0.1:41234", "[::1]:9482").
   const std::string& address() const { return address_; }
+
+  // HandedListener (snapd/daemon/upgrade_host.h). Main thread.
+  int fd() const override { return listener_.get(); }
+  void Pause(bool paused) override;
 
  private:
   MetricsServer() = default;
@@ -36,6 +51,10 @@ class MetricsServer {
   Daemon* daemon_ = nullptr;
   mg_context* ctx_ = nullptr;
   std::string address_;
+  UniqueFd listener_;     // the socket served: it outlives this snapd in an upgrade
+  int civet_fd_ = -1;     // civetweb's listening fd: a copy of listener_, or of the placeholder
+  UniqueFd placeholder_;  // a listener on a loopback port, put under civet_fd_ while paused
+  bool paused_ = false;
 };
 
 }  // namespace snapd

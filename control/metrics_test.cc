@@ -35,6 +35,15 @@ v1::Stats SomeStats() {
   return s;
 }
 
+void SomeBlackouts(v1::DaemonInfo* info) {
+  info->add_blackout_bounds_us(50);
+  info->add_blackouts_at_most(1);
+  info->add_blackout_bounds_us(250000);
+  info->add_blackouts_at_most(3);
+  info->set_blackout_count(4);
+  info->set_blackout_sum_us(1500000);
+}
+
 bool Has(const std::string& text, const std::string& line) {
   return text.find(line + "\n") != std::string::npos;
 }
@@ -91,6 +100,7 @@ TEST(MetricsTest, PromtoolTakesIt) {
   v1::DaemonInfo info;
   info.set_version("0.9");
   info.set_build("snapd@abc");
+  SomeBlackouts(&info);
   const std::string text = PrometheusText(SomeStats(), info);
   const std::string path = std::string(getenv("TEST_TMPDIR")) + "/metrics.txt";
   FILE* f = fopen(path.c_str(), "w");
@@ -106,6 +116,18 @@ TEST(MetricsTest, PromtoolTakesIt) {
   const int status = pclose(p);
   EXPECT_EQ(status, 0) << "promtool (tools/setup installs it): " << out;
   EXPECT_EQ(out, "") << "promtool's warnings";
+}
+
+TEST(MetricsTest, BlackoutsAreAHistogramInSeconds) {
+  v1::DaemonInfo info;
+  SomeBlackouts(&info);
+  const std::string t = PrometheusText(v1::Stats(), info);
+  EXPECT_TRUE(Has(t, "# TYPE snapd_upgrade_blackout_seconds histogram")) << t;
+  EXPECT_TRUE(Has(t, "snapd_upgrade_blackout_seconds_bucket{le=\"5e-05\"} 1")) << t;
+  EXPECT_TRUE(Has(t, "snapd_upgrade_blackout_seconds_bucket{le=\"0.25\"} 3")) << t;
+  EXPECT_TRUE(Has(t, "snapd_upgrade_blackout_seconds_bucket{le=\"+Inf\"} 4")) << t;
+  EXPECT_TRUE(Has(t, "snapd_upgrade_blackout_seconds_sum 1.5")) << t;
+  EXPECT_TRUE(Has(t, "snapd_upgrade_blackout_seconds_count 4")) << t;
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {

@@ -204,4 +204,40 @@ grpc::Status SnapdService::GetStats(grpc::ServerContext*, const v1::GetStatsRequ
   }));
 }
 
+grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequest* req,
+                                  grpc::ServerWriter<v1::Event>* writer) {
+  if (req->follow() && followers_.fetch_add(1) >= kMaxFollowers) {
+    --followers_;
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("already ", kMaxFollowers,
+                                     " callers follow the events: try again when one has left"));
+  }
+  absl::Cleanup leave = [&] {
+    if (req->follow()) --followers_;
+  };
+  uint64_t after = req->after_seq();
+  while (!ctx->IsCancelled()) {
+    uint64_t first_kept = 0;
+    // Not following: what the log holds now, without waiting. Following: a second at most, then
+    // a look at whether the caller is still there.
+    const absl::Time deadline = req->follow() ? absl::Now() + absl::Seconds(1) : absl::Now();
+    std::vector<Event> events = daemon_->events().Since(after, 256, deadline, &first_kept);
+    // A caller that asked for what the log has let go of (or fell that far behind) is told.
+    uint64_t missed = first_kept > after + 1 ? first_kept - after - 1 : 0;
+    for (const Event& e : events) {
+      v1::Event out;
+      out.set_seq(e.seq);
+      out.set_unix_ms(e.unix_ms);
+      out.set_kind(e.kind);
+      out.set_subject(e.subject);
+      out.set_message(e.message);
+      if (missed > 0) out.set_missed(std::exchange(missed, 0));
+      if (!writer->Write(out)) return grpc::Status::OK;  // the caller left
+      after = e.seq;
+    }
+    if (events.empty() && !req->follow()) break;
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace snapd

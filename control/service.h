@@ -48,6 +48,10 @@ class SnapdService final : public v1::Snapd::Service {
   grpc::Status SetGroup(grpc::ServerContext*, const v1::SetGroupRequest*, v1::Group*) override;
   grpc::Status Upgrade(grpc::ServerContext*, const v1::UpgradeRequest*,
                        v1::UpgradeReport*) override;
+  grpc::Status Events(grpc::ServerContext*, const v1::EventsRequest*,
+                      grpc::ServerWriter<v1::Event>*) override;
+  // Events followed at once, at most (each holds one of gRPC's threads).
+  static constexpr int kMaxFollowers = 8;
 
  private:
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.
@@ -63,6 +67,7 @@ class SnapdService final : public v1::Snapd::Service {
   // Set while an Upgrade RPC runs. The upgrade itself holds the main thread, so a second one is
   // refused here, on the gRPC thread, instead of queueing behind it.
   std::atomic<bool> upgrade_running_{false};
+  std::atomic<int> followers_{0};
 };
 
 }  // namespace snapd

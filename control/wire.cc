@@ -166,6 +166,15 @@ v1::DaemonInfo InfoOf(const Daemon& daemon) {
   info.set_upgrades(daemon.history().upgrades);
   info.set_previous_pid(daemon.history().previous_pid);
   info.set_restarts(daemon.history().restarts);
+  const BlackoutHistogram& b = daemon.history().blackouts;
+  uint64_t at_most = 0;
+  for (size_t i = 0; i + 1 < BlackoutHistogram::kBuckets; ++i) {
+    at_most += b.buckets[i];
+    info.add_blackout_bounds_us(BlackoutHistogram::kBoundsUs[i]);
+    info.add_blackouts_at_most(at_most);
+  }
+  info.set_blackout_count(b.count);
+  info.set_blackout_sum_us(b.sum_us);
   info.set_uptime_ms((MonotonicNs() - daemon.started_ns()) / 1000000);
   info.set_pid(getpid());
   info.set_memif_socket(daemon.config().memif_socket());

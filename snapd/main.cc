@@ -136,6 +136,7 @@ struct Origin {
   std::vector<std::string> stale;     // names to remove from the store
   // The engines' journals a crash restart gave them (upgrade/engine_journals.h); else none yet.
   std::unique_ptr<upgrade::EngineJournals> journals;
+  UniqueFd metrics_listener;  // the metrics endpoint's socket, handed over by an upgrade
 };
 
 // Runs the daemon with its control plane until it stops, then takes them down in order.
@@ -162,29 +163,50 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
     }
     daemon->set_state_observer(store.get());
   }
-  // The Prometheus endpoint. After a live upgrade the old snapd may still hold its port for a
-  // moment (civetweb cannot take its socket over): tried again for a few seconds.
+  // The Prometheus endpoint, on the socket an upgrade handed over if it did. Else, after an
+  // upgrade from a snapd that did not hand it over, the old one may still hold the port for a
+  // moment: tried again for a few seconds.
   std::unique_ptr<MetricsServer> metrics;
   std::thread metrics_retry;
   absl::Mutex metrics_mu;
   const std::string metrics_address = daemon->config().metrics_address();
-  // One try: true once the endpoint listens.
-  auto start_metrics = [d = daemon.get(), &metrics_address, &metrics, &metrics_mu] {
-    auto m = MetricsServer::Start(d, metrics_address);
-    if (!m.ok()) return false;
-    LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics";
+  // One try: the endpoint once it listens (the daemon is to hand its socket over in an upgrade),
+  // else nullptr.
+  auto start_metrics = [d = daemon.get(), &metrics_address, &metrics,
+                        &metrics_mu](UniqueFd fd) -> MetricsServer* {
+    std::string refused;
+    const bool handed = static_cast<bool>(fd);
+    auto m = MetricsServer::Start(d, metrics_address, std::move(fd), &refused);
+    if (!refused.empty()) LOG(WARNING) << "metrics: the socket handed over is refused: " << refused;
+    if (!m.ok()) return nullptr;
+    LOG(INFO) << "metrics: http://" << (*m)->address() << "/metrics"
+              << (handed && refused.empty() ? " (the socket the old snapd handed over)" : "");
     absl::MutexLock lock(&metrics_mu);
     metrics = std::move(*m);
-    return true;
+    return metrics.get();
   };
-  if (!metrics_address.empty() && !start_metrics()) {
-    metrics_retry = std::thread([&metrics_address, start_metrics] {
+  MetricsServer* first =
+      metrics_address.empty() ? nullptr : start_metrics(std::move(origin.metrics_listener));
+  if (first != nullptr) {
+    daemon->set_metrics_listener(first);
+  } else if (!metrics_address.empty()) {
+    metrics_retry = std::thread([d = daemon.get(), &metrics_address, start_metrics] {
       for (int i = 0; i < 100; ++i) {
         absl::SleepFor(absl::Milliseconds(100));
-        if (start_metrics()) return;
+        if (MetricsServer* m = start_metrics(UniqueFd())) {
+          (void)d->RunOnMain([d, m] { d->set_metrics_listener(m); });
+          return;
+        }
       }
       LOG(WARNING) << "metrics: cannot listen on " << metrics_address;
     });
+  }
+  if (origin.restarted) {
+    daemon->events().Add("started", "",
+                         absl::StrCat("restarted from the fd store after a crash: ",
+                                      origin.stored_apps.size(), " app(s) kept"));
+  } else if (!origin.took_over) {
+    daemon->events().Add("started", "", BuildString());
   }
   // Started by an upgrade, the old snapd tells the service manager our pid as it leaves.
   if (!origin.took_over) NotifyServiceManager("READY=1\nSTATUS=serving");
@@ -200,6 +222,7 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
   if (metrics_retry.joinable()) metrics_retry.join();
   {
     absl::MutexLock lock(&metrics_mu);
+    daemon->set_metrics_listener(nullptr);
     metrics.reset();
   }
   if (handed_over) control->Relinquish();  // the socket is the new snapd's
@@ -231,6 +254,9 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
     history.upgrades = recovered.checkpoint->upgrades();
     history.restarts = recovered.checkpoint->restarts() + 1;
     history.store_generation = recovered.checkpoint->generation();
+    if (!upgrade::BlackoutsFromWire(recovered.checkpoint->blackouts(), &history.blackouts)) {
+      recovered.dropped.push_back("the blackout histogram: not this build's shape");
+    }
   } else {
     recovered.dropped.push_back("no checkpoint: configuration from the flags");
   }
@@ -340,6 +366,7 @@ int RunUpgrade(int fd) {
   if (!control.ok()) return Fail(control.status());
   Origin origin;
   origin.took_over = true;
+  origin.metrics_listener = upgrade.TakeMetricsListener();
   for (memif::Connection* c : (*daemon)->memif().connections()) {
     origin.stored_apps.push_back(c->id());
   }

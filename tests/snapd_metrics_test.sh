@@ -4,7 +4,14 @@
 #  - GET /metrics answers in the text format promtool accepts;
 #  - Prometheus scrapes it every second and a PromQL rate() of the app ports' frames is positive;
 #  - after `snapctl upgrade` the endpoint answers again (the new snapd's), the counters went on
-#    from where they were (no reset), and snapd_upgrades_total says 1.
+#    from where they were (no reset), snapd_upgrades_total says 1 and the blackout histogram
+#    holds each engine's blackout;
+#  - `snapctl events --follow` (the Events stream) tells of the apps attached, an app refused
+#    (with the reason), the upgrade's phases and a mode changed after it, numbered without a gap
+#    across the upgrade (the new snapd carries the log on; snapctl asks it from where it was);
+#  - through the upgrade, a scrape every 20 ms never fails and never sees a counter go back (the
+#    listening socket moves to the new snapd; the old one stops taking scrapes as its counters
+#    stop), and Prometheus's `up` stays 1.
 source "$(dirname "$0")/lib.sh"
 SNAPD=$(bin snapd/snapd)
 UDP_ECHO=$(bin clients/udp_echo)
@@ -56,6 +63,32 @@ wait_for 40 "Prometheus has a rate of the apps' frames" \
   bash -c "v=\$(query '$rate_q'); [ -n \"\$v\" ] && python3 -c \"import sys; sys.exit(0 if float('\$v') > 0 else 1)\""
 echo "  rate of app frames per second (PromQL): $(query "$rate_q")"
 
+# Scrapes every 20 ms until told to stop: each must answer 200, and the engine's frame counter
+# never go back.
+cat >"$WORK/scraper.py" <<'PY'
+import os, sys, time, urllib.request
+url, stop, out = sys.argv[1:4]
+scrapes = failed = back = 0
+last = -1
+while not os.path.exists(stop):
+    scrapes += 1
+    try:
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        v = sum(int(l.split()[-1]) for l in body.splitlines()
+                if l.startswith("snapd_engine_frames_total{"))
+        if v < last:
+            back += 1
+        last = max(last, v)
+    except Exception as e:
+        failed += 1
+        print("scrape failed:", e, flush=True)
+    time.sleep(0.02)
+open(out, "w").write("scrapes=%d failed=%d went_back=%d\n" % (scrapes, failed, back))
+PY
+start scraper python3 "$WORK/scraper.py" "$url" "$WORK/stop_scraper" "$WORK/scraper.txt"
+start follow bash -c "ctl --json events --follow 2>'$WORK/follow.err'"
+"$TRAFFIC" --socket="$SOCK" --id=9 --dst_ip=10.88.0.1 >"$WORK/t9.log" 2>&1 || true
+wait_for 10 "the follower saw the refusal" grep -q '"app_refused"' "$WORK/follow.log"
 before=$(curl -sf "$url" | awk '/^snapd_engine_frames_total/ {print $2}')
 check "a live upgrade under scraping succeeds" bash -c "CTL_TIMEOUT_S=60 ctl upgrade --binary='$WORK/snapd-new' >'$WORK/upgrade.log' 2>&1"
 wait_for 15 "the new snapd's metrics endpoint" \
@@ -64,8 +97,41 @@ check "... which answers again after the upgrade" bash -c "curl -sf '$url' >'$WO
 after=$(awk '/^snapd_engine_frames_total/ {print $2}' "$WORK/scrape2.txt")
 check "... with counters that went on ($before -> $after frames)" test "$after" -ge "$before"
 check "... and snapd_upgrades_total 1" grep -q "^snapd_upgrades_total 1$" "$WORK/scrape2.txt"
+engines=$(grep -c '^snapd_engine_frames_total{' "$WORK/scrape2.txt")
+check "... and each engine's blackout in snapd_upgrade_blackout_seconds ($engines)" \
+  grep -q "^snapd_upgrade_blackout_seconds_count $engines$" "$WORK/scrape2.txt"
+check "... which promtool takes" \
+  bash -c "promtool check metrics <'$WORK/scrape2.txt' >'$WORK/promtool2.log' 2>&1 && [ ! -s '$WORK/promtool2.log' ]"
+ctl mode default compacting >/dev/null
+wait_for 10 "the follower saw the mode change after the upgrade" grep -q '"kind":"mode"' "$WORK/follow.log"
+events_say() { python3 - "$WORK/follow.log" "$@" <<'PY'
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+want = sys.argv[2:]
+seqs = [int(e["seq"]) for e in events]
+if seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+    sys.exit("sequence with a gap or a repeat: %s" % seqs)
+text = [" ".join([e["kind"], e.get("subject", ""), e.get("message", "")]) for e in events]
+for w in want:
+    if not any(w in t for t in text):
+        sys.exit("no event says %r in:\n%s" % (w, "\n".join(text)))
+PY
+}
+check "events: apps attached, the refusal with its reason, the upgrade's phases, the mode, no gap" \
+  events_say "app_attached app 1" "app_attached app 2" "app_refused" "unknown interface id 9" \
+  "upgrade" "brownout done" "moved to pid" "took over" "mode group default compacting"
+echo "  events seen by one follower across the upgrade: $(grep -c '^{' "$WORK/follow.log")"
+touch "$WORK/stop_scraper"
+wait_for 15 "the scraper's count" test -s "$WORK/scraper.txt"
+echo "  scraping every 20 ms through the upgrade: $(cat "$WORK/scraper.txt")"
+check "... no scrape failed through the upgrade" grep -q " failed=0 " "$WORK/scraper.txt"
+check "... and none saw the counter go back" grep -q " went_back=0$" "$WORK/scraper.txt"
+check "... and the old snapd handed its socket over" \
+  grep -q "metrics: http://$target/metrics (the socket the old snapd handed over)" "$WORK/snapd.log"
 wait_for 20 "Prometheus scraped the new snapd" \
   bash -c "[ \"\$(query 'snapd_upgrades_total')\" = 1 ]"
 check "Prometheus saw no counter reset across the upgrade" \
   bash -c "[ \"\$(query 'resets(snapd_engine_frames_total[1m])')\" = 0 ]"
+check "... and never found snapd down (up stayed 1)" \
+  bash -c "[ \"\$(query 'min_over_time(up[1m])')\" = 1 ]"
 finish

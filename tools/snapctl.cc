@@ -61,6 +61,9 @@ ABSL_FLAG(std::string, uid, "", "app add: the only uid that may attach as the ap
 ABSL_FLAG(std::string, secret, "", "app add: the memif secret the app must present.");
 ABSL_FLAG(std::string, engine, "", "app add: the engine the app's port joins.");
 ABSL_FLAG(double, watch, 0, "stats: redraw every this many seconds until interrupted.");
+ABSL_FLAG(bool, follow, false,
+          "events: after the log, print each event as it happens until interrupted (across live "
+          "upgrades and restarts of snapd).");
 ABSL_FLAG(double, interval, 1, "top: seconds between redraws.");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many redraws (0: until interrupted).");
 ABSL_FLAG(double, timeout_s, 5, "Give up on a call after this many seconds.");
@@ -546,6 +549,76 @@ class Cli {
   std::string socket_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Snapd::Stub> stub_;
+
+ public:
+  // The event log, oldest first; --follow: then each event as it happens. A snapd that goes away
+  // (an upgrade hands over to a new one, a restart) is asked again from the last event seen, for
+  // up to 30 s; the sequence goes on across an upgrade.
+  int Events() {
+    const bool follow = absl::GetFlag(FLAGS_follow);
+    const bool json = absl::GetFlag(FLAGS_json);
+    uint64_t after = 0;
+    absl::Time reached = absl::Now();
+    bool said_away = false;
+    while (true) {
+      grpc::ClientContext ctx;
+      if (!follow) {
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(int64_t(absl::GetFlag(FLAGS_timeout_s) * 1000)));
+      }
+      v1::EventsRequest req;
+      req.set_after_seq(after);
+      req.set_follow(follow);
+      std::unique_ptr<grpc::ClientReader<v1::Event>> reader = stub_->Events(&ctx, req);
+      v1::Event e;
+      while (reader->Read(&e)) {
+        reached = absl::Now();
+        if (said_away) fprintf(stderr, "snapctl: events: snapd is back\n");
+        said_away = false;
+        PrintEvent(e, json);
+        after = e.seq();
+      }
+      grpc::Status status = reader->Finish();
+      if (!follow && status.ok()) return 0;
+      const bool away = status.ok() || status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                        status.error_code() == grpc::StatusCode::CANCELLED;
+      if (!follow || !away) {
+        fprintf(stderr, "snapctl: %s: %s\n", CodeName(status.error_code()),
+                status.error_message().c_str());
+        return 1;
+      }
+      if (absl::Now() - reached > absl::Seconds(30)) {
+        fprintf(stderr, "snapctl: events: snapd at %s has not answered for 30 s\n",
+                socket_.c_str());
+        return 1;
+      }
+      if (!said_away) fprintf(stderr, "snapctl: events: snapd went away; asking again\n");
+      said_away = true;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
+ private:
+  static void PrintEvent(const v1::Event& e, bool json) {
+    if (json) {
+      std::string out;
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(e, &out, options);
+      printf("%s\n", out.c_str());
+    } else {
+      if (e.missed() > 0) {
+        printf("... %lu earlier event(s) no longer kept\n", static_cast<unsigned long>(e.missed()));
+      }
+      printf("%s %6lu %-13s %-16s %s\n",
+             absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(e.unix_ms()),
+                              absl::UTCTimeZone())
+                 .c_str(),
+             static_cast<unsigned long>(e.seq()), e.kind().c_str(), e.subject().c_str(),
+             e.message().c_str());
+    }
+    fflush(stdout);
+  }
 };
 
 int Main(int argc, char** argv) {
@@ -553,6 +626,7 @@ int Main(int argc, char** argv) {
       "snapd's operator command line.\n"
       "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
       "  info | engines | apps | ports | groups | connections | stats [--watch=SECONDS] | top\n"
+      "  events [--follow]\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--ip6=A6,..] [--vlan=V] [--uid=U] [--secret=S] "
@@ -576,6 +650,7 @@ int Main(int argc, char** argv) {
   if (cmd == "groups" && want(1)) return cli.Groups();
   if (cmd == "connections" && want(1)) return cli.Connections();
   if (cmd == "top" && want(1)) return cli.Top();
+  if (cmd == "events" && want(1)) return cli.Events();
   if (cmd == "upgrade" && want(1)) {
     if (absl::GetFlag(FLAGS_binary).empty()) return Usage("upgrade --binary=PATH");
     return cli.Upgrade();

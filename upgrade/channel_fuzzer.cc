@@ -224,6 +224,7 @@ std::vector<Planned> PlanFds(const wire::Envelope& e, bool parsed, Stream& in) {
       for (uint32_t f : c.s2c_eventfds()) want(f, Role::kEventFd);
     }
     want(b.control_listener_fd(), Role::kListener);
+    if (b.has_metrics_listener_fd()) want(b.metrics_listener_fd(), Role::kListener);
     if (b.journal_capacity() <= (1u << 20) && b.journal_areas() <= (1u << 16)) {
       uint64_t area = (64 + uint64_t{b.journal_capacity()} * 8 + 63) / 64 * 64;
       want(b.journal_fd(), Role::kJournal, std::max<uint64_t>(1, b.journal_areas()) * area);

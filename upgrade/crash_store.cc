@@ -296,6 +296,7 @@ void CrashStore::Checkpoint() {
   cp.set_generation(history.store_generation + 1);
   *cp.mutable_config() = daemon_.CurrentConfig();
   cp.set_serving_since_unix_ms(history.serving_since_unix_ms);
+  BlackoutsToWire(history.blackouts, cp.mutable_blackouts());
   cp.set_upgrades(history.upgrades);
   cp.set_restarts(history.restarts);
   absl::StatusOr<UniqueFd> fd = SealedMemfd(cp.SerializeAsString());

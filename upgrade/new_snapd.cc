@@ -98,6 +98,9 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   if (b.control_listener_fd() < brownout->fds.size()) {
     control_listener_ = std::move(brownout->fds[b.control_listener_fd()]);
   }
+  if (b.has_metrics_listener_fd() && b.metrics_listener_fd() < brownout->fds.size()) {
+    metrics_listener_ = std::move(brownout->fds[b.metrics_listener_fd()]);
+  }
   if (b.journal_fd() < brownout->fds.size()) {
     auto journal = JournalMemory::Map(std::move(brownout->fds[b.journal_fd()]), b.journal_areas(),
                                       b.journal_capacity());
@@ -136,6 +139,8 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
 
   size_t moved = 0;
   const size_t engines = daemon_->EngineNames().size();
+  std::vector<uint64_t> blackouts_us;  // this upgrade's, as the old snapd measured them
+  std::vector<Event> older_events;     // the old snapd's log
   while (true) {
     auto msg = Receive(channel, kStepTimeout);
     if (!msg.ok()) return msg.status();
@@ -144,6 +149,9 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
         return absl::InvalidArgumentError(
             absl::StrCat("done after ", moved, " of ", engines, " engines moved"));
       }
+      blackouts_us.assign(msg->envelope.done().blackout_us().begin(),
+                          msg->envelope.done().blackout_us().end());
+      older_events = EventsFromWire(msg->envelope.done());
       break;
     }
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
@@ -185,7 +193,21 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   history.restarts = b.restarts();
   history.store_generation = b.store_generation();
   history.previous_pid = b.pid();
+  if (!BlackoutsFromWire(b.blackouts(), &history.blackouts)) {
+    LOG(WARNING) << "upgrade: the old snapd's blackout histogram is not this build's shape: it "
+                    "starts again from this upgrade's";
+  }
+  uint64_t worst_us = 0;
+  for (uint64_t us : blackouts_us) {
+    history.blackouts.Add(us);
+    worst_us = std::max(worst_us, us);
+  }
   daemon_->BeginServing(history);
+  daemon_->events().TakeOver(std::move(older_events));
+  daemon_->events().Add(
+      "upgrade", absl::StrCat("pid ", b.pid()),
+      absl::StrCat("took over: ", daemon_->memif().connections().size(), " app(s) kept, ", engines,
+                   " engine(s) moved, worst blackout ", worst_us, " us"));
   LOG(INFO) << "snapd took over: " << daemon_->memif().connections().size() << " app(s) kept, "
             << engines << " engine(s) moved";
   return absl::OkStatus();

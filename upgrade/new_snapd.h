@@ -38,6 +38,9 @@ class NewSnapd {
   // touched that it needs.
   absl::StatusOr<std::unique_ptr<Daemon>> Run(UniqueFd channel);
   UniqueFd TakeControlListener() { return std::move(control_listener_); }
+  // The metrics endpoint's (empty if none was handed over): checked as it is served
+  // (control/metrics_server.h).
+  UniqueFd TakeMetricsListener() { return std::move(metrics_listener_); }
 
  private:
   absl::Status Steps(int channel, std::string* phase);
@@ -64,6 +67,7 @@ class NewSnapd {
   std::set<uint32_t> journal_areas_;  // their journal areas: one each
   bool nics_opened_ = false;          // the deferred NICs, with the first move
   UniqueFd control_listener_;
+  UniqueFd metrics_listener_;
 };
 
 }  // namespace snapd::upgrade

@@ -162,6 +162,10 @@ absl::Status OldSnapd::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>*
     fds->emplace_back(fcntl(host_.control_listener(), F_DUPFD_CLOEXEC, 0));
     b->set_control_listener_fd(fds->size() - 1);
   }
+  if (host_.metrics_listener() != nullptr) {
+    fds->emplace_back(fcntl(host_.metrics_listener()->fd(), F_DUPFD_CLOEXEC, 0));
+    b->set_metrics_listener_fd(fds->size() - 1);
+  }
   // The cursor journal: an area per engine, room in each for every app there is (no app attaches
   // until the upgrade ends).
   auto memory = JournalMemory::Create(
@@ -177,6 +181,7 @@ absl::Status OldSnapd::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>*
   b->set_upgrades(host_.history().upgrades);
   b->set_restarts(host_.history().restarts);
   b->set_store_generation(host_.history().store_generation);
+  BlackoutsToWire(host_.history().blackouts, b->mutable_blackouts());
   b->set_pid(getpid());
   return absl::OkStatus();
 }
@@ -256,6 +261,7 @@ void OldSnapd::TakeBack() {
   }
   host_.AddPortCounters(closed_ports_);
   for (const std::string& name : stopped_) host_.ResumeEngine(name);
+  if (host_.metrics_listener() != nullptr) host_.metrics_listener()->Pause(false);
 }
 
 absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
@@ -281,8 +287,14 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
   const int64_t start = MonotonicNs();
   UniqueFd channel;
   absl::StatusOr<pid_t> started = StartNewSnapd(*exe, binary, extra_args, usual_nice, &channel);
-  if (!started.ok()) return started.status();
+  if (!started.ok()) {
+    host_.events().Add("upgrade", "",
+                       absl::StrCat("to ", binary, " did not start: ", started.status().message()));
+    return started.status();
+  }
   const pid_t child = *started;
+  host_.events().Add("upgrade", absl::StrCat("pid ", child),
+                     absl::StrCat("started: ", binary, " (", ElapsedUs(start), " us)"));
 
   std::string phase = "start";
   Report report;
@@ -293,6 +305,9 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
     TakeBack();
+    host_.events().Add("upgrade", absl::StrCat("pid ", child),
+                       absl::StrCat("failed during ", phase, ": ", why.message(),
+                                    "; this snapd goes on serving everything"));
     LOG(ERROR) << "upgrade to " << binary << " failed during " << phase << ": " << why.message()
                << "; this snapd goes on serving everything";
     return absl::Status(why.code() == absl::StatusCode::kFailedPrecondition
@@ -348,6 +363,9 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
     LOG(WARNING) << "upgrade: " << report.notes.back();
   }
   report.brownout_us = ElapsedUs(start);
+  host_.events().Add("upgrade", absl::StrCat("pid ", child),
+                     absl::StrCat("brownout done in ", report.brownout_us, " us: ",
+                                  host_.memif().connections().size(), " app(s) handed over"));
 
   // Blackouts, one engine at a time.
   for (const std::string& name : *sequence) {
@@ -382,12 +400,20 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
     }
     report.engines.push_back(TimeMove(name, t_asked, t_stopped, t_sent,
                                       moved->envelope.moved().polling_since_ns(), MonotonicNs()));
+    host_.events().Add(
+        "upgrade", absl::StrCat("engine ", name),
+        absl::StrCat("moved to pid ", child, ": blackout ", report.engines.back().blackout_us,
+                     " us, hand-over ", report.engines.back().handover_us, " us"));
   }
   NoteMovedTaps(&report);
 
   phase = "finish";
+  // Our counters have stopped: scrapes wait in the socket's backlog for the new snapd's, which go
+  // on from them (Prometheus would take an older figure after a newer one for a reset).
+  if (host_.metrics_listener() != nullptr) host_.metrics_listener()->Pause(true);
   wire::Envelope done;
-  done.mutable_done();
+  for (const EngineMove& m : report.engines) done.mutable_done()->add_blackout_us(m.blackout_us);
+  EventsToWire(host_.events().All(), done.mutable_done());
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);
   (void)host_.loop().WaitReadable(channel.get(), absl::Now() + kStepTimeout);

@@ -83,4 +83,53 @@ NicStats NicCountersFromWire(const wire::NicCounters& in) {
   return s;
 }
 
+void BlackoutsToWire(const BlackoutHistogram& h, wire::Blackouts* out) {
+  out->clear_buckets();
+  for (uint64_t n : h.buckets) out->add_buckets(n);
+  out->set_count(h.count);
+  out->set_sum_us(h.sum_us);
+}
+
+void EventsToWire(const std::vector<Event>& events, wire::Done* out) {
+  const size_t first = events.size() > kMaxHandedEvents ? events.size() - kMaxHandedEvents : 0;
+  for (size_t i = first; i < events.size(); ++i) {
+    const Event& e = events[i];
+    wire::LoggedEvent* w = out->add_events();
+    w->set_seq(e.seq);
+    w->set_unix_ms(e.unix_ms);
+    w->set_kind(e.kind.substr(0, kMaxEventText));
+    w->set_subject(e.subject.substr(0, kMaxEventText));
+    w->set_message(e.message.substr(0, kMaxEventText));
+  }
+}
+
+std::vector<Event> EventsFromWire(const wire::Done& in) {
+  std::vector<Event> out;
+  for (const wire::LoggedEvent& w : in.events()) {
+    if (out.size() >= kMaxHandedEvents) break;
+    Event e;
+    e.seq = w.seq();
+    e.unix_ms = w.unix_ms();
+    e.kind = w.kind().substr(0, kMaxEventText);
+    e.subject = w.subject().substr(0, kMaxEventText);
+    e.message = w.message().substr(0, kMaxEventText);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool BlackoutsFromWire(const wire::Blackouts& in, BlackoutHistogram* out) {
+  if (static_cast<size_t>(in.buckets_size()) != BlackoutHistogram::kBuckets) return false;
+  uint64_t total = 0;
+  for (uint64_t n : in.buckets()) {
+    if (n > in.count() - total) return false;  // more than the count (and no overflow)
+    total += n;
+  }
+  if (total != in.count()) return false;
+  for (size_t i = 0; i < BlackoutHistogram::kBuckets; ++i) out->buckets[i] = in.buckets(i);
+  out->count = in.count();
+  out->sum_us = in.sum_us();
+  return true;
+}
+
 }  // namespace snapd::upgrade

@@ -9,6 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
+#include "snapd/daemon/blackout_histogram.h"
+#include "snapd/daemon/event_log.h"
 #include "snapd/daemon/nic_stats.h"
 #include "upgrade/upgrade.pb.h"
 
@@ -41,6 +43,19 @@ absl::StatusOr<std::string> ReadSealedMemfd(int fd, size_t max_bytes);
 // NicStats <-> its wire form (every counter of SNAPD_NIC_COUNTERS).
 void NicCountersToWire(int index, const NicStats& s, wire::NicCounters* out);
 NicStats NicCountersFromWire(const wire::NicCounters& in);
+
+// BlackoutHistogram <-> its wire form. From the wire (another snapd's, or a checkpoint a dead one
+// left): false, and *out untouched, unless it has the buckets this build counts and their counts
+// add up.
+void BlackoutsToWire(const BlackoutHistogram& h, wire::Blackouts* out);
+bool BlackoutsFromWire(const wire::Blackouts& in, BlackoutHistogram* out);
+
+// The event log's last kMaxHandedEvents events into Done (each part cut to kMaxEventText bytes:
+// the message stays well inside a socket's buffer), and back.
+inline constexpr size_t kMaxHandedEvents = 200;
+inline constexpr size_t kMaxEventText = 240;
+void EventsToWire(const std::vector<Event>& events, wire::Done* out);
+std::vector<Event> EventsFromWire(const wire::Done& in);
 
 // Fault injection, for tests only: set in the new snapd from its --upgrade_* flags (main.cc;
 // `snapctl upgrade --new_args=...` passes them).

@@ -57,6 +57,7 @@ Daemon::Daemon(NicDriver& driver)
     : driver_(driver),
       overload_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       scheduler_(std::make_unique<Scheduler>(overload_fd_.get())) {
+  scheduler_->set_events(&events_);
   loop_.set_on_tick([this] { return Tick(); });
   loop_.set_on_usr1([this] { LOG(INFO) << "stats\n" << StatsText(); });
   // An engine over its SLO in a compacting group: rebalance now, not at the next tick.
@@ -166,7 +167,9 @@ absl::Status Daemon::InitMemif(std::unique_ptr<memif::MemifServer> server) {
   // Anyone who can open the socket can be refused thousands of times a second: the counters carry
   // every refusal, the log a sample.
   memif_->set_on_refused(
-      [limiter = LogLimiter(10)](const ucred& peer, absl::string_view reason) mutable {
+      [this, limiter = LogLimiter(10)](const ucred& peer, absl::string_view reason) mutable {
+        events_.Add("app_refused", absl::StrCat("pid ", peer.pid),
+                    absl::StrCat("uid ", peer.uid, ": ", reason), /*limited=*/true);
         std::string left_out;
         if (!limiter.Allow(MonotonicNs(), &left_out)) return;
         LOG(WARNING) << "app refused (pid " << peer.pid << ", uid " << peer.uid << "): " << reason
@@ -195,6 +198,10 @@ int64_t Daemon::Tick() {
   memif_->DropFailedConnections();
   const int64_t now = MonotonicNs();
   if (now >= next_tick_ns_) next_tick_ns_ = scheduler_->Tick();
+  if (now >= next_drop_check_ns_) {
+    NoteDrops(now);
+    next_drop_check_ns_ = now + 1000000000;
+  }
   if (config_.stats_interval_s() > 0) {
     if (next_stats_ns_ == 0) next_stats_ns_ = now + config_.stats_interval_s() * 1000000000ll;
     if (now >= next_stats_ns_) {
@@ -202,7 +209,30 @@ int64_t Daemon::Tick() {
       next_stats_ns_ = now + config_.stats_interval_s() * 1000000000ll;
     }
   }
-  return next_stats_ns_ != 0 ? std::min(next_tick_ns_, next_stats_ns_) : next_tick_ns_;
+  const int64_t next = std::min(next_tick_ns_, next_drop_check_ns_);
+  return next_stats_ns_ != 0 ? std::min(next, next_stats_ns_) : next;
+}
+
+void Daemon::NoteDrops(int64_t now) {
+  const uint64_t per_s = config_.drop_event_per_s() > 0 ? config_.drop_event_per_s() : 1000;
+  std::map<std::string, uint64_t> seen;
+  for (const auto& slot : scheduler_->engines()) {
+    const std::string& name = slot->config.name();
+    const uint64_t drops = slot->engine->stats().drops.Get();
+    seen[name] = drops;
+    auto before = drops_seen_.find(name);
+    if (before == drops_seen_.end() || drops < before->second || drops_seen_ns_ == 0) continue;
+    const double seconds = (now - drops_seen_ns_) / 1e9;
+    const uint64_t dropped = drops - before->second;
+    if (seconds > 0 && dropped > per_s * seconds) {
+      events_.Add("drops", absl::StrCat("engine ", name),
+                  absl::StrFormat("dropped %u frames in %.1f s, over the threshold of %u a second "
+                                  "(snapctl stats: the ports' counters say why)",
+                                  dropped, seconds, per_s));
+    }
+  }
+  drops_seen_ = std::move(seen);
+  drops_seen_ns_ = now;
 }
 
 absl::Status Daemon::OpenNics() {
@@ -285,9 +315,17 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   const bool log = app_log_.Allow(MonotonicNs(), &left_out);  // an app may churn at will
   if (!status.ok()) {
     if (log) LOG(ERROR) << "app " << conn.id() << ": cannot attach: " << status << left_out;
+    events_.Add("app_refused", absl::StrCat("app ", conn.id()),
+                absl::StrCat("cannot attach to ", slot->engine->name(), ": ", status.message()),
+                /*limited=*/true);
     memif_->Disconnect(conn.id(), status.message());
     return;
   }
+  events_.Add("app_attached", absl::StrCat("app ", conn.id()),
+              absl::StrCat("'", conn.peer_name(), "' (pid ", conn.peer_cred().pid, ", uid ",
+                           conn.peer_cred().uid, ") to ", slot->engine->name(), " as ",
+                           app.config.mac(), " ", app.config.ipv4()),
+              /*limited=*/true);
   if (log) {
     LOG(INFO) << "app " << conn.id() << " ('" << conn.peer_name() << "', pid "
               << conn.peer_cred().pid << ") attached to " << slot->engine->name() << " as "
@@ -303,6 +341,8 @@ void Daemon::OnAppDisconnected(memif::Connection& conn, absl::string_view reason
   // The port must be gone from the engine before the server unmaps the app's memory.
   scheduler_->OnEngine(*slot, [&] { slot->engine->RemovePort(AppPortName(conn.id())); });
   if (observer_ != nullptr) observer_->AppDetached(conn.id());
+  events_.Add("app_detached", absl::StrCat("app ", conn.id()), std::string(reason),
+              /*limited=*/true);
   std::string left_out;
   if (!app_log_.Allow(MonotonicNs(), &left_out)) return;
   LOG(INFO) << "app " << conn.id() << " detached: " << reason << left_out;

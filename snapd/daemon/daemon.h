@@ -118,6 +118,8 @@ class Daemon : public UpgradeHost {
 
   // The control listener: main gives it to the daemon, which hands it over in an upgrade.
   void set_control_listener(int fd) { control_listener_fd_ = fd; }
+  // The same for the metrics endpoint (nullptr: none).
+  void set_metrics_listener(HandedListener* l) { metrics_listener_ = l; }
   // Main thread: an upgrade runs (its old side serves read-only RPCs while it waits).
   bool upgrading() const { return upgrading_; }
 
@@ -143,6 +145,8 @@ class Daemon : public UpgradeHost {
   const ServiceHistory& history() const override { return history_; }
   memif::MemifServer& memif() override { return *memif_; }
   int control_listener() const override { return control_listener_fd_; }
+  HandedListener* metrics_listener() const override { return metrics_listener_; }
+  EventLog& events() override { return events_; }
   std::vector<std::string> EngineNames() const override;
   Engine* FindEngine(const std::string& name) override;
   void OnEngine(const std::string& name, const std::function<void()>& fn) override;
@@ -173,6 +177,9 @@ class Daemon : public UpgradeHost {
   // The periodic work after each wake-up of the main loop: apps' connections, dropping apps that
   // broke the protocol, the scheduler's samples, the stats log. Returns when to come back.
   int64_t Tick();
+  // Notes in the event log each engine that dropped more than drop_event_per_s a second since
+  // the last look. Main thread, once a second.
+  void NoteDrops(int64_t now);
   std::string StatsText() const { return stats_text_ ? stats_text_() : std::string(); }
   void OnAppConnected(memif::Connection& conn);
   void OnAppDisconnected(memif::Connection& conn, absl::string_view reason);
@@ -192,18 +199,23 @@ class Daemon : public UpgradeHost {
   MainLoop loop_;
   UniqueFd overload_fd_;  // written by workers of compacting groups when an engine misses its SLO
   std::unique_ptr<memif::MemifServer> memif_;
-  LogLimiter app_log_{20};                  // attach and detach lines: main thread
+  LogLimiter app_log_{20};  // attach and detach lines: main thread
+  EventLog events_;
   std::vector<std::unique_ptr<Nic>> nics_;  // by config index; null while closed
   std::unique_ptr<Scheduler> scheduler_;
   std::map<uint32_t, AppInfo> apps_;
   std::function<std::string()> stats_text_;
   int64_t next_tick_ns_ = 0;
   int64_t next_stats_ns_ = 0;
+  int64_t next_drop_check_ns_ = 0;
+  std::map<std::string, uint64_t> drops_seen_;  // each engine's drops at the last look
+  int64_t drops_seen_ns_ = 0;
   bool driver_started_ = false;
   bool ready_ = false;
   bool handed_over_ = false;
   bool upgrading_ = false;
   int control_listener_fd_ = -1;
+  HandedListener* metrics_listener_ = nullptr;
   StateObserver* observer_ = nullptr;
   int64_t started_ns_ = 0;  // Init finished: the daemon served, and says so when it stops
   ServiceHistory history_;

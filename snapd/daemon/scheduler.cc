@@ -202,6 +202,8 @@ int64_t Scheduler::Tick() {
     group.last_rebalance_us = (MonotonicNs() - now) / 1000;
     LOG(INFO) << "group " << name << " rebalanced: " << before << " -> " << after
               << " worker(s) in " << group.last_rebalance_us << " us";
+    Note("rebalance", absl::StrCat("group ", name),
+         absl::StrCat(before, " -> ", after, " worker(s) in ", group.last_rebalance_us, " us"));
   }
   // A compacting group with traffic is looked at every kRebalanceNs; otherwise only the loads
   // need samples, five a second (an idle compacting group has nothing to scale in sooner, and an
@@ -270,6 +272,7 @@ absl::Status Scheduler::SetGroup(const std::string& name, const std::optional<st
   if (existing == groups_.end()) {
     AddGroup(cfg);
     LOG(INFO) << "group " << name << " created: " << cfg.mode();
+    Note("mode", absl::StrCat("group ", name), absl::StrCat("created: ", cfg.mode()));
     return absl::OkStatus();
   }
   Group& group = existing->second;
@@ -282,6 +285,9 @@ absl::Status Scheduler::SetGroup(const std::string& name, const std::optional<st
   ApplyPlacement(group, *placement);
   LOG(INFO) << "group " << name << " is now " << cfg.mode() << " on "
             << group.placement.workers.size() << " worker(s)";
+  Note("mode", absl::StrCat("group ", name),
+       absl::StrCat(cfg.mode(), " on ", group.placement.workers.size(), " worker(s), SLO ",
+                    cfg.slo_us(), " us"));
   return absl::OkStatus();
 }
 

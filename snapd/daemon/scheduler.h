@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "engines/engine.h"
 #include "snapd/daemon/config.pb.h"
+#include "snapd/daemon/event_log.h"
 #include "snapd/daemon/placement.h"
 #include "snapd/daemon/worker.h"
 
@@ -65,6 +66,8 @@ class Scheduler {
   // `overload_fd`: an eventfd that workers of compacting groups write when an engine misses the
   // group's SLO (the daemon then calls Tick at once).
   explicit Scheduler(int overload_fd) : overload_fd_(overload_fd) {}
+  // Modes changed and rebalances go to `events` too (nullptr: nowhere). Main thread.
+  void set_events(EventLog* events) { events_ = events; }
   // Stops every engine and joins the workers; the engines' ports must be gone first.
   ~Scheduler();
 
@@ -128,6 +131,10 @@ class Scheduler {
   void ApplyPlacement(Group& group, const Placement& placement);
 
   const int overload_fd_;
+  EventLog* events_ = nullptr;
+  void Note(const std::string& kind, const std::string& subject, const std::string& message) {
+    if (events_ != nullptr) events_->Add(kind, subject, message);
+  }
   std::vector<std::unique_ptr<EngineSlot>> engines_;
   std::map<std::string, Group> groups_;
   bool holding_ = false;

@@ -14,7 +14,9 @@
 #include "absl/status/statusor.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
+#include "snapd/daemon/blackout_histogram.h"
 #include "snapd/daemon/config.pb.h"
+#include "snapd/daemon/event_log.h"
 #include "snapd/daemon/main_loop.h"
 #include "snapd/daemon/nic.h"
 
@@ -31,6 +33,18 @@ struct ServiceHistory {
   // The generation of the last checkpoint in the service manager's fd store
   // (upgrade/crash_store.h); 0: none kept.
   uint64_t store_generation = 0;
+  BlackoutHistogram blackouts;
+};
+
+// A listening socket an upgrade hands over besides the control plane's (the metrics endpoint's,
+// control/metrics_server.h), and stopping taking connections from it. Main thread.
+class HandedListener {
+ public:
+  virtual ~HandedListener() = default;
+  virtual int fd() const = 0;
+  // Paused, connections wait in the socket's backlog for the snapd that serves next; unpaused
+  // (an upgrade that failed), this one takes them again.
+  virtual void Pause(bool paused) = 0;
 };
 
 class UpgradeHost {
@@ -45,6 +59,9 @@ class UpgradeHost {
   virtual memif::MemifServer& memif() = 0;
   // The control plane's listening socket (-1: none), handed over with the apps.
   virtual int control_listener() const = 0;
+  // The metrics endpoint's (nullptr: none): handed over too, and paused as the old snapd's counters
+  // stop counting (before the new snapd serves its own, which go on from them).
+  virtual HandedListener* metrics_listener() const = 0;
 
   // Engines by name, in a fixed order (an upgrade's cursor journal has an area for each, in this
   // order). An engine may be touched here only while no worker polls it (or through OnEngine).
@@ -77,6 +94,9 @@ class UpgradeHost {
   // after a failed one). The daemon's main loop then only ends.
   virtual void Withdraw() = 0;
   virtual bool handed_over() const = 0;
+  // The service's event log: an upgrade notes its phases there, and the new snapd carries the old
+  // one's on.
+  virtual EventLog& events() = 0;
   // While set, the control plane refuses RPCs that would change the daemon.
   virtual void set_upgrading(bool upgrading) = 0;
 };
