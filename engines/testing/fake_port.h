@@ -27,7 +27,7 @@ class FakePort : public Port {
   void set_mtu(uint32_t mtu) { mtu_ = mtu; }
   uint32_t mtu() const override { return mtu_; }
 
-  uint16_t Receive(Packet* pkts, uint16_t max) override {
+  uint16_t DoReceive(Packet* pkts, uint16_t max) override {
     uint16_t n = 0;
     while (n < max && !inbox_.empty()) {
       held_.push_back(std::move(inbox_.front()));
@@ -63,7 +63,7 @@ class FakePort : public Port {
   // The frames handed out by the last Receive and not yet released (to scribble on).
   std::deque<std::string>& held() { return held_; }
 
-  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+  uint16_t DoTransmit(const Packet* pkts, uint16_t n) override {
     if (on_transmit_) on_transmit_();
     uint16_t sent = 0;
     for (; sent < n && tx_room_ > 0; ++sent, --tx_room_) {

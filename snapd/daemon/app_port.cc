@@ -9,11 +9,11 @@ static_assert(sizeof(Packet) == sizeof(memif::Frame));
 static_assert(offsetof(Packet, data) == offsetof(memif::Frame, data));
 static_assert(offsetof(Packet, len) == offsetof(memif::Frame, len));
 
-uint16_t AppPort::Receive(Packet* pkts, uint16_t max) {
+uint16_t AppPort::DoReceive(Packet* pkts, uint16_t max) {
   return rx_.Receive(reinterpret_cast<memif::Frame*>(pkts), max);
 }
 
-uint16_t AppPort::Transmit(const Packet* pkts, uint16_t n) {
+uint16_t AppPort::DoTransmit(const Packet* pkts, uint16_t n) {
   return tx_.Transmit(reinterpret_cast<const memif::Frame*>(pkts), n);
 }
 

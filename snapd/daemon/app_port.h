@@ -34,14 +34,14 @@ class AppPort : public Port {
         tx_(conn.tx(queue)) {}
   ~AppPort() override;
 
-  uint16_t Receive(Packet* pkts, uint16_t max) override;
+  uint16_t DoReceive(Packet* pkts, uint16_t max) override;
   void Release() override { rx_.Release(); }
   int64_t RxCursor() const override { return rx_.cursor(); }
   int64_t TxCursor() const override { return tx_.cursor(); }
   uint16_t TxWouldTake(const Packet* pkts, uint16_t n) const override {
     return tx_.WouldTake(reinterpret_cast<const memif::Frame*>(pkts), n);
   }
-  uint16_t Transmit(const Packet* pkts, uint16_t n) override;
+  uint16_t DoTransmit(const Packet* pkts, uint16_t n) override;
   bool healthy() const override { return rx_.error() == nullptr && tx_.error() == nullptr; }
   // The ring's interrupt eventfd: the app writes it after filling the ring while we are armed.
   int wake_fd() const override { return rx_.eventfd(); }

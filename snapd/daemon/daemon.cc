@@ -213,6 +213,84 @@ int64_t Daemon::Tick() {
   return next_stats_ns_ != 0 ? std::min(next, next_stats_ns_) : next;
 }
 
+absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
+    CaptureSpec spec, std::vector<std::string>* descriptions) {
+  if (captures_.size() >= kMaxCaptures) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(kMaxCaptures, " captures run already: try again when one has ended"));
+  }
+  std::sort(spec.ports.begin(), spec.ports.end());
+  spec.ports.erase(std::unique(spec.ports.begin(), spec.ports.end()), spec.ports.end());
+  // Where each port is, what it is, and whether a capture has it already.
+  std::vector<EngineSlot*> where(spec.ports.size(), nullptr);
+  descriptions->assign(spec.ports.size(), "");
+  std::string busy;
+  for (const auto& slot : scheduler_->engines()) {
+    scheduler_->OnEngine(*slot, [&] {
+      slot->engine->ForEachPort([&](Port& p) {
+        for (size_t i = 0; i < spec.ports.size(); ++i) {
+          if (p.name() != spec.ports[i]) continue;
+          where[i] = slot.get();
+          (*descriptions)[i] =
+              absl::StrCat(p.kind() == PortKind::kNic ? "queue of NIC " : "app port ", p.link(),
+                           ", engine ", slot->config.name(), " (", slot->engine->kind(), ")");
+          if (p.tap() != nullptr) busy = p.name();
+        }
+      });
+    });
+  }
+  for (size_t i = 0; i < spec.ports.size(); ++i) {
+    if (where[i] == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("port '", spec.ports[i], "': no engine has it (snapctl ports lists them)"));
+    }
+  }
+  if (!busy.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("port '", busy, "' is being captured already: one capture a port"));
+  }
+  auto made = Capture::Create(std::move(spec));
+  if (!made.ok()) return made.status();
+  std::shared_ptr<Capture> capture(std::move(*made));
+  for (size_t i = 0; i < capture->ports().size(); ++i) {
+    PortCapture* tap = capture->ports()[i].get();
+    scheduler_->OnEngine(*where[i], [&] {
+      where[i]->engine->ForEachPort([&](Port& p) {
+        if (p.name() == tap->port()) p.set_tap(tap);
+      });
+    });
+  }
+  captures_.push_back(capture);
+  return capture;
+}
+
+void Daemon::StopCapture(const std::shared_ptr<Capture>& capture) {
+  auto it = std::find(captures_.begin(), captures_.end(), capture);
+  if (it == captures_.end()) return;
+  for (const auto& slot : scheduler_->engines()) {
+    scheduler_->OnEngine(*slot, [&] {
+      slot->engine->ForEachPort([&](Port& p) {
+        for (const auto& tap : capture->ports()) {
+          if (p.tap() == tap.get()) p.set_tap(nullptr);
+        }
+      });
+    });
+  }
+  captures_.erase(it);
+}
+
+std::vector<std::string> Daemon::NicPorts(const std::string& nic) {
+  std::vector<std::string> out;
+  for (const auto& slot : scheduler_->engines()) {
+    scheduler_->OnEngine(*slot, [&] {
+      slot->engine->ForEachPort([&](Port& p) {
+        if (p.kind() == PortKind::kNic && p.link() == nic) out.push_back(p.name());
+      });
+    });
+  }
+  return out;
+}
+
 void Daemon::NoteDrops(int64_t now) {
   const uint64_t per_s = config_.drop_event_per_s() > 0 ? config_.drop_event_per_s() : 1000;
   std::map<std::string, uint64_t> seen;
@@ -309,6 +387,12 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   attach.set_vlan(app.config.vlan());
   attach.set_app_id(conn.id());
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
+  // An app that attaches again while its port is captured: the capture goes on on the new port.
+  for (const auto& capture : captures_) {
+    for (const auto& tap : capture->ports()) {
+      if (tap->port() == port->name()) port->set_tap(tap.get());
+    }
+  }
   absl::Status status;
   scheduler_->OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
   std::string left_out;

@@ -20,6 +20,7 @@
 #include "base/unique_fd.h"
 #include "engines/engine.h"
 #include "ipc/server.h"
+#include "snapd/daemon/capture.h"
 #include "snapd/daemon/config.pb.h"
 #include "snapd/daemon/host_nics.h"
 #include "snapd/daemon/main_loop.h"
@@ -94,6 +95,17 @@ class Daemon : public UpgradeHost {
   }
   absl::Status DestroyEngine(const std::string& name);
   // Creates or changes an engine group; engines move live. Unset fields keep their values.
+  // Captures (snapd/daemon/capture.h). Starts `spec` on its ports, tapping each on its engine's
+  // thread; NOT_FOUND names a port no engine has. *descriptions: what each port is, for its
+  // pcapng interface. At most kMaxCaptures at once (RESOURCE_EXHAUSTED).
+  absl::StatusOr<std::shared_ptr<Capture>> StartCapture(CaptureSpec spec,
+                                                        std::vector<std::string>* descriptions);
+  // Takes the capture's taps off; after it no engine thread touches the capture.
+  void StopCapture(const std::shared_ptr<Capture>& capture);
+  // The ports of NIC `nic` (its queues: "nic0/q0", ...), for a capture of a whole NIC.
+  std::vector<std::string> NicPorts(const std::string& nic);
+  static constexpr size_t kMaxCaptures = 4;
+
   absl::Status SetGroup(const std::string& name, const std::optional<std::string>& mode,
                         const std::optional<std::vector<int>>& cores,
                         const std::optional<int64_t>& slo_ns) {
@@ -198,6 +210,9 @@ class Daemon : public UpgradeHost {
   config::SnapdConfig config_;
   MainLoop loop_;
   UniqueFd overload_fd_;  // written by workers of compacting groups when an engine misses its SLO
+  // Running captures. Before the engines (and their ports, which may point to a capture's taps):
+  // destroyed after them.
+  std::vector<std::shared_ptr<Capture>> captures_;
   std::unique_ptr<memif::MemifServer> memif_;
   LogLimiter app_log_{20};  // attach and detach lines: main thread
   EventLog events_;

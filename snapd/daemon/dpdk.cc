@@ -163,7 +163,7 @@ class NicQueuePort : public Port {
     if (intr_is_eventfd_) (void)!read(intr_fd_, &count, sizeof(count));
   }
 
-  uint16_t Receive(Packet* pkts, uint16_t max) override {
+  uint16_t DoReceive(Packet* pkts, uint16_t max) override {
     if (max > kMaxBurst) max = kMaxBurst;
     uint16_t n = rte_eth_rx_burst(port_id_, queue_, rx_, max);
     uint16_t k = 0;
@@ -186,7 +186,7 @@ class NicQueuePort : public Port {
     held_ = 0;
   }
 
-  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+  uint16_t DoTransmit(const Packet* pkts, uint16_t n) override {
     if (n > kMaxBurst) n = kMaxBurst;
     if (ABSL_PREDICT_FALSE(rte_pktmbuf_alloc_bulk(g_pool, tx_, n) != 0)) return 0;
     uint16_t built = 0;

@@ -148,7 +148,7 @@ class PacketQueuePort final : public Port {
         iface_(iface) {}
   ~PacketQueuePort() override { Release(); }
 
-  uint16_t Receive(Packet* pkts, uint16_t max) override {
+  uint16_t DoReceive(Packet* pkts, uint16_t max) override {
     if (max > kMaxBurst) max = kMaxBurst;
     uint16_t k = 0;
     uint64_t bytes = 0;
@@ -240,7 +240,7 @@ class PacketQueuePort final : public Port {
     }
   }
 
-  uint16_t Transmit(const Packet* pkts, uint16_t n) override {
+  uint16_t DoTransmit(const Packet* pkts, uint16_t n) override {
     if (n > kMaxBurst) n = kMaxBurst;
     // Engines drop what the MTU does not allow (Port::mtu); a frame the kernel would refuse ends
     // the burst here, and the engine counts it and the rest as not taken.

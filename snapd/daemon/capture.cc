@@ -1,0 +1,222 @@
+#include "snapd/daemon/capture.h"
+
+#include <pcap/pcap.h>
+#include <rte_bpf.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "snapd/daemon/pcapng.h"
+
+namespace snapd {
+namespace {
+
+static_assert(sizeof(rte_mbuf) <= CaptureFilter::kScratchBytes, "scratch holds an rte_mbuf");
+
+// A frame's record in a ring: this header, then its bytes, padded to 8.
+struct Record {
+  uint32_t captured;  // kWrap: the ring turns here
+  uint32_t original;
+  int64_t unix_ns;
+  uint32_t sent;
+  uint32_t pad;
+  uint64_t drops_before;  // the port's drops when this frame went in (epb_dropcount's base)
+};
+constexpr uint32_t kWrap = 0xffffffffu;
+
+uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+size_t PowerOfTwoAtLeast(size_t n) {
+  size_t p = 4096;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * int64_t{1000000000} + ts.tv_nsec;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CaptureFilter>> CaptureFilter::Compile(
+    const std::string& expression) {
+  // libpcap compiles for a link type without a device (no capture of its own, no privileges).
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
+  if (dead == nullptr) return absl::InternalError("filter: libpcap would not start");
+  bpf_program program;
+  if (pcap_compile(dead, &program, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    std::string why = pcap_geterr(dead);
+    pcap_close(dead);
+    return absl::InvalidArgumentError(absl::StrCat("filter '", expression, "': ", why));
+  }
+  pcap_close(dead);
+  // Classic BPF to DPDK's eBPF, over an mbuf.
+  rte_bpf_prm* prm = rte_bpf_convert(&program);
+  pcap_freecode(&program);
+  if (prm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter '", expression, "': rte_bpf cannot convert it (rte_errno ", rte_errno, ")"));
+  }
+  std::unique_ptr<CaptureFilter> f(new CaptureFilter());
+  f->bpf_ = rte_bpf_load(prm);
+  rte_free(prm);
+  if (f->bpf_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter '", expression, "': rte_bpf would not load it (rte_errno ", rte_errno, ")"));
+  }
+  rte_bpf_jit jit{};
+  if (rte_bpf_get_jit(f->bpf_, &jit) == 0 && jit.func != nullptr) f->jit_ = jit.func;
+  return f;
+}
+
+CaptureFilter::~CaptureFilter() {
+  if (bpf_ != nullptr) rte_bpf_destroy(bpf_);
+}
+
+bool CaptureFilter::Matches(void* scratch, const uint8_t* data, uint32_t len) const {
+  // The program reads an mbuf: one made over the frame's bytes, in place.
+  auto* m = static_cast<rte_mbuf*>(scratch);
+  m->buf_addr = const_cast<uint8_t*>(data);
+  m->data_off = 0;
+  m->data_len = static_cast<uint16_t>(std::min<uint32_t>(len, UINT16_MAX));
+  m->pkt_len = m->data_len;
+  m->nb_segs = 1;
+  m->next = nullptr;
+  return (jit_ != nullptr ? jit_(m) : rte_bpf_exec(bpf_, m)) != 0;
+}
+
+PortCapture::PortCapture(std::string port, size_t ring_bytes, const CaptureSpec& spec,
+                         const CaptureFilter* filter, std::atomic<int64_t>* remaining)
+    : port_(std::move(port)),
+      spec_(spec),
+      filter_(filter),
+      remaining_(remaining),
+      ring_bytes_(PowerOfTwoAtLeast(ring_bytes)),
+      ring_(new uint8_t[ring_bytes_]) {
+  memset(scratch_, 0, sizeof(scratch_));
+}
+
+void PortCapture::Frames(const Packet* pkts, uint16_t n, bool sent) {
+  if (sent ? !spec_.tx : !spec_.rx) return;
+  seen_.fetch_add(n, std::memory_order_relaxed);
+  const int64_t now = RealtimeNs();  // one clock read a burst: its frames came together
+  for (uint16_t i = 0; i < n; ++i) {
+    if (filter_ != nullptr && !filter_->Matches(scratch_, pkts[i].data, pkts[i].len)) continue;
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    if (spec_.count > 0 && remaining_->fetch_sub(1, std::memory_order_relaxed) <= 0) return;
+    if (!Put(pkts[i].data, pkts[i].len, sent, now)) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      // The count is of frames written: one dropped leaves room for another.
+      if (spec_.count > 0) remaining_->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns) {
+  const uint32_t captured = std::min(len, spec_.snaplen);
+  const uint64_t size = Align8(sizeof(Record) + captured);
+  if (size > ring_bytes_ / 2) return false;  // larger than the ring can take in one piece
+  uint64_t head = head_.load(std::memory_order_relaxed);
+  const uint64_t tail = tail_.load(std::memory_order_acquire);
+  const uint64_t at = head % ring_bytes_;
+  const uint64_t skip = at + size > ring_bytes_ ? ring_bytes_ - at : 0;
+  if (head + skip + size - tail > ring_bytes_) return false;  // full: the reader is behind
+  if (skip > 0) {
+    memcpy(&ring_[at], &kWrap, sizeof(kWrap));
+    head += skip;
+  }
+  Record r{captured, len, now_ns, sent ? 1u : 0u, 0, dropped_.load(std::memory_order_relaxed)};
+  memcpy(&ring_[head % ring_bytes_], &r, sizeof(r));
+  memcpy(&ring_[head % ring_bytes_ + sizeof(r)], data, captured);
+  head_.store(head + size, std::memory_order_release);
+  return true;
+}
+
+size_t PortCapture::Drain(uint32_t interface, size_t max, std::string* out) {
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  const uint64_t head = head_.load(std::memory_order_acquire);
+  size_t taken = 0;
+  while (tail < head && taken < max) {
+    Record r;
+    memcpy(&r.captured, &ring_[tail % ring_bytes_], sizeof(r.captured));
+    if (r.captured == kWrap) {
+      tail += ring_bytes_ - tail % ring_bytes_;
+      continue;
+    }
+    memcpy(&r, &ring_[tail % ring_bytes_], sizeof(r));
+    pcapng::Packet(interface, r.unix_ns, &ring_[tail % ring_bytes_ + sizeof(r)], r.captured,
+                   r.original, r.sent ? pcapng::Direction::kOut : pcapng::Direction::kIn,
+                   r.drops_before - dropped_told_, out);
+    dropped_told_ = r.drops_before;
+    tail += Align8(sizeof(r) + r.captured);
+    ++taken;
+  }
+  tail_.store(tail, std::memory_order_release);
+  return taken;
+}
+
+absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec) {
+  std::unique_ptr<Capture> c(new Capture(std::move(spec)));
+  if (!c->spec_.filter.empty()) {
+    auto filter = CaptureFilter::Compile(c->spec_.filter);
+    if (!filter.ok()) return filter.status();
+    c->filter_ = std::move(*filter);
+  }
+  c->remaining_ = static_cast<int64_t>(c->spec_.count);
+  for (const std::string& port : c->spec_.ports) {
+    c->ports_.push_back(std::make_unique<PortCapture>(port, c->spec_.ring_bytes, c->spec_,
+                                                      c->filter_.get(), &c->remaining_));
+  }
+  return c;
+}
+
+std::string Capture::Header(const std::vector<std::string>& descriptions) const {
+  std::string out;
+  pcapng::SectionHeader("snapd", &out);
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    pcapng::Interface(ports_[i]->port(), i < descriptions.size() ? descriptions[i] : "",
+                      spec_.snaplen, &out);
+  }
+  return out;
+}
+
+size_t Capture::Drain(std::string* out, size_t max_bytes) {
+  size_t n = 0;
+  for (size_t i = 0; i < ports_.size() && out->size() < max_bytes; ++i) {
+    // A few at a time from each port, so one busy port does not hold back the others' frames.
+    size_t got;
+    do {
+      const size_t want = spec_.count > 0 ? std::min<uint64_t>(256, spec_.count - written_) : 256;
+      if (want == 0) return n;
+      got = ports_[i]->Drain(static_cast<uint32_t>(i), want, out);
+      n += got;
+      written_ += got;
+    } while (got > 0 && out->size() < max_bytes);
+  }
+  return n;
+}
+
+uint64_t Capture::dropped() const {
+  uint64_t d = 0;
+  for (const auto& p : ports_) d += p->dropped();
+  return d;
+}
+
+std::string Capture::Trailer(int64_t start_ns, int64_t end_ns, const std::string& comment) const {
+  std::string out;
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    const PortCapture& p = *ports_[i];
+    pcapng::Statistics(static_cast<uint32_t>(i), start_ns, end_ns, p.seen(), p.dropped(),
+                       p.accepted(), comment, &out);
+  }
+  return out;
+}
+
+}  // namespace snapd

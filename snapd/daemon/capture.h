@@ -1,0 +1,118 @@
+// Capture: the frames ports receive and send, as pcapng (snapd/daemon/pcapng.h), for
+// `snapctl capture` (the Capture RPC). A capture puts a tap on each port it names
+// (engines/port.h: PortTap); with no capture a port pays one predictable branch a burst.
+//
+// On the engine's thread the tap keeps what passes the direction and the filter (a tcpdump
+// expression compiled by libpcap and run by DPDK's rte_bpf, JIT-compiled where rte_bpf can), cut
+// to the snap length, in a ring of its own (one producer, one consumer, bounded: when the reader
+// falls behind, frames are dropped and counted, never waited for). The reader, a control-plane
+// thread, drains the rings into pcapng blocks. Engine threads never block on it.
+#ifndef SNAPD_SNAPD_DAEMON_CAPTURE_H_
+#define SNAPD_SNAPD_DAEMON_CAPTURE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engines/port.h"
+
+struct rte_bpf;
+
+namespace snapd {
+
+// A compiled --filter. Matches runs on an engine thread, with that thread's scratch space.
+class CaptureFilter {
+ public:
+  // INVALID_ARGUMENT with libpcap's words for an expression it cannot compile.
+  static absl::StatusOr<std::unique_ptr<CaptureFilter>> Compile(const std::string& expression);
+  ~CaptureFilter();
+  // Whether the frame passes. `scratch`: kScratchBytes, aligned to 64, of the calling thread's.
+  bool Matches(void* scratch, const uint8_t* data, uint32_t len) const;
+  bool jit() const { return jit_ != nullptr; }
+  static constexpr size_t kScratchBytes = 256;
+
+ private:
+  CaptureFilter() = default;
+  rte_bpf* bpf_ = nullptr;
+  uint64_t (*jit_)(void*) = nullptr;
+};
+
+struct CaptureSpec {
+  std::vector<std::string> ports;  // port names ("app1", "nic0/q0")
+  bool rx = true;                  // frames the ports received
+  bool tx = true;                  // frames snapd sent out of them
+  uint64_t count = 0;              // stop after this many frames (0: no limit)
+  uint32_t snaplen = 262144;       // bytes kept of each frame
+  std::string filter;              // tcpdump expression ("" : every frame)
+  size_t ring_bytes = 4 << 20;     // per port
+};
+
+// One port's tap and ring.
+class PortCapture final : public PortTap {
+ public:
+  PortCapture(std::string port, size_t ring_bytes, const CaptureSpec& spec,
+              const CaptureFilter* filter, std::atomic<int64_t>* remaining);
+  const std::string& port() const { return port_; }
+
+  // PortTap: the engine's thread.
+  void Frames(const Packet* pkts, uint16_t n, bool sent) override;
+
+  // The reader: appends an Enhanced Packet Block for each frame waiting (interface `interface`),
+  // at most `max`; returns how many.
+  size_t Drain(uint32_t interface, size_t max, std::string* out);
+
+  uint64_t seen() const { return seen_.load(std::memory_order_relaxed); }
+  uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  bool Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns);
+
+  const std::string port_;
+  const CaptureSpec& spec_;
+  const CaptureFilter* const filter_;
+  std::atomic<int64_t>* const remaining_;  // shared by the capture's ports; unused if no count
+  const size_t ring_bytes_;                // a power of two
+  std::unique_ptr<uint8_t[]> ring_;
+  alignas(64) std::atomic<uint64_t> head_{0};  // written by the engine's thread
+  alignas(64) std::atomic<uint64_t> tail_{0};  // written by the reader
+  alignas(64) std::atomic<uint64_t> seen_{0}, accepted_{0}, dropped_{0};
+  uint64_t dropped_told_ = 0;  // reader: the drops already written in an epb_dropcount
+  alignas(64) unsigned char scratch_[CaptureFilter::kScratchBytes];  // the engine thread's
+};
+
+// A capture: its spec, a PortCapture per port, and the pcapng around them.
+class Capture {
+ public:
+  static absl::StatusOr<std::unique_ptr<Capture>> Create(CaptureSpec spec);
+
+  const CaptureSpec& spec() const { return spec_; }
+  std::vector<std::unique_ptr<PortCapture>>& ports() { return ports_; }
+  bool jit() const { return filter_ != nullptr && filter_->jit(); }
+
+  // The section header and an interface per port, each described by `descriptions[i]`.
+  std::string Header(const std::vector<std::string>& descriptions) const;
+  // Every frame waiting, as pcapng; how many.
+  size_t Drain(std::string* out, size_t max_bytes);
+  // The count reached.
+  bool done() const { return spec_.count > 0 && written_ >= spec_.count; }
+  uint64_t written() const { return written_; }
+  uint64_t dropped() const;
+  // An Interface Statistics Block per port, from `start_ns` to `end_ns` (Unix ns).
+  std::string Trailer(int64_t start_ns, int64_t end_ns, const std::string& comment) const;
+
+ private:
+  explicit Capture(CaptureSpec spec) : spec_(std::move(spec)) {}
+  CaptureSpec spec_;
+  std::unique_ptr<CaptureFilter> filter_;
+  std::atomic<int64_t> remaining_{0};
+  std::vector<std::unique_ptr<PortCapture>> ports_;
+  uint64_t written_ = 0;
+};
+
+}  // namespace snapd
+
+#endif  // SNAPD_SNAPD_DAEMON_CAPTURE_H_
