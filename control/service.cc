@@ -240,4 +240,113 @@ grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequ
   return grpc::Status::OK;
 }
 
+namespace {
+
+// A CaptureRequest as a CaptureSpec (the ports are found later); INVALID_ARGUMENT names the field.
+absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
+  if (req.port().empty() == req.nic().empty()) {
+    return absl::InvalidArgumentError("port or nic: exactly one of them");
+  }
+  CaptureSpec spec;
+  spec.rx = req.direction() != v1::CaptureRequest::TX;
+  spec.tx = req.direction() != v1::CaptureRequest::RX;
+  spec.count = req.count();
+  spec.snaplen = req.snaplen() == 0 ? 262144 : req.snaplen();
+  if (spec.snaplen > 262144) return absl::InvalidArgumentError("snaplen: at most 262144");
+  const uint32_t kb = req.buffer_kb() == 0 ? 4096 : req.buffer_kb();
+  if (kb < 64 || kb > 65536) return absl::InvalidArgumentError("buffer_kb: from 64 to 65536");
+  spec.ring_bytes = size_t{kb} << 10;
+  // A frame of the snap length must fit in half the ring with its record.
+  if (spec.snaplen > spec.ring_bytes / 2 - 64) {
+    spec.snaplen = static_cast<uint32_t>(spec.ring_bytes / 2 - 64);
+  }
+  spec.filter = req.filter();
+  if (spec.filter.size() > 4096) return absl::InvalidArgumentError("filter: at most 4096 bytes");
+  if (!req.port().empty()) spec.ports = {req.port()};
+  return spec;
+}
+
+}  // namespace
+
+grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRequest* req,
+                                   grpc::ServerWriter<v1::CaptureChunk>* writer) {
+  grpc::Status admin = AdminOnly(ctx, "capture", "frames carry the apps' data");
+  if (!admin.ok()) return admin;
+  absl::StatusOr<CaptureSpec> spec = SpecOf(*req);
+  if (!spec.ok()) return ToGrpc(spec.status());
+  std::shared_ptr<snapd::Capture> capture;
+  std::vector<std::string> descriptions;
+  absl::Status started = OnMainChange([&]() -> absl::Status {
+    if (!req->nic().empty()) {
+      spec->ports = daemon_->NicPorts(req->nic());
+      if (spec->ports.empty()) {
+        return absl::NotFoundError(
+            absl::StrCat("nic '", req->nic(), "': no such NIC, or none of its queues is open"));
+      }
+    }
+    auto c = daemon_->StartCapture(*spec, &descriptions);
+    if (!c.ok()) return c.status();
+    capture = std::move(*c);
+    return absl::OkStatus();
+  });
+  if (!started.ok()) return ToGrpc(started);
+  const std::string what =
+      absl::StrCat(req->port().empty() ? "nic " : "port ", req->port() + req->nic());
+  daemon_->events().Add("capture", what,
+                        absl::StrCat("started by ", describe_ ? describe_(ctx->peer()) : "an admin",
+                                     req->filter().empty() ? "" : ", filter: " + req->filter()));
+  const int64_t start_ns = absl::ToUnixNanos(absl::Now());
+  v1::CaptureChunk first;
+  first.set_pcapng(capture->Header(descriptions));
+  for (const auto& p : capture->ports()) first.add_ports(p->port());
+  first.set_filter_jit(capture->jit());
+  std::string ended = "cancelled";
+  if (writer->Write(first)) {
+    const absl::Time deadline = req->duration_ms() == 0
+                                    ? absl::InfiniteFuture()
+                                    : absl::Now() + absl::Milliseconds(req->duration_ms());
+    while (true) {
+      v1::CaptureChunk chunk;
+      const size_t frames = capture->Drain(chunk.mutable_pcapng(), 1 << 20);
+      if (frames > 0 && !writer->Write(chunk)) break;
+      if (capture->done()) {
+        ended = "count";
+        break;
+      }
+      if (absl::Now() >= deadline) {
+        ended = "duration";
+        break;
+      }
+      if (ctx->IsCancelled()) break;
+      // The rings hold what comes meanwhile: a reader a hundred times a second, not a spinner.
+      if (frames == 0) absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  // Taps off (after this no engine thread touches the capture), then what was left in the rings.
+  (void)OnMain([&] {
+    daemon_->StopCapture(capture);
+    return absl::OkStatus();
+  });
+  v1::CaptureChunk last;
+  while (capture->Drain(last.mutable_pcapng(), 1 << 20) > 0 && last.pcapng().size() >= (1 << 20)) {
+    if (!writer->Write(last)) break;
+    last.clear_pcapng();
+  }
+  const int64_t end_ns = absl::ToUnixNanos(absl::Now());
+  last.mutable_pcapng()->append(capture->Trailer(start_ns, end_ns, "snapd capture: " + ended));
+  last.set_done(true);
+  last.set_ended(ended);
+  last.set_captured(capture->written());
+  last.set_dropped(capture->dropped());
+  for (const auto& p : capture->ports()) {
+    last.set_seen(last.seen() + p->seen());
+    last.set_accepted(last.accepted() + p->accepted());
+  }
+  daemon_->events().Add("capture", what,
+                        absl::StrCat("ended (", ended, "): ", last.captured(), " frame(s), ",
+                                     last.dropped(), " dropped"));
+  (void)writer->Write(last);
+  return grpc::Status::OK;
+}
+
 }  // namespace snapd

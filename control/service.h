@@ -50,6 +50,8 @@ class SnapdService final : public v1::Snapd::Service {
                        v1::UpgradeReport*) override;
   grpc::Status Events(grpc::ServerContext*, const v1::EventsRequest*,
                       grpc::ServerWriter<v1::Event>*) override;
+  grpc::Status Capture(grpc::ServerContext*, const v1::CaptureRequest*,
+                       grpc::ServerWriter<v1::CaptureChunk>*) override;
   // Events followed at once, at most (each holds one of gRPC's threads).
   static constexpr int kMaxFollowers = 8;
 

@@ -19,11 +19,17 @@
 //
 // Read commands print aligned tables, or JSON with --json. An error is one line on stderr naming
 // the problem, and a non-zero exit.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -71,6 +77,16 @@ ABSL_FLAG(std::string, binary, "", "upgrade: the new snapd binary.");
 ABSL_FLAG(std::vector<std::string>, new_args, {}, "upgrade: extra flags for the new snapd.");
 ABSL_FLAG(std::vector<std::string>, engines, {},
           "upgrade: the order to move engines in (the others follow).");
+ABSL_FLAG(std::string, port, "", "capture: the port (snapctl ports lists them: app1, nic0/q0).");
+ABSL_FLAG(std::string, nic, "", "capture: every queue of this NIC (nic0).");
+ABSL_FLAG(std::string, direction, "both",
+          "capture: rx (what the ports received), tx (what snapd sent out of them) or both.");
+ABSL_FLAG(uint64_t, count, 0, "capture: stop after this many frames (0: no limit).");
+ABSL_FLAG(double, duration, 0, "capture: stop after this many seconds (0: no limit).");
+ABSL_FLAG(uint32_t, snaplen, 0, "capture: bytes kept of each frame (0: all, up to 262144).");
+ABSL_FLAG(std::string, filter, "", "capture: a tcpdump expression (pcap-filter(7)).");
+ABSL_FLAG(uint32_t, buffer_kb, 0, "capture: each port's ring in snapd, KiB (0: 4096).");
+ABSL_FLAG(std::string, output, "", "capture: the pcapng file to write; - for standard output.");
 
 namespace snapd {
 namespace {
@@ -551,6 +567,97 @@ class Cli {
   std::unique_ptr<v1::Snapd::Stub> stub_;
 
  public:
+  // A capture, as pcapng, into --output (a file, or stdout for "-"); what was captured and lost
+  // on stderr. Interrupted (SIGINT, SIGTERM), it cancels the capture: the file has every frame
+  // streamed so far, without the statistics blocks.
+  int Capture() {
+    v1::CaptureRequest req;
+    req.set_port(absl::GetFlag(FLAGS_port));
+    req.set_nic(absl::GetFlag(FLAGS_nic));
+    const std::string direction = absl::GetFlag(FLAGS_direction);
+    if (direction == "rx") {
+      req.set_direction(v1::CaptureRequest::RX);
+    } else if (direction == "tx") {
+      req.set_direction(v1::CaptureRequest::TX);
+    } else if (direction != "both") {
+      return Usage("--direction: rx, tx or both");
+    }
+    req.set_count(absl::GetFlag(FLAGS_count));
+    req.set_duration_ms(static_cast<uint64_t>(absl::GetFlag(FLAGS_duration) * 1000));
+    req.set_snaplen(absl::GetFlag(FLAGS_snaplen));
+    req.set_filter(absl::GetFlag(FLAGS_filter));
+    req.set_buffer_kb(absl::GetFlag(FLAGS_buffer_kb));
+    const std::string output = absl::GetFlag(FLAGS_output);
+    FILE* out = output == "-" ? stdout : fopen(output.c_str(), "wb");
+    if (out == nullptr) {
+      fprintf(stderr, "snapctl: cannot write %s: %s\n", output.c_str(), strerror(errno));
+      return 1;
+    }
+    grpc::ClientContext ctx;
+    // SIGINT and SIGTERM cancel the call, from a thread of their own.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    std::atomic<bool> over{false};
+    std::thread canceller([&] {
+      while (!over) {
+        timespec tick{0, 100000000};
+        if (sigtimedwait(&stop, nullptr, &tick) > 0) {
+          ctx.TryCancel();
+          return;
+        }
+      }
+    });
+    std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub_->Capture(&ctx, req);
+    v1::CaptureChunk chunk, last;
+    std::vector<std::string> ports;
+    bool jit = false;
+    bool wrote_ok = true;
+    while (reader->Read(&chunk)) {
+      if (chunk.ports_size() > 0) {
+        ports.assign(chunk.ports().begin(), chunk.ports().end());
+        jit = chunk.filter_jit();
+      }
+      if (!chunk.pcapng().empty() &&
+          fwrite(chunk.pcapng().data(), 1, chunk.pcapng().size(), out) != chunk.pcapng().size()) {
+        wrote_ok = false;
+        ctx.TryCancel();
+        break;
+      }
+      fflush(out);
+      if (chunk.done()) last = chunk;
+    }
+    grpc::Status status = reader->Finish();
+    over = true;
+    canceller.join();
+    if (out != stdout) fclose(out);
+    if (!wrote_ok) {
+      fprintf(stderr, "snapctl: writing %s failed: %s\n", output.c_str(), strerror(errno));
+      return 1;
+    }
+    if (!last.done()) {
+      if (status.error_code() == grpc::StatusCode::CANCELLED) {
+        fprintf(stderr, "snapctl: capture interrupted; %s has the frames streamed so far\n",
+                output.c_str());
+        return 0;
+      }
+      fprintf(stderr, "snapctl: %s: %s\n", CodeName(status.error_code()),
+              status.error_message().c_str());
+      return 1;
+    }
+    const std::string filtered =
+        req.filter().empty() ? ""
+                             : absl::StrCat(", ", last.accepted(), " passed the filter",
+                                            jit ? " (JIT)" : " (interpreted)");
+    fprintf(stderr, "snapctl: captured %lu frame(s) on %s (%lu seen%s), %lu dropped; ended: %s\n",
+            static_cast<unsigned long>(last.captured()), absl::StrJoin(ports, ",").c_str(),
+            static_cast<unsigned long>(last.seen()), filtered.c_str(),
+            static_cast<unsigned long>(last.dropped()), last.ended().c_str());
+    return 0;
+  }
+
   // The event log, oldest first; --follow: then each event as it happens. A snapd that goes away
   // (an upgrade hands over to a new one, a restart) is asked again from the last event seen, for
   // up to 30 s; the sequence goes on across an upgrade.
@@ -627,6 +734,8 @@ int Main(int argc, char** argv) {
       "Usage: snapctl [--socket=PATH] [--json] COMMAND\n"
       "  info | engines | apps | ports | groups | connections | stats [--watch=SECONDS] | top\n"
       "  events [--follow]\n"
+      "  capture (--port=NAME | --nic=NAME) [--direction=rx|tx|both] [--count=N] [--duration=S]\n"
+      "          [--snaplen=N] [--filter=EXPR] [--buffer_kb=K] --output=FILE|-\n"
       "  engine create NAME KIND [--config=TEXT] [--group=G] | engine destroy NAME\n"
       "  mode GROUP dedicated|spreading|compacting [--cores=0,1] [--slo=200us]\n"
       "  app add ID --mac=MAC --ip=ADDR [--ip6=A6,..] [--vlan=V] [--uid=U] [--secret=S] "
@@ -651,6 +760,10 @@ int Main(int argc, char** argv) {
   if (cmd == "connections" && want(1)) return cli.Connections();
   if (cmd == "top" && want(1)) return cli.Top();
   if (cmd == "events" && want(1)) return cli.Events();
+  if (cmd == "capture" && want(1)) {
+    if (absl::GetFlag(FLAGS_output).empty()) return Usage("capture needs --output=FILE (or -)");
+    return cli.Capture();
+  }
   if (cmd == "upgrade" && want(1)) {
     if (absl::GetFlag(FLAGS_binary).empty()) return Usage("upgrade --binary=PATH");
     return cli.Upgrade();

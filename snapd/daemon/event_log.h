@@ -8,8 +8,8 @@
 // outside can cause are kept at most `per_second_per_kind` a second; the next one kept says how
 // many were left out (the counters carry every one).
 //
-// Threads: Add from the main thread; Since, All and the counters from any (the control plane's
-// threads).
+// Threads: any (the main thread adds most events; the control plane's threads add a capture's and
+// read).
 #ifndef SNAPD_SNAPD_DAEMON_EVENT_LOG_H_
 #define SNAPD_SNAPD_DAEMON_EVENT_LOG_H_
 

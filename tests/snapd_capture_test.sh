@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `snapctl capture` under app traffic and through a NIC, read by tshark (Debian's; a reader no one
+# here wrote):
+#  - an app port, --count: exactly that many frames, on an interface named after the port, both
+#    directions (snapd's sends to the app outbound, the app's to snapd inbound);
+#  - --direction=rx and --filter (a tcpdump expression, compiled by libpcap, run by rte_bpf):
+#    only the app's frames, only those from the address asked for; a filter libpcap refuses is
+#    refused with its words;
+#  - --output=- piped into `tshark -r -`;
+#  - --nic: every queue of an af_packet NIC, pinged from a namespace: the echo requests in, the
+#    replies out;
+#  - --snaplen cuts frames (the original length kept); the event log notes each capture.
+source "$(dirname "$0")/lib.sh"
+need_root
+SNAPD=$(bin snapd/snapd)
+UDP_ECHO=$(bin clients/udp_echo)
+TRAFFIC=$(bin clients/snap_traffic)
+SOCK="$RUN/memif.sock"
+tag=$$
+NS="snapd-cap-$tag"
+HOST_IF="sc${tag}h"
+NS_IF="sc${tag}n"
+make_host "$NS" "$HOST_IF" "$NS_IF" 10.89.0.100/24
+
+start_snapd "$SNAPD" --nic="net_af_packet0,iface=$HOST_IF" \
+  --app=id=1,mac=02:00:00:00:89:01,ip=10.89.0.1 --app=id=2,mac=02:00:00:00:89:02,ip=10.89.0.2
+start echo "$UDP_ECHO" --socket="$SOCK" --id=1
+wait_for 10 "udp_echo attached" grep -q attached "$WORK/echo.log"
+start traffic "$TRAFFIC" --socket="$SOCK" --id=2 --dst_ip=10.89.0.1 --frames=1000000000 \
+  --window=4 --duration_s=120 --timeout_s=130 --lost_after_ms=1000
+wait_for 10 "traffic flowing" bash -c "ctl --json stats | grep -q '\"rx_frames\": \"[1-9]'"
+
+fields() {  # FILE FIELD...: tshark's fields, tab-separated, a line a frame
+  local f=$1; shift
+  tshark -r "$f" -T fields $(printf -- '-e %s ' "$@") 2>/dev/null
+}
+
+check "a capture of app1 for 200 frames" \
+  bash -c "ctl capture --port=app1 --count=200 --output='$WORK/app1.pcapng' 2>'$WORK/app1.err'"
+echo "  $(cat "$WORK/app1.err")"
+check "... tshark reads 200 frames" [ "$(fields "$WORK/app1.pcapng" frame.number | wc -l)" = 200 ]
+check "... all on an interface named app1" \
+  [ "$(fields "$WORK/app1.pcapng" frame.interface_name | sort -u)" = app1 ]
+check "... in both directions (to the app outbound, from it inbound)" \
+  [ "$(fields "$WORK/app1.pcapng" frame.packet_flags_direction | sort -u | tr '\n' ' ')" = "0x00000001 0x00000002 " ]
+check "... inbound from the app's address, outbound to it" bash -c "
+  fields() { tshark -r '$WORK/app1.pcapng' -T fields -e frame.packet_flags_direction -e ip.src 2>/dev/null; }
+  ! fields | grep -v -e '^0x00000001	10.89.0.1$' -e '^0x00000002	10.89.0.2$' | grep -q ."
+check "... and the summary says 200 captured, none dropped" \
+  grep -q "captured 200 frame(s) on app1 .*, 0 dropped; ended: count" "$WORK/app1.err"
+
+check "rx only, filtered by a tcpdump expression" \
+  bash -c "ctl capture --port=app1 --direction=rx --filter='udp and src host 10.89.0.1' --count=50 --output='$WORK/rx.pcapng' 2>'$WORK/rx.err'"
+echo "  $(cat "$WORK/rx.err")"
+check "... 50 frames, all inbound, all from 10.89.0.1" \
+  [ "$(fields "$WORK/rx.pcapng" frame.packet_flags_direction ip.src | sort | uniq -c | awk '{print $1, $2, $3}')" = "50 0x00000001 10.89.0.1" ]
+check "... a filter that matches nothing captures nothing in a second" \
+  bash -c "ctl capture --port=app1 --filter='tcp port 9' --duration=1 --output='$WORK/none.pcapng' 2>'$WORK/none.err'"
+check "... (tshark reads an empty capture: no frames)" [ "$(fields "$WORK/none.pcapng" frame.number | wc -l)" = 0 ]
+check "... and it says how many it saw and let through" grep -q " seen, 0 passed the filter" "$WORK/none.err"
+ctl capture --port=app1 --filter='udp port banana' --output="$WORK/bad.pcapng" >"$WORK/bad.err" 2>&1 || true
+check "a filter libpcap cannot compile is refused with its words" \
+  grep -q "INVALID_ARGUMENT: filter 'udp port banana': .*banana" "$WORK/bad.err"
+ctl capture --port=app9 --count=1 --output="$WORK/none9.pcapng" >"$WORK/none9.err" 2>&1 || true
+check "a port no engine has is refused by name" grep -q "NOT_FOUND: port 'app9'" "$WORK/none9.err"
+
+check "--output=- into tshark -r -" bash -c "
+  ctl capture --port=app2 --count=20 --snaplen=60 --output=- 2>/dev/null |
+    tshark -r - -T fields -e frame.interface_name -e frame.cap_len -e frame.len 2>/dev/null >'$WORK/pipe.txt'
+  [ \$(wc -l <'$WORK/pipe.txt') = 20 ] && ! grep -v '^app2	60	' '$WORK/pipe.txt' | grep -q ."
+echo "  through a pipe: $(head -1 "$WORK/pipe.txt" | tr '\t' ' ') ..."
+
+# The NIC: its queue ports, pinged from the namespace (ICMP only: ARP may come and go).
+start nic_capture bash -c "ctl capture --nic=nic0 --filter=icmp --count=6 --duration=30 --output='$WORK/nic.pcapng' 2>'$WORK/nic.err'"
+wait_for 10 "the NIC capture running" bash -c "ctl events | grep -q 'capture .*nic nic0 .*started'"
+ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 10.89.0.1 >/dev/null || true
+wait_for 30 "the NIC capture done" grep -q "ended: " "$WORK/nic.err"
+echo "  $(cat "$WORK/nic.err")"
+check "a NIC's capture: 3 echo requests in, 3 replies out, on its queue's interface" \
+  [ "$(fields "$WORK/nic.pcapng" frame.interface_name frame.packet_flags_direction icmp.type | sort | uniq -c | awk '{print $1, $2, $3, $4}' | tr '\n' ';')" = "3 nic0/q0 0x00000001 8;3 nic0/q0 0x00000002 0;" ]
+check "the event log notes each capture" \
+  bash -c "[ \$(ctl events | grep -c ' capture .*ended') -ge 5 ]"
+finish
