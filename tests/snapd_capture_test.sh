@@ -9,7 +9,8 @@
 #  - --output=- piped into `tshark -r -`;
 #  - --nic: every queue of an af_packet NIC, pinged from a namespace: the echo requests in, the
 #    replies out;
-#  - --snaplen cuts frames (the original length kept); the event log notes each capture.
+#  - --snaplen cuts frames (the original length kept); an app not attached yet is captured from
+#    its first frame; the event log notes each capture.
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
@@ -70,6 +71,17 @@ check "--output=- into tshark -r -" bash -c "
   [ \$(wc -l <'$WORK/pipe.txt') = 20 ] && ! grep -v '^app2	60	' '$WORK/pipe.txt' | grep -q ."
 echo "  through a pipe: $(head -1 "$WORK/pipe.txt" | tr '\t' ' ') ..."
 
+# An app registered but not attached yet: the capture takes its port as it attaches, from its
+# first frame (its ARP or its first datagram).
+ctl app add 3 --mac=02:00:00:00:89:03 --ip=10.89.0.3 >/dev/null
+start early_capture bash -c "ctl capture --port=app3 --direction=rx --count=10 --duration=30 --output='$WORK/early.pcapng' 2>'$WORK/early.err'"
+wait_for 10 "the capture of app3 waiting" bash -c "ctl events | grep -q 'capture .*port app3 .*started'"
+"$TRAFFIC" --socket="$SOCK" --id=3 --dst_ip=10.89.0.1 --frames=50 --window=1 >"$WORK/t3.log" 2>&1 || true
+wait_for 30 "the capture of app3 done" grep -q "ended: " "$WORK/early.err"
+echo "  $(cat "$WORK/early.err")"
+check "an app captured from its attach: 10 frames from 10.89.0.3 on app3" \
+  [ "$(fields "$WORK/early.pcapng" frame.interface_name frame.packet_flags_direction | sort | uniq -c | awk '{print $1, $2, $3}')" = "10 app3 0x00000001" ]
+
 # The NIC: its queue ports, pinged from the namespace (ICMP only: ARP may come and go).
 start nic_capture bash -c "ctl capture --nic=nic0 --filter=icmp --count=6 --duration=30 --output='$WORK/nic.pcapng' 2>'$WORK/nic.err'"
 wait_for 10 "the NIC capture running" bash -c "ctl events | grep -q 'capture .*nic nic0 .*started'"
@@ -79,5 +91,5 @@ echo "  $(cat "$WORK/nic.err")"
 check "a NIC's capture: 3 echo requests in, 3 replies out, on its queue's interface" \
   [ "$(fields "$WORK/nic.pcapng" frame.interface_name frame.packet_flags_direction icmp.type | sort | uniq -c | awk '{print $1, $2, $3, $4}' | tr '\n' ';')" = "3 nic0/q0 0x00000001 8;3 nic0/q0 0x00000002 0;" ]
 check "the event log notes each capture" \
-  bash -c "[ \$(ctl events | grep -c ' capture .*ended') -ge 5 ]"
+  bash -c "[ \$(ctl events | grep -c ' capture .*ended') -ge 6 ]"
 finish

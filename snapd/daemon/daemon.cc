@@ -240,9 +240,21 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
     });
   }
   for (size_t i = 0; i < spec.ports.size(); ++i) {
-    if (where[i] == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat("port '", spec.ports[i], "': no engine has it (snapctl ports lists them)"));
+    if (where[i] != nullptr) continue;
+    // A registered app that is not attached: its port gets the tap when it attaches.
+    const bool app = std::any_of(apps_.begin(), apps_.end(), [&](const auto& a) {
+      return AppPortName(a.first) == spec.ports[i];
+    });
+    if (!app) {
+      return absl::NotFoundError(absl::StrCat(
+          "port '", spec.ports[i], "': no engine has it, nor is it an app's (snapctl ports)"));
+    }
+    (*descriptions)[i] =
+        absl::StrCat("app port ", spec.ports[i], " (not attached when the capture began)");
+    for (const auto& c : captures_) {
+      for (const auto& tap : c->ports()) {
+        if (tap->port() == spec.ports[i]) busy = spec.ports[i];
+      }
     }
   }
   if (!busy.empty()) {
@@ -254,6 +266,7 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
   std::shared_ptr<Capture> capture(std::move(*made));
   for (size_t i = 0; i < capture->ports().size(); ++i) {
     PortCapture* tap = capture->ports()[i].get();
+    if (where[i] == nullptr) continue;  // an app's, tapped as it attaches (OnAppConnected)
     scheduler_->OnEngine(*where[i], [&] {
       where[i]->engine->ForEachPort([&](Port& p) {
         if (p.name() == tap->port()) p.set_tap(tap);

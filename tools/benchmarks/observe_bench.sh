@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# observe_bench: what watching snapd costs its data path, run by `tools/bench observe`. A real
+# snapd with one vswitch engine on a dedicated (spinning) worker pinned to core 1; app A floods app
+# B through it with 64-byte frames (observe_flood, both apps in one process pinned to core 0), the
+# engines benchmark's app_to_app through a whole snapd. Three ways, interleaved over ROUNDS rounds
+# (the median of each is reported, so that a drift of the shared host's load hits all three):
+#   plain      nothing else
+#   scraped    a GET /metrics every 100 ms (one Python process, as a Prometheus at
+#              scrape_interval: 100ms would)
+#   capturing  `snapctl capture --port=app2` (both directions, no filter) written to /dev/null
+# Then the idle capture hook's cost a burst (tap_bench). Ends with:
+#   observe plain_mpps= scraped_mpps= capturing_mpps= idle_hook_ns_per_burst=
+set -euo pipefail
+bin=$1
+rounds=${2:-3}
+seconds=${SECONDS_PER_RUN:-3}
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p -m 0755 /var/lib/snapd-test
+  work=$(mktemp -d /var/lib/snapd-test/observe-bench.XXXXXX)
+else
+  work=$(mktemp -d "${XDG_RUNTIME_DIR:?observe_bench: needs root or XDG_RUNTIME_DIR}/observe-bench.XXXXXX")
+fi
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ctl() { "$bin/tools/snapctl" --socket="$work/run/control.sock" "$@"; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/snapd.conf" <<CONF
+groups { name: "bench" mode: "dedicated" cores: 1 }
+engines { name: "vswitch0" kind: "vswitch" group: "bench" }
+apps { id: 1 mac: "02:00:00:00:9a:01" ipv4: "10.94.0.1" engine: "vswitch0" }
+apps { id: 2 mac: "02:00:00:00:9a:02" ipv4: "10.94.0.2" engine: "vswitch0" }
+metrics_address: "127.0.0.1:$port"
+CONF
+"$bin/snapd/snapd" --config="$work/snapd.conf" --run_dir="$work/run" >"$work/snapd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do ctl info >/dev/null 2>&1 && break; sleep 0.05; done
+
+flood() {  # one run: Mpps app B received
+  taskset -c 0 "$bin/tools/benchmarks/observe_flood" --socket="$work/run/memif.sock" \
+    --seconds="$seconds" --core=0 | grep -o "mpps=[0-9.]*" | cut -d= -f2
+}
+# Warm up (the apps' first attach, the vswitch learning the MACs).
+flood >/dev/null
+
+declare -a plain scraped capturing
+for r in $(seq 1 "$rounds"); do
+  plain+=("$(flood)")
+
+  python3 - "http://127.0.0.1:$port/metrics" "$work/stop_scrape" "$work/scrapes.$r" <<'PY' &
+import os, sys, time, urllib.request
+url, stop, out = sys.argv[1:4]
+n = failed = 0
+next_at = time.monotonic()
+while not os.path.exists(stop):
+    try:
+        urllib.request.urlopen(url, timeout=5).read()
+        n += 1
+    except Exception:
+        failed += 1
+    next_at += 0.1
+    time.sleep(max(0, next_at - time.monotonic()))
+open(out, "w").write("%d %d\n" % (n, failed))
+PY
+  scraper=$!
+  scraped+=("$(flood)")
+  touch "$work/stop_scrape"
+  wait "$scraper" || true
+  rm -f "$work/stop_scrape"
+  read -r n_scrapes n_failed <"$work/scrapes.$r"
+  [ "$n_failed" = 0 ] || echo "observe_bench: $n_failed of the scrapes failed" >&2
+
+  ctl capture --port=app2 --output=/dev/null 2>"$work/capture.$r.log" &
+  cap=$!
+  for _ in $(seq 100); do ctl events | grep -q "capture .*port app2 .*started" && break; sleep 0.02; done
+  capturing+=("$(flood)")
+  kill -INT "$cap" 2>/dev/null || true
+  wait "$cap" || true
+  # Wait for the capture's end in the log before the next round (its taps are off then).
+  for _ in $(seq 100); do
+    [ "$(ctl events | grep -c 'capture .*port app2 .*ended')" -ge "$r" ] && break
+    sleep 0.05
+  done
+  printf "  round %d: plain %.2f  scraped %.2f  capturing %.2f Mpps\n" "$r" "${plain[-1]}" \
+    "${scraped[-1]}" "${capturing[-1]}"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+p=$(median "${plain[@]}")
+s=$(median "${scraped[@]}")
+c=$(median "${capturing[@]}")
+captured=$(ctl events | grep "capture .*port app2 .*ended" | tail -1 | sed 's/.*ended/ended/')
+hook=$(taskset -c 1 "$bin/tools/benchmarks/tap_bench")
+echo
+echo "64-byte frames app A -> vswitch (dedicated worker, core 1) -> app B (core 0), median of $rounds:"
+printf "  %-10s %8s %8s\n" "" "Mpps" "x plain"
+for k in plain:$p scraped:$s capturing:$c; do
+  printf "  %-10s %8.3f %8.3f\n" "${k%%:*}" "${k#*:}" "$(python3 -c "print(${k#*:} / $p if $p > 0 else 0)")"
+done
+echo "  the last capture: $captured"
+echo "  $hook"
+echo "observe plain_mpps=$p scraped_mpps=$s capturing_mpps=$c idle_hook_ns_per_burst=$(echo "$hook" | grep -o 'idle_hook_ns_per_burst=[0-9.]*' | cut -d= -f2)"
