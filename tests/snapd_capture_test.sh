@@ -71,6 +71,19 @@ check "--output=- into tshark -r -" bash -c "
   [ \$(wc -l <'$WORK/pipe.txt') = 20 ] && ! grep -v '^app2	60	' '$WORK/pipe.txt' | grep -q ."
 echo "  through a pipe: $(head -1 "$WORK/pipe.txt" | tr '\t' ' ') ..."
 
+# Interrupted (SIGINT, as Ctrl-C; a background job here, which a shell starts with SIGINT
+# ignored): the capture ends, snapd takes its taps off, the file holds what was streamed.
+start intr "$SNAPCTL" --socket="$RUN/control.sock" capture --port=app1 --output="$WORK/intr.pcapng"
+wait_for 10 "the open-ended capture running" bash -c "ctl events | grep -q 'capture .*port app1 .*started by' && [ -s '$WORK/intr.pcapng' ]"
+sleep 0.5
+kill -INT "$PID_intr"
+wait_for 10 "snapctl interrupted" bash -c "! kill -0 $PID_intr 2>/dev/null"
+check "Ctrl-C ends the capture: snapctl says so" grep -q "capture interrupted" "$WORK/intr.log"
+check "... snapd ended it (its taps are off)" \
+  bash -c "ctl events | grep -q 'capture .*port app1 .*ended (cancelled)'"
+check "... and tshark reads the frames streamed before" \
+  [ "$(fields "$WORK/intr.pcapng" frame.number | wc -l)" -gt 0 ]
+
 # An app registered but not attached yet: the capture takes its port as it attaches, from its
 # first frame (its ARP or its first datagram).
 ctl app add 3 --mac=02:00:00:00:89:03 --ip=10.89.0.3 >/dev/null

@@ -19,6 +19,7 @@
 //
 // Read commands print aligned tables, or JSON with --json. An error is one line on stderr naming
 // the problem, and a non-zero exit.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -134,6 +135,9 @@ void PrintJson(const google::protobuf::Message& m) {
   (void)google::protobuf::util::MessageToJsonString(m, &out, options);
   printf("%s", out.c_str());
 }
+
+// Where SIGINT and SIGTERM write while a capture runs (Cli::Capture).
+int g_interrupt_fd = -1;
 
 class Cli {
  public:
@@ -594,21 +598,22 @@ class Cli {
       return 1;
     }
     grpc::ClientContext ctx;
-    // SIGINT and SIGTERM cancel the call, from a thread of their own.
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-    std::atomic<bool> over{false};
+    // SIGINT and SIGTERM cancel the call: their handler (whichever thread it runs on; gRPC has
+    // threads of its own) writes to a pipe, and a thread of ours reads it. The handlers are set
+    // even where a shell started us with SIGINT ignored (a background job).
+    int wake[2];
+    if (pipe2(wake, O_CLOEXEC) != 0) return 1;
+    g_interrupt_fd = wake[1];
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+      const char c = 1;
+      (void)!write(g_interrupt_fd, &c, 1);
+    };
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     std::thread canceller([&] {
-      while (!over) {
-        timespec tick{0, 100000000};
-        if (sigtimedwait(&stop, nullptr, &tick) > 0) {
-          ctx.TryCancel();
-          return;
-        }
-      }
+      char c;
+      if (read(wake[0], &c, 1) == 1 && c == 1) ctx.TryCancel();
     });
     std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub_->Capture(&ctx, req);
     v1::CaptureChunk chunk, last;
@@ -630,7 +635,8 @@ class Cli {
       if (chunk.done()) last = chunk;
     }
     grpc::Status status = reader->Finish();
-    over = true;
+    const char done = 0;
+    (void)!write(wake[1], &done, 1);  // the canceller's read returns
     canceller.join();
     if (out != stdout) fclose(out);
     if (!wrote_ok) {
@@ -647,10 +653,10 @@ class Cli {
               status.error_message().c_str());
       return 1;
     }
-    const std::string filtered =
-        req.filter().empty() ? ""
-                             : absl::StrCat(", ", last.accepted(), " passed the filter",
-                                            jit ? " (JIT)" : " (interpreted)");
+    const std::string filtered = req.filter().empty()
+                                     ? ""
+                                     : absl::StrCat(", ", last.accepted(), " passed the filter",
+                                                    jit ? " (JIT)" : " (interpreted)");
     fprintf(stderr, "snapctl: captured %lu frame(s) on %s (%lu seen%s), %lu dropped; ended: %s\n",
             static_cast<unsigned long>(last.captured()), absl::StrJoin(ports, ",").c_str(),
             static_cast<unsigned long>(last.seen()), filtered.c_str(),

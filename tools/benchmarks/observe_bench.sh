@@ -78,7 +78,7 @@ PY
   cap=$!
   for _ in $(seq 100); do ctl events | grep -q "capture .*port app2 .*started" && break; sleep 0.02; done
   capturing+=("$(flood)")
-  kill -INT "$cap" 2>/dev/null || true
+  kill -TERM "$cap" 2>/dev/null || true
   wait "$cap" || true
   # Wait for the capture's end in the log before the next round (its taps are off then).
   for _ in $(seq 100); do
