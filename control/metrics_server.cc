@@ -14,7 +14,9 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/clock.h"
 #include "base/log_limiter.h"
 #include "control/metrics.h"
@@ -214,8 +216,11 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(Daemon* daem
   if (!placeholder.ok()) return placeholder.status();
   s->placeholder_ = std::move(*placeholder);
 
-  mg_init_library(0);
-  const char* options[] = {"listening_ports",    "127.0.0.1:0", "num_threads", "1",
+  static const unsigned initialized = mg_init_library(0);  // once a process
+  (void)initialized;
+  // Two workers: a scrape waiting for the main thread (busy with an upgrade, say) does not hold
+  // up the next connection.
+  const char* options[] = {"listening_ports",    "127.0.0.1:0", "num_threads", "2",
                            "request_timeout_ms", "10000",       nullptr};
   mg_callbacks callbacks;
   memset(&callbacks, 0, sizeof(callbacks));
@@ -241,11 +246,32 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(Daemon* daem
 }
 
 MetricsServer::~MetricsServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);  // closes civet_fd_
+  if (ctx_ == nullptr) return;
+  // Paused (an upgrade handed the socket over): civetweb may hold connections it accepted before
+  // the pause, queued behind a scrape; mg_stop would close them unanswered. Its worker answers
+  // them from the final figures at once: stop once it has been idle a while (at most a second).
+  if (paused_.load()) {
+    const int64_t give_up = MonotonicNs() + 1000000000;
+    while (MonotonicNs() < give_up &&
+           (in_flight_.load() > 0 || MonotonicNs() - last_request_ns_.load() < 50000000)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  mg_stop(ctx_);  // closes civet_fd_
 }
 
 void MetricsServer::Pause(bool paused) {
   if (paused == paused_ || civet_fd_ < 0) return;
+  if (paused && daemon_ != nullptr) {
+    // On the main thread: the figures scrapes get from now on (the ones civetweb took already,
+    // and any that come while this snapd leaves).
+    std::string text = PrometheusText(StatsOf(*daemon_), InfoOf(*daemon_));
+    absl::MutexLock lock(&final_mu_);
+    final_ = std::move(text);
+  } else if (!paused) {
+    absl::MutexLock lock(&final_mu_);
+    final_.clear();  // a failed upgrade: this snapd's counters go on
+  }
   // A poll() civetweb is in keeps watching the socket it began on: a connection that arrives on
   // ours meanwhile makes it accept() on the placeholder, which has none (EAGAIN); the connection
   // stays in our backlog.
@@ -258,17 +284,32 @@ void MetricsServer::Pause(bool paused) {
 
 int MetricsServer::Handle(::mg_connection* conn, void* arg) {
   auto* self = static_cast<MetricsServer*>(arg);
+  ++self->in_flight_;
+  self->last_request_ns_ = MonotonicNs();
+  absl::Cleanup done = [self] {
+    self->last_request_ns_ = MonotonicNs();
+    --self->in_flight_;
+  };
   const mg_request_info* req = mg_get_request_info(conn);
   if (strcmp(req->request_method, "GET") != 0) {
     mg_send_http_error(conn, 405, "%s", "GET only\n");
     return 405;
   }
   std::string text;
-  absl::Status status = self->daemon_->RunOnMain(
-      [&] { text = PrometheusText(StatsOf(*self->daemon_), InfoOf(*self->daemon_)); });
-  if (!status.ok()) {
-    mg_send_http_error(conn, 503, "%s\n", std::string(status.message()).c_str());
-    return 503;
+  // Paused (the old side of an upgrade whose counters have stopped), or the main thread no longer
+  // serving (it is on its way out): the last figures, taken as the counters stopped.
+  const auto final_figures = [&] {
+    absl::MutexLock lock(&self->final_mu_);
+    text = self->final_;
+    return !text.empty();
+  };
+  if (!self->paused_.load() || !final_figures()) {
+    absl::Status status = self->daemon_->RunOnMain(
+        [&] { text = PrometheusText(StatsOf(*self->daemon_), InfoOf(*self->daemon_)); });
+    if (!status.ok() && !final_figures()) {
+      mg_send_http_error(conn, 503, "%s\n", std::string(status.message()).c_str());
+      return 503;
+    }
   }
   mg_printf(conn,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

@@ -10,7 +10,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
 
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
@@ -117,6 +121,35 @@ TEST(MetricsServerTest, AHandedSocketThatIsNotTheConfiguredListenerIsRefused) {
                                  &refused);
   ASSERT_TRUE(ud.ok());
   EXPECT_EQ(refused, "not a stream socket");
+}
+
+// Requests arriving all through a hand-over (the old server paused, the new one starting on the
+// same socket, the old one going away) each get an answer.
+TEST(MetricsServerTest, EveryRequestThroughAHandOverIsAnswered) {
+  auto old_server = MetricsServer::Start(nullptr, "127.0.0.1:0");
+  ASSERT_TRUE(old_server.ok());
+  const std::string address = (*old_server)->address();
+  std::atomic<bool> stop{false};
+  std::atomic<int> asked{0}, answered{0};
+  std::thread client([&] {
+    while (!stop) {
+      UniqueFd c = Ask(address);
+      ++asked;
+      if (Answer(c.get()) == "HTTP/1.1 404 Not Found") ++answered;
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  UniqueFd handed(fcntl((*old_server)->fd(), F_DUPFD_CLOEXEC, 0));
+  (*old_server)->Pause(true);
+  absl::SleepFor(absl::Milliseconds(20));
+  auto new_server = MetricsServer::Start(nullptr, address, std::move(handed));
+  ASSERT_TRUE(new_server.ok());
+  old_server->reset();
+  absl::SleepFor(absl::Milliseconds(300));
+  stop = true;
+  client.join();
+  EXPECT_GT(asked.load(), 10);
+  EXPECT_EQ(answered.load(), asked.load());
 }
 
 }  // namespace

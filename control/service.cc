@@ -206,16 +206,16 @@ grpc::Status SnapdService::GetStats(grpc::ServerContext*, const v1::GetStatsRequ
 
 grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequest* req,
                                   grpc::ServerWriter<v1::Event>* writer) {
-  if (req->follow() && followers_.fetch_add(1) >= kMaxFollowers) {
-    --followers_;
+  if (readers_.fetch_add(1) >= kMaxEventReaders) {
+    --readers_;
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("already ", kMaxFollowers,
-                                     " callers follow the events: try again when one has left"));
+                        absl::StrCat("already ", kMaxEventReaders,
+                                     " callers read the events: try again when one has left"));
   }
-  absl::Cleanup leave = [&] {
-    if (req->follow()) --followers_;
-  };
-  uint64_t after = req->after_seq();
+  absl::Cleanup leave = [&] { --readers_; };
+  // A caller that read another log (a snapd that crashed started a new one) reads ours whole.
+  uint64_t after =
+      req->log_id() == 0 || req->log_id() == daemon_->events().id() ? req->after_seq() : 0;
   while (!ctx->IsCancelled()) {
     uint64_t first_kept = 0;
     // Not following: what the log holds now, without waiting. Following: a second at most, then
@@ -231,6 +231,7 @@ grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequ
       out.set_kind(e.kind);
       out.set_subject(e.subject);
       out.set_message(e.message);
+      out.set_log_id(daemon_->events().id());
       if (missed > 0) out.set_missed(std::exchange(missed, 0));
       if (!writer->Write(out)) return grpc::Status::OK;  // the caller left
       after = e.seq;
@@ -250,6 +251,7 @@ absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
   CaptureSpec spec;
   spec.rx = req.direction() != v1::CaptureRequest::TX;
   spec.tx = req.direction() != v1::CaptureRequest::RX;
+  if (req.count() > (uint64_t{1} << 62)) return absl::InvalidArgumentError("count: too large");
   spec.count = req.count();
   spec.snaplen = req.snaplen() == 0 ? 262144 : req.snaplen();
   if (spec.snaplen > 262144) return absl::InvalidArgumentError("snaplen: at most 262144");
@@ -274,6 +276,13 @@ grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRe
   if (!admin.ok()) return admin;
   absl::StatusOr<CaptureSpec> spec = SpecOf(*req);
   if (!spec.ok()) return ToGrpc(spec.status());
+  // Here, not on the main thread: libpcap may look a host or a port name up.
+  std::unique_ptr<CaptureFilter> filter;
+  if (!spec->filter.empty()) {
+    auto compiled = CaptureFilter::Compile(spec->filter);
+    if (!compiled.ok()) return ToGrpc(compiled.status());
+    filter = std::move(*compiled);
+  }
   std::shared_ptr<snapd::Capture> capture;
   std::vector<std::string> descriptions;
   absl::Status started = OnMainChange([&]() -> absl::Status {
@@ -284,7 +293,7 @@ grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRe
             absl::StrCat("nic '", req->nic(), "': no such NIC, or none of its queues is open"));
       }
     }
-    auto c = daemon_->StartCapture(*spec, &descriptions);
+    auto c = daemon_->StartCapture(*spec, std::move(filter), &descriptions);
     if (!c.ok()) return c.status();
     capture = std::move(*c);
     return absl::OkStatus();
@@ -323,10 +332,13 @@ grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRe
     }
   }
   // Taps off (after this no engine thread touches the capture), then what was left in the rings.
-  (void)OnMain([&] {
+  // A snapd that handed over or is stopping keeps the capture (taps and all) until its engines
+  // are gone: safe, but frames may still come in while the rest is read.
+  absl::Status stopped = OnMain([&] {
     daemon_->StopCapture(capture);
     return absl::OkStatus();
   });
+  if (!stopped.ok()) ended += " (snapd stopping)";
   v1::CaptureChunk last;
   while (capture->Drain(last.mutable_pcapng(), 1 << 20) > 0 && last.pcapng().size() >= (1 << 20)) {
     if (!writer->Write(last)) break;

@@ -52,8 +52,8 @@ class SnapdService final : public v1::Snapd::Service {
                       grpc::ServerWriter<v1::Event>*) override;
   grpc::Status Capture(grpc::ServerContext*, const v1::CaptureRequest*,
                        grpc::ServerWriter<v1::CaptureChunk>*) override;
-  // Events followed at once, at most (each holds one of gRPC's threads).
-  static constexpr int kMaxFollowers = 8;
+  // Events calls at once, at most (each holds one of gRPC's threads while its caller reads).
+  static constexpr int kMaxEventReaders = 8;
 
  private:
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.
@@ -69,7 +69,7 @@ class SnapdService final : public v1::Snapd::Service {
   // Set while an Upgrade RPC runs. The upgrade itself holds the main thread, so a second one is
   // refused here, on the gRPC thread, instead of queueing behind it.
   std::atomic<bool> upgrade_running_{false};
-  std::atomic<int> followers_{0};
+  std::atomic<int> readers_{0};
 };
 
 }  // namespace snapd

@@ -83,6 +83,8 @@ check "... snapd ended it (its taps are off)" \
   bash -c "ctl events | grep -q 'capture .*port app1 .*ended (cancelled)'"
 check "... and tshark reads the frames streamed before" \
   [ "$(fields "$WORK/intr.pcapng" frame.number | wc -l)" -gt 0 ]
+check "... and the port is free for the next capture (its tap is off)" \
+  bash -c "ctl capture --port=app1 --count=5 --output='$WORK/after.pcapng' 2>/dev/null"
 
 # An app registered but not attached yet: the capture takes its port as it attaches, from its
 # first frame (its ARP or its first datagram).

@@ -81,7 +81,8 @@ while not os.path.exists(stop):
         last = max(last, v)
     except Exception as e:
         failed += 1
-        print("scrape failed:", e, flush=True)
+        print(time.strftime("%H:%M:%S"), "%.6f" % (time.time() % 1), "scrape failed:", e,
+              flush=True)
     time.sleep(0.02)
 open(out, "w").write("scrapes=%d failed=%d went_back=%d\n" % (scrapes, failed, back))
 PY

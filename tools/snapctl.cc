@@ -136,6 +136,14 @@ void PrintJson(const google::protobuf::Message& m) {
   printf("%s", out.c_str());
 }
 
+// A capture's chunks hold about 1 MiB of frames, and one frame may take them past it: room for
+// a frame of the largest snap length on top.
+grpc::ChannelArguments LargeMessages() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  return args;
+}
+
 // Where SIGINT and SIGTERM write while a capture runs (Cli::Capture).
 int g_interrupt_fd = -1;
 
@@ -143,7 +151,8 @@ class Cli {
  public:
   explicit Cli(const std::string& socket)
       : socket_(socket),
-        channel_(grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials())),
+        channel_(grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(),
+                                           LargeMessages())),
         stub_(v1::Snapd::NewStub(channel_)) {}
 
   // Runs one RPC; on failure prints one line and returns false.
@@ -670,7 +679,7 @@ class Cli {
   int Events() {
     const bool follow = absl::GetFlag(FLAGS_follow);
     const bool json = absl::GetFlag(FLAGS_json);
-    uint64_t after = 0;
+    uint64_t after = 0, log_id = 0;
     absl::Time reached = absl::Now();
     bool said_away = false;
     while (true) {
@@ -682,6 +691,7 @@ class Cli {
       v1::EventsRequest req;
       req.set_after_seq(after);
       req.set_follow(follow);
+      req.set_log_id(log_id);
       std::unique_ptr<grpc::ClientReader<v1::Event>> reader = stub_->Events(&ctx, req);
       v1::Event e;
       while (reader->Read(&e)) {
@@ -690,6 +700,7 @@ class Cli {
         said_away = false;
         PrintEvent(e, json);
         after = e.seq();
+        log_id = e.log_id();
       }
       grpc::Status status = reader->Finish();
       if (!follow && status.ok()) return 0;

@@ -141,6 +141,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   const size_t engines = daemon_->EngineNames().size();
   std::vector<uint64_t> blackouts_us;  // this upgrade's, as the old snapd measured them
   std::vector<Event> older_events;     // the old snapd's log
+  uint64_t older_log = 0;
   while (true) {
     auto msg = Receive(channel, kStepTimeout);
     if (!msg.ok()) return msg.status();
@@ -149,9 +150,12 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
         return absl::InvalidArgumentError(
             absl::StrCat("done after ", moved, " of ", engines, " engines moved"));
       }
-      blackouts_us.assign(msg->envelope.done().blackout_us().begin(),
-                          msg->envelope.done().blackout_us().end());
+      // One an engine moved, at most, each at most an hour (the old snapd's word: checked).
+      for (uint64_t us : msg->envelope.done().blackout_us()) {
+        if (blackouts_us.size() < moved) blackouts_us.push_back(std::min<uint64_t>(us, 3600000000));
+      }
       older_events = EventsFromWire(msg->envelope.done());
+      older_log = msg->envelope.done().events_log_id();
       break;
     }
     if (!msg->envelope.has_move_engine()) return absl::InvalidArgumentError("expected a move");
@@ -203,7 +207,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     worst_us = std::max(worst_us, us);
   }
   daemon_->BeginServing(history);
-  daemon_->events().TakeOver(std::move(older_events));
+  daemon_->events().TakeOver(std::move(older_events), older_log);
   daemon_->events().Add(
       "upgrade", absl::StrCat("pid ", b.pid()),
       absl::StrCat("took over: ", daemon_->memif().connections().size(), " app(s) kept, ", engines,

@@ -413,7 +413,7 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
   if (host_.metrics_listener() != nullptr) host_.metrics_listener()->Pause(true);
   wire::Envelope done;
   for (const EngineMove& m : report.engines) done.mutable_done()->add_blackout_us(m.blackout_us);
-  EventsToWire(host_.events().All(), done.mutable_done());
+  EventsToWire(host_.events().All(), host_.events().id(), done.mutable_done());
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);
   (void)host_.loop().WaitReadable(channel.get(), absl::Now() + kStepTimeout);

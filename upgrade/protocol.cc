@@ -90,16 +90,18 @@ void BlackoutsToWire(const BlackoutHistogram& h, wire::Blackouts* out) {
   out->set_sum_us(h.sum_us);
 }
 
-void EventsToWire(const std::vector<Event>& events, wire::Done* out) {
+void EventsToWire(const std::vector<Event>& events, uint64_t log_id, wire::Done* out) {
+  out->set_events_log_id(log_id);
   const size_t first = events.size() > kMaxHandedEvents ? events.size() - kMaxHandedEvents : 0;
   for (size_t i = first; i < events.size(); ++i) {
     const Event& e = events[i];
     wire::LoggedEvent* w = out->add_events();
     w->set_seq(e.seq);
     w->set_unix_ms(e.unix_ms);
-    w->set_kind(e.kind.substr(0, kMaxEventText));
-    w->set_subject(e.subject.substr(0, kMaxEventText));
-    w->set_message(e.message.substr(0, kMaxEventText));
+    // Cut on a character's boundary: a string cut inside one would not parse at the other end.
+    w->set_kind(EventLog::Clean(e.kind, kMaxEventText));
+    w->set_subject(EventLog::Clean(e.subject, kMaxEventText));
+    w->set_message(EventLog::Clean(e.message, kMaxEventText));
   }
 }
 
@@ -110,9 +112,9 @@ std::vector<Event> EventsFromWire(const wire::Done& in) {
     Event e;
     e.seq = w.seq();
     e.unix_ms = w.unix_ms();
-    e.kind = w.kind().substr(0, kMaxEventText);
-    e.subject = w.subject().substr(0, kMaxEventText);
-    e.message = w.message().substr(0, kMaxEventText);
+    e.kind = EventLog::Clean(w.kind(), kMaxEventText);
+    e.subject = EventLog::Clean(w.subject(), kMaxEventText);
+    e.message = EventLog::Clean(w.message(), kMaxEventText);
     out.push_back(std::move(e));
   }
   return out;

@@ -54,7 +54,7 @@ bool BlackoutsFromWire(const wire::Blackouts& in, BlackoutHistogram* out);
 // the message stays well inside a socket's buffer), and back.
 inline constexpr size_t kMaxHandedEvents = 200;
 inline constexpr size_t kMaxEventText = 240;
-void EventsToWire(const std::vector<Event>& events, wire::Done* out);
+void EventsToWire(const std::vector<Event>& events, uint64_t log_id, wire::Done* out);
 std::vector<Event> EventsFromWire(const wire::Done& in);
 
 // Fault injection, for tests only: set in the new snapd from its --upgrade_* flags (main.cc;

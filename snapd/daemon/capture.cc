@@ -110,7 +110,10 @@ void PortCapture::Frames(const Packet* pkts, uint16_t n, bool sent) {
   for (uint16_t i = 0; i < n; ++i) {
     if (filter_ != nullptr && !filter_->Matches(scratch_, pkts[i].data, pkts[i].len)) continue;
     accepted_.fetch_add(1, std::memory_order_relaxed);
-    if (spec_.count > 0 && remaining_->fetch_sub(1, std::memory_order_relaxed) <= 0) return;
+    if (spec_.count > 0 && remaining_->fetch_sub(1, std::memory_order_relaxed) <= 0) {
+      remaining_->fetch_add(1, std::memory_order_relaxed);  // not ours to take: the count is full
+      return;
+    }
     if (!Put(pkts[i].data, pkts[i].len, sent, now)) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       // The count is of frames written: one dropped leaves room for another.
@@ -139,11 +142,11 @@ bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_
   return true;
 }
 
-size_t PortCapture::Drain(uint32_t interface, size_t max, std::string* out) {
+size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std::string* out) {
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   const uint64_t head = head_.load(std::memory_order_acquire);
   size_t taken = 0;
-  while (tail < head && taken < max) {
+  while (tail < head && taken < max && out->size() < max_bytes) {
     Record r;
     memcpy(&r.captured, &ring_[tail % ring_bytes_], sizeof(r.captured));
     if (r.captured == kWrap) {
@@ -157,14 +160,18 @@ size_t PortCapture::Drain(uint32_t interface, size_t max, std::string* out) {
     dropped_told_ = r.drops_before;
     tail += Align8(sizeof(r) + r.captured);
     ++taken;
+    written_.fetch_add(1, std::memory_order_relaxed);
   }
   tail_.store(tail, std::memory_order_release);
   return taken;
 }
 
-absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec) {
+absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec,
+                                                         std::unique_ptr<CaptureFilter> compiled) {
   std::unique_ptr<Capture> c(new Capture(std::move(spec)));
-  if (!c->spec_.filter.empty()) {
+  if (compiled != nullptr) {
+    c->filter_ = std::move(compiled);
+  } else if (!c->spec_.filter.empty()) {
     auto filter = CaptureFilter::Compile(c->spec_.filter);
     if (!filter.ok()) return filter.status();
     c->filter_ = std::move(*filter);
@@ -189,16 +196,17 @@ std::string Capture::Header(const std::vector<std::string>& descriptions) const 
 
 size_t Capture::Drain(std::string* out, size_t max_bytes) {
   size_t n = 0;
-  for (size_t i = 0; i < ports_.size() && out->size() < max_bytes; ++i) {
-    // A few at a time from each port, so one busy port does not hold back the others' frames.
-    size_t got;
-    do {
-      const size_t want = spec_.count > 0 ? std::min<uint64_t>(256, spec_.count - written_) : 256;
+  // A few frames from each port in turn, so that one busy port does not hold back the others'.
+  for (bool any = true; any && out->size() < max_bytes;) {
+    any = false;
+    for (size_t i = 0; i < ports_.size() && out->size() < max_bytes; ++i) {
+      const size_t want = spec_.count > 0 ? std::min<uint64_t>(64, spec_.count - written_) : 64;
       if (want == 0) return n;
-      got = ports_[i]->Drain(static_cast<uint32_t>(i), want, out);
+      const size_t got = ports_[i]->Drain(static_cast<uint32_t>(i), want, max_bytes, out);
       n += got;
       written_ += got;
-    } while (got > 0 && out->size() < max_bytes);
+      any |= got > 0;
+    }
   }
   return n;
 }
@@ -213,8 +221,8 @@ std::string Capture::Trailer(int64_t start_ns, int64_t end_ns, const std::string
   std::string out;
   for (size_t i = 0; i < ports_.size(); ++i) {
     const PortCapture& p = *ports_[i];
-    pcapng::Statistics(static_cast<uint32_t>(i), start_ns, end_ns, p.seen(), p.dropped(),
-                       p.accepted(), comment, &out);
+    pcapng::Statistics(static_cast<uint32_t>(i), start_ns, end_ns, p.seen(), p.accepted(),
+                       p.dropped(), p.written(), comment, &out);
   }
   return out;
 }

@@ -61,12 +61,13 @@ class PortCapture final : public PortTap {
   void Frames(const Packet* pkts, uint16_t n, bool sent) override;
 
   // The reader: appends an Enhanced Packet Block for each frame waiting (interface `interface`),
-  // at most `max`; returns how many.
-  size_t Drain(uint32_t interface, size_t max, std::string* out);
+  // at most `max`, while *out is under `max_bytes`; returns how many.
+  size_t Drain(uint32_t interface, size_t max, size_t max_bytes, std::string* out);
 
   uint64_t seen() const { return seen_.load(std::memory_order_relaxed); }
   uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  uint64_t written() const { return written_.load(std::memory_order_relaxed); }
 
  private:
   bool Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns);
@@ -80,14 +81,18 @@ class PortCapture final : public PortTap {
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the engine's thread
   alignas(64) std::atomic<uint64_t> tail_{0};  // written by the reader
   alignas(64) std::atomic<uint64_t> seen_{0}, accepted_{0}, dropped_{0};
-  uint64_t dropped_told_ = 0;  // reader: the drops already written in an epb_dropcount
+  std::atomic<uint64_t> written_{0};  // the reader's
+  uint64_t dropped_told_ = 0;         // reader: the drops already written in an epb_dropcount
   alignas(64) unsigned char scratch_[CaptureFilter::kScratchBytes];  // the engine thread's
 };
 
 // A capture: its spec, a PortCapture per port, and the pcapng around them.
 class Capture {
  public:
-  static absl::StatusOr<std::unique_ptr<Capture>> Create(CaptureSpec spec);
+  // `filter`: spec.filter compiled already (CaptureFilter::Compile, off the main thread: libpcap
+  // may look names up); nullptr: compiled here if there is one.
+  static absl::StatusOr<std::unique_ptr<Capture>> Create(
+      CaptureSpec spec, std::unique_ptr<CaptureFilter> filter = nullptr);
 
   const CaptureSpec& spec() const { return spec_; }
   std::vector<std::unique_ptr<PortCapture>>& ports() { return ports_; }
@@ -95,7 +100,7 @@ class Capture {
 
   // The section header and an interface per port, each described by `descriptions[i]`.
   std::string Header(const std::vector<std::string>& descriptions) const;
-  // Every frame waiting, as pcapng; how many.
+  // Frames waiting, as pcapng, while *out is under `max_bytes` (one frame may pass it); how many.
   size_t Drain(std::string* out, size_t max_bytes);
   // The count reached.
   bool done() const { return spec_.count > 0 && written_ >= spec_.count; }

@@ -214,13 +214,21 @@ int64_t Daemon::Tick() {
 }
 
 absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
-    CaptureSpec spec, std::vector<std::string>* descriptions) {
+    CaptureSpec spec, std::unique_ptr<CaptureFilter> filter,
+    std::vector<std::string>* descriptions) {
   if (captures_.size() >= kMaxCaptures) {
     return absl::ResourceExhaustedError(
         absl::StrCat(kMaxCaptures, " captures run already: try again when one has ended"));
   }
   std::sort(spec.ports.begin(), spec.ports.end());
   spec.ports.erase(std::unique(spec.ports.begin(), spec.ports.end()), spec.ports.end());
+  size_t ring_bytes = spec.ring_bytes * spec.ports.size();
+  for (const auto& c : captures_) ring_bytes += c->spec().ring_bytes * c->ports().size();
+  if (ring_bytes > kMaxCaptureBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("buffer_kb: the captures' rings would take ",
+                                                     ring_bytes >> 20, " MiB, more than ",
+                                                     kMaxCaptureBytes >> 20, " MiB"));
+  }
   // Where each port is, what it is, and whether a capture has it already.
   std::vector<EngineSlot*> where(spec.ports.size(), nullptr);
   descriptions->assign(spec.ports.size(), "");
@@ -261,7 +269,7 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
     return absl::FailedPreconditionError(
         absl::StrCat("port '", busy, "' is being captured already: one capture a port"));
   }
-  auto made = Capture::Create(std::move(spec));
+  auto made = Capture::Create(std::move(spec), std::move(filter));
   if (!made.ok()) return made.status();
   std::shared_ptr<Capture> capture(std::move(*made));
   for (size_t i = 0; i < capture->ports().size(); ++i) {

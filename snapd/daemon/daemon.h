@@ -98,13 +98,17 @@ class Daemon : public UpgradeHost {
   // Captures (snapd/daemon/capture.h). Starts `spec` on its ports, tapping each on its engine's
   // thread; NOT_FOUND names a port no engine has. *descriptions: what each port is, for its
   // pcapng interface. At most kMaxCaptures at once (RESOURCE_EXHAUSTED).
+  // `filter`: spec.filter compiled (off this thread); nullptr for none.
   absl::StatusOr<std::shared_ptr<Capture>> StartCapture(CaptureSpec spec,
+                                                        std::unique_ptr<CaptureFilter> filter,
                                                         std::vector<std::string>* descriptions);
   // Takes the capture's taps off; after it no engine thread touches the capture.
   void StopCapture(const std::shared_ptr<Capture>& capture);
   // The ports of NIC `nic` (its queues: "nic0/q0", ...), for a capture of a whole NIC.
   std::vector<std::string> NicPorts(const std::string& nic);
   static constexpr size_t kMaxCaptures = 4;
+  // The rings of all captures together, at most (each port has its own).
+  static constexpr size_t kMaxCaptureBytes = size_t{256} << 20;
 
   absl::Status SetGroup(const std::string& name, const std::optional<std::string>& mode,
                         const std::optional<std::vector<int>>& cores,

@@ -1,10 +1,55 @@
 #include "snapd/daemon/event_log.h"
 
+#include <algorithm>
+#include <random>
 #include <utility>
 
 #include "base/clock.h"
 
 namespace snapd {
+
+EventLog::EventLog(size_t capacity, uint32_t per_second_per_kind)
+    : capacity_(capacity), per_second_(per_second_per_kind) {
+  std::random_device random;
+  id_ = (uint64_t{random()} << 32 | random()) | 1;  // never 0 (a reader's "this snapd's")
+}
+
+uint64_t EventLog::id() const {
+  absl::MutexLock lock(&mu_);
+  return id_;
+}
+
+std::string EventLog::Clean(const std::string& text, size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max));
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // The length of the sequence `c` starts; 0: not a valid start.
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool valid = n > 0 && i + n <= text.size();
+    for (size_t k = 1; valid && k < n; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (valid && n == 3) {  // no overlong forms, no surrogates
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
+    } else if (valid && n == 4) {
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      valid = c <= 0xf4 && !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
+    } else if (valid && n == 2) {
+      valid = c >= 0xc2;
+    }
+    const size_t take = valid ? n : 1;
+    if (out.size() + (valid ? n : 1) > max) break;
+    if (valid) {
+      out.append(text, i, n);
+    } else {
+      out += '?';
+    }
+    i += take;
+  }
+  return out;
+}
 
 void EventLog::Add(const std::string& kind, const std::string& subject, const std::string& message,
                    bool limited) {
@@ -20,9 +65,9 @@ void EventLog::Add(const std::string& kind, const std::string& subject, const st
   Event e;
   e.seq = next_seq_++;
   e.unix_ms = absl::ToUnixMillis(absl::Now());
-  e.kind = kind;
-  e.subject = subject;
-  e.message = message + left_out;
+  e.kind = Clean(kind, 64);
+  e.subject = Clean(subject, 256);
+  e.message = Clean(message + left_out);
   events_.push_back(std::move(e));
   while (events_.size() > capacity_) {
     events_.pop_front();
@@ -53,12 +98,17 @@ std::vector<Event> EventLog::All() const {
   return std::vector<Event>(events_.begin(), events_.end());
 }
 
-void EventLog::TakeOver(std::vector<Event> older) {
+void EventLog::TakeOver(std::vector<Event> older, uint64_t older_id) {
   absl::MutexLock lock(&mu_);
+  if (older_id != 0) id_ = older_id;
   std::deque<Event> merged;
   uint64_t last = 0;
   for (Event& e : older) {
-    if (e.seq <= last || e.seq == UINT64_MAX) continue;  // out of order: not a log we wrote
+    // Out of order, or numbered where ours would run past kMaxSeq: not a log we wrote.
+    if (e.seq <= last || e.seq > kMaxSeq) continue;
+    e.kind = Clean(e.kind, 64);
+    e.subject = Clean(e.subject, 256);
+    e.message = Clean(e.message);
     last = e.seq;
     merged.push_back(std::move(e));
   }

@@ -37,8 +37,7 @@ struct Event {
 
 class EventLog {
  public:
-  explicit EventLog(size_t capacity = 1024, uint32_t per_second_per_kind = 20)
-      : capacity_(capacity), per_second_(per_second_per_kind) {}
+  explicit EventLog(size_t capacity = 1024, uint32_t per_second_per_kind = 20);
 
   // Keeps an event, now. A kind that outsiders can cause at will is limited (`limited`).
   void Add(const std::string& kind, const std::string& subject, const std::string& message,
@@ -52,9 +51,18 @@ class EventLog {
                            uint64_t* first_kept = nullptr) const;
   // Everything it holds, oldest first (a live upgrade hands it to the new snapd).
   std::vector<Event> All() const;
-  // The new side of an upgrade: the old snapd's events come before ours, and the sequence goes
-  // on from theirs. Events that break the order (another snapd's: untrusted) are left out.
-  void TakeOver(std::vector<Event> older);
+  // The new side of an upgrade: the old snapd's events come before ours, the sequence goes on
+  // from theirs and the log keeps its id (`older_id`, if not 0). Events that break the order, or
+  // number past kMaxSeq (another snapd's: untrusted), are left out.
+  void TakeOver(std::vector<Event> older, uint64_t older_id);
+  // Which log this is: random when a snapd starts it, carried on by a live upgrade. A reader that
+  // counted in another (a snapd that crashed) starts again.
+  uint64_t id() const;
+  static constexpr uint64_t kMaxSeq = uint64_t{1} << 62;
+
+  // Fits text for an event: invalid UTF-8 (an app's name is any bytes) becomes '?', and it is
+  // cut at `max` bytes on a character's boundary. Events are proto3 strings on the wire.
+  static std::string Clean(const std::string& text, size_t max = 1024);
 
   uint64_t evicted() const;       // the oldest, gone past capacity
   uint64_t rate_limited() const;  // not kept: over a kind's rate
@@ -65,6 +73,7 @@ class EventLog {
   mutable absl::Mutex mu_;
   mutable absl::CondVar added_;
   std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
+  uint64_t id_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t evicted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rate_limited_ ABSL_GUARDED_BY(mu_) = 0;

@@ -55,11 +55,12 @@ TEST(EventLogTest, TheNewSnapdCarriesTheOldLogOnAndNumbersOnFromIt) {
   new_log.Add("app_attached", "app 2", "during the upgrade");
   std::vector<Event> handed = old_log.All();
   handed.push_back(handed.front());  // out of order: left out
-  new_log.TakeOver(handed);
+  new_log.TakeOver(handed, old_log.id());
   new_log.Add("upgrade", "pid 1", "took over");
   std::vector<Event> all = new_log.All();
   ASSERT_EQ(all.size(), 6u);
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq, i + 1);
+  EXPECT_EQ(new_log.id(), old_log.id()) << "the log goes on under its id";
   EXPECT_EQ(all[4].message, "during the upgrade");
   EXPECT_EQ(all[5].message, "took over");
 }
@@ -71,6 +72,32 @@ TEST(EventLogTest, AReaderPastTheEndGetsTheWholeLog) {
   std::vector<Event> all = log.Since(500, 10, absl::Now());
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].message, "restarted");
+}
+
+// What an app names itself is any bytes; events are proto3 strings, which must be UTF-8 (a string
+// that is not would not parse at the other end of an upgrade or the Events stream).
+TEST(EventLogTest, TextIsMadeValidUtf8AndCutOnACharactersBoundary) {
+  EXPECT_EQ(EventLog::Clean("plain"), "plain");
+  EXPECT_EQ(EventLog::Clean("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(EventLog::Clean("a\xff\xc3"
+                            "b\xed\xa0\x80"),
+            "a??b???");
+  EXPECT_EQ(EventLog::Clean("\xf0\x9f\x98\x80\xf0\x9f\x98\x80", 6), "\xf0\x9f\x98\x80");
+  EventLog log;
+  log.Add("app_attached", "app 1", "'\x80\xfe' (pid 1)");
+  EXPECT_EQ(log.All()[0].message, "'??' (pid 1)");
+}
+
+// Numbers near the top from another snapd would wrap ours: that log is not taken.
+TEST(EventLogTest, AHandedLogNumberedPastTheLimitIsLeftOut) {
+  EventLog log;
+  Event e;
+  e.seq = EventLog::kMaxSeq + 1;
+  e.kind = "mode";
+  log.TakeOver({e}, 0);
+  log.Add("upgrade", "", "took over");
+  ASSERT_EQ(log.All().size(), 1u);
+  EXPECT_EQ(log.All()[0].seq, 1u);
 }
 
 }  // namespace

@@ -97,17 +97,19 @@ void Packet(uint32_t interface, int64_t unix_ns, const uint8_t* data, uint32_t c
   b.Finish(true);
 }
 
-void Statistics(uint32_t interface, int64_t start_ns, int64_t end_ns, uint64_t received,
-                uint64_t dropped, uint64_t accepted, const std::string& comment, std::string* out) {
+void Statistics(uint32_t interface, int64_t start_ns, int64_t end_ns, uint64_t seen,
+                uint64_t accepted, uint64_t dropped, uint64_t delivered, const std::string& comment,
+                std::string* out) {
   Block b(kInterfaceStatistics, out);
   b.U32(interface);
   b.Time(end_ns);
   b.Option(kOptComment, comment);
   b.OptionTime(2, start_ns);  // isb_starttime
   b.OptionTime(3, end_ns);    // isb_endtime
-  b.Option64(4, received);    // isb_ifrecv
-  b.Option64(5, dropped);     // isb_ifdrop
+  b.Option64(4, seen);        // isb_ifrecv
   b.Option64(6, accepted);    // isb_filteraccept
+  b.Option64(7, dropped);     // isb_osdrop
+  b.Option64(8, delivered);   // isb_usrdeliv
   b.Finish(true);
 }
 

@@ -29,10 +29,13 @@ enum class Direction : uint32_t { kUnknown = 0, kIn = 1, kOut = 2 };
 void Packet(uint32_t interface, int64_t unix_ns, const uint8_t* data, uint32_t captured,
             uint32_t original, Direction direction, uint64_t dropped, std::string* out);
 
-// What interface `interface` saw from `start_ns` to `end_ns` (Unix ns): frames received on it
-// (`received`), those the capture lost (`dropped`), those the filter let through (`accepted`).
-void Statistics(uint32_t interface, int64_t start_ns, int64_t end_ns, uint64_t received,
-                uint64_t dropped, uint64_t accepted, const std::string& comment, std::string* out);
+// What the capture of interface `interface` saw from `start_ns` to `end_ns` (Unix ns): frames on
+// it in the directions captured (isb_ifrecv), those the filter let through (isb_filteraccept),
+// those the capture lost because its reader fell behind (isb_osdrop: lost in the capturing
+// software, not by the interface) and those it delivered (isb_usrdeliv).
+void Statistics(uint32_t interface, int64_t start_ns, int64_t end_ns, uint64_t seen,
+                uint64_t accepted, uint64_t dropped, uint64_t delivered, const std::string& comment,
+                std::string* out);
 
 }  // namespace snapd::pcapng
 

@@ -52,7 +52,8 @@ int Main(int argc, char** argv) {
     o.name = "observe_flood";
     auto c = memif::MemifClient::Connect(o);
     if (!c.ok()) {
-      fprintf(stderr, "observe_flood: app %u: %s\n", app->id, std::string(c.status().message()).c_str());
+      fprintf(stderr, "observe_flood: app %u: %s\n", app->id,
+              std::string(c.status().message()).c_str());
       return 1;
     }
     *client = std::move(*c);
