@@ -15,7 +15,6 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
 

@@ -5,8 +5,8 @@
 # engines benchmark's app_to_app through a whole snapd. Three ways, interleaved over ROUNDS rounds
 # (the median of each is reported, so that a drift of the shared host's load hits all three):
 #   plain      nothing else
-#   scraped    a GET /metrics every 100 ms (one Python process, as a Prometheus at
-#              scrape_interval: 100ms would)
+#   scraped    a GET /metrics every 100 ms (one Python process on a plain socket, started half
+#              a second before; as a Prometheus at scrape_interval: 100ms would)
 #   capturing  `snapctl capture --port=app2` (both directions, no filter) written to /dev/null
 # The shared host's noise moves single runs by up to 2x: the median of the interleaved rounds is
 # what to read, and a ratio within a few percent of 1 is within that noise.
@@ -53,22 +53,36 @@ declare -a plain scraped capturing
 for r in $(seq 1 "$rounds"); do
   plain+=("$(flood)")
 
-  python3 - "http://127.0.0.1:$port/metrics" "$work/stop_scrape" "$work/scrapes.$r" <<'PY' &
-import os, sys, time, urllib.request
-url, stop, out = sys.argv[1:4]
+  # A plain socket, not urllib: the scraper's own CPU is not what is measured. Started, then
+  # given half a second: a Python starting up beside the flood costs it far more than scrapes do.
+  python3 - "$port" "$work/stop_scrape" "$work/scrapes.$r" <<'PY' &
+import os, socket, sys, time
+port, stop, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 n = failed = 0
 next_at = time.monotonic()
 while not os.path.exists(stop):
     try:
-        urllib.request.urlopen(url, timeout=5).read()
-        n += 1
-    except Exception:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        body = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            body += b
+        s.close()
+        if body.startswith(b"HTTP/1.1 200"):
+            n += 1
+        else:
+            failed += 1
+    except OSError:
         failed += 1
     next_at += 0.1
     time.sleep(max(0, next_at - time.monotonic()))
 open(out, "w").write("%d %d\n" % (n, failed))
 PY
   scraper=$!
+  sleep 0.5
   scraped+=("$(flood)")
   touch "$work/stop_scrape"
   wait "$scraper" || true
