@@ -13,21 +13,8 @@ bin=$1  # bazel-bin of the optimized build
 SNAPD="$bin/snapd/snapd"
 SNAPCTL="$bin/tools/snapctl"
 TRAFFIC="$bin/clients/snap_traffic"
-# snapd refuses a run dir any other user could change (/tmp is): as root under /var/lib/snapd-test,
-# else under $XDG_RUNTIME_DIR.
-if [ "$(id -u)" -eq 0 ]; then
-  mkdir -p -m 0755 /var/lib/snapd-test
-  work=$(mktemp -d /var/lib/snapd-test/modes-bench.XXXXXX)
-else
-  work=$(mktemp -d "${XDG_RUNTIME_DIR:?modes_bench: needs root or XDG_RUNTIME_DIR}/modes-bench.XXXXXX")
-fi
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/workdir.sh"
+bench_workdir modes-bench
 ctl() { "$SNAPCTL" --socket="$work/run/control.sock" "$@"; }
 
 cat >"$work/snapd.conf" <<'CONF'

@@ -16,19 +16,8 @@ set -euo pipefail
 bin=$1
 rounds=${2:-7}
 seconds=${SECONDS_PER_RUN:-1.5}
-if [ "$(id -u)" -eq 0 ]; then
-  mkdir -p -m 0755 /var/lib/snapd-test
-  work=$(mktemp -d /var/lib/snapd-test/observe-bench.XXXXXX)
-else
-  work=$(mktemp -d "${XDG_RUNTIME_DIR:?observe_bench: needs root or XDG_RUNTIME_DIR}/observe-bench.XXXXXX")
-fi
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/workdir.sh"
+bench_workdir observe-bench
 ctl() { "$bin/tools/snapctl" --socket="$work/run/control.sock" "$@"; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/snapd.conf" <<CONF
