@@ -236,12 +236,15 @@ attack_idle() {
     fail "each refused handshake logged a line ($((after - before)) lines for 2000 refusals: not rate-limited)"
   # Nor does the event log (1024 events) fill with them: 20 a second are kept (these attacks last
   # about 25 s), and snapd's first event stays.
-  local refused_events
-  refused_events=$(ctl events | grep -c " app_refused ")
+  # (Read whole, then searched: `ctl events | grep -q` under pipefail fails when grep stops
+  # reading first.)
+  local refused_events events
+  events=$(ctl events) || fail "snapctl events failed"
+  refused_events=$(grep -c " app_refused " <<<"$events" || true)
   echo "  the event log kept $refused_events refusal events of the 2000"
   [ "$refused_events" -ge 1 ] && [ "$refused_events" -le 600 ] ||
     fail "the event log kept $refused_events refusal events for 2000 refusals (want 1-600)"
-  ctl events | grep -q " started " || fail "the refusals pushed snapd's start out of the event log"
+  grep -q " started " <<<"$events" || fail "the refusals pushed snapd's start out of the event log"
 }
 
 # Issue 9 item 5: wrong source MAC and IP, ARP for another's address, IPv6 (RA and UDP), LLDP, STP,

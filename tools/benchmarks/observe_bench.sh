@@ -84,7 +84,12 @@ PY
   "$bin/tools/snapctl" --socket="$work/run/control.sock" capture --port=app2 --output=/dev/null \
     2>"$work/capture.$r.log" &
   cap=$!
-  for _ in $(seq 100); do ctl events | grep -q "capture .*port app2 .*started" && break; sleep 0.02; done
+  # (The log read whole, then searched: under pipefail `ctl events | grep -q` can fail on a match.)
+  for _ in $(seq 100); do
+    ctl events >"$work/events" 2>/dev/null || true
+    grep -q "capture .*port app2 .*started" "$work/events" && break
+    sleep 0.02
+  done
   capturing+=("$(flood)")
   kill -TERM "$cap" 2>/dev/null || true
   wait "$cap" || true
