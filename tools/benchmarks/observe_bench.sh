@@ -113,6 +113,10 @@ printf "  %-10s %8s %8s\n" "" "Mpps" "x plain"
 for k in plain:$p scraped:$s capturing:$c; do
   printf "  %-10s %8.3f %8.3f\n" "${k%%:*}" "${k#*:}" "$(python3 -c "print(${k#*:} / $p if $p > 0 else 0)")"
 done
+# The host's load drifts between rounds; within a round the three runs are seconds apart: the
+# median of each round's own ratio is the steadier figure.
+ratios() { python3 -c "import sys; a=sys.argv[1].split(); b=sys.argv[2].split(); r=sorted(x/y for x,y in zip(map(float,b),map(float,a)) if y>0); print('%.3f' % r[len(r)//2])" "$1" "$2"; }
+echo "  median of the rounds' own ratios: scraped $(ratios "${plain[*]}" "${scraped[*]}")x, capturing $(ratios "${plain[*]}" "${capturing[*]}")x"
 echo "  the last capture: $captured"
 echo "  $hook"
 echo "observe plain_mpps=$p scraped_mpps=$s capturing_mpps=$c idle_hook_ns_per_burst=$(echo "$hook" | grep -o 'idle_hook_ns_per_burst=[0-9.]*' | cut -d= -f2)"
