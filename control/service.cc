@@ -222,6 +222,7 @@ grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequ
     // a look at whether the caller is still there.
     const absl::Time deadline = req->follow() ? absl::Now() + absl::Seconds(1) : absl::Now();
     std::vector<Event> events = daemon_->events().Since(after, 256, deadline, &first_kept);
+    const uint64_t log_id = daemon_->events().id();
     // A caller that asked for what the log has let go of (or fell that far behind) is told.
     uint64_t missed = first_kept > after + 1 ? first_kept - after - 1 : 0;
     for (const Event& e : events) {
@@ -231,7 +232,7 @@ grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequ
       out.set_kind(e.kind);
       out.set_subject(e.subject);
       out.set_message(e.message);
-      out.set_log_id(daemon_->events().id());
+      out.set_log_id(log_id);
       if (missed > 0) out.set_missed(std::exchange(missed, 0));
       if (!writer->Write(out)) return grpc::Status::OK;  // the caller left
       after = e.seq;

@@ -105,17 +105,17 @@ PortCapture::PortCapture(std::string port, size_t ring_bytes, const CaptureSpec&
 
 void PortCapture::Frames(const Packet* pkts, uint16_t n, bool sent) {
   if (sent ? !spec_.tx : !spec_.rx) return;
-  seen_.fetch_add(n, std::memory_order_relaxed);
+  seen_.Add(n);
   const int64_t now = RealtimeNs();  // one clock read a burst: its frames came together
   for (uint16_t i = 0; i < n; ++i) {
     if (filter_ != nullptr && !filter_->Matches(scratch_, pkts[i].data, pkts[i].len)) continue;
-    accepted_.fetch_add(1, std::memory_order_relaxed);
+    accepted_.Add();
     if (spec_.count > 0 && remaining_->fetch_sub(1, std::memory_order_relaxed) <= 0) {
       remaining_->fetch_add(1, std::memory_order_relaxed);  // not ours to take: the count is full
       return;
     }
     if (!Put(pkts[i].data, pkts[i].len, sent, now)) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
+      dropped_.Add();
       // The count is of frames written: one dropped leaves room for another.
       if (spec_.count > 0) remaining_->fetch_add(1, std::memory_order_relaxed);
     }
@@ -135,7 +135,7 @@ bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_
     memcpy(&ring_[at], &kWrap, sizeof(kWrap));
     head += skip;
   }
-  Record r{captured, len, now_ns, sent ? 1u : 0u, 0, dropped_.load(std::memory_order_relaxed)};
+  Record r{captured, len, now_ns, sent ? 1u : 0u, 0, dropped_.Get()};
   memcpy(&ring_[head % ring_bytes_], &r, sizeof(r));
   memcpy(&ring_[head % ring_bytes_ + sizeof(r)], data, captured);
   head_.store(head + size, std::memory_order_release);
@@ -160,7 +160,7 @@ size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std:
     dropped_told_ = r.drops_before;
     tail += Align8(sizeof(r) + r.captured);
     ++taken;
-    written_.fetch_add(1, std::memory_order_relaxed);
+    written_.Add();
   }
   tail_.store(tail, std::memory_order_release);
   return taken;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/counter.h"
 #include "engines/port.h"
 
 struct rte_bpf;
@@ -64,10 +65,10 @@ class PortCapture final : public PortTap {
   // at most `max`, while *out is under `max_bytes`; returns how many.
   size_t Drain(uint32_t interface, size_t max, size_t max_bytes, std::string* out);
 
-  uint64_t seen() const { return seen_.load(std::memory_order_relaxed); }
-  uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+  uint64_t seen() const { return seen_.Get(); }
+  uint64_t accepted() const { return accepted_.Get(); }
+  uint64_t dropped() const { return dropped_.Get(); }
+  uint64_t written() const { return written_.Get(); }
 
  private:
   bool Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns);
@@ -80,9 +81,10 @@ class PortCapture final : public PortTap {
   std::unique_ptr<uint8_t[]> ring_;
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the engine's thread
   alignas(64) std::atomic<uint64_t> tail_{0};  // written by the reader
-  alignas(64) std::atomic<uint64_t> seen_{0}, accepted_{0}, dropped_{0};
-  std::atomic<uint64_t> written_{0};  // the reader's
-  uint64_t dropped_told_ = 0;         // reader: the drops already written in an epb_dropcount
+  // Written by the engine's thread (base/counter.h: one writer, no locked instruction)...
+  alignas(64) Counter seen_, accepted_, dropped_;
+  Counter written_;            // ... and by the reader
+  uint64_t dropped_told_ = 0;  // reader: the drops already written in an epb_dropcount
   alignas(64) unsigned char scratch_[CaptureFilter::kScratchBytes];  // the engine thread's
 };
 

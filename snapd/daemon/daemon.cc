@@ -259,11 +259,7 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
     }
     (*descriptions)[i] =
         absl::StrCat("app port ", spec.ports[i], " (not attached when the capture began)");
-    for (const auto& c : captures_) {
-      for (const auto& tap : c->ports()) {
-        if (tap->port() == spec.ports[i]) busy = spec.ports[i];
-      }
-    }
+    if (CaptureOf(spec.ports[i]) != nullptr) busy = spec.ports[i];
   }
   if (!busy.empty()) {
     return absl::FailedPreconditionError(
@@ -283,6 +279,15 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
   }
   captures_.push_back(capture);
   return capture;
+}
+
+PortCapture* Daemon::CaptureOf(const std::string& port) const {
+  for (const auto& capture : captures_) {
+    for (const auto& tap : capture->ports()) {
+      if (tap->port() == port) return tap.get();
+    }
+  }
+  return nullptr;
 }
 
 void Daemon::StopCapture(const std::shared_ptr<Capture>& capture) {
@@ -409,11 +414,7 @@ void Daemon::OnAppConnected(memif::Connection& conn) {
   attach.set_app_id(conn.id());
   auto port = std::make_unique<AppPort>(AppPortName(conn.id()), conn, 0);
   // An app that attaches again while its port is captured: the capture goes on on the new port.
-  for (const auto& capture : captures_) {
-    for (const auto& tap : capture->ports()) {
-      if (tap->port() == port->name()) port->set_tap(tap.get());
-    }
-  }
+  port->set_tap(CaptureOf(port->name()));
   absl::Status status;
   scheduler_->OnEngine(*slot, [&] { status = slot->engine->AddPort(std::move(port), attach); });
   std::string left_out;

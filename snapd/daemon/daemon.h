@@ -106,6 +106,8 @@ class Daemon : public UpgradeHost {
   void StopCapture(const std::shared_ptr<Capture>& capture);
   // The ports of NIC `nic` (its queues: "nic0/q0", ...), for a capture of a whole NIC.
   std::vector<std::string> NicPorts(const std::string& nic);
+  // The tap a running capture has for the port of this name (attached or not yet); nullptr: none.
+  PortCapture* CaptureOf(const std::string& port) const;
   static constexpr size_t kMaxCaptures = 4;
   // The rings of all captures together, at most (each port has its own).
   static constexpr size_t kMaxCaptureBytes = size_t{256} << 20;
