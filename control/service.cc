@@ -1,6 +1,12 @@
 #include "control/service.h"
 
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -244,6 +250,11 @@ grpc::Status SnapdService::Events(grpc::ServerContext* ctx, const v1::EventsRequ
 
 namespace {
 
+// How much nicer a capture's reader is than the thread that started it: CFS gives it a tenth of
+// the share of a thread at snapd's own priority (an app's, a blocking worker's) on a busy core,
+// and all it wants on an idle one.
+constexpr int kCaptureNice = 10;
+
 // A CaptureRequest as a CaptureSpec (the ports are found later); INVALID_ARGUMENT names the field.
 absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
   if (req.port().empty() == req.nic().empty()) {
@@ -258,11 +269,7 @@ absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
   if (spec.snaplen > 262144) return absl::InvalidArgumentError("snaplen: at most 262144");
   const uint32_t kb = req.buffer_kb() == 0 ? 4096 : req.buffer_kb();
   if (kb < 64 || kb > 65536) return absl::InvalidArgumentError("buffer_kb: from 64 to 65536");
-  spec.ring_bytes = size_t{kb} << 10;
-  // A frame of the snap length must fit in half the ring with its record.
-  if (spec.snaplen > spec.ring_bytes / 2 - 64) {
-    spec.snaplen = static_cast<uint32_t>(spec.ring_bytes / 2 - 64);
-  }
+  spec.ring_bytes = size_t{kb} << 10;  // Capture::Create cuts the snap length to fit it
   spec.filter = req.filter();
   if (spec.filter.size() > 4096) return absl::InvalidArgumentError("filter: at most 4096 bytes");
   if (!req.port().empty()) spec.ports = {req.port()};
@@ -275,91 +282,163 @@ grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRe
                                    grpc::ServerWriter<v1::CaptureChunk>* writer) {
   grpc::Status admin = AdminOnly(ctx, "capture", "frames carry the apps' data");
   if (!admin.ok()) return admin;
-  absl::StatusOr<CaptureSpec> spec = SpecOf(*req);
-  if (!spec.ok()) return ToGrpc(spec.status());
-  // Here, not on the main thread: libpcap may look a host or a port name up.
-  std::unique_ptr<CaptureFilter> filter;
-  if (!spec->filter.empty()) {
-    auto compiled = CaptureFilter::Compile(spec->filter);
-    if (!compiled.ok()) return ToGrpc(compiled.status());
-    filter = std::move(*compiled);
-  }
   std::shared_ptr<snapd::Capture> capture;
   std::vector<std::string> descriptions;
-  absl::Status started = OnMainChange([&]() -> absl::Status {
-    if (!req->nic().empty()) {
-      spec->ports = daemon_->NicPorts(req->nic());
-      if (spec->ports.empty()) {
-        return absl::NotFoundError(
-            absl::StrCat("nic '", req->nic(), "': no such NIC, or none of its queues is open"));
-      }
+  const bool resuming = req->resume_id() != 0;
+  if (resuming) {
+    absl::Status taken = ResumeCarried(*req, &capture);
+    if (!taken.ok()) return ToGrpc(taken);
+  } else {
+    absl::StatusOr<CaptureSpec> spec = SpecOf(*req);
+    if (!spec.ok()) return ToGrpc(spec.status());
+    // Here, not on the main thread: libpcap may look a host or a port name up.
+    std::unique_ptr<CaptureFilter> filter;
+    if (!spec->filter.empty()) {
+      auto compiled = CaptureFilter::Compile(spec->filter);
+      if (!compiled.ok()) return ToGrpc(compiled.status());
+      filter = std::move(*compiled);
     }
-    auto c = daemon_->StartCapture(*spec, std::move(filter), &descriptions);
-    if (!c.ok()) return c.status();
-    capture = std::move(*c);
-    return absl::OkStatus();
-  });
-  if (!started.ok()) return ToGrpc(started);
+    absl::Status started = OnMainChange([&]() -> absl::Status {
+      if (!req->nic().empty()) {
+        spec->ports = daemon_->NicPorts(req->nic());
+        if (spec->ports.empty()) {
+          return absl::NotFoundError(
+              absl::StrCat("nic '", req->nic(), "': no such NIC, or none of its queues is open"));
+        }
+      }
+      auto c = daemon_->StartCapture(*spec, std::move(filter), &descriptions);
+      if (!c.ok()) return c.status();
+      capture = std::move(*c);
+      return absl::OkStatus();
+    });
+    if (!started.ok()) return ToGrpc(started);
+  }
   const std::string what =
       absl::StrCat(req->port().empty() ? "nic " : "port ", req->port() + req->nic());
-  daemon_->events().Add("capture", what,
-                        absl::StrCat("started by ", describe_ ? describe_(ctx->peer()) : "an admin",
-                                     req->filter().empty() ? "" : ", filter: " + req->filter()));
-  const int64_t start_ns = absl::ToUnixNanos(absl::Now());
-  v1::CaptureChunk first;
-  first.set_pcapng(capture->Header(descriptions));
-  for (const auto& p : capture->ports()) first.add_ports(p->port());
-  first.set_filter_jit(capture->jit());
-  std::string ended = "cancelled";
-  if (writer->Write(first)) {
-    const absl::Time deadline = req->duration_ms() == 0
-                                    ? absl::InfiniteFuture()
-                                    : absl::Now() + absl::Milliseconds(req->duration_ms());
-    while (true) {
-      v1::CaptureChunk chunk;
-      const size_t frames = capture->Drain(chunk.mutable_pcapng(), 1 << 20);
-      if (frames > 0 && !writer->Write(chunk)) break;
-      if (capture->done()) {
-        ended = "count";
-        break;
-      }
-      if (absl::Now() >= deadline) {
-        ended = "duration";
-        break;
-      }
-      if (ctx->IsCancelled()) break;
-      // The rings hold what comes meanwhile: a reader a hundred times a second, not a spinner.
-      if (frames == 0) absl::SleepFor(absl::Milliseconds(10));
+  const std::string who = describe_ ? describe_(ctx->peer()) : "an admin";
+  daemon_->events().Add(
+      "capture", what,
+      resuming ? absl::StrCat("goes on after the upgrade, for ", who, ", from frame ",
+                              capture->written() + 1)
+               : absl::StrCat("started by ", who,
+                              req->filter().empty() ? "" : ", filter: " + req->filter()));
+  // The stream is read, written as pcapng and sent from a thread of its own at a lower priority
+  // (kCaptureNice): a capture takes the CPU apps and engines leave over. Where there is none,
+  // the rings fill and their frames are dropped and counted, as when the reader is slow.
+  std::thread streamer([&] {
+    pthread_setname_np(pthread_self(), "capture");
+    const id_t self = static_cast<id_t>(gettid());
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, self);
+    if (errno != 0 || setpriority(PRIO_PROCESS, self, std::min(nice + kCaptureNice, 19)) != 0) {
+      LOG(WARNING) << "capture: cannot lower the reader's priority: " << strerror(errno);
     }
+    v1::CaptureChunk first;
+    // Resumed, the file has its section header and interfaces already.
+    if (resuming) {
+      first.set_resumed(true);
+    } else {
+      first.set_pcapng(capture->Header(descriptions));
+    }
+    for (const auto& p : capture->ports()) first.add_ports(p->port());
+    first.set_filter_jit(capture->jit());
+    std::string ended = "cancelled";
+    if (writer->Write(first)) {
+      const absl::Time deadline = req->duration_ms() == 0
+                                      ? absl::InfiniteFuture()
+                                      : absl::Now() + absl::Milliseconds(req->duration_ms());
+      while (true) {
+        v1::CaptureChunk chunk;
+        const size_t frames = capture->Drain(chunk.mutable_pcapng(), 1 << 20);
+        if (frames > 0 && !writer->Write(chunk)) break;
+        if (capture->done()) {
+          ended = "count";
+          break;
+        }
+        if (absl::Now() >= deadline) {
+          ended = "duration";
+          break;
+        }
+        // A live upgrade: the new snapd goes on with it; our rings take nothing more.
+        if (capture->handed_over()) {
+          ended = "upgrade";
+          break;
+        }
+        if (ctx->IsCancelled()) break;
+        // The rings hold what comes meanwhile: a reader a hundred times a second, not a spinner.
+        if (frames == 0) absl::SleepFor(absl::Milliseconds(10));
+      }
+    }
+    const bool carried = ended == "upgrade";
+    // Taps off (after this no engine thread touches the capture), then what was left in the rings.
+    // A snapd that is stopping keeps the capture (taps and all) until its engines are gone: safe,
+    // but frames may still come in while the rest is read.
+    if (!carried) {
+      absl::Status stopped = OnMain([&] {
+        daemon_->StopCapture(capture);
+        return absl::OkStatus();
+      });
+      if (!stopped.ok()) ended += " (snapd stopping)";
+    }
+    v1::CaptureChunk last;
+    while (capture->Drain(last.mutable_pcapng(), 1 << 20) > 0 &&
+           last.pcapng().size() >= (1 << 20)) {
+      if (!writer->Write(last)) break;
+      last.clear_pcapng();
+    }
+    // Carried on, the statistics blocks are the new snapd's to write, with our figures in them.
+    if (!carried) {
+      last.mutable_pcapng()->append(capture->Trailer(
+          capture->started_unix_ns(), absl::ToUnixNanos(absl::Now()), "snapd capture: " + ended));
+    }
+    last.set_done(true);
+    last.set_ended(ended);
+    last.set_captured(capture->written());
+    for (const PortTotals& t : capture->Totals()) {
+      last.set_seen(last.seen() + t.seen);
+      last.set_accepted(last.accepted() + t.accepted);
+      last.set_dropped(last.dropped() + t.dropped);
+      if (!carried) continue;
+      v1::CapturePortTotals* out = last.add_port_totals();
+      out->set_seen(t.seen);
+      out->set_accepted(t.accepted);
+      out->set_dropped(t.dropped);
+      out->set_written(t.written);
+    }
+    if (carried) last.set_resume_id(capture->id());
+    daemon_->events().Add("capture", what,
+                          absl::StrCat("ended (", ended, "): ", last.captured(), " frame(s), ",
+                                       last.dropped(), " dropped"));
+    (void)writer->Write(last);
+  });
+  streamer.join();
+  return grpc::Status::OK;
+}
+
+absl::Status SnapdService::ResumeCarried(const v1::CaptureRequest& req,
+                                         std::shared_ptr<snapd::Capture>* capture) {
+  if (req.resume_prior_size() > static_cast<int>(Capture::kMaxPorts)) {
+    return absl::InvalidArgumentError("resume_prior: more ports than a capture has");
   }
-  // Taps off (after this no engine thread touches the capture), then what was left in the rings.
-  // A snapd that handed over or is stopping keeps the capture (taps and all) until its engines
-  // are gone: safe, but frames may still come in while the rest is read.
-  absl::Status stopped = OnMain([&] {
-    daemon_->StopCapture(capture);
+  std::vector<PortTotals> prior;
+  for (const v1::CapturePortTotals& t : req.resume_prior()) {
+    prior.push_back({t.seen(), t.accepted(), t.dropped(), t.written()});
+  }
+  return OnMain([&]() -> absl::Status {
+    // The old snapd, until it has handed over: the capture is to be asked of the new one.
+    if (daemon_->upgrading()) {
+      return absl::UnavailableError("an upgrade is running: try again when it has ended");
+    }
+    auto c = daemon_->ResumeCapture(req.resume_id());
+    if (!c.ok()) return c.status();
+    absl::Status status = (*c)->Resume(req.resume_written(), std::move(prior));
+    if (!status.ok()) {
+      daemon_->StopCapture(*c);
+      return status;
+    }
+    *capture = std::move(*c);
     return absl::OkStatus();
   });
-  if (!stopped.ok()) ended += " (snapd stopping)";
-  v1::CaptureChunk last;
-  while (capture->Drain(last.mutable_pcapng(), 1 << 20) > 0 && last.pcapng().size() >= (1 << 20)) {
-    if (!writer->Write(last)) break;
-    last.clear_pcapng();
-  }
-  const int64_t end_ns = absl::ToUnixNanos(absl::Now());
-  last.mutable_pcapng()->append(capture->Trailer(start_ns, end_ns, "snapd capture: " + ended));
-  last.set_done(true);
-  last.set_ended(ended);
-  last.set_captured(capture->written());
-  last.set_dropped(capture->dropped());
-  for (const auto& p : capture->ports()) {
-    last.set_seen(last.seen() + p->seen());
-    last.set_accepted(last.accepted() + p->accepted());
-  }
-  daemon_->events().Add("capture", what,
-                        absl::StrCat("ended (", ended, "): ", last.captured(), " frame(s), ",
-                                     last.dropped(), " dropped"));
-  (void)writer->Write(last);
-  return grpc::Status::OK;
 }
 
 }  // namespace snapd

@@ -56,6 +56,9 @@ class SnapdService final : public v1::Snapd::Service {
   static constexpr int kMaxEventReaders = 8;
 
  private:
+  // A capture a live upgrade carried here, for `req` (its resume_ fields) to go on with.
+  absl::Status ResumeCarried(const v1::CaptureRequest& req,
+                             std::shared_ptr<snapd::Capture>* capture);
   // Runs fn on the main thread; its status, or UNAVAILABLE if snapd is stopping.
   absl::Status OnMain(const std::function<absl::Status()>& fn);
   // As OnMain, for an RPC that changes snapd: refused while an upgrade runs (the new snapd has

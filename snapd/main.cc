@@ -32,6 +32,7 @@
 #include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/watchdog.h"
+#include "snapd/daemon/worker.h"
 #include "upgrade/crash_store.h"
 #include "upgrade/engine_journals.h"
 #include "upgrade/new_snapd.h"
@@ -374,6 +375,7 @@ int RunUpgrade(int fd) {
 }
 
 int Main(int argc, char** argv) {
+  (void)Worker::ProcessCpus();  // every CPU snapd was given, before any thread is kept off some
   absl::SetProgramUsageMessage(
       "snapd: the host networking daemon.\n"
       "Usage: snapd [--config=FILE] [--nic=DEVARGS[@QUEUES]]... [--app=id=N,mac=M,ip=A]...\n"

@@ -10,7 +10,10 @@
 #  - --nic: every queue of an af_packet NIC, pinged from a namespace: the echo requests in, the
 #    replies out;
 #  - --snaplen cuts frames (the original length kept); an app not attached yet is captured from
-#    its first frame; the event log notes each capture.
+#    its first frame; the event log notes each capture;
+#  - a live upgrade in the middle of a capture: the new snapd goes on with it and snapctl with
+#    the new snapd, into the same file: one section, frames from both snapds, none twice, and
+#    the statistics counting both.
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
@@ -107,4 +110,40 @@ check "a NIC's capture: 3 echo requests in, 3 replies out, on its queue's interf
   [ "$(fields "$WORK/nic.pcapng" frame.interface_name frame.packet_flags_direction icmp.type | sort | uniq -c | awk '{print $1, $2, $3, $4}' | tr '\n' ';')" = "3 nic0/q0 0x00000001 8;3 nic0/q0 0x00000002 0;" ]
 check "the event log notes each capture" \
   bash -c "[ \$(ctl events | grep -c ' capture .*ended') -ge 6 ]"
+
+# A live upgrade under a capture: app1's replies (each carries its own sequence number).
+cp "$SNAPD" "$WORK/snapd-new"
+start up_capture bash -c "ctl capture --port=app1 --direction=rx --filter=udp --duration=12 --output='$WORK/up.pcapng' 2>'$WORK/up.err'"
+wait_for 10 "the capture of app1 running" bash -c "ctl events | grep -q 'capture .*port app1 .*started' && [ -s '$WORK/up.pcapng' ]"
+sleep 0.5
+check "a live upgrade while app1 is captured" \
+  bash -c "CTL_TIMEOUT_S=60 ctl upgrade --binary='$WORK/snapd-new' >'$WORK/up_upgrade.log' 2>&1"
+wait_for 30 "the capture across the upgrade done" grep -q "ended: " "$WORK/up.err"
+cat "$WORK/up.err" | sed 's/^/  /'
+before=$(grep -o "upgrading: [0-9]* frame" "$WORK/up.err" | grep -o "[0-9]*" || echo 0)
+total=$(grep -o "captured [0-9]* frame" "$WORK/up.err" | grep -o "[0-9]*" || echo 0)
+check "snapctl went on with the new snapd, and the capture ended by its duration" \
+  grep -q "captured .* on app1 .*; ended: duration (across 1 live upgrade(s))" "$WORK/up.err"
+seen=$(grep -o "([0-9]* seen" "$WORK/up.err" | grep -o "[0-9]*" || echo 0)
+check "... the frames seen counting both snapds' ($seen >= $total)" [ "$seen" -ge "$total" ]
+check "... frames from the old snapd ($before) and from the new one ($((total - before)))" \
+  [ "$before" -gt 0 ] && [ "$total" -gt "$before" ]
+check "... tshark reads them all ($total), all on app1" \
+  [ "$(fields "$WORK/up.pcapng" frame.interface_name | sort | uniq -c | awk '{print $1, $2}')" = "$total app1" ]
+check "... in one section with one interface" \
+  bash -c "capinfos -I '$WORK/up.pcapng' 2>/dev/null | grep -q 'Number of interfaces in file: 1'"
+check "... no frame twice (each reply's sequence number once)" \
+  [ -z "$(fields "$WORK/up.pcapng" data.data | sort | uniq -d | head -1)" ]
+fields "$WORK/up.pcapng" frame.time_epoch >"$WORK/up.times"
+{ sort -c -g "$WORK/up.times" 2>&1 || true; } | { grep -o "times:[0-9]*" || true; } | cut -d: -f2 | while read -r n; do
+  echo "  out of order at frame $n of $total:"; sed -n "$((n - 2)),$((n + 1))p" "$WORK/up.times"
+done
+check "... in time order across the hand-over" \
+  bash -c "[ \$(wc -l <'$WORK/up.times') = $total ] && sort -c -g '$WORK/up.times'"
+capinfos -I "$WORK/up.pcapng" >"$WORK/up.capinfos" 2>&1 || true
+cat "$WORK/up.capinfos" | sed 's/^/    /'
+check "... with the statistics block counting both snapds' frames" \
+  grep -q "Number of stat entries = 1" "$WORK/up.capinfos"
+check "... and the new snapd's event log says it went on" \
+  bash -c "ctl events | grep -q 'capture .*port app1 .*goes on after the upgrade'"
 finish

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -41,6 +42,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "control/proto/snapd.grpc.pb.h"
 #include "control/stats_table.h"
@@ -606,7 +609,6 @@ class Cli {
       fprintf(stderr, "snapctl: cannot write %s: %s\n", output.c_str(), strerror(errno));
       return 1;
     }
-    grpc::ClientContext ctx;
     // SIGINT and SIGTERM cancel the call: their handler (whichever thread it runs on; gRPC has
     // threads of its own) writes to a pipe, and a thread of ours reads it. The handlers are set
     // even where a shell started us with SIGINT ignored (a background job).
@@ -620,30 +622,89 @@ class Cli {
     };
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    absl::Mutex call_mu;
+    grpc::ClientContext* call = nullptr;  // the call running, for the canceller
+    bool interrupted = false;
     std::thread canceller([&] {
       char c;
-      if (read(wake[0], &c, 1) == 1 && c == 1) ctx.TryCancel();
+      if (read(wake[0], &c, 1) == 1 && c == 1) {
+        absl::MutexLock lock(&call_mu);
+        interrupted = true;
+        if (call != nullptr) call->TryCancel();
+      }
     });
-    std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub_->Capture(&ctx, req);
+    // A live upgrade ends the old snapd's stream with a resume id; the new snapd has gone on
+    // capturing meanwhile, and the rest of the stream is asked of it (the same file, the same
+    // section: it sends no header again).
+    const absl::Time began = absl::Now();
+    const uint64_t duration_ms = req.duration_ms();
+    absl::Time resume_until = absl::InfiniteFuture();
     v1::CaptureChunk chunk, last;
     std::vector<std::string> ports;
     bool jit = false;
     bool wrote_ok = true;
-    while (reader->Read(&chunk)) {
-      if (chunk.ports_size() > 0) {
-        ports.assign(chunk.ports().begin(), chunk.ports().end());
-        jit = chunk.filter_jit();
+    int upgrades = 0;
+    std::string failed;
+    grpc::Status status;
+    while (true) {
+      grpc::ClientContext ctx;
+      {
+        absl::MutexLock lock(&call_mu);
+        if (interrupted) break;
+        call = &ctx;
       }
-      if (!chunk.pcapng().empty() &&
-          fwrite(chunk.pcapng().data(), 1, chunk.pcapng().size(), out) != chunk.pcapng().size()) {
-        wrote_ok = false;
-        ctx.TryCancel();
-        break;
+      std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub_->Capture(&ctx, req);
+      bool first = true;
+      last.Clear();
+      while (reader->Read(&chunk)) {
+        if (first) {
+          first = false;
+          const std::vector<std::string> now(chunk.ports().begin(), chunk.ports().end());
+          if (chunk.resumed() && now != ports) {
+            failed = absl::StrCat("the new snapd's capture has ports ", absl::StrJoin(now, ","),
+                                  ", not ", absl::StrJoin(ports, ","));
+            ctx.TryCancel();
+            break;
+          }
+          ports = now;
+          jit = chunk.filter_jit();
+        }
+        if (!chunk.pcapng().empty() &&
+            fwrite(chunk.pcapng().data(), 1, chunk.pcapng().size(), out) != chunk.pcapng().size()) {
+          wrote_ok = false;
+          ctx.TryCancel();
+          break;
+        }
+        fflush(out);
+        if (chunk.done()) last = chunk;
       }
-      fflush(out);
-      if (chunk.done()) last = chunk;
+      status = reader->Finish();
+      {
+        absl::MutexLock lock(&call_mu);
+        call = nullptr;
+      }
+      if (!wrote_ok || !failed.empty()) break;
+      if (!last.done() && req.resume_id() != 0 &&
+          status.error_code() == grpc::StatusCode::UNAVAILABLE && absl::Now() < resume_until) {
+        absl::SleepFor(absl::Milliseconds(50));  // the new snapd is not serving yet
+        continue;
+      }
+      if (!last.done() || last.ended() != "upgrade" || last.resume_id() == 0) break;
+      ++upgrades;
+      fprintf(stderr,
+              "snapctl: snapd is upgrading: %lu frame(s) so far; going on with the new one\n",
+              static_cast<unsigned long>(last.captured()));
+      req.set_resume_id(last.resume_id());
+      req.set_resume_written(last.captured());
+      *req.mutable_resume_prior() = last.port_totals();
+      if (duration_ms > 0) {
+        const int64_t left =
+            static_cast<int64_t>(duration_ms) - absl::ToInt64Milliseconds(absl::Now() - began);
+        req.set_duration_ms(static_cast<uint64_t>(std::max<int64_t>(left, 1)));
+      }
+      // The new snapd waits Daemon::kResumeWithinNs (30 s) for us; it serves within seconds.
+      resume_until = absl::Now() + absl::Seconds(20);
     }
-    grpc::Status status = reader->Finish();
     const char done = 0;
     (void)!write(wake[1], &done, 1);  // the canceller's read returns
     canceller.join();
@@ -652,24 +713,35 @@ class Cli {
       fprintf(stderr, "snapctl: writing %s failed: %s\n", output.c_str(), strerror(errno));
       return 1;
     }
+    if (!failed.empty()) {
+      fprintf(stderr, "snapctl: capture: %s; %s has the frames streamed so far\n", failed.c_str(),
+              output.c_str());
+      return 1;
+    }
     if (!last.done()) {
-      if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      if (status.error_code() == grpc::StatusCode::CANCELLED || interrupted) {
         fprintf(stderr, "snapctl: capture interrupted; %s has the frames streamed so far\n",
                 output.c_str());
         return 0;
       }
-      fprintf(stderr, "snapctl: %s: %s\n", CodeName(status.error_code()),
-              status.error_message().c_str());
+      fprintf(stderr, "snapctl: %s%s: %s\n",
+              req.resume_id() != 0 ? "going on with the capture after the upgrade: " : "",
+              CodeName(status.error_code()), status.error_message().c_str());
+      if (req.resume_id() != 0) {
+        fprintf(stderr, "snapctl: %s has the frames streamed before the upgrade\n", output.c_str());
+      }
       return 1;
     }
     const std::string filtered = req.filter().empty()
                                      ? ""
                                      : absl::StrCat(", ", last.accepted(), " passed the filter",
                                                     jit ? " (JIT)" : " (interpreted)");
-    fprintf(stderr, "snapctl: captured %lu frame(s) on %s (%lu seen%s), %lu dropped; ended: %s\n",
+    const std::string across =
+        upgrades == 0 ? "" : absl::StrCat(" (across ", upgrades, " live upgrade(s))");
+    fprintf(stderr, "snapctl: captured %lu frame(s) on %s (%lu seen%s), %lu dropped; ended: %s%s\n",
             static_cast<unsigned long>(last.captured()), absl::StrJoin(ports, ",").c_str(),
             static_cast<unsigned long>(last.seen()), filtered.c_str(),
-            static_cast<unsigned long>(last.dropped()), last.ended().c_str());
+            static_cast<unsigned long>(last.dropped()), last.ended().c_str(), across.c_str());
     return 0;
   }
 

@@ -134,6 +134,13 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     }
   }
   for (int i : deferred_nics_) r->add_deferred_nics(i);
+  // Captures go on here (snapctl asks for the rest of the stream once we serve). One we cannot
+  // take ends with the old snapd; the upgrade goes on.
+  for (const wire::CarriedCapture& c : b.captures()) {
+    status = AdoptCapture(c);
+    if (!status.ok())
+      LOG(WARNING) << "upgrade: capture " << c.id() << " ends: " << status.message();
+  }
   status = Send(channel, ready);
   if (!status.ok()) return status;
 
@@ -273,6 +280,24 @@ absl::StatusOr<int64_t> NewSnapd::MoveIn(const wire::MoveEngine& m,
             << " us after it was sent, restored in " << (t_restored - t_got) / 1000
             << " us, polled " << (*polled_since - t_restored) / 1000 << " us later";
   return polled_since;
+}
+
+absl::Status NewSnapd::AdoptCapture(const wire::CarriedCapture& c) {
+  CaptureSpec spec;
+  spec.ports.assign(c.ports().begin(), c.ports().end());
+  spec.rx = c.rx();
+  spec.tx = c.tx();
+  spec.count = c.count();
+  spec.snaplen = c.snaplen();
+  spec.ring_bytes = static_cast<size_t>(std::min<uint64_t>(c.ring_bytes(), SIZE_MAX));
+  spec.filter = c.filter().substr(0, 4096);
+  std::unique_ptr<CaptureFilter> filter;
+  if (!c.filter_program().empty() || !spec.filter.empty()) {
+    auto loaded = CaptureFilter::FromProgram(spec.filter, c.filter_program());
+    if (!loaded.ok()) return loaded.status();
+    filter = std::move(*loaded);
+  }
+  return daemon_->AdoptCapture(std::move(spec), std::move(filter), c.id(), c.started_unix_ns());
 }
 
 void NewSnapd::DiscardNicCopies(Engine& engine) {

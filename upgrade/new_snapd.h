@@ -50,6 +50,8 @@ class NewSnapd {
   absl::StatusOr<int64_t> MoveIn(const wire::MoveEngine& m, const std::vector<UniqueFd>& fds);
   // Discards the frames our packet sockets copied beside the old snapd's, counted.
   void DiscardNicCopies(Engine& engine);
+  // A capture the old snapd ran: held here for snapctl to resume (Daemon::AdoptCapture).
+  absl::Status AdoptCapture(const wire::CarriedCapture& c);
   // Journals the engine's app rings (the journal's area `area_index`).
   absl::Status StartJournal(const std::string& engine, uint32_t area_index);
   // The old snapd let go: every ring publishes at once again.

@@ -22,6 +22,7 @@
 #include "snapd/daemon/dpdk.h"
 #include "snapd/daemon/service_manager.h"
 #include "snapd/daemon/trusted_path.h"
+#include "snapd/daemon/worker.h"
 #include "upgrade/memif_handoff.h"
 #include "upgrade/protocol.h"
 
@@ -63,6 +64,9 @@ absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::str
   sigset_t none;
   sigemptyset(&none);
   const int mount_namespace = StartingMountNamespace();
+  // Every CPU this snapd started with: its threads but the dedicated workers are kept off the
+  // dedicated cores (Worker::ReserveCores), and the fork's thread is one of them.
+  const cpu_set_t cpus = Worker::ProcessCpus();
   pid_t child = fork();
   if (child == 0) {
     // Where this snapd started: it may have hidden DPDK's plugin directory from itself.
@@ -91,6 +95,7 @@ absl::StatusOr<pid_t> StartNewSnapd(const TrustedExecutable& exe, const std::str
     close_range(kFirstFree, ~0U, 0);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     setpriority(PRIO_PROCESS, 0, nice);  // not the raised priority of the thread that forked
+    sched_setaffinity(0, sizeof(cpus), &cpus);
     fexecve(run, argv.data(), environ);
     _exit(127);
   }
@@ -183,6 +188,20 @@ absl::Status OldSnapd::PrepareBrownout(wire::Brownout* b, std::vector<UniqueFd>*
   b->set_store_generation(host_.history().store_generation);
   BlackoutsToWire(host_.history().blackouts, b->mutable_blackouts());
   b->set_pid(getpid());
+  for (const auto& capture : host_.captures()) {
+    const CaptureSpec& spec = capture->spec();
+    wire::CarriedCapture* c = b->add_captures();
+    c->set_id(capture->id());
+    c->set_started_unix_ns(capture->started_unix_ns());
+    for (const std::string& port : spec.ports) c->add_ports(port);
+    c->set_rx(spec.rx);
+    c->set_tx(spec.tx);
+    c->set_count(spec.count);
+    c->set_snaplen(spec.snaplen);
+    c->set_ring_bytes(spec.ring_bytes);
+    c->set_filter(spec.filter);
+    if (capture->filter() != nullptr) c->set_filter_program(capture->filter()->program());
+  }
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <pcap/pcap.h>
 #include <rte_bpf.h>
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "snapd/daemon/pcapng.h"
@@ -22,12 +24,15 @@ static_assert(sizeof(rte_mbuf) <= CaptureFilter::kScratchBytes, "scratch holds a
 struct Record {
   uint32_t captured;  // kWrap: the ring turns here
   uint32_t original;
-  int64_t unix_ns;
+  uint64_t tsc;  // when it passed (the reader turns it into Unix time)
   uint32_t sent;
   uint32_t pad;
   uint64_t drops_before;  // the port's drops when this frame went in (epb_dropcount's base)
 };
 constexpr uint32_t kWrap = 0xffffffffu;
+
+// The longest program the kernel's classic BPF takes (BPF_MAXINSNS in linux/bpf_common.h).
+constexpr size_t kMaxInstructions = 4096;
 
 uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
@@ -57,14 +62,34 @@ absl::StatusOr<std::unique_ptr<CaptureFilter>> CaptureFilter::Compile(
     return absl::InvalidArgumentError(absl::StrCat("filter '", expression, "': ", why));
   }
   pcap_close(dead);
-  // Classic BPF to DPDK's eBPF, over an mbuf.
-  rte_bpf_prm* prm = rte_bpf_convert(&program);
+  std::string bytes(reinterpret_cast<const char*>(program.bf_insns),
+                    program.bf_len * sizeof(bpf_insn));
   pcap_freecode(&program);
+  return FromProgram(expression, bytes);
+}
+
+absl::StatusOr<std::unique_ptr<CaptureFilter>> CaptureFilter::FromProgram(
+    const std::string& expression, const std::string& program) {
+  const size_t n = program.size() / sizeof(bpf_insn);
+  if (n == 0 || n > kMaxInstructions || program.size() % sizeof(bpf_insn) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("filter '", expression, "': a program of ",
+                                                   program.size(), " bytes is no BPF program"));
+  }
+  std::vector<bpf_insn> insns(n);
+  memcpy(insns.data(), program.data(), program.size());
+  if (bpf_validate(insns.data(), static_cast<int>(n)) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter '", expression, "': libpcap finds the program invalid"));
+  }
+  // Classic BPF to DPDK's eBPF, over an mbuf.
+  bpf_program classic{static_cast<u_int>(n), insns.data()};
+  rte_bpf_prm* prm = rte_bpf_convert(&classic);
   if (prm == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "filter '", expression, "': rte_bpf cannot convert it (rte_errno ", rte_errno, ")"));
   }
   std::unique_ptr<CaptureFilter> f(new CaptureFilter());
+  f->program_ = program;
   f->bpf_ = rte_bpf_load(prm);
   rte_free(prm);
   if (f->bpf_ == nullptr) {
@@ -99,14 +124,18 @@ PortCapture::PortCapture(std::string port, size_t ring_bytes, const CaptureSpec&
       filter_(filter),
       remaining_(remaining),
       ring_bytes_(PowerOfTwoAtLeast(ring_bytes)),
-      ring_(new uint8_t[ring_bytes_]) {
+      ring_(new uint8_t[ring_bytes_]),
+      start_tsc_(rte_rdtsc()),
+      start_ns_(RealtimeNs()) {
   memset(scratch_, 0, sizeof(scratch_));
 }
 
 void PortCapture::Frames(const Packet* pkts, uint16_t n, bool sent) {
   if (sent ? !spec_.tx : !spec_.rx) return;
   seen_.Add(n);
-  const int64_t now = RealtimeNs();  // one clock read a burst: its frames came together
+  // One TSC read a burst (its frames came together): a few cycles, where clock_gettime on a VM
+  // (kvm-clock) costs tens of nanoseconds.
+  const uint64_t now = rte_rdtsc();
   for (uint16_t i = 0; i < n; ++i) {
     if (filter_ != nullptr && !filter_->Matches(scratch_, pkts[i].data, pkts[i].len)) continue;
     accepted_.Add();
@@ -122,7 +151,7 @@ void PortCapture::Frames(const Packet* pkts, uint16_t n, bool sent) {
   }
 }
 
-bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns) {
+bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, uint64_t tsc) {
   const uint32_t captured = std::min(len, spec_.snaplen);
   const uint64_t size = Align8(sizeof(Record) + captured);
   if (size > ring_bytes_ / 2) return false;  // larger than the ring can take in one piece
@@ -135,7 +164,7 @@ bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_
     memcpy(&ring_[at], &kWrap, sizeof(kWrap));
     head += skip;
   }
-  Record r{captured, len, now_ns, sent ? 1u : 0u, 0, dropped_.Get()};
+  Record r{captured, len, tsc, sent ? 1u : 0u, 0, dropped_.Get()};
   memcpy(&ring_[head % ring_bytes_], &r, sizeof(r));
   memcpy(&ring_[head % ring_bytes_ + sizeof(r)], data, captured);
   head_.store(head + size, std::memory_order_release);
@@ -145,6 +174,25 @@ bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_
 size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std::string* out) {
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   const uint64_t head = head_.load(std::memory_order_acquire);
+  // TSC to Unix time: counted back from now, at the rate the TSC has kept against the real-time
+  // clock since the capture began (the EAL's frequency, rounded to 10 MHz, until 10 ms have
+  // passed). Frames wait in the ring for milliseconds: the rate's error, times that, is nothing.
+  // "Now" is the real-time clock read between two TSC reads close together (this thread may be
+  // preempted between two reads: then read again), and a port's stamps never go back.
+  uint64_t now_tsc = 0;
+  int64_t now_ns = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t t0 = rte_rdtsc();
+    now_ns = RealtimeNs();
+    const uint64_t t1 = rte_rdtsc();
+    now_tsc = t0 + (t1 - t0) / 2;
+    if (t1 - t0 < rte_get_tsc_hz() / 100000) break;  // within 10 us
+  }
+  double ns_per_tick = 1e9 / static_cast<double>(rte_get_tsc_hz());
+  if (now_ns - start_ns_ > 10000000 && now_tsc > start_tsc_) {
+    ns_per_tick =
+        static_cast<double>(now_ns - start_ns_) / static_cast<double>(now_tsc - start_tsc_);
+  }
   size_t taken = 0;
   while (tail < head && taken < max && out->size() < max_bytes) {
     Record r;
@@ -154,7 +202,13 @@ size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std:
       continue;
     }
     memcpy(&r, &ring_[tail % ring_bytes_], sizeof(r));
-    pcapng::Packet(interface, r.unix_ns, &ring_[tail % ring_bytes_ + sizeof(r)], r.captured,
+    const int64_t unix_ns = std::max(
+        last_stamp_ns_,
+        r.tsc >= now_tsc
+            ? now_ns
+            : now_ns - static_cast<int64_t>(static_cast<double>(now_tsc - r.tsc) * ns_per_tick));
+    last_stamp_ns_ = unix_ns;
+    pcapng::Packet(interface, unix_ns, &ring_[tail % ring_bytes_ + sizeof(r)], r.captured,
                    r.original, r.sent ? pcapng::Direction::kOut : pcapng::Direction::kIn,
                    r.drops_before - dropped_told_, out);
     dropped_told_ = r.drops_before;
@@ -167,8 +221,26 @@ size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std:
 }
 
 absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec,
-                                                         std::unique_ptr<CaptureFilter> compiled) {
+                                                         std::unique_ptr<CaptureFilter> compiled,
+                                                         uint64_t id, int64_t started_unix_ns) {
+  if (spec.ring_bytes < 4096 || spec.ring_bytes > (size_t{64} << 20)) {
+    return absl::InvalidArgumentError("a capture's ring: from 4 KiB to 64 MiB");
+  }
+  if (spec.snaplen == 0 || spec.snaplen > 262144) {
+    return absl::InvalidArgumentError("a capture's snap length: 1 to 262144");
+  }
+  // A frame of the snap length fits in half the ring with its record.
+  spec.snaplen = std::min<uint32_t>(spec.snaplen, spec.ring_bytes / 2 - 64);
+  if (spec.ports.empty() || spec.ports.size() > kMaxPorts) {
+    return absl::InvalidArgumentError(absl::StrCat("a capture's ports: 1 to ", kMaxPorts));
+  }
   std::unique_ptr<Capture> c(new Capture(std::move(spec)));
+  if (id == 0) {
+    std::random_device random;
+    id = (uint64_t{random()} << 32 | random()) | 1;  // never 0
+  }
+  c->id_ = id;
+  c->started_unix_ns_ = started_unix_ns != 0 ? started_unix_ns : RealtimeNs();
   if (compiled != nullptr) {
     c->filter_ = std::move(compiled);
   } else if (!c->spec_.filter.empty()) {
@@ -213,16 +285,42 @@ size_t Capture::Drain(std::string* out, size_t max_bytes) {
 
 uint64_t Capture::dropped() const {
   uint64_t d = 0;
-  for (const auto& p : ports_) d += p->dropped();
+  for (const PortTotals& t : Totals()) d += t.dropped;
   return d;
+}
+
+absl::Status Capture::Resume(uint64_t written, std::vector<PortTotals> prior) {
+  if (prior.size() != ports_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resume_prior: ", prior.size(), " port(s); the capture has ", ports_.size()));
+  }
+  prior_ = std::move(prior);
+  written_ = spec_.count > 0 ? std::min(written, spec_.count) : written;
+  // The taps admit no more than the count leaves.
+  if (spec_.count > 0) remaining_.fetch_sub(static_cast<int64_t>(written_));
+  return absl::OkStatus();
+}
+
+std::vector<PortTotals> Capture::Totals() const {
+  std::vector<PortTotals> totals(ports_.size());
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    const PortCapture& p = *ports_[i];
+    const PortTotals before = i < prior_.size() ? prior_[i] : PortTotals{};
+    // Figures snapctl handed back: added without wrapping.
+    auto add = [](uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; };
+    totals[i] = {add(before.seen, p.seen()), add(before.accepted, p.accepted()),
+                 add(before.dropped, p.dropped()), add(before.written, p.written())};
+  }
+  return totals;
 }
 
 std::string Capture::Trailer(int64_t start_ns, int64_t end_ns, const std::string& comment) const {
   std::string out;
-  for (size_t i = 0; i < ports_.size(); ++i) {
-    const PortCapture& p = *ports_[i];
-    pcapng::Statistics(static_cast<uint32_t>(i), start_ns, end_ns, p.seen(), p.accepted(),
-                       p.dropped(), p.written(), comment, &out);
+  const std::vector<PortTotals> totals = Totals();
+  for (size_t i = 0; i < totals.size(); ++i) {
+    const PortTotals& t = totals[i];
+    pcapng::Statistics(static_cast<uint32_t>(i), start_ns, end_ns, t.seen, t.accepted, t.dropped,
+                       t.written, comment, &out);
   }
   return out;
 }

@@ -29,7 +29,13 @@ class CaptureFilter {
  public:
   // INVALID_ARGUMENT with libpcap's words for an expression it cannot compile.
   static absl::StatusOr<std::unique_ptr<CaptureFilter>> Compile(const std::string& expression);
+  // From `program()` of a filter compiled before (a live upgrade carries it): checked as libpcap
+  // checks a program (bpf_validate), then loaded as Compile loads it.
+  static absl::StatusOr<std::unique_ptr<CaptureFilter>> FromProgram(const std::string& expression,
+                                                                    const std::string& program);
   ~CaptureFilter();
+  // The classic BPF program libpcap compiled (struct bpf_insn after struct bpf_insn).
+  const std::string& program() const { return program_; }
   // Whether the frame passes. `scratch`: kScratchBytes, aligned to 64, of the calling thread's.
   bool Matches(void* scratch, const uint8_t* data, uint32_t len) const;
   bool jit() const { return jit_ != nullptr; }
@@ -37,6 +43,7 @@ class CaptureFilter {
 
  private:
   CaptureFilter() = default;
+  std::string program_;
   rte_bpf* bpf_ = nullptr;
   uint64_t (*jit_)(void*) = nullptr;
 };
@@ -49,6 +56,14 @@ struct CaptureSpec {
   uint32_t snaplen = 262144;       // bytes kept of each frame
   std::string filter;              // tcpdump expression ("" : every frame)
   size_t ring_bytes = 4 << 20;     // per port
+};
+
+// A port's figures in a capture.
+struct PortTotals {
+  uint64_t seen = 0;      // frames in the direction asked
+  uint64_t accepted = 0;  // of those, the ones the filter let through
+  uint64_t dropped = 0;   // lost because the reader fell behind
+  uint64_t written = 0;
 };
 
 // One port's tap and ring.
@@ -71,7 +86,7 @@ class PortCapture final : public PortTap {
   uint64_t written() const { return written_.Get(); }
 
  private:
-  bool Put(const uint8_t* data, uint32_t len, bool sent, int64_t now_ns);
+  bool Put(const uint8_t* data, uint32_t len, bool sent, uint64_t tsc);
 
   const std::string port_;
   const CaptureSpec& spec_;
@@ -79,12 +94,15 @@ class PortCapture final : public PortTap {
   std::atomic<int64_t>* const remaining_;  // shared by the capture's ports; unused if no count
   const size_t ring_bytes_;                // a power of two
   std::unique_ptr<uint8_t[]> ring_;
+  const uint64_t start_tsc_;  // the TSC and the real-time clock as the capture began (Drain)
+  const int64_t start_ns_;
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the engine's thread
   alignas(64) std::atomic<uint64_t> tail_{0};  // written by the reader
   // Written by the engine's thread (base/counter.h: one writer, no locked instruction)...
   alignas(64) Counter seen_, accepted_, dropped_;
   Counter written_;            // ... and by the reader
   uint64_t dropped_told_ = 0;  // reader: the drops already written in an epb_dropcount
+  int64_t last_stamp_ns_ = 0;  // reader: the last frame's time
   alignas(64) unsigned char scratch_[CaptureFilter::kScratchBytes];  // the engine thread's
 };
 
@@ -92,11 +110,32 @@ class PortCapture final : public PortTap {
 class Capture {
  public:
   // `filter`: spec.filter compiled already (CaptureFilter::Compile, off the main thread: libpcap
-  // may look names up); nullptr: compiled here if there is one.
+  // may look names up); nullptr: compiled here if there is one. `id`: the capture's (0: a random
+  // one); `started_unix_ns` when it began (0: now). INVALID_ARGUMENT for a spec out of bounds (a
+  // ring of 4 KiB to 64 MiB, a snap length of 1 to 262144, 1 to kMaxPorts ports); the snap length
+  // is cut to what half the ring holds.
   static absl::StatusOr<std::unique_ptr<Capture>> Create(
-      CaptureSpec spec, std::unique_ptr<CaptureFilter> filter = nullptr);
+      CaptureSpec spec, std::unique_ptr<CaptureFilter> filter = nullptr, uint64_t id = 0,
+      int64_t started_unix_ns = 0);
+  static constexpr size_t kMaxPorts = 256;
 
   const CaptureSpec& spec() const { return spec_; }
+  // What a live upgrade carries the capture by, and snapctl resumes it with; never 0.
+  uint64_t id() const { return id_; }
+  const CaptureFilter* filter() const { return filter_.get(); }
+  // When it began (Unix ns; carried by an upgrade: the statistics blocks count from it).
+  int64_t started_unix_ns() const { return started_unix_ns_; }
+
+  // Set as this snapd lets go of everything to the one a live upgrade started (Daemon::Withdraw):
+  // no engine here touches the rings again, and the new snapd goes on with the capture.
+  void set_handed_over() { handed_over_.store(true, std::memory_order_release); }
+  bool handed_over() const { return handed_over_.load(std::memory_order_acquire); }
+  // A capture an upgrade carried here, taken up where the old snapd's stream ended: `written`
+  // frames were written there, and `prior` holds its figures, one per port (added to this
+  // snapd's in Totals and Trailer). INVALID_ARGUMENT if `prior` is not one per port.
+  absl::Status Resume(uint64_t written, std::vector<PortTotals> prior);
+  // Each port's figures, with the prior ones.
+  std::vector<PortTotals> Totals() const;
   std::vector<std::unique_ptr<PortCapture>>& ports() { return ports_; }
   bool jit() const { return filter_ != nullptr && filter_->jit(); }
 
@@ -114,6 +153,10 @@ class Capture {
  private:
   explicit Capture(CaptureSpec spec) : spec_(std::move(spec)) {}
   CaptureSpec spec_;
+  uint64_t id_ = 0;
+  int64_t started_unix_ns_ = 0;
+  std::atomic<bool> handed_over_{false};
+  std::vector<PortTotals> prior_;
   std::unique_ptr<CaptureFilter> filter_;
   std::atomic<int64_t> remaining_{0};
   std::vector<std::unique_ptr<PortCapture>> ports_;

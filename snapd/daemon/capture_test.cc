@@ -8,9 +8,11 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace snapd {
@@ -134,8 +136,11 @@ TEST(CaptureTest, TsharkReadsInterfacesDirectionsLengthsAndDrops) {
   ASSERT_TRUE(c.ok());
   std::string big = Udp(9, 100), small = Udp(10);
   Packet one = View(big), two = View(small);
+  const double before = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
   (*c)->ports()[0]->Frames(&one, 1, false);
+  absl::SleepFor(absl::Milliseconds(30));  // past the first 10 ms: the TSC's rate is measured
   (*c)->ports()[1]->Frames(&two, 1, true);
+  const double after = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
   std::string file = (*c)->Header({"app port app1", "queue of NIC nic0"});
   (*c)->Drain(&file, 1 << 20);
   file += (*c)->Trailer(1, 2, "snapd capture");
@@ -146,6 +151,13 @@ TEST(CaptureTest, TsharkReadsInterfacesDirectionsLengthsAndDrops) {
             " -T fields -e frame.interface_name -e frame.packet_flags_direction -e frame.len "
             "-e frame.cap_len 2>/dev/null");
   EXPECT_EQ(fields, "app1\t0x00000001\t142\t40\nnic0/q0\t0x00000002\t60\t40\n") << fields;
+  // Each frame stamped with the Unix time it passed (the tap reads the TSC; Drain converts).
+  std::istringstream times(Shell("tshark -r " + path + " -T fields -e frame.time_epoch"));
+  double first = 0, second = 0;
+  times >> first >> second;
+  EXPECT_GE(first, before - 0.001);
+  EXPECT_LE(second, after + 0.001);
+  EXPECT_GE(second - first, 0.029) << first << " " << second;
   const std::string info = Shell("capinfos -I " + path + " 2>/dev/null");
   EXPECT_NE(info.find("app1"), std::string::npos) << info;
   EXPECT_NE(info.find("nic0/q0"), std::string::npos) << info;

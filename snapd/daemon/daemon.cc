@@ -200,6 +200,7 @@ int64_t Daemon::Tick() {
   if (now >= next_tick_ns_) next_tick_ns_ = scheduler_->Tick();
   if (now >= next_drop_check_ns_) {
     NoteDrops(now);
+    ExpireCarriedCaptures(now);
     next_drop_check_ns_ = now + 1000000000;
   }
   if (config_.stats_interval_s() > 0) {
@@ -216,19 +217,10 @@ int64_t Daemon::Tick() {
 absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
     CaptureSpec spec, std::unique_ptr<CaptureFilter> filter,
     std::vector<std::string>* descriptions) {
-  if (captures_.size() >= kMaxCaptures) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(kMaxCaptures, " captures run already: try again when one has ended"));
-  }
   std::sort(spec.ports.begin(), spec.ports.end());
   spec.ports.erase(std::unique(spec.ports.begin(), spec.ports.end()), spec.ports.end());
-  size_t ring_bytes = spec.ring_bytes * spec.ports.size();
-  for (const auto& c : captures_) ring_bytes += c->spec().ring_bytes * c->ports().size();
-  if (ring_bytes > kMaxCaptureBytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("buffer_kb: the captures' rings would take ",
-                                                     ring_bytes >> 20, " MiB, more than ",
-                                                     kMaxCaptureBytes >> 20, " MiB"));
-  }
+  absl::Status room = CaptureRoomFor(spec);
+  if (!room.ok()) return room;
   // Where each port is, what it is, and whether a capture has it already.
   std::vector<EngineSlot*> where(spec.ports.size(), nullptr);
   descriptions->assign(spec.ports.size(), "");
@@ -279,6 +271,78 @@ absl::StatusOr<std::shared_ptr<Capture>> Daemon::StartCapture(
   }
   captures_.push_back(capture);
   return capture;
+}
+
+absl::Status Daemon::CaptureRoomFor(const CaptureSpec& spec) const {
+  if (captures_.size() >= kMaxCaptures) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(kMaxCaptures, " captures run already: try again when one has ended"));
+  }
+  size_t ring_bytes = spec.ring_bytes * spec.ports.size();
+  for (const auto& c : captures_) ring_bytes += c->spec().ring_bytes * c->ports().size();
+  if (ring_bytes > kMaxCaptureBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("buffer_kb: the captures' rings would take ",
+                                                     ring_bytes >> 20, " MiB, more than ",
+                                                     kMaxCaptureBytes >> 20, " MiB"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::AdoptCapture(CaptureSpec spec, std::unique_ptr<CaptureFilter> filter,
+                                  uint64_t id, int64_t started_unix_ns) {
+  if (id == 0) return absl::InvalidArgumentError("a carried capture without an id");
+  std::sort(spec.ports.begin(), spec.ports.end());
+  spec.ports.erase(std::unique(spec.ports.begin(), spec.ports.end()), spec.ports.end());
+  absl::Status room = CaptureRoomFor(spec);
+  if (!room.ok()) return room;
+  for (const std::string& port : spec.ports) {
+    if (CaptureOf(port) != nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("port '", port, "' is captured twice"));
+    }
+  }
+  for (const auto& c : captures_) {
+    if (c->id() == id) return absl::AlreadyExistsError(absl::StrCat("capture ", id, " twice"));
+  }
+  auto made = Capture::Create(std::move(spec), std::move(filter), id, started_unix_ns);
+  if (!made.ok()) return made.status();
+  // No engine here is polled yet: StartEngine taps the ports as their engines move in.
+  captures_.push_back(std::move(*made));
+  awaiting_resume_[id] = MonotonicNs() + kResumeWithinNs;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Capture>> Daemon::ResumeCapture(uint64_t id) {
+  auto waiting = awaiting_resume_.find(id);
+  if (waiting == awaiting_resume_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no capture ", id, " waits here to go on (it ended, or is going on already)"));
+  }
+  awaiting_resume_.erase(waiting);
+  for (const auto& c : captures_) {
+    if (c->id() == id) return c;
+  }
+  return absl::NotFoundError(absl::StrCat("capture ", id, " has ended"));
+}
+
+void Daemon::ExpireCarriedCaptures(int64_t now) {
+  for (auto it = awaiting_resume_.begin(); it != awaiting_resume_.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    const uint64_t id = it->first;
+    it = awaiting_resume_.erase(it);
+    for (const auto& c : captures_) {
+      if (c->id() != id) continue;
+      std::shared_ptr<Capture> capture = c;  // StopCapture erases it from captures_
+      events_.Add("capture", absl::StrCat("port ", absl::StrJoin(capture->spec().ports, ",")),
+                  absl::StrCat("ended: carried by the upgrade, not taken up within ",
+                               kResumeWithinNs / 1000000000, " s; ", capture->written(),
+                               " frame(s) were not read"));
+      StopCapture(capture);
+      break;
+    }
+  }
 }
 
 PortCapture* Daemon::CaptureOf(const std::string& port) const {
@@ -603,6 +667,8 @@ absl::StatusOr<int64_t> Daemon::StartEngine(const std::string& name) {
   if (slot->ready) {
     return absl::FailedPreconditionError(absl::StrCat("engine ", name, " moved in already"));
   }
+  // Captures carried by the upgrade go on on the engine's ports from its first poll here.
+  slot->engine->ForEachPort([&](Port& p) { p.set_tap(CaptureOf(p.name())); });
   slot->ready = true;
   absl::Status status = scheduler_->Replace(slot->config.group());
   if (!status.ok()) return status;
@@ -632,6 +698,8 @@ void Daemon::Withdraw() {
   for (auto& nic : nics_) {
     if (nic) nic->Abandon();
   }
+  // No engine here touches their rings again; the snapd serving now goes on with them.
+  for (const auto& c : captures_) c->set_handed_over();
   handed_over_ = true;
 }
 

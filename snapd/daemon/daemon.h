@@ -108,6 +108,17 @@ class Daemon : public UpgradeHost {
   std::vector<std::string> NicPorts(const std::string& nic);
   // The tap a running capture has for the port of this name (attached or not yet); nullptr: none.
   PortCapture* CaptureOf(const std::string& port) const;
+  // Every running capture (a live upgrade carries them on).
+  const std::vector<std::shared_ptr<Capture>>& captures() const override { return captures_; }
+  // A capture a live upgrade carried here, the old snapd's going on: its ports are tapped as
+  // their engines move in (StartEngine) and as its apps attach, and it waits kResumeWithinNs for
+  // snapctl to take it up (ResumeCapture); else it ends. The limits are StartCapture's.
+  absl::Status AdoptCapture(CaptureSpec spec, std::unique_ptr<CaptureFilter> filter, uint64_t id,
+                            int64_t started_unix_ns);
+  // The carried capture `id`, for its stream to go on from here (once). NOT_FOUND: none waits
+  // here under that id.
+  absl::StatusOr<std::shared_ptr<Capture>> ResumeCapture(uint64_t id);
+  static constexpr int64_t kResumeWithinNs = int64_t{30} * 1000000000;
   static constexpr size_t kMaxCaptures = 4;
   // The rings of all captures together, at most (each port has its own).
   static constexpr size_t kMaxCaptureBytes = size_t{256} << 20;
@@ -219,6 +230,12 @@ class Daemon : public UpgradeHost {
   // Running captures. Before the engines (and their ports, which may point to a capture's taps):
   // destroyed after them.
   std::vector<std::shared_ptr<Capture>> captures_;
+  // Carried captures not resumed yet: their ids, and until when they wait (MonotonicNs).
+  std::map<uint64_t, int64_t> awaiting_resume_;
+  // RESOURCE_EXHAUSTED if one more capture, or `spec`'s rings, would pass the limits.
+  absl::Status CaptureRoomFor(const CaptureSpec& spec) const;
+  // Ends the carried captures snapctl did not take up in time.
+  void ExpireCarriedCaptures(int64_t now);
   std::unique_ptr<memif::MemifServer> memif_;
   LogLimiter app_log_{20};  // attach and detach lines: main thread
   EventLog events_;

@@ -156,6 +156,15 @@ void Scheduler::ApplyPlacement(Group& group, const Placement& placement) {
   while (!holding_ && group.workers.size() > placement.workers.size()) group.workers.pop_back();
   group.placement = placement;
   group.last_change_ns = MonotonicNs();
+  // A dedicated worker's core is its own: the rest of snapd moves off it.
+  std::vector<int> dedicated;
+  for (const auto& [name, g] : groups_) {
+    if (g.policy.mode != SchedulingMode::kDedicated) continue;
+    for (const auto& w : g.workers) {
+      if (w->core() >= 0) dedicated.push_back(w->core());
+    }
+  }
+  Worker::ReserveCores(dedicated);
 }
 
 int64_t Scheduler::Tick() {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "engines/engine.h"
 #include "ipc/server.h"
 #include "snapd/daemon/blackout_histogram.h"
+#include "snapd/daemon/capture.h"
 #include "snapd/daemon/config.pb.h"
 #include "snapd/daemon/event_log.h"
 #include "snapd/daemon/main_loop.h"
@@ -97,6 +99,8 @@ class UpgradeHost {
   // The service's event log: an upgrade notes its phases there, and the new snapd carries the old
   // one's on.
   virtual EventLog& events() = 0;
+  // Running captures: the new snapd goes on with them (Withdraw marks them handed over).
+  virtual const std::vector<std::shared_ptr<Capture>>& captures() const = 0;
   // While set, the control plane refuses RPCs that would change the daemon.
   virtual void set_upgrading(bool upgrading) = 0;
 };

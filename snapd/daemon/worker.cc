@@ -1,5 +1,6 @@
 #include "snapd/daemon/worker.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -9,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <future>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -34,14 +37,76 @@ std::vector<Worker*>& LiveWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(workers_mu) {
   return *workers;
 }
 
+// The process's CPUs as it started, and those of them no dedicated worker holds (ReserveCores).
+Mutex cpus_mu;
+bool cpus_known ABSL_GUARDED_BY(cpus_mu) = false;
+cpu_set_t process_cpus ABSL_GUARDED_BY(cpus_mu);
+cpu_set_t shared_cpus ABSL_GUARDED_BY(cpus_mu);
+
+void KnowCpus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cpus_mu) {
+  if (cpus_known) return;
+  CPU_ZERO(&process_cpus);
+  sched_getaffinity(0, sizeof(process_cpus), &process_cpus);
+  shared_cpus = process_cpus;
+  cpus_known = true;
+}
+
+cpu_set_t SharedCpus() {
+  MutexLock lock(&cpus_mu);
+  KnowCpus();
+  return shared_cpus;
+}
+
 }  // namespace
+
+cpu_set_t Worker::ProcessCpus() {
+  MutexLock lock(&cpus_mu);
+  KnowCpus();
+  return process_cpus;
+}
+
+void Worker::ReserveCores(const std::vector<int>& reserved) {
+  cpu_set_t shared = ProcessCpus();
+  for (int core : reserved) {
+    if (core >= 0 && core < CPU_SETSIZE) CPU_CLR(core, &shared);
+  }
+  if (CPU_COUNT(&shared) == 0) shared = ProcessCpus();
+  {
+    MutexLock lock(&cpus_mu);
+    if (CPU_EQUAL(&shared, &shared_cpus)) return;
+    shared_cpus = shared;
+  }
+  // Every thread but the pinned workers'. A worker's thread id is known once its constructor
+  // returns, and this thread (main) is the one that constructs and re-pins workers.
+  std::set<pid_t> pinned;
+  {
+    MutexLock lock(&workers_mu);
+    for (Worker* w : LiveWorkers()) {
+      if (w->core() >= 0) pinned.insert(w->tid_.load(std::memory_order_acquire));
+    }
+  }
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) {
+    LOG(WARNING) << "cannot list the process's threads to keep them off the dedicated cores";
+    return;
+  }
+  while (dirent* entry = readdir(tasks)) {
+    const pid_t tid = static_cast<pid_t>(atoi(entry->d_name));
+    if (tid <= 0 || pinned.count(tid) > 0) continue;
+    // A thread that ended meanwhile (ESRCH) is no matter.
+    (void)sched_setaffinity(tid, sizeof(shared), &shared);
+  }
+  closedir(tasks);
+}
 
 Worker::Worker(std::string name, int core, Mode mode)
     : name_(std::move(name)),
       core_(core),
       mode_(mode),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  thread_ = std::thread([this] { Loop(); });
+  std::promise<void> started;
+  thread_ = std::thread([this, &started] { Loop(&started); });
+  started.get_future().wait();  // pinned, its thread id known (ReserveCores)
   MutexLock lock(&workers_mu);
   LiveWorkers().push_back(this);
 }
@@ -59,7 +124,7 @@ Worker::~Worker() {
 }
 
 void Worker::Pin(int core) {
-  cpu_set_t set = process_cpus_;
+  cpu_set_t set = SharedCpus();
   if (core >= 0) {
     CPU_ZERO(&set);
     CPU_SET(core, &set);
@@ -186,11 +251,12 @@ std::string Worker::Inspect(int64_t now_ns, int64_t batch_limit_ns, int64_t call
   return what;
 }
 
-void Worker::Loop() {
+void Worker::Loop(std::promise<void>* started) {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
   memif::WatchPeerFdCalls(&peer_calls_);
-  sched_getaffinity(0, sizeof(process_cpus_), &process_cpus_);
+  tid_.store(gettid(), std::memory_order_release);
   Pin(core());
+  started->set_value();
   // Short sleeps must be short: the default timer slack stretches them to 50 us.
   prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
   RegisterDataplaneThread();

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,8 +96,18 @@ class Worker {
   // Calls fn on every live worker of the process, under a lock that keeps them alive meanwhile.
   static void ForEachWorker(const std::function<void(Worker&)>& fn);
 
+  // The CPUs the process may use, as it had them at the first call of either function below
+  // (main calls it first thing). Any thread.
+  static cpu_set_t ProcessCpus();
+  // Keeps every thread of the process but the pinned workers off the `reserved` cores (the
+  // dedicated workers'): the control plane (gRPC, the metrics server, capture readers, DPDK's
+  // own threads) and the unpinned workers share the rest, so that a dedicated core runs its
+  // worker alone. Threads started later inherit the rest from the thread that starts them.
+  // Reserving every CPU reserves none. Main thread.
+  static void ReserveCores(const std::vector<int>& reserved);
+
  private:
-  void Loop();
+  void Loop(std::promise<void>* started);
   void RunMail();
   void Pin(int core);  // worker thread only
   void CheckOverload(int64_t now);
@@ -105,7 +116,7 @@ class Worker {
 
   const std::string name_;
   std::atomic<int> core_;
-  cpu_set_t process_cpus_;  // the CPUs the worker may use when not pinned
+  std::atomic<pid_t> tid_{0};  // the thread's, known once the constructor returns
   std::atomic<Mode> mode_;
   UniqueFd mail_fd_;  // eventfd: written with every posted closure, to wake a blocked worker
   std::atomic<bool> stop_{false};

@@ -2,11 +2,17 @@
 // polled by workers, moved between them while sequenced frames flow.
 #include "snapd/daemon/worker.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <future>
 #include <memory>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +42,72 @@ class WorkerTest : public ::testing::Test {
 
   EchoApp app_;
 };
+
+// The cores thread `tid` of this process may run on.
+std::set<int> CoresOf(pid_t tid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(tid, sizeof(set), &set), 0);
+  std::set<int> cores;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cores.insert(c);
+  }
+  return cores;
+}
+
+// The thread of this process named `name` (a worker's thread is named after it).
+pid_t ThreadNamed(const std::string& name) {
+  DIR* tasks = opendir("/proc/self/task");
+  pid_t found = 0;
+  while (dirent* entry = readdir(tasks)) {
+    std::string comm;
+    std::getline(std::ifstream(std::string("/proc/self/task/") + entry->d_name + "/comm"), comm);
+    if (comm == name) found = atoi(entry->d_name);
+  }
+  closedir(tasks);
+  return found;
+}
+
+TEST(ReserveCoresTest, KeepsEveryThreadButThePinnedWorkersOffTheReservedCores) {
+  const std::set<int> all = CoresOf(0);
+  if (all.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int reserved = *all.rbegin();
+  std::set<int> rest = all;
+  rest.erase(reserved);
+  std::promise<pid_t> other_tid;
+  std::promise<void> release;
+  std::thread other([&] {
+    other_tid.set_value(gettid());
+    release.get_future().wait();
+  });
+  const pid_t other_thread = other_tid.get_future().get();
+  Worker pinned("w-pinned", reserved), floating("w-floating");
+  Worker::ReserveCores({reserved});
+  EXPECT_EQ(CoresOf(0), rest);
+  EXPECT_EQ(CoresOf(other_thread), rest);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-floating")), rest);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-pinned")), std::set<int>{reserved});
+  // Threads started later inherit it; a worker pinned later to the reserved core still gets it.
+  std::set<int> later;
+  std::thread([&] { later = CoresOf(0); }).join();
+  EXPECT_EQ(later, rest);
+  Worker pinned_later("w-pinned-later", reserved);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-pinned-later")), std::set<int>{reserved});
+  // A floating worker re-pinned to "any core" gets the shared ones.
+  floating.SetCore(-1);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-floating")), rest);
+  // Reserving every core reserves none; reserving none gives every core back.
+  Worker::ReserveCores(std::vector<int>(all.begin(), all.end()));
+  EXPECT_EQ(CoresOf(0), all);
+  Worker::ReserveCores({reserved});
+  Worker::ReserveCores({});
+  EXPECT_EQ(CoresOf(0), all);
+  EXPECT_EQ(CoresOf(other_thread), all);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-floating")), all);
+  EXPECT_EQ(CoresOf(ThreadNamed("w-pinned")), std::set<int>{reserved});
+  release.set_value();
+  other.join();
+}
 
 TEST_F(WorkerTest, RunSyncRunsOnTheWorkerBetweenPolls) {
   Worker w("w0");
