@@ -263,7 +263,6 @@ absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
   CaptureSpec spec;
   spec.rx = req.direction() != v1::CaptureRequest::TX;
   spec.tx = req.direction() != v1::CaptureRequest::RX;
-  if (req.count() > (uint64_t{1} << 62)) return absl::InvalidArgumentError("count: too large");
   spec.count = req.count();
   spec.snaplen = req.snaplen() == 0 ? 262144 : req.snaplen();
   if (spec.snaplen > 262144) return absl::InvalidArgumentError("snaplen: at most 262144");
@@ -271,6 +270,7 @@ absl::StatusOr<CaptureSpec> SpecOf(const v1::CaptureRequest& req) {
   if (kb < 64 || kb > 65536) return absl::InvalidArgumentError("buffer_kb: from 64 to 65536");
   spec.ring_bytes = size_t{kb} << 10;  // Capture::Create cuts the snap length to fit it
   spec.filter = req.filter();
+  // Before libpcap compiles it (Capture::Check bounds the rest).
   if (spec.filter.size() > 4096) return absl::InvalidArgumentError("filter: at most 4096 bytes");
   if (!req.port().empty()) spec.ports = {req.port()};
   return spec;
@@ -325,6 +325,9 @@ grpc::Status SnapdService::Capture(grpc::ServerContext* ctx, const v1::CaptureRe
   // The stream is read, written as pcapng and sent from a thread of its own at a lower priority
   // (kCaptureNice): a capture takes the CPU apps and engines leave over. Where there is none,
   // the rings fill and their frames are dropped and counted, as when the reader is slow.
+  // Counted while it runs: an old snapd that handed over waits for it to send its last frames.
+  ++daemon_->capture_streams();
+  absl::Cleanup counted = [this] { --daemon_->capture_streams(); };
   std::thread streamer([&] {
     pthread_setname_np(pthread_self(), "capture");
     const id_t self = static_cast<id_t>(gettid());
@@ -429,13 +432,8 @@ absl::Status SnapdService::ResumeCarried(const v1::CaptureRequest& req,
     if (daemon_->upgrading()) {
       return absl::UnavailableError("an upgrade is running: try again when it has ended");
     }
-    auto c = daemon_->ResumeCapture(req.resume_id());
+    auto c = daemon_->ResumeCapture(req.resume_id(), req.resume_written(), std::move(prior));
     if (!c.ok()) return c.status();
-    absl::Status status = (*c)->Resume(req.resume_written(), std::move(prior));
-    if (!status.ok()) {
-      daemon_->StopCapture(*c);
-      return status;
-    }
     *capture = std::move(*c);
     return absl::OkStatus();
   });

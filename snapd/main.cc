@@ -221,6 +221,14 @@ int Serve(std::unique_ptr<Daemon> daemon, std::unique_ptr<ControlServer> control
   daemon->loop().StopServingTasks();
   // A scrape waiting on the main thread has its answer (or UNAVAILABLE) by now.
   if (metrics_retry.joinable()) metrics_retry.join();
+  // Handed over, a capture's stream sends what is left in its rings and the id the new snapd
+  // goes on with it by; snapctl reads it at its own pace (bounded: a stuck reader loses that).
+  if (handed_over) {
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (daemon->capture_streams().load() > 0 && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
   {
     absl::MutexLock lock(&metrics_mu);
     daemon->set_metrics_listener(nullptr);

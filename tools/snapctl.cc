@@ -653,16 +653,28 @@ class Cli {
         if (interrupted) break;
         call = &ctx;
       }
-      std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub_->Capture(&ctx, req);
+      // Going on after an upgrade: a connection of its own, made now, to whichever snapd listens
+      // on the socket (our channel's may still be the old snapd's, which is on its way out).
+      std::shared_ptr<grpc::Channel> channel = channel_;
+      if (req.resume_id() != 0) {
+        grpc::ChannelArguments args = LargeMessages();
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        channel =
+            grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args);
+      }
+      std::unique_ptr<v1::Snapd::Stub> stub = v1::Snapd::NewStub(channel);
+      std::unique_ptr<grpc::ClientReader<v1::CaptureChunk>> reader = stub->Capture(&ctx, req);
       bool first = true;
       last.Clear();
       while (reader->Read(&chunk)) {
         if (first) {
           first = false;
           const std::vector<std::string> now(chunk.ports().begin(), chunk.ports().end());
-          if (chunk.resumed() && now != ports) {
-            failed = absl::StrCat("the new snapd's capture has ports ", absl::StrJoin(now, ","),
-                                  ", not ", absl::StrJoin(ports, ","));
+          if (req.resume_id() != 0 && (!chunk.resumed() || now != ports)) {
+            failed = chunk.resumed() ? absl::StrCat("the new snapd's capture has ports ",
+                                                    absl::StrJoin(now, ","), ", not ",
+                                                    absl::StrJoin(ports, ","))
+                                     : "the new snapd started the capture anew";
             ctx.TryCancel();
             break;
           }
@@ -679,14 +691,18 @@ class Cli {
         if (chunk.done()) last = chunk;
       }
       status = reader->Finish();
+      bool stopped;
       {
         absl::MutexLock lock(&call_mu);
         call = nullptr;
+        stopped = interrupted;
       }
       if (!wrote_ok || !failed.empty()) break;
-      if (!last.done() && req.resume_id() != 0 &&
-          status.error_code() == grpc::StatusCode::UNAVAILABLE && absl::Now() < resume_until) {
-        absl::SleepFor(absl::Milliseconds(50));  // the new snapd is not serving yet
+      // Not answered yet (the old snapd refusing or stopping, the new one not serving yet).
+      if (first && req.resume_id() != 0 && !stopped && absl::Now() < resume_until &&
+          (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+           status.error_code() == grpc::StatusCode::CANCELLED)) {
+        absl::SleepFor(absl::Milliseconds(50));
         continue;
       }
       if (!last.done() || last.ended() != "upgrade" || last.resume_id() == 0) break;
@@ -719,7 +735,7 @@ class Cli {
       return 1;
     }
     if (!last.done()) {
-      if (status.error_code() == grpc::StatusCode::CANCELLED || interrupted) {
+      if (interrupted) {  // (a CANCELLED of snapd's own, say as it stops, is no interrupt)
         fprintf(stderr, "snapctl: capture interrupted; %s has the frames streamed so far\n",
                 output.c_str());
         return 0;

@@ -42,10 +42,24 @@ size_t PowerOfTwoAtLeast(size_t n) {
   return p;
 }
 
-int64_t RealtimeNs() {
+int64_t ClockNs(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(clock, &ts);
   return ts.tv_sec * int64_t{1000000000} + ts.tv_nsec;
+}
+
+int64_t RealtimeNs() { return ClockNs(CLOCK_REALTIME); }
+
+// The TSC and a clock read together: the clock between two TSC reads close together (the thread
+// may be preempted between two reads: then read again).
+void ReadTogether(clockid_t clock, uint64_t* tsc, int64_t* ns) {
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t t0 = rte_rdtsc();
+    *ns = ClockNs(clock);
+    const uint64_t t1 = rte_rdtsc();
+    *tsc = t0 + (t1 - t0) / 2;
+    if (t1 - t0 < rte_get_tsc_hz() / 100000) return;  // within 10 us
+  }
 }
 
 }  // namespace
@@ -124,9 +138,8 @@ PortCapture::PortCapture(std::string port, size_t ring_bytes, const CaptureSpec&
       filter_(filter),
       remaining_(remaining),
       ring_bytes_(PowerOfTwoAtLeast(ring_bytes)),
-      ring_(new uint8_t[ring_bytes_]),
-      start_tsc_(rte_rdtsc()),
-      start_ns_(RealtimeNs()) {
+      ring_(new uint8_t[ring_bytes_]) {
+  ReadTogether(CLOCK_MONOTONIC_RAW, &start_tsc_, &start_raw_ns_);
   memset(scratch_, 0, sizeof(scratch_));
 }
 
@@ -174,24 +187,19 @@ bool PortCapture::Put(const uint8_t* data, uint32_t len, bool sent, uint64_t tsc
 size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std::string* out) {
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   const uint64_t head = head_.load(std::memory_order_acquire);
-  // TSC to Unix time: counted back from now, at the rate the TSC has kept against the real-time
-  // clock since the capture began (the EAL's frequency, rounded to 10 MHz, until 10 ms have
-  // passed). Frames wait in the ring for milliseconds: the rate's error, times that, is nothing.
-  // "Now" is the real-time clock read between two TSC reads close together (this thread may be
-  // preempted between two reads: then read again), and a port's stamps never go back.
-  uint64_t now_tsc = 0;
-  int64_t now_ns = 0;
-  for (int i = 0; i < 4; ++i) {
-    const uint64_t t0 = rte_rdtsc();
-    now_ns = RealtimeNs();
-    const uint64_t t1 = rte_rdtsc();
-    now_tsc = t0 + (t1 - t0) / 2;
-    if (t1 - t0 < rte_get_tsc_hz() / 100000) break;  // within 10 us
-  }
+  // TSC to Unix time: counted back from now (the real-time clock read with the TSC), at the rate
+  // the TSC has kept against CLOCK_MONOTONIC_RAW since the capture began (which no clock step
+  // moves; the EAL's frequency, rounded to 10 MHz, until 10 ms have passed). Frames wait in the
+  // ring for milliseconds: the rate's error, times that, is nothing. A port's stamps never go
+  // back.
+  uint64_t now_tsc = 0, raw_tsc = 0;
+  int64_t now_ns = 0, raw_ns = 0;
+  ReadTogether(CLOCK_REALTIME, &now_tsc, &now_ns);
+  ReadTogether(CLOCK_MONOTONIC_RAW, &raw_tsc, &raw_ns);
   double ns_per_tick = 1e9 / static_cast<double>(rte_get_tsc_hz());
-  if (now_ns - start_ns_ > 10000000 && now_tsc > start_tsc_) {
+  if (raw_ns - start_raw_ns_ > 10000000 && raw_tsc > start_tsc_) {
     ns_per_tick =
-        static_cast<double>(now_ns - start_ns_) / static_cast<double>(now_tsc - start_tsc_);
+        static_cast<double>(raw_ns - start_raw_ns_) / static_cast<double>(raw_tsc - start_tsc_);
   }
   size_t taken = 0;
   while (tail < head && taken < max && out->size() < max_bytes) {
@@ -220,27 +228,40 @@ size_t PortCapture::Drain(uint32_t interface, size_t max, size_t max_bytes, std:
   return taken;
 }
 
-absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec,
-                                                         std::unique_ptr<CaptureFilter> compiled,
-                                                         uint64_t id, int64_t started_unix_ns) {
+absl::Status Capture::Check(const CaptureSpec& spec) {
   if (spec.ring_bytes < 4096 || spec.ring_bytes > (size_t{64} << 20)) {
     return absl::InvalidArgumentError("a capture's ring: from 4 KiB to 64 MiB");
   }
   if (spec.snaplen == 0 || spec.snaplen > 262144) {
     return absl::InvalidArgumentError("a capture's snap length: 1 to 262144");
   }
-  // A frame of the snap length fits in half the ring with its record.
-  spec.snaplen = std::min<uint32_t>(spec.snaplen, spec.ring_bytes / 2 - 64);
   if (spec.ports.empty() || spec.ports.size() > kMaxPorts) {
     return absl::InvalidArgumentError(absl::StrCat("a capture's ports: 1 to ", kMaxPorts));
   }
+  if (!spec.rx && !spec.tx) return absl::InvalidArgumentError("a capture of no direction");
+  if (spec.count > (uint64_t{1} << 62)) return absl::InvalidArgumentError("count: too large");
+  if (spec.filter.size() > 4096) return absl::InvalidArgumentError("filter: at most 4096 bytes");
+  return absl::OkStatus();
+}
+
+size_t Capture::RingBytes(const CaptureSpec& spec) {
+  return PowerOfTwoAtLeast(spec.ring_bytes) * spec.ports.size();
+}
+
+absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(CaptureSpec spec,
+                                                         std::unique_ptr<CaptureFilter> compiled,
+                                                         uint64_t id, int64_t started_unix_ns) {
+  absl::Status checked = Check(spec);
+  if (!checked.ok()) return checked;
+  // A frame of the snap length fits in half the ring with its record.
+  spec.snaplen = std::min<uint32_t>(spec.snaplen, spec.ring_bytes / 2 - 64);
   std::unique_ptr<Capture> c(new Capture(std::move(spec)));
   if (id == 0) {
     std::random_device random;
     id = (uint64_t{random()} << 32 | random()) | 1;  // never 0
   }
   c->id_ = id;
-  c->started_unix_ns_ = started_unix_ns != 0 ? started_unix_ns : RealtimeNs();
+  c->started_unix_ns_ = started_unix_ns > 0 ? started_unix_ns : RealtimeNs();
   if (compiled != nullptr) {
     c->filter_ = std::move(compiled);
   } else if (!c->spec_.filter.empty()) {
@@ -294,11 +315,34 @@ absl::Status Capture::Resume(uint64_t written, std::vector<PortTotals> prior) {
     return absl::InvalidArgumentError(
         absl::StrCat("resume_prior: ", prior.size(), " port(s); the capture has ", ports_.size()));
   }
+  // Figures that add up: what was written and dropped passed the filter, which was seen; and
+  // the frames written in all are the ports'.
+  uint64_t sum = 0;
+  for (const PortTotals& t : prior) {
+    if (t.accepted > t.seen || t.written > t.accepted || t.dropped > t.accepted - t.written ||
+        t.written > (uint64_t{1} << 62)) {
+      return absl::InvalidArgumentError("resume_prior: figures that do not add up");
+    }
+    sum += t.written;
+  }
+  if (sum != written) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resume_written: ", written, ", but the ports wrote ", sum));
+  }
   prior_ = std::move(prior);
   written_ = spec_.count > 0 ? std::min(written, spec_.count) : written;
   // The taps admit no more than the count leaves.
   if (spec_.count > 0) remaining_.fetch_sub(static_cast<int64_t>(written_));
   return absl::OkStatus();
+}
+
+uint64_t Capture::Unread() const {
+  uint64_t taken = 0, written = 0;
+  for (const auto& p : ports_) {
+    taken += p->accepted() - std::min(p->accepted(), p->dropped());
+    written += p->written();
+  }
+  return taken - std::min(taken, written);
 }
 
 std::vector<PortTotals> Capture::Totals() const {

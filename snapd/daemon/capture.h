@@ -94,8 +94,8 @@ class PortCapture final : public PortTap {
   std::atomic<int64_t>* const remaining_;  // shared by the capture's ports; unused if no count
   const size_t ring_bytes_;                // a power of two
   std::unique_ptr<uint8_t[]> ring_;
-  const uint64_t start_tsc_;  // the TSC and the real-time clock as the capture began (Drain)
-  const int64_t start_ns_;
+  uint64_t start_tsc_ = 0;  // the TSC and CLOCK_MONOTONIC_RAW as the capture began (Drain)
+  int64_t start_raw_ns_ = 0;
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the engine's thread
   alignas(64) std::atomic<uint64_t> tail_{0};  // written by the reader
   // Written by the engine's thread (base/counter.h: one writer, no locked instruction)...
@@ -118,6 +118,11 @@ class Capture {
       CaptureSpec spec, std::unique_ptr<CaptureFilter> filter = nullptr, uint64_t id = 0,
       int64_t started_unix_ns = 0);
   static constexpr size_t kMaxPorts = 256;
+  // INVALID_ARGUMENT for a spec out of Create's bounds (a count past 2^62, no direction, a
+  // filter longer than 4096 bytes too).
+  static absl::Status Check(const CaptureSpec& spec);
+  // The bytes the rings of a checked spec take.
+  static size_t RingBytes(const CaptureSpec& spec);
 
   const CaptureSpec& spec() const { return spec_; }
   // What a live upgrade carries the capture by, and snapctl resumes it with; never 0.
@@ -132,10 +137,13 @@ class Capture {
   bool handed_over() const { return handed_over_.load(std::memory_order_acquire); }
   // A capture an upgrade carried here, taken up where the old snapd's stream ended: `written`
   // frames were written there, and `prior` holds its figures, one per port (added to this
-  // snapd's in Totals and Trailer). INVALID_ARGUMENT if `prior` is not one per port.
+  // snapd's in Totals and Trailer). INVALID_ARGUMENT, and nothing changed, if `prior` is not one
+  // per port or its figures do not add up (to `written`).
   absl::Status Resume(uint64_t written, std::vector<PortTotals> prior);
   // Each port's figures, with the prior ones.
   std::vector<PortTotals> Totals() const;
+  // Frames taken into the rings here and not written (yet).
+  uint64_t Unread() const;
   std::vector<std::unique_ptr<PortCapture>>& ports() { return ports_; }
   bool jit() const { return filter_ != nullptr && filter_->jit(); }
 

@@ -67,6 +67,57 @@ TEST(CaptureFilterTest, AnExpressionLibpcapCannotCompileIsRefusedWithItsWords) {
   EXPECT_NE(f.status().message().find("banana"), std::string::npos) << f.status();
 }
 
+// What a live upgrade carries: the program, loaded again as it was; anything else is refused.
+TEST(CaptureFilterTest, AProgramCarriedByAnUpgradeLoadsAsItWasAndGarbageIsRefused) {
+  auto f = CaptureFilter::Compile("udp dst port 53");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto again = CaptureFilter::FromProgram("udp dst port 53", (*f)->program());
+  ASSERT_TRUE(again.ok()) << again.status();
+  alignas(64) unsigned char scratch[CaptureFilter::kScratchBytes] = {};
+  std::string dns = Udp(53), other = Udp(54);
+  EXPECT_TRUE((*again)->Matches(scratch, View(dns).data, View(dns).len));
+  EXPECT_FALSE((*again)->Matches(scratch, View(other).data, View(other).len));
+  // Not a whole number of instructions; none; a jump out of the program (bpf_validate).
+  EXPECT_FALSE(CaptureFilter::FromProgram("x", (*f)->program().substr(1)).ok());
+  EXPECT_FALSE(CaptureFilter::FromProgram("x", "").ok());
+  std::string jump_out = (*f)->program();
+  jump_out[0] = 0x05;  // BPF_JMP | BPF_JA ...
+  jump_out[1] = 0;
+  jump_out[4] = 0x7f;  // ... far past the end
+  EXPECT_FALSE(CaptureFilter::FromProgram("x", jump_out).ok());
+  EXPECT_FALSE(CaptureFilter::FromProgram("x", std::string(8 * 5000, '\0')).ok());
+}
+
+// A capture taken up after an upgrade: the old snapd's figures add to this one's, and figures
+// that do not add up are refused with nothing changed.
+TEST(CaptureTest, AResumedCaptureCountsOnFromTheOldSnapdsFigures) {
+  CaptureSpec spec;
+  spec.ports = {"app1", "app2"};
+  spec.count = 10;
+  auto c = Capture::Create(spec);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE((*c)->Resume(7, {{10, 10, 0, 7}}).ok());                // one port of two
+  EXPECT_FALSE((*c)->Resume(8, {{10, 10, 0, 7}, {0, 0, 0, 0}}).ok());  // 8 written, not 7
+  EXPECT_FALSE((*c)->Resume(7, {{5, 10, 0, 7}, {0, 0, 0, 0}}).ok());   // more accepted than seen
+  EXPECT_FALSE(
+      (*c)->Resume(7, {{10, 9, 3, 7}, {0, 0, 0, 0}}).ok());  // written + dropped > accepted
+  EXPECT_EQ((*c)->written(), 0u);
+  ASSERT_TRUE((*c)->Resume(7, {{12, 10, 1, 7}, {0, 0, 0, 0}}).ok());
+  EXPECT_EQ((*c)->written(), 7u);
+  std::string f = Udp(9);
+  Packet p = View(f);
+  for (int i = 0; i < 5; ++i) (*c)->ports()[1]->Frames(&p, 1, false);
+  std::string out;
+  EXPECT_EQ((*c)->Drain(&out, 1 << 20), 3u);  // the count is of both snapds' frames
+  EXPECT_TRUE((*c)->done());
+  const std::vector<PortTotals> t = (*c)->Totals();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].seen, 12u);
+  EXPECT_EQ(t[0].written, 7u);
+  EXPECT_EQ(t[1].written, 3u);
+  EXPECT_EQ((*c)->dropped(), 1u);
+}
+
 TEST(CaptureTest, DirectionFilterAndCountDecideWhatIsWritten) {
   CaptureSpec spec;
   spec.ports = {"app1"};

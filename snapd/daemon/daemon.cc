@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -278,8 +279,8 @@ absl::Status Daemon::CaptureRoomFor(const CaptureSpec& spec) const {
     return absl::ResourceExhaustedError(
         absl::StrCat(kMaxCaptures, " captures run already: try again when one has ended"));
   }
-  size_t ring_bytes = spec.ring_bytes * spec.ports.size();
-  for (const auto& c : captures_) ring_bytes += c->spec().ring_bytes * c->ports().size();
+  size_t ring_bytes = Capture::RingBytes(spec);
+  for (const auto& c : captures_) ring_bytes += Capture::RingBytes(c->spec());
   if (ring_bytes > kMaxCaptureBytes) {
     return absl::ResourceExhaustedError(absl::StrCat("buffer_kb: the captures' rings would take ",
                                                      ring_bytes >> 20, " MiB, more than ",
@@ -293,7 +294,8 @@ absl::Status Daemon::AdoptCapture(CaptureSpec spec, std::unique_ptr<CaptureFilte
   if (id == 0) return absl::InvalidArgumentError("a carried capture without an id");
   std::sort(spec.ports.begin(), spec.ports.end());
   spec.ports.erase(std::unique(spec.ports.begin(), spec.ports.end()), spec.ports.end());
-  absl::Status room = CaptureRoomFor(spec);
+  absl::Status room = Capture::Check(spec);
+  if (room.ok()) room = CaptureRoomFor(spec);
   if (!room.ok()) return room;
   for (const std::string& port : spec.ports) {
     if (CaptureOf(port) != nullptr) {
@@ -307,21 +309,23 @@ absl::Status Daemon::AdoptCapture(CaptureSpec spec, std::unique_ptr<CaptureFilte
   if (!made.ok()) return made.status();
   // No engine here is polled yet: StartEngine taps the ports as their engines move in.
   captures_.push_back(std::move(*made));
-  awaiting_resume_[id] = MonotonicNs() + kResumeWithinNs;
+  awaiting_resume_[id] = std::numeric_limits<int64_t>::max();  // until we serve (BeginServing)
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<Capture>> Daemon::ResumeCapture(uint64_t id) {
+absl::StatusOr<std::shared_ptr<Capture>> Daemon::ResumeCapture(uint64_t id, uint64_t written,
+                                                               std::vector<PortTotals> prior) {
   auto waiting = awaiting_resume_.find(id);
-  if (waiting == awaiting_resume_.end()) {
+  auto capture = std::find_if(captures_.begin(), captures_.end(),
+                              [id](const auto& c) { return c->id() == id; });
+  if (waiting == awaiting_resume_.end() || capture == captures_.end()) {
     return absl::NotFoundError(
         absl::StrCat("no capture ", id, " waits here to go on (it ended, or is going on already)"));
   }
+  absl::Status status = (*capture)->Resume(written, std::move(prior));
+  if (!status.ok()) return status;
   awaiting_resume_.erase(waiting);
-  for (const auto& c : captures_) {
-    if (c->id() == id) return c;
-  }
-  return absl::NotFoundError(absl::StrCat("capture ", id, " has ended"));
+  return *capture;
 }
 
 void Daemon::ExpireCarriedCaptures(int64_t now) {
@@ -337,8 +341,8 @@ void Daemon::ExpireCarriedCaptures(int64_t now) {
       std::shared_ptr<Capture> capture = c;  // StopCapture erases it from captures_
       events_.Add("capture", absl::StrCat("port ", absl::StrJoin(capture->spec().ports, ",")),
                   absl::StrCat("ended: carried by the upgrade, not taken up within ",
-                               kResumeWithinNs / 1000000000, " s; ", capture->written(),
-                               " frame(s) were not read"));
+                               kResumeWithinNs / 1000000000, " s of it; ", capture->Unread(),
+                               " frame(s) taken since were not read"));
       StopCapture(capture);
       break;
     }
@@ -622,6 +626,8 @@ void Daemon::BeginServing(const ServiceHistory& history) {
   ready_ = true;
   started_ns_ = MonotonicNs();
   history_ = history;
+  // Captures an upgrade carried here wait for snapctl from now on.
+  for (auto& [id, until] : awaiting_resume_) until = started_ns_ + kResumeWithinNs;
 }
 
 config::SnapdConfig Daemon::CurrentConfig() const {

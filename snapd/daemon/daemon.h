@@ -112,12 +112,18 @@ class Daemon : public UpgradeHost {
   const std::vector<std::shared_ptr<Capture>>& captures() const override { return captures_; }
   // A capture a live upgrade carried here, the old snapd's going on: its ports are tapped as
   // their engines move in (StartEngine) and as its apps attach, and it waits kResumeWithinNs for
-  // snapctl to take it up (ResumeCapture); else it ends. The limits are StartCapture's.
+  // snapctl to take it up (ResumeCapture) from when this snapd serves; else it ends. The limits
+  // are StartCapture's.
   absl::Status AdoptCapture(CaptureSpec spec, std::unique_ptr<CaptureFilter> filter, uint64_t id,
                             int64_t started_unix_ns);
-  // The carried capture `id`, for its stream to go on from here (once). NOT_FOUND: none waits
-  // here under that id.
-  absl::StatusOr<std::shared_ptr<Capture>> ResumeCapture(uint64_t id);
+  // The carried capture `id`, for its stream to go on from here (once), after `written` frames
+  // and the old snapd's `prior` figures (Capture::Resume). NOT_FOUND: none waits here under that
+  // id; INVALID_ARGUMENT: figures that do not add up (the capture waits on).
+  absl::StatusOr<std::shared_ptr<Capture>> ResumeCapture(uint64_t id, uint64_t written,
+                                                         std::vector<PortTotals> prior);
+  // Capture streams running (the Capture RPC's): an old snapd that handed over waits for them to
+  // send their last frames and the resume id before its control plane stops. Any thread.
+  std::atomic<int>& capture_streams() { return capture_streams_; }
   static constexpr int64_t kResumeWithinNs = int64_t{30} * 1000000000;
   static constexpr size_t kMaxCaptures = 4;
   // The rings of all captures together, at most (each port has its own).
@@ -230,8 +236,10 @@ class Daemon : public UpgradeHost {
   // Running captures. Before the engines (and their ports, which may point to a capture's taps):
   // destroyed after them.
   std::vector<std::shared_ptr<Capture>> captures_;
-  // Carried captures not resumed yet: their ids, and until when they wait (MonotonicNs).
+  // Carried captures not resumed yet: their ids, and until when they wait (MonotonicNs; the
+  // clock starts when this snapd serves).
   std::map<uint64_t, int64_t> awaiting_resume_;
+  std::atomic<int> capture_streams_{0};
   // RESOURCE_EXHAUSTED if one more capture, or `spec`'s rings, would pass the limits.
   absl::Status CaptureRoomFor(const CaptureSpec& spec) const;
   // Ends the carried captures snapctl did not take up in time.

@@ -82,6 +82,8 @@ TEST(ReserveCoresTest, KeepsEveryThreadButThePinnedWorkersOffTheReservedCores) {
   });
   const pid_t other_thread = other_tid.get_future().get();
   Worker pinned("w-pinned", reserved), floating("w-floating");
+  ASSERT_NE(ThreadNamed("w-pinned"), 0);
+  ASSERT_NE(ThreadNamed("w-floating"), 0);
   Worker::ReserveCores({reserved});
   EXPECT_EQ(CoresOf(0), rest);
   EXPECT_EQ(CoresOf(other_thread), rest);
@@ -92,6 +94,7 @@ TEST(ReserveCoresTest, KeepsEveryThreadButThePinnedWorkersOffTheReservedCores) {
   std::thread([&] { later = CoresOf(0); }).join();
   EXPECT_EQ(later, rest);
   Worker pinned_later("w-pinned-later", reserved);
+  ASSERT_NE(ThreadNamed("w-pinned-later"), 0);
   EXPECT_EQ(CoresOf(ThreadNamed("w-pinned-later")), std::set<int>{reserved});
   // A floating worker re-pinned to "any core" gets the shared ones.
   floating.SetCore(-1);
