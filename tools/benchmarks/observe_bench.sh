@@ -9,7 +9,8 @@
 #              a second before; as a Prometheus at scrape_interval: 100ms would)
 #   capturing  `snapctl capture --port=app2` (both directions, no filter) written to /dev/null
 # The shared host's noise moves single runs by up to 2x: the median of the interleaved rounds is
-# what to read, and a ratio within a few percent of 1 is within that noise.
+# what to read, and a ratio within a few percent of 1 is within that noise. A last plain run ends
+# the rounds, so that every scraped and capturing run has a plain one on either side.
 # Then the idle capture hook's cost a burst (tap_bench). Ends with:
 #   observe plain_mpps= scraped_mpps= capturing_mpps= idle_hook_ns_per_burst=
 set -euo pipefail
@@ -101,6 +102,7 @@ PY
   printf "  round %d: plain %.2f  scraped %.2f  capturing %.2f Mpps\n" "$r" "${plain[-1]}" \
     "${scraped[-1]}" "${capturing[-1]}"
 done
+plain+=("$(flood)")  # one more: each round's runs lie between two plain ones
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 p=$(median "${plain[@]}")
 s=$(median "${scraped[@]}")
@@ -113,10 +115,15 @@ printf "  %-10s %8s %8s\n" "" "Mpps" "x plain"
 for k in plain:$p scraped:$s capturing:$c; do
   printf "  %-10s %8.3f %8.3f\n" "${k%%:*}" "${k#*:}" "$(python3 -c "print(${k#*:} / $p if $p > 0 else 0)")"
 done
-# The host's load drifts between rounds; within a round the three runs are seconds apart: the
-# median of each round's own ratio is the steadier figure.
-ratios() { python3 -c "import sys; a=sys.argv[1].split(); b=sys.argv[2].split(); r=sorted(x/y for x,y in zip(map(float,b),map(float,a)) if y>0); print('%.3f' % r[len(r)//2])" "$1" "$2"; }
-echo "  median of the rounds' own ratios: scraped $(ratios "${plain[*]}" "${scraped[*]}")x, capturing $(ratios "${plain[*]}" "${capturing[*]}")x"
+# The host's load drifts, by a third within minutes at times: each scraped and capturing run is
+# set against the mean of the plain runs just before and after it (seconds apart), and the
+# median of those ratios is the steadier figure.
+ratios() { python3 -c "
+import sys
+a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]
+r = sorted(y / ((a[i] + a[i + 1]) / 2) for i, y in enumerate(b) if a[i] + a[i + 1] > 0)
+print('%.3f' % r[len(r) // 2])" "$1" "$2"; }
+echo "  median of the runs' ratios to the plain runs beside them: scraped $(ratios "${plain[*]}" "${scraped[*]}")x, capturing $(ratios "${plain[*]}" "${capturing[*]}")x"
 echo "  the last capture: $captured"
 echo "  $hook"
 echo "observe plain_mpps=$p scraped_mpps=$s capturing_mpps=$c idle_hook_ns_per_burst=$(echo "$hook" | grep -o 'idle_hook_ns_per_burst=[0-9.]*' | cut -d= -f2)"
