@@ -13,7 +13,10 @@
 #    its first frame; the event log notes each capture;
 #  - a live upgrade in the middle of a capture: the new snapd goes on with it and snapctl with
 #    the new snapd, into the same file: one section, frames from both snapds, none twice, and
-#    the statistics counting both.
+#    the statistics counting both;
+#  - a reader stuck through an upgrade (snapctl stopped): the old snapd leaves without it, the new
+#    one ends the capture it carried when no one takes it up within 30 s (the event log says so,
+#    and the port is free again), and snapctl, let go on, says the capture broke off (no "Ctrl-C").
 source "$(dirname "$0")/lib.sh"
 need_root
 SNAPD=$(bin snapd/snapd)
@@ -176,4 +179,27 @@ check "... and one statistics block with both snapds' figures" \
   [ "$(cat "$WORK/up.isb")" = "$seen $seen 0 $total" ]
 check "... and the new snapd's event log says it went on" \
   bash -c "ctl events | grep -q 'capture .*port app1 .*goes on after the upgrade'"
+
+# A reader stuck through an upgrade: snapctl stopped (SIGSTOP) while snapd upgrades.
+cp "$SNAPD" "$WORK/snapd-new2"
+start stuck "$SNAPCTL" --socket="$RUN/control.sock" capture --port=app2 --duration=120 --output="$WORK/stuck.pcapng"
+wait_for 10 "the capture of app2 running" \
+  bash -c "ctl events | grep -q 'capture .*port app2 .*started' && [ -s '$WORK/stuck.pcapng' ]"
+kill -STOP "$PID_stuck"
+check "a live upgrade while the capture's reader is stopped" \
+  bash -c "CTL_TIMEOUT_S=60 ctl upgrade --binary='$WORK/snapd-new2' >'$WORK/stuck_upgrade.log' 2>&1"
+wait_for 60 "the new snapd ending the capture no one took up" \
+  bash -c "ctl events | grep -q 'capture .*port app2 .*not taken up within 30 s'" || true
+ctl events | grep "capture .*port app2 .*not taken up" | sed 's/^/  /' || true
+check "the new snapd ended the carried capture no one took up, and says so" \
+  bash -c "ctl events | grep -q 'capture .*port app2 .*ended: carried by the upgrade, not taken up within 30 s'"
+check "... and the port is free for the next capture" \
+  bash -c "ctl capture --port=app2 --count=5 --output='$WORK/after_stuck.pcapng' 2>/dev/null"
+kill -CONT "$PID_stuck"
+wait_for 30 "the stuck snapctl ending" bash -c "! kill -0 $PID_stuck 2>/dev/null" || true
+stuck_rc=0
+kill -0 "$PID_stuck" 2>/dev/null || wait "$PID_stuck" || stuck_rc=$?
+sed 's/^/  /' "$WORK/stuck.log"
+check "snapctl, let go on, says the capture broke off (not that it was interrupted), and fails ($stuck_rc)" \
+  bash -c "grep -q '^snapctl: the capture broke off: ' '$WORK/stuck.log' && ! grep -q interrupted '$WORK/stuck.log' && [ $stuck_rc = 1 ]"
 finish

@@ -644,6 +644,7 @@ class Cli {
     bool jit = false;
     bool wrote_ok = true;
     int upgrades = 0;
+    bool streamed = false;  // a chunk came
     std::string failed;
     grpc::Status status;
     while (true) {
@@ -667,6 +668,7 @@ class Cli {
       bool first = true;
       last.Clear();
       while (reader->Read(&chunk)) {
+        streamed = true;
         if (first) {
           first = false;
           const std::vector<std::string> now(chunk.ports().begin(), chunk.ports().end());
@@ -740,11 +742,15 @@ class Cli {
                 output.c_str());
         return 0;
       }
-      fprintf(stderr, "snapctl: %s%s: %s\n",
-              req.resume_id() != 0 ? "going on with the capture after the upgrade: " : "",
-              CodeName(status.error_code()), status.error_message().c_str());
-      if (req.resume_id() != 0) {
-        fprintf(stderr, "snapctl: %s has the frames streamed before the upgrade\n", output.c_str());
+      // Refused at the start, or broken off after frames came (snapd stopped, or upgraded while
+      // we did not read: the old snapd waits for a reader only so long).
+      const char* when = req.resume_id() != 0 ? "going on with the capture after the upgrade: "
+                         : streamed           ? "the capture broke off: "
+                                              : "";
+      fprintf(stderr, "snapctl: %s%s: %s\n", when, CodeName(status.error_code()),
+              status.error_message().c_str());
+      if (streamed) {
+        fprintf(stderr, "snapctl: %s has the frames streamed so far\n", output.c_str());
       }
       return 1;
     }
