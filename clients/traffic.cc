@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -100,13 +101,24 @@ LoadResult RunLoad(memif::TxRing& tx, memif::RxRing& rx, const std::function<boo
                                  ? start + absl::ToInt64Nanoseconds(options.send_for)
                                  : INT64_MAX;
   uint64_t frames = options.frames;
+  int64_t stop_file_checked = start;
   while (result.received + result.given_up < frames) {
     if (frames > result.sent && snapd::MonotonicNs() > send_until)
       frames = result.sent;  // time is up
+    if (!options.stop_file.empty() && frames > result.sent &&
+        snapd::MonotonicNs() - stop_file_checked > 10000000) {
+      stop_file_checked = snapd::MonotonicNs();
+      if (access(options.stop_file.c_str(), F_OK) == 0) frames = result.sent;  // told to stop
+    }
     // Send as much as the window allows.
     uint64_t in_flight = result.sent - result.received - result.given_up;
-    if (result.sent < frames && in_flight < window) {
-      uint64_t want = std::min<uint64_t>({frames - result.sent, window - in_flight, kBurst});
+    uint64_t allowed = frames;  // by --rate: as many as its time since the start allows
+    if (options.rate > 0) {
+      allowed = std::min<uint64_t>(
+          frames, 1 + static_cast<uint64_t>((snapd::MonotonicNs() - start) * options.rate / 1e9));
+    }
+    if (result.sent < allowed && in_flight < window) {
+      uint64_t want = std::min<uint64_t>({allowed - result.sent, window - in_flight, kBurst});
       for (uint64_t i = 0; i < want; ++i) {
         out[i] = memif::Frame{storage.data() + i * size, size};
         Build(out[i].data, header, size, result.sent + i);

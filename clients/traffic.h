@@ -24,7 +24,11 @@ struct LoadOptions {
   // bytes 12-13 (the ethertype); it may swap addresses.
   std::string header;
   uint32_t window = 1;  // frames in flight at most; 1 is a ping-pong
-  bool poll = true;     // spin while waiting; false: sleep on the ring's interrupt
+  double rate = 0;      // frames sent per second at most; 0: as fast as the window allows
+  // Stop sending once this file exists (looked for every 10 ms), then wait for the frames in
+  // flight; empty: no such file.
+  std::string stop_file;
+  bool poll = true;  // spin while waiting; false: sleep on the ring's interrupt
   absl::Duration idle_timeout = absl::Seconds(5);  // give up after this long without progress
   bool record_rtt = false;                         // keep every round-trip time (ping-pong)
   // Stop sending after this long (then wait for the frames in flight); zero: send them all.

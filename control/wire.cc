@@ -175,6 +175,9 @@ v1::DaemonInfo InfoOf(const Daemon& daemon) {
   }
   info.set_blackout_count(b.count);
   info.set_blackout_sum_us(b.sum_us);
+  if (daemon.history().last_upgrade.finished_unix_ms != 0) {
+    *info.mutable_last_upgrade() = ReportOf(daemon.history().last_upgrade);
+  }
   info.set_uptime_ms((MonotonicNs() - daemon.started_ns()) / 1000000);
   info.set_pid(getpid());
   info.set_memif_socket(daemon.config().memif_socket());
@@ -183,20 +186,21 @@ v1::DaemonInfo InfoOf(const Daemon& daemon) {
   return info;
 }
 
-v1::UpgradeReport ReportOf(const upgrade::Report& report) {
+v1::UpgradeReport ReportOf(const UpgradeReport& report) {
   v1::UpgradeReport out;
   out.set_old_pid(report.old_pid);
   out.set_new_pid(report.new_pid);
   out.set_old_build(report.old_build);
   out.set_new_build(report.new_build);
   out.set_brownout_us(report.brownout_us);
-  for (const upgrade::EngineMove& m : report.engines) {
+  for (const EngineMove& m : report.engines) {
     v1::EngineMove* e = out.add_engines();
     e->set_name(m.name);
     e->set_blackout_us(m.blackout_us);
     e->set_handover_us(m.handover_us);
   }
   for (const std::string& note : report.notes) out.add_notes(note);
+  if (report.finished_unix_ms != 0) out.set_finished_unix_ms(report.finished_unix_ms);
   return out;
 }
 

@@ -7,7 +7,6 @@
 
 #include "control/proto/snapd.pb.h"
 #include "snapd/daemon/daemon.h"
-#include "upgrade/old_snapd.h"
 
 namespace snapd {
 
@@ -17,7 +16,7 @@ v1::Stats StatsOf(Daemon& daemon);
 std::vector<v1::Group> GroupsOf(Daemon& daemon);
 std::vector<v1::App> AppsOf(const Daemon& daemon);
 v1::DaemonInfo InfoOf(const Daemon& daemon);
-v1::UpgradeReport ReportOf(const upgrade::Report& report);
+v1::UpgradeReport ReportOf(const UpgradeReport& report);
 
 }  // namespace snapd
 

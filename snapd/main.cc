@@ -1,7 +1,10 @@
 // snapd: the host networking daemon. See --help, README.md and docs/design.md.
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,7 +74,7 @@ ABSL_FLAG(int, takeover_fd, -1,
 // upgrade::Faults.
 ABSL_FLAG(std::string, upgrade_fault, "",
           "Testing: in an upgrade's new snapd, die in this phase (brownout, blackout, half, "
-          "publish) or refuse the first move (error).");
+          "publish), refuse the first move (error), or take 300 ms more over each move (slow).");
 ABSL_FLAG(int, upgrade_version, 0, "Testing: claim this upgrade protocol version.");
 ABSL_FLAG(bool, upgrade_defer_nics, false,
           "Testing: open no NIC beside the old snapd, as with a PCI device that cannot be open in "
@@ -357,10 +360,40 @@ int RunRestart(std::vector<StoredFd> stored, config::SnapdConfig cfg, absl::Stat
   return Serve(std::move(*daemon), std::move(*control), std::move(origin));
 }
 
+// Testing: a binary whose file ends in the line "#snapd-test-fault=FAULT@PATH" is, as an upgrade's
+// new snapd, run as with --upgrade_fault=FAULT on a host where PATH (relative to the binary's
+// directory) exists: a release that fails on some hosts only (tests/fleet_rollout_test stamps one
+// so). Appended bytes do not change what an ELF file runs. "" if there is no such line or PATH.
+std::string FaultStampedOnBinary() {
+  UniqueFd exe(open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+  struct stat st;
+  if (!exe || fstat(exe.get(), &st) != 0 || st.st_size < 512) return "";
+  char tail[512];
+  if (pread(exe.get(), tail, sizeof(tail), st.st_size - sizeof(tail)) != sizeof(tail)) return "";
+  absl::string_view t(tail, sizeof(tail));
+  constexpr absl::string_view kStamp = "\n#snapd-test-fault=";
+  size_t at = t.rfind(kStamp);
+  if (at == absl::string_view::npos) return "";
+  absl::string_view line = t.substr(at + kStamp.size());
+  line = line.substr(0, line.find('\n'));
+  size_t sep = line.find('@');
+  if (sep == absl::string_view::npos) return "";
+  char exe_path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
+  if (n <= 0) return "";
+  std::string path(exe_path, n);
+  path = absl::StrCat(path.substr(0, path.rfind('/') + 1), line.substr(sep + 1));
+  if (access(path.c_str(), F_OK) != 0) return "";
+  LOG(WARNING) << "upgrade: this binary is stamped to fail on hosts with " << path
+               << ", and this is one: --upgrade_fault=" << line.substr(0, sep);
+  return std::string(line.substr(0, sep));
+}
+
 // The new side of an upgrade: everything comes from the old snapd over the channel.
 int RunUpgrade(int fd) {
   upgrade::Faults faults;
   faults.fault = absl::GetFlag(FLAGS_upgrade_fault);
+  if (faults.fault.empty()) faults.fault = FaultStampedOnBinary();
   faults.claim_version = static_cast<uint32_t>(absl::GetFlag(FLAGS_upgrade_version));
   faults.defer_nics = absl::GetFlag(FLAGS_upgrade_defer_nics);
   upgrade::NewSnapd upgrade(faults);
@@ -394,6 +427,9 @@ int Main(int argc, char** argv) {
   usage.contains_help_flags = [](absl::string_view file) {
     return absl::EndsWith(file, "snapd/main.cc");
   };
+  // --version: "snapd 0.3.0 (/usr/sbin/snapd, written ...)", exit 0. A rollout runs it on each host
+  // before the upgrade: a binary that cannot start there (a library missing) fails it.
+  usage.version_string = [] { return BuildString() + "\n"; };
   absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> nic_flags, app_flags;
   std::vector<char*> rest = TakeRepeated(argc, argv, &nic_flags, &app_flags);

@@ -1,6 +1,6 @@
 """The shape every integration test here shares."""
 
-def integration_test(name, data):
+def integration_test(name, data, size = "medium"):
     """A shell test under tests/, with lib.sh, run alone and outside the sandbox.
 
     `exclusive`: these tests spin pollers (snapd workers, dpdk-testpmd) and the machines have two
@@ -8,7 +8,7 @@ def integration_test(name, data):
     """
     native.sh_test(
         name = name,
-        size = "medium",
+        size = size,
         srcs = [name + ".sh"],
         data = data,
         tags = ["exclusive", "no-sandbox"],

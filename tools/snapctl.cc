@@ -295,6 +295,21 @@ class Cli {
              info.restarts() == 1 ? "" : "s");
     }
     printf("\n");
+    if (info.has_last_upgrade()) {
+      const v1::UpgradeReport& u = info.last_upgrade();
+      const v1::EngineMove* worst = nullptr;
+      for (const v1::EngineMove& m : u.engines()) {
+        if (worst == nullptr || m.blackout_us() > worst->blackout_us()) worst = &m;
+      }
+      printf("last upgrade  %s: from pid %d, brownout %ld us, worst blackout %s\n",
+             absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(u.finished_unix_ms()),
+                              absl::UTCTimeZone())
+                 .c_str(),
+             u.old_pid(), u.brownout_us(),
+             worst == nullptr
+                 ? "- (no engine)"
+                 : absl::StrCat(worst->blackout_us(), " us (", worst->name(), ")").c_str());
+    }
     printf("memif socket  %s\n", info.memif_socket().c_str());
     printf("control       %s\n", info.control_socket().c_str());
     std::string kinds;

@@ -147,6 +147,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   size_t moved = 0;
   const size_t engines = daemon_->EngineNames().size();
   std::vector<uint64_t> blackouts_us;  // this upgrade's, as the old snapd measured them
+  UpgradeReport record;                // this upgrade, for DaemonInfo.last_upgrade
   std::vector<Event> older_events;     // the old snapd's log
   uint64_t older_log = 0;
   while (true) {
@@ -158,8 +159,19 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
             absl::StrCat("done after ", moved, " of ", engines, " engines moved"));
       }
       // One an engine moved, at most, each at most an hour (the old snapd's word: checked).
-      for (uint64_t us : msg->envelope.done().blackout_us()) {
+      const wire::Done& done = msg->envelope.done();
+      for (uint64_t us : done.blackout_us()) {
         if (blackouts_us.size() < moved) blackouts_us.push_back(std::min<uint64_t>(us, 3600000000));
+      }
+      for (size_t i = 0; i < record.engines.size(); ++i) {
+        record.engines[i].blackout_us = i < blackouts_us.size() ? blackouts_us[i] : 0;
+        if (i < static_cast<size_t>(done.handover_us_size()))
+          record.engines[i].handover_us = std::min<uint64_t>(done.handover_us(i), 3600000000);
+      }
+      record.brownout_us = std::min<uint64_t>(done.brownout_us(), 3600000000);
+      record.old_build = done.old_build().substr(0, 512);
+      for (const std::string& note : done.notes()) {
+        if (record.notes.size() < 64) record.notes.push_back(note.substr(0, 1024));
       }
       older_events = EventsFromWire(msg->envelope.done());
       older_log = msg->envelope.done().events_log_id();
@@ -171,8 +183,10 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     if (faults_.fault == "error") {
       return absl::InternalError("refusing the move (--upgrade_fault=error)");
     }
+    if (faults_.fault == "slow") absl::SleepFor(kSlowMove);  // the engine is stopped meanwhile
     absl::StatusOr<int64_t> polling_since = MoveIn(msg->envelope.move_engine(), msg->fds);
     if (!polling_since.ok()) return polling_since.status();
+    record.engines.push_back(EngineMove{msg->envelope.move_engine().name(), 0, 0});
     wire::Envelope reply;
     reply.mutable_moved()->set_name(msg->envelope.move_engine().name());
     reply.mutable_moved()->set_polling_since_ns(*polling_since);
@@ -213,6 +227,11 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     history.blackouts.Add(us);
     worst_us = std::max(worst_us, us);
   }
+  record.old_pid = b.pid();
+  record.new_pid = getpid();
+  record.new_build = BuildString();
+  record.finished_unix_ms = absl::ToUnixMillis(absl::Now());
+  history.last_upgrade = std::move(record);
   daemon_->BeginServing(history);
   daemon_->events().TakeOver(std::move(older_events), older_log);
   daemon_->events().Add(

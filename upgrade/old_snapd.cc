@@ -431,7 +431,13 @@ absl::StatusOr<Report> OldSnapd::Run(const std::string& binary,
   // on from them (Prometheus would take an older figure after a newer one for a reset).
   if (host_.metrics_listener() != nullptr) host_.metrics_listener()->Pause(true);
   wire::Envelope done;
-  for (const EngineMove& m : report.engines) done.mutable_done()->add_blackout_us(m.blackout_us);
+  for (const EngineMove& m : report.engines) {
+    done.mutable_done()->add_blackout_us(m.blackout_us);
+    done.mutable_done()->add_handover_us(m.handover_us);
+  }
+  done.mutable_done()->set_brownout_us(report.brownout_us);
+  done.mutable_done()->set_old_build(report.old_build);
+  for (const std::string& note : report.notes) done.mutable_done()->add_notes(note);
   EventsToWire(host_.events().All(), host_.events().id(), done.mutable_done());
   status = Send(channel.get(), done);
   if (!status.ok()) return fail(status);

@@ -22,26 +22,8 @@
 
 namespace snapd::upgrade {
 
-// What an upgrade did, for the operator (snapctl upgrade).
-struct EngineMove {
-  std::string name;
-  // From the old worker's last poll to the new worker's first; and from asking the old worker to
-  // stop to the new snapd's answer.
-  int64_t blackout_us = 0;
-  int64_t handover_us = 0;
-};
-struct Report {
-  int32_t old_pid = 0;
-  int32_t new_pid = 0;
-  // Which binaries: "snapd 0.3.0 (/usr/sbin/snapd, written 2026-11-26 14:00:00 UTC)".
-  std::string old_build;
-  std::string new_build;
-  // From starting the new binary to it having adopted every app and built every engine.
-  int64_t brownout_us = 0;
-  std::vector<EngineMove> engines;
-  // What the operator should know (an app the new snapd refused, a tap made anew).
-  std::vector<std::string> notes;
-};
+// What an upgrade did, for the operator (snapctl upgrade): snapd/daemon/upgrade_host.h.
+using Report = UpgradeReport;
 
 class OldSnapd {
  public:

@@ -59,10 +59,12 @@ std::vector<Event> EventsFromWire(const wire::Done& in);
 
 // Fault injection, for tests only: set in the new snapd from its --upgrade_* flags (main.cc;
 // `snapctl upgrade --new_args=...` passes them).
+inline constexpr absl::Duration kSlowMove = absl::Milliseconds(300);
 struct Faults {
   // Die as a kill -9 would in this phase: "brownout", "blackout", "half" (once half the engines
   // moved), "publish" (a worker, in the middle of publishing a batch, once engines moved); or
-  // "error": refuse the first move with an error.
+  // "error": refuse the first move with an error; "slow": take kSlowMove more over each move (a
+  // blackout a rollout's gate must catch, deploy/ansible/).
   std::string fault;
   // Claim this protocol version instead of ours (0: ours).
   uint32_t claim_version = 0;

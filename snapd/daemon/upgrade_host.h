@@ -24,6 +24,31 @@
 
 namespace snapd {
 
+// What a live upgrade did: the old snapd's report to whoever asked for it (snapctl upgrade), and
+// the new snapd's record of how it came to serve (DaemonInfo.last_upgrade), which is what a rollout
+// gates on after `systemctl reload` (deploy/ansible/).
+struct EngineMove {
+  std::string name;
+  // From the old worker's last poll to the new worker's first; and from asking the old worker to
+  // stop to the new snapd's answer.
+  int64_t blackout_us = 0;
+  int64_t handover_us = 0;
+};
+struct UpgradeReport {
+  int32_t old_pid = 0;
+  int32_t new_pid = 0;
+  // Which binaries: "snapd 0.3.0 (/usr/sbin/snapd, written 2026-11-26 14:00:00 UTC)".
+  std::string old_build;
+  std::string new_build;
+  // From starting the new binary to it having adopted every app and built every engine.
+  int64_t brownout_us = 0;
+  std::vector<EngineMove> engines;
+  // What the operator should know (an app the new snapd refused, a tap made anew).
+  std::vector<std::string> notes;
+  // When the new snapd began to serve (Unix ms); 0: no upgrade.
+  int64_t finished_unix_ms = 0;
+};
+
 // The service across live upgrades and crash restarts: since when it serves (Unix ms, when the
 // first snapd of the chain started), how many upgrades and restarts since, and the pid this snapd
 // took over from (0 for none).
@@ -36,6 +61,8 @@ struct ServiceHistory {
   // (upgrade/crash_store.h); 0: none kept.
   uint64_t store_generation = 0;
   BlackoutHistogram blackouts;
+  // The live upgrade that started this process (finished_unix_ms 0: it was not started by one).
+  UpgradeReport last_upgrade;
 };
 
 // A listening socket an upgrade hands over besides the control plane's (the metrics endpoint's,
