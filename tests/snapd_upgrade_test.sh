@@ -60,6 +60,11 @@ for i in $(seq 1 20); do
 done
 check "20 upgrades in a row succeeded" [ "$ok" -eq 20 ]
 check "the group's mode moved with each upgrade (dedicated after the 15th: $mode_kept)" [ "$mode_kept" = dedicated ]
+check "snapctl info keeps the last upgrade's report: both engines, from the snapd before" json_check \
+  '(sorted(m["name"] for m in d["last_upgrade"]["engines"]) == ["echo1", "vswitch0"]
+    and d["last_upgrade"]["new_pid"] == d["pid"] and d["last_upgrade"]["old_pid"] == d["previous_pid"]
+    and int(d["last_upgrade"]["finished_unix_ms"]) > 0)' < <(ctl --json info)
+check "and shows it" bash -c "ctl info | grep -q '^last upgrade .*from pid [0-9]*, brownout [0-9]* us, worst blackout [0-9]* us ('"
 fds_last=$(ls "/proc/$(pid_of_snapd)/fd" | wc -l)
 check "no fd of an old snapd lives on in the new one ($fds_first open after the 1st upgrade, $fds_last after the 20th)" \
   [ "$fds_last" -le "$fds_first" ]

@@ -5,6 +5,7 @@
 #include "upgrade/new_snapd.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
 #include <thread>
@@ -51,7 +52,10 @@ class NewSnapdTest : public ::testing::Test {
     return std::async(std::launch::async, [this] {
       NewSnapd upgrade(Faults{}, driver_);
       auto daemon = upgrade.Run(std::move(new_end_));
-      if (daemon.ok()) (*daemon)->Withdraw();  // the test's old side still "serves"
+      if (daemon.ok()) {
+        last_upgrade_ = (*daemon)->history().last_upgrade;
+        (*daemon)->Withdraw();  // the test's old side still "serves"
+      }
       return daemon.status();
     });
   }
@@ -71,6 +75,7 @@ class NewSnapdTest : public ::testing::Test {
     b->set_control_listener_fd(UINT32_MAX);
     b->set_journal_fd(UINT32_MAX);
     b->set_upgrades(4);
+    b->set_pid(4242);
     ASSERT_TRUE(Send(old_side_.get(), e, fds).ok());
   }
 
@@ -88,9 +93,9 @@ class NewSnapdTest : public ::testing::Test {
     return Send(old_side_.get(), e);
   }
 
-  absl::Status Done() {
+  absl::Status Done(const wire::Done& done = wire::Done()) {
     wire::Envelope e;
-    e.mutable_done();
+    *e.mutable_done() = done;
     return Send(old_side_.get(), e);
   }
 
@@ -102,6 +107,7 @@ class NewSnapdTest : public ::testing::Test {
     EXPECT_NE(reply.status().message().find(reason), absl::string_view::npos) << reply.status();
   }
 
+  UpgradeReport last_upgrade_;  // the new snapd's record, once it took over
   FakeNicDriver driver_;
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
@@ -131,6 +137,44 @@ TEST_F(NewSnapdTest, TakesOverTwoEngines) {
   old_side_.reset();  // we let go
   EXPECT_TRUE(result.get().ok());
   EXPECT_EQ(driver_.opens, 1);
+}
+
+// What the new snapd keeps of the upgrade that started it (snapctl info's last_upgrade, which a
+// rollout gates on): the engines in the order moved, with the old snapd's figures, bounded.
+TEST_F(NewSnapdTest, RecordsTheUpgradeThatStartedIt) {
+  auto result = StartNewSide();
+  Brownout(config_);
+  ASSERT_TRUE(Ready().ok());
+  for (uint32_t i : {1, 0}) {
+    ASSERT_TRUE(Move(absl::StrCat("e", i), i).ok());
+    ASSERT_TRUE(Receive(old_side_.get(), kStepTimeout).ok());
+  }
+  wire::Done done;
+  done.add_blackout_us(120);
+  done.add_blackout_us(uint64_t{1} << 50);  // not believed: at most an hour
+  done.add_blackout_us(7);                  // a third, for an engine that did not move: ignored
+  done.add_handover_us(300);
+  done.set_brownout_us(5000);
+  done.set_old_build("snapd 0.2.9 (/usr/sbin/snapd, written 2026-11-01 10:00:00 UTC)");
+  done.add_notes("app 7 detached: ...");
+  ASSERT_TRUE(Done(done).ok());
+  ASSERT_TRUE(Receive(old_side_.get(), kStepTimeout).ok());  // serving
+  old_side_.reset();
+  ASSERT_TRUE(result.get().ok());
+  EXPECT_EQ(last_upgrade_.old_pid, 4242);
+  EXPECT_EQ(last_upgrade_.new_pid, getpid());
+  EXPECT_GT(last_upgrade_.finished_unix_ms, 0);
+  EXPECT_EQ(last_upgrade_.brownout_us, 5000);
+  EXPECT_EQ(last_upgrade_.old_build, done.old_build());
+  EXPECT_NE(last_upgrade_.new_build.find("snapd "), std::string::npos);
+  ASSERT_EQ(last_upgrade_.engines.size(), 2u);
+  EXPECT_EQ(last_upgrade_.engines[0].name, "e1");
+  EXPECT_EQ(last_upgrade_.engines[0].blackout_us, 120);
+  EXPECT_EQ(last_upgrade_.engines[0].handover_us, 300);
+  EXPECT_EQ(last_upgrade_.engines[1].name, "e0");
+  EXPECT_EQ(last_upgrade_.engines[1].blackout_us, 3600000000);
+  EXPECT_EQ(last_upgrade_.engines[1].handover_us, 0);
+  EXPECT_EQ(last_upgrade_.notes, std::vector<std::string>{"app 7 detached: ..."});
 }
 
 TEST_F(NewSnapdTest, DoneBeforeEveryEngineMovedIsRefused) {
