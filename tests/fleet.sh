@@ -99,10 +99,11 @@ _fleet_host_up() {  # I
   local i=$1 h=$FLEET_DIR/h$1 ns if
   ns=$(fleet_ns "$i")
   if=$(fleet_if "$i")
-  veth_host "$ns" "$if" "${if}n" "$(fleet_addr "$i")/24"
-  ip addr add "10.77.$i.1/24" dev "$if"
-  mkdir -p -m 0755 "$h" "$h/run"
-  ssh-keygen -q -t ed25519 -N '' -C "fleet-h$i" -f "$h/ssh_host_key" >/dev/null
+  # Called as `_fleet_host_up I || return 1`, so set -e does not hold in here: each step says.
+  veth_host "$ns" "$if" "${if}n" "$(fleet_addr "$i")/24" || return 1
+  ip addr add "10.77.$i.1/24" dev "$if" || return 1
+  mkdir -p -m 0755 "$h" "$h/run" || return 1
+  ssh-keygen -q -t ed25519 -N '' -C "fleet-h$i" -f "$h/ssh_host_key" >/dev/null || return 1
   echo "$(fleet_addr "$i") $(cut -d' ' -f1,2 "$h/ssh_host_key.pub")" >>"$FLEET_DIR/ssh/known_hosts"
   # Each host's snapd: a vswitch serving udp_echo (app 1) and snap_traffic (app 2), an echo engine
   # serving memif_traffic (app 3).
@@ -116,13 +117,16 @@ eal { memory_mb: 128 }
 EOF
   if fleet_under_systemd "$i"; then
     printf '[Unit]\nDescription=a fleet host (tests/fleet.sh)\n' >"$h/fleet-host.target"
-    boot_systemd "$h/systemd" "$h/fleet-host.target" || return 1
+    if ! boot_systemd "$h/systemd" "$h/fleet-host.target"; then
+      kill_systemd
+      return 1
+    fi
     FLEET_SD[$i]=$SD
     FLEET_SD_UNSHARE[$i]=$_sd_unshare
     FLEET_SD_DIR[$i]=$_sd_dir
     SD="" _sd_unshare="" _sd_dir=""
   fi
-  fleet_in_host "$i" mkdir -p -m 0755 /run/sshd
+  fleet_in_host "$i" mkdir -p -m 0755 /run/sshd || return 1
   _fleet_prefix "$i"
   _fleet_bg "$h/sshd.log" "${FLEET_PREFIX[@]}" /usr/sbin/sshd -D -e -f "$FLEET_DIR/ssh/sshd_config" \
     -h "$h/ssh_host_key" -o "ListenAddress=$(fleet_addr "$i")"

@@ -23,16 +23,19 @@ def _load():
 
 F = _load()
 NEW = "b" * 64
+OBJECTS = ["engines/echo0", "engines/sw0", "nics/nic0", "ports/app2", "ports/app3"]
 BEFORE = {
-    "serving": True, "pid": 100, "version": "0.3.0", "exe_sha256": "a" * 64,
-    "apps_attached": [1, 2, 3],
+    "serving": True, "pid": 100, "version": "0.3.0", "exe_sha256": "a" * 64, "upgrades": 3, "restarts": 0,
+    "apps_attached": [1, 2, 3], "app_pids": {"1": 11, "2": 12, "3": 13}, "busy_engines": ["sw0"],
+    "objects": OBJECTS,
     "counters": {"engines/sw0/frames": 1000, "engines/echo0/frames": 500,
                  "ports/app2/tx_dropped": 4, "ports/app3/drop_takeover": 0, "nics/nic0/rx_missed": 7},
 }
 AFTER = {
-    "serving": True, "pid": 200, "version": "0.3.0", "exe_sha256": NEW,
-    "apps_attached": [1, 2, 3],
-    "counters": {"engines/sw0/frames": 1300, "engines/echo0/frames": 600,
+    "serving": True, "pid": 200, "version": "0.3.0", "exe_sha256": NEW, "upgrades": 4, "restarts": 0,
+    "apps_attached": [1, 2, 3], "app_pids": {"1": 11, "2": 12, "3": 13}, "busy_engines": ["sw0"],
+    "objects": OBJECTS,
+    "counters": {"engines/sw0/frames": 1300, "engines/echo0/frames": 500,
                  "ports/app2/tx_dropped": 4, "ports/app3/drop_takeover": 0, "nics/nic0/rx_missed": 7},
     "last_upgrade": {"old_pid": 100, "new_pid": 200,
                      "engines": [{"name": "sw0", "blackout_us": "800"}, {"name": "echo0", "blackout_us": "300"}]},
@@ -73,15 +76,34 @@ class GateTest(unittest.TestCase):
         self.assertTrue(self.gate(after(apps_attached=[1, 2, 3, 4]))["ok"])
 
     def test_a_counter_that_went_back_fails(self):
-        c = dict(AFTER["counters"], **{"engines/sw0/frames": 10})
+        c = dict(AFTER["counters"], **{"engines/echo0/frames": 10})
         self.assertEqual(self.gate(after(counters=c))["failures"],
-                         ["counter engines/sw0/frames: went back from 1000 to 10"])
+                         ["counter engines/echo0/frames: went back from 500 to 10"])
 
-    def test_a_counter_gone_fails(self):
-        c = dict(AFTER["counters"])
-        del c["nics/nic0/rx_missed"]
+    def test_a_port_gone_fails(self):
+        c = {k: v for k, v in AFTER["counters"].items() if not k.startswith("ports/app3/")}
+        g = self.gate(after(counters=c, objects=[o for o in OBJECTS if o != "ports/app3"]))
+        self.assertEqual(g["failures"], ["port app3: there before the upgrade, gone after"])
+
+    def test_an_engine_whose_traffic_stopped_fails(self):
+        c = dict(AFTER["counters"], **{"engines/sw0/frames": 1000})
         self.assertEqual(self.gate(after(counters=c))["failures"],
-                         ["counter nics/nic0/rx_missed: 7 before, gone after"])
+                         ["engine sw0: carried traffic before the upgrade, none since (frames 1000 -> 1000)"])
+
+    def test_an_idle_engine_need_not_move_frames(self):
+        self.assertTrue(self.gate(AFTER)["ok"])  # echo0: 500 -> 500, idle before
+
+    def test_an_app_that_attached_again_fails(self):
+        g = self.gate(after(app_pids={"1": 11, "2": 99, "3": 13}))
+        self.assertEqual(g["failures"], ["app 2: attached again (pid 12 -> 99): it noticed the upgrade"])
+
+    def test_a_crash_restart_meanwhile_fails(self):
+        g = self.gate(after(restarts=1))
+        self.assertEqual(g["failures"], ["snapd restarted after a crash meanwhile (restarts 0 -> 1)"])
+
+    def test_more_than_one_upgrade_meanwhile_fails(self):
+        g = self.gate(after(upgrades=5))
+        self.assertEqual(g["failures"], ["snapd counts 5 live upgrade(s) since it first started, 3 before: not one more"])
 
     def test_frames_lost_are_counted_and_gated(self):
         c = dict(AFTER["counters"], **{"ports/app2/tx_dropped": 9, "nics/nic0/rx_missed": 8})

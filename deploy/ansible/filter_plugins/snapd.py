@@ -48,9 +48,19 @@ def snapd_gate(before, after, new_sha256, slo_us, max_frames_lost=0):
         failures.append("snapd (pid %s) was not started by a live upgrade from pid %s (its last "
                         "upgrade: %s -> %s)" % (after.get("pid"), before.get("pid"),
                                                 last.get("old_pid", "none"), last.get("new_pid", "none")))
+    if after.get("restarts", 0) != before.get("restarts", 0):
+        failures.append("snapd restarted after a crash meanwhile (restarts %d -> %d)" %
+                        (before.get("restarts", 0), after.get("restarts", 0)))
+    elif after.get("upgrades", 0) != before.get("upgrades", 0) + 1:
+        failures.append("snapd counts %d live upgrade(s) since it first started, %d before: not one more" %
+                        (after.get("upgrades", 0), before.get("upgrades", 0)))
     moved = {m.get("name", ""): int(m.get("blackout_us", 0)) for m in last.get("engines", [])}
     result["blackouts"] = moved
-    engines = sorted({k.split("/")[1] for k in before.get("counters", {}) if k.startswith("engines/")})
+    for obj in before.get("objects", []):
+        if obj not in after.get("objects", []):
+            kind, name = obj.split("/", 1)
+            failures.append("%s %s: there before the upgrade, gone after" % (kind[:-1], name))
+    engines = sorted(o.split("/", 1)[1] for o in before.get("objects", []) if o.startswith("engines/"))
     for name in engines:
         if name not in moved:
             failures.append("engine %s: not moved by the upgrade" % name)
@@ -59,15 +69,22 @@ def snapd_gate(before, after, new_sha256, slo_us, max_frames_lost=0):
             result["worst_blackout_us"], result["worst_engine"] = us, name
         if us > slo_us:
             failures.append("engine %s: blackout %d us, over the SLO of %d us" % (name, us, slo_us))
+    b, a = before.get("counters", {}), after.get("counters", {})
+    for name in before.get("busy_engines", []):
+        key = "engines/%s/frames" % name
+        if name in engines and a.get(key, 0) <= b.get(key, 0):
+            failures.append("engine %s: carried traffic before the upgrade, none since (frames %d -> %d)" %
+                            (name, b.get(key, 0), a.get(key, 0)))
+    pids = after.get("app_pids", {})
     for app in before.get("apps_attached", []):
         if app not in after.get("apps_attached", []):
             failures.append("app %d: attached before the upgrade, not after" % app)
-    b, a = before.get("counters", {}), after.get("counters", {})
+        elif str(app) in before.get("app_pids", {}) and pids.get(str(app)) != before["app_pids"][str(app)]:
+            failures.append("app %d: attached again (pid %s -> %s): it noticed the upgrade" %
+                            (app, before["app_pids"][str(app)], pids.get(str(app))))
     for key in sorted(b):
-        if key not in a:
-            failures.append("counter %s: %d before, gone after" % (key, b[key]))
-        elif a[key] < b[key]:
-            failures.append("counter %s: went back from %d to %d" % (key, b[key], a[key]))
+        if "/".join(key.split("/")[:2]) in after.get("objects", []) and a.get(key, 0) < b[key]:
+            failures.append("counter %s: went back from %d to %d" % (key, b[key], a.get(key, 0)))
     lost, parts = snapd_lost(before, after)
     result["frames_lost"] = lost
     if lost > max_frames_lost:

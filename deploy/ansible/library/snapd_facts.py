@@ -8,15 +8,19 @@
 #   pid, version, build      the running process (snapctl info)
 #   exe_sha256   sha256 of the running process's binary (/proc/PID/exe: right even after the file
 #                at its path was replaced), what "already on this release" is decided by
-#   apps_attached            the ids of the apps attached now, sorted
-#   counters     every engine, port and NIC counter, flat: "engines/NAME/frames": N
+#   apps_attached            the ids of the apps attached now, sorted; app_pids: {id: pid}
+#   counters     every engine, port and NIC counter (not gauges), flat: "engines/NAME/frames": N
+#   objects      every engine, port and NIC: "engines/NAME"
+#   busy_engines the engines that carried traffic when read (frames per second above 0)
+#   installed_sha256, prev_present   with sbin_dir: the installed binary, and whether a rollout's
+#                snapd.prev is there
 #   last_upgrade the upgrade that started this process, as it saw it (absent if none did)
 #   upgrades, restarts       the service's, since it first started
 # Fails (with snapctl's own words) only if snapctl cannot be run at all; a snapd that does not
 # answer is `serving: false` with `error` saying why.
 import hashlib
 import json
-import subprocess
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -27,19 +31,38 @@ def snapctl(module, snapctl_path, socket, *args):
     return rc, out, err.strip()
 
 
+# The counters of the v1 API (control/proto/snapd.proto) that only ever grow, by kind of object.
+# Gauges (queueing delay, busy share, rates, link speed) are left out: they may go either way.
+COUNTERS = {
+    "engines": ("frames", "bytes", "batches", "polls", "empty_polls", "drops"),
+    "ports": ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "tx_dropped", "rx_errors",
+              "drop_malformed", "drop_spoofed", "drop_takeover", "drop_oversize"),
+    "nics": ("rx_frames", "tx_frames", "rx_missed", "rx_errors", "tx_errors", "rx_nombuf",
+             "rx_bytes", "tx_bytes", "rx_wait_ns"),
+}
+
+
 def counters_of(stats):
-    flat = {}
-    for kind in ("engines", "ports", "nics"):
+    """{"engines/sw0/frames": N, ...} for every object of the stats; a counter JSON leaves out is 0
+    (protobuf's JSON omits zeros, and prints 64-bit integers as strings)."""
+    flat, objects = {}, []
+    for kind, names in COUNTERS.items():
         for obj in stats.get(kind, []):
+            name = "%s/%s" % (kind, obj.get("name", "?"))
+            objects.append(name)
             fields = dict(obj)
             fields.update(obj.get("stats", {}))
-            for key, value in fields.items():
-                # JSON carries 64-bit counters as strings; booleans and names are not counters.
-                if isinstance(value, bool):
-                    continue
-                if isinstance(value, (int, str)) and str(value).isdigit():
-                    flat["%s/%s/%s" % (kind, obj.get("name", "?"), key)] = int(value)
-    return flat
+            for key in names:
+                flat["%s/%s" % (name, key)] = int(fields.get(key, 0) or 0)
+    return flat, sorted(objects)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main():
@@ -47,11 +70,21 @@ def main():
         argument_spec=dict(
             snapctl=dict(type="str", required=True),
             socket=dict(type="str", required=True),
+            # Where snapd is installed: then also the installed binary's sha256 and whether a
+            # rollout's snapd.prev is there (a rollout that did not finish on this host).
+            sbin_dir=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
     path, socket = module.params["snapctl"], module.params["socket"]
     facts = {"serving": False}
+    sbin = module.params["sbin_dir"]
+    if sbin:
+        try:
+            facts["installed_sha256"] = sha256_of(os.path.join(sbin, "snapd"))
+        except OSError:
+            facts["installed_sha256"] = ""
+        facts["prev_present"] = os.path.exists(os.path.join(sbin, "snapd.prev"))
     try:
         rc, out, err = snapctl(module, path, socket, "health")
     except OSError as e:
@@ -80,17 +113,19 @@ def main():
     facts["restarts"] = int(info.get("restarts", 0))
     facts["last_upgrade"] = info.get("last_upgrade")
     try:
-        digest = hashlib.sha256()
-        with open("/proc/%d/exe" % facts["pid"], "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        facts["exe_sha256"] = digest.hexdigest()
+        facts["exe_sha256"] = sha256_of("/proc/%d/exe" % facts["pid"])
     except OSError as e:
         facts["exe_sha256"] = ""
         facts["error"] = "cannot read snapd's binary (pid %d): %s" % (facts["pid"], e)
-    facts["apps_attached"] = sorted(
-        int(a.get("id", 0)) for a in docs["apps"].get("apps", []) if a.get("attached"))
-    facts["counters"] = counters_of(docs["stats"])
+    apps = [a for a in docs["apps"].get("apps", []) if a.get("attached")]
+    facts["apps_attached"] = sorted(int(a.get("id", 0)) for a in apps)
+    # Which process holds each app: one that attached again (a new connection) may have a new one.
+    facts["app_pids"] = {str(a.get("id", 0)): int(a.get("pid", 0)) for a in apps}
+    facts["counters"], facts["objects"] = counters_of(docs["stats"])
+    # Engines that carried traffic when read: their frames must go on growing after the upgrade.
+    facts["busy_engines"] = sorted(
+        e.get("name", "?") for e in docs["stats"].get("engines", [])
+        if float(e.get("stats", {}).get("frames_per_s", 0) or 0) > 0)
     module.exit_json(changed=False, snapd=facts)
 
 

@@ -69,7 +69,8 @@ def main():
         "hosts": rows,
         "upgraded": sum(1 for r in rows if r.get("result") == "upgraded"),
         "skipped": sum(1 for r in rows if r.get("result") == "skipped"),
-        "failed": [r["host"] for r in rows if r.get("result") in ("rolled back", "failed")],
+        "failed": [r["host"] for r in rows
+                   if r.get("result") == "rolled back" or r.get("result", "").startswith("failed")],
         "not_reached": [r["host"] for r in rows if r.get("result") == "not reached"],
         "worst_blackout_us": max([int(r.get("worst_blackout_us") or 0) for r in rows] + [0]),
         "frames_lost": sum(int(r.get("frames_lost") or 0) for r in rows),
