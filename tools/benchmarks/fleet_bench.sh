@@ -63,8 +63,8 @@ fleet_rollout "$work/releases/snapd-3" "$work/report-bad" && bad=0 || bad=$?
 echo "== a release that fails on host 2: ansible-playbook exit $bad"
 cat "$work/report-bad/report.txt" 2>/dev/null || tail -30 "$work/report-bad.log"
 halted=no
-if [ "$bad" -ne 0 ] && json_check "d['failed'] == ['h2'] and find(d['hosts'], host='h2')['result'] == 'rolled back'
-    and d['not_reached'] == ['h%d' % i for i in range(3, $hosts + 1)]" <"$work/report-bad/report.json" 2>/dev/null; then
+if [ "$bad" -ne 0 ] && json_check "(d['failed'] == ['h2'] and find(d['hosts'], host='h2')['result'] == 'rolled back'
+    and d['not_reached'] == ['h%d' % i for i in range(3, $hosts + 1)])" <"$work/report-bad/report.json" 2>/dev/null; then
   halted=yes
 fi
 
