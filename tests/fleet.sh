@@ -10,7 +10,8 @@
 # hierarchies, by the same names (system.slice/snapd.service), so that two would share them (and
 # stopping one's snapd would kill the other's).
 #
-# Source it (after systemd.sh and netns.sh), set the FLEET_* inputs, then:
+# Source it (after systemd.sh, netns.sh and wait.sh, which lib.sh sources), set the FLEET_*
+# inputs, then:
 #   fleet_up                 builds the fleet, installs snapd with install.yml, starts traffic
 #   fleet_rollout BIN OUT    runs upgrade.yml with the release BIN, its report in OUT, its output
 #                            in OUT.log; returns ansible-playbook's status
@@ -59,18 +60,6 @@ _fleet_bg() {  # LOG CMD...: in the background, remembered for fleet_down
   shift
   "$@" >"$log" 2>&1 &
   FLEET_PIDS+=($!)
-}
-
-_fleet_wait() {  # SECONDS WHAT CMD...
-  local end=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then
-      echo "fleet: timed out after ${1}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
 }
 
 _fleet_ssh_setup() {
@@ -178,7 +167,7 @@ fleet_up() {
   for i in $(seq "$FLEET_HOSTS"); do _fleet_host_up "$i" || return 1; done
   _fleet_inventory
   for i in $(seq "$FLEET_HOSTS"); do
-    _fleet_wait 20 "host $i's sshd" ip netns exec "$(fleet_ns "$i")" \
+    wait_for 20 "host $i's sshd" ip netns exec "$(fleet_ns "$i")" \
       bash -c "exec 3<>/dev/tcp/$(fleet_addr "$i")/22" || return 1
   done
   fleet_playbook install.yml -e "snapd_binary=$FLEET_SNAPD" -e "snapctl_binary=$FLEET_SNAPCTL" \
@@ -190,14 +179,14 @@ fleet_up() {
       "$h/sbin/snapd" --config="$h/etc/snapd.textproto" --run_dir="$h/run"
   done
   for i in $(seq "$FLEET_HOSTS"); do
-    _fleet_wait 30 "host $i's snapd" fleet_ctl "$i" health || return 1
+    wait_for 30 "host $i's snapd" fleet_ctl "$i" health || return 1
   done
   for i in $(seq "$FLEET_HOSTS"); do
     h=$FLEET_DIR/h$i
     _fleet_bg "$h-echo.log" "$FLEET_UDP_ECHO" --socket="$h/run/memif.sock" --id=1
   done
   for i in $(seq "$FLEET_HOSTS"); do
-    _fleet_wait 20 "host $i's udp_echo" grep -q attached "$FLEET_DIR/h$i-echo.log" || return 1
+    wait_for 20 "host $i's udp_echo" grep -q attached "$FLEET_DIR/h$i-echo.log" || return 1
   done
   for i in $(seq "$FLEET_HOSTS"); do
     h=$FLEET_DIR/h$i
@@ -209,7 +198,7 @@ fleet_up() {
       --timeout_s=60
   done
   for i in $(seq "$FLEET_HOSTS"); do
-    _fleet_wait 20 "host $i's apps attached" bash -c \
+    wait_for 20 "host $i's apps attached" bash -c \
       "[ \"\$(\"$FLEET_DIR/h$i/bin/snapctl\" --socket=\"$FLEET_DIR/h$i/run/control.sock\" apps | grep -c ' yes ')\" -eq 3 ]" ||
       return 1
   done
@@ -224,7 +213,7 @@ fleet_stop_traffic() {
   local i
   touch "$FLEET_DIR/stop"
   for i in $(seq "$FLEET_HOSTS"); do
-    _fleet_wait 90 "host $i's apps to finish" bash -c \
+    wait_for 90 "host $i's apps to finish" bash -c \
       "grep -q 'seconds' '$FLEET_DIR/h$i-traffic.log' && grep -q 'seconds' '$FLEET_DIR/h$i-stream.log'" || true
   done
 }

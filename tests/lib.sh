@@ -54,18 +54,8 @@ start() {
   eval "PID_${name//-/_}=$!"
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND until it succeeds or the deadline passes.
-wait_for() {
-  local secs=$1 what=$2; shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then
-      echo "FAIL: timed out after ${secs}s waiting for: $what" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
-}
+# wait_for SECONDS DESCRIPTION COMMAND... (tests/wait.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 
 # The value of KEY=N in the last line of FILE that has it.
 field() {

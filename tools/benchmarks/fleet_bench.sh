@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../tests/json.sh"
 source "$here/../../tests/systemd.sh"
 source "$here/../../tests/netns.sh"
+source "$here/../../tests/wait.sh"
 source "$here/../../tests/fleet.sh"
 bin=$1
 hosts=${2:-8}
