@@ -138,8 +138,12 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   // take ends with the old snapd; the upgrade goes on.
   for (const wire::CarriedCapture& c : b.captures()) {
     status = AdoptCapture(c);
-    if (!status.ok())
+    if (!status.ok()) {
       LOG(WARNING) << "upgrade: capture " << c.id() << " ends: " << status.message();
+      daemon_->events().Add(
+          "capture", absl::StrCat("capture ", c.id()),
+          absl::StrCat("ended: the new snapd could not take it over: ", status.message()));
+    }
   }
   status = Send(channel, ready);
   if (!status.ok()) return status;

@@ -54,6 +54,7 @@ class NewSnapdTest : public ::testing::Test {
       auto daemon = upgrade.Run(std::move(new_end_));
       if (daemon.ok()) {
         last_upgrade_ = (*daemon)->history().last_upgrade;
+        events_ = (*daemon)->events().All();
         (*daemon)->Withdraw();  // the test's old side still "serves"
       }
       return daemon.status();
@@ -61,7 +62,8 @@ class NewSnapdTest : public ::testing::Test {
   }
 
   // Hello, then Brownout (config, memif hand-over, no control listener, no journal), then Ready.
-  void Brownout(const config::SnapdConfig& config) {
+  void Brownout(const config::SnapdConfig& config,
+                const std::vector<wire::CarriedCapture>& captures = {}) {
     auto hello = Receive(old_side_.get(), kStepTimeout);
     ASSERT_TRUE(hello.ok()) << hello.status();
     ASSERT_TRUE(hello->envelope.has_hello());
@@ -76,6 +78,7 @@ class NewSnapdTest : public ::testing::Test {
     b->set_journal_fd(UINT32_MAX);
     b->set_upgrades(4);
     b->set_pid(4242);
+    for (const wire::CarriedCapture& c : captures) *b->add_captures() = c;
     ASSERT_TRUE(Send(old_side_.get(), e, fds).ok());
   }
 
@@ -108,6 +111,7 @@ class NewSnapdTest : public ::testing::Test {
   }
 
   UpgradeReport last_upgrade_;  // the new snapd's record, once it took over
+  std::vector<Event> events_;   // and its event log
   FakeNicDriver driver_;
   config::SnapdConfig config_;
   std::unique_ptr<memif::MemifServer> memif_;
@@ -175,6 +179,37 @@ TEST_F(NewSnapdTest, RecordsTheUpgradeThatStartedIt) {
   EXPECT_EQ(last_upgrade_.engines[1].blackout_us, 3600000000);
   EXPECT_EQ(last_upgrade_.engines[1].handover_us, 0);
   EXPECT_EQ(last_upgrade_.notes, std::vector<std::string>{"app 7 detached: ..."});
+}
+
+// A carried capture the new snapd cannot take (here, a filter program that is no BPF) ends with an
+// event saying why, and the upgrade goes on.
+TEST_F(NewSnapdTest, ACaptureItCannotTakeEndsWithAnEvent) {
+  auto result = StartNewSide();
+  wire::CarriedCapture c;
+  c.set_id(7);
+  c.add_ports("nic0/q0");
+  c.set_rx(true);
+  c.set_ring_bytes(1 << 20);
+  c.set_filter("ip");
+  c.set_filter_program("not bpf");
+  Brownout(config_, {c});
+  ASSERT_TRUE(Ready().ok());
+  for (uint32_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Move(absl::StrCat("e", i), i).ok());
+    ASSERT_TRUE(Receive(old_side_.get(), kStepTimeout).ok());
+  }
+  ASSERT_TRUE(Done().ok());
+  ASSERT_TRUE(Receive(old_side_.get(), kStepTimeout).ok());  // serving
+  old_side_.reset();
+  ASSERT_TRUE(result.get().ok());
+  bool told = false;
+  for (const Event& e : events_) {
+    told |= e.kind == "capture" && e.subject == "capture 7" &&
+            e.message ==
+                "ended: the new snapd could not take it over: filter 'ip': a program of 7 bytes is "
+                "no BPF program";
+  }
+  EXPECT_TRUE(told);
 }
 
 TEST_F(NewSnapdTest, DoneBeforeEveryEngineMovedIsRefused) {

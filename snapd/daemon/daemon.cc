@@ -342,7 +342,8 @@ void Daemon::ExpireCarriedCaptures(int64_t now) {
       events_.Add("capture", absl::StrCat("port ", absl::StrJoin(capture->spec().ports, ",")),
                   absl::StrCat("ended: carried by the upgrade, not taken up within ",
                                kResumeWithinNs / 1000000000, " s of it; ", capture->Unread(),
-                               " frame(s) taken since were not read"));
+                               " frame(s) taken since were not read, ", capture->dropped(),
+                               " dropped in all as its ring was full"));
       StopCapture(capture);
       break;
     }
