@@ -10,8 +10,9 @@
 #    each engine's move where host 2's marker file exists, snapd/main.cc): the rollout halts at
 #    host 2 with a report naming it, the engine and the blackout; host 2 serves on release 2 again;
 #    hosts 3-8 are untouched; host 1 (the canary, under systemd) runs release 3;
-#  - release 3 again, host 2 mended and host 3 holding a snapd.prev (a rollout cut off there): host
-#    1 skipped, host 2 upgraded, host 3 refused untouched, the rest of its batch upgraded;
+#  - release 3 again, host 2 mended, hosts 3 and 4 holding a snapd.prev (a rollout cut off there:
+#    before host 3's upgrade, after host 4's): host 1 skipped, hosts 2, 3, 5 and 6 upgraded, host 4
+#    refused untouched;
 #  - across all four, no app frame lost, repeated or reordered (the apps' own sequence numbers).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/systemd.sh"
@@ -129,18 +130,23 @@ check "host 2 kept its apps through the upgrade and the rollback" bash -c \
 check "no host keeps a snapd.prev (passed: removed; rolled back: moved back)" \
   bash -c "! ls '$WORK'/h*/sbin/snapd.prev 2>/dev/null"
 
-# --- release 3 again, host 2 mended; host 3 with a rollout left unfinished ------------------------
-# A snapd.prev on host 3 is what a rollout cut off there (Ctrl-C, the controller lost) leaves.
+# --- release 3 again, host 2 mended; rollouts left unfinished on hosts 3 and 4 -------------------
+# A rollout cut off on a host leaves snapd.prev: on host 3 a copy of the binary snapd runs (cut off
+# before the upgrade: nothing to check), on host 4 another binary (cut off after the upgrade, never
+# gated: it must be looked at).
 rm "$WORK/h2/fault-here"
 cp "$WORK/h3/sbin/snapd" "$WORK/h3/sbin/snapd.prev"
+cp "$WORK/releases/snapd-1" "$WORK/h4/sbin/snapd.prev"
 fleet_rollout "$WORK/releases/snapd-3" "$WORK/report-3again" && status=0 || status=$?
 cat "$WORK/report-3again/report.txt" 2>/dev/null || tail -40 "$WORK/report-3again.log"
-check "run again, it goes on: host 1 skipped, host 2 upgraded, host 3 refused untouched, the rest of its batch upgraded" \
+check "run again, it goes on: host 1 skipped, hosts 2, 3, 5 and 6 upgraded, host 4 refused untouched" \
   json_check '([find(d["hosts"], host=h)["result"] for h in ("h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8")] ==
-    ["skipped", "upgraded", "failed, untouched", "upgraded", "upgraded", "upgraded", "not reached", "not reached"]
-    and "an earlier rollout did not finish on this host" in find(d["hosts"], host="h3")["reason"]
-    and d["failed"] == ["h3"])' <"$WORK/report-3again/report.json"
-check "host 3 still runs release 2, as the same process" same_snapd_on_release_2 3
+    ["skipped", "upgraded", "upgraded", "failed, untouched", "upgraded", "upgraded", "not reached", "not reached"]
+    and "an earlier rollout did not finish on this host" in find(d["hosts"], host="h4")["reason"]
+    and d["failed"] == ["h4"])' <"$WORK/report-3again/report.json"
+check "host 4 still runs release 2, as the same process" same_snapd_on_release_2 4
+check "host 3 runs release 3" [ "$(running_sha 3)" = "$(sha "$WORK/releases/snapd-3")" ]
+check "and its stale snapd.prev is gone" [ ! -e "$WORK/h3/sbin/snapd.prev" ]
 
 # --- the apps' verdicts ---------------------------------------------------------------------
 fleet_stop_traffic

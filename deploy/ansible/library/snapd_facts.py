@@ -12,8 +12,8 @@
 #   counters     every engine, port and NIC counter (not gauges), flat: "engines/NAME/frames": N
 #   objects      every engine, port and NIC: "engines/NAME"
 #   busy_engines the engines that carried traffic when read (frames per second above 0)
-#   installed_sha256, prev_present   with sbin_dir: the installed binary, and whether a rollout's
-#                snapd.prev is there
+#   installed_sha256, prev_present, prev_sha256   with sbin_dir: the installed binary, and a
+#                rollout's snapd.prev if one is there
 #   last_upgrade the upgrade that started this process, as it saw it (absent if none did)
 #   upgrades, restarts       the service's, since it first started
 # Fails (with snapctl's own words) only if snapctl cannot be run at all; a snapd that does not
@@ -85,6 +85,10 @@ def main():
         except OSError:
             facts["installed_sha256"] = ""
         facts["prev_present"] = os.path.exists(os.path.join(sbin, "snapd.prev"))
+        try:
+            facts["prev_sha256"] = sha256_of(os.path.join(sbin, "snapd.prev")) if facts["prev_present"] else ""
+        except OSError:
+            facts["prev_sha256"] = ""
     try:
         rc, out, err = snapctl(module, path, socket, "health")
     except OSError as e:
