@@ -6,10 +6,6 @@
 # real host; the others run it as a plain process this file starts. Ansible reaches every host over
 # ssh, with keys made here and host keys it checks.
 #
-# One host at most under systemd: each systemd here makes its units' cgroups in the machine's own
-# hierarchies, by the same names (system.slice/snapd.service), so that two would share them (and
-# stopping one's snapd would kill the other's).
-#
 # Source it (after systemd.sh, netns.sh and wait.sh, which lib.sh sources), set the FLEET_*
 # inputs, then:
 #   fleet_up                 builds the fleet, installs snapd with install.yml, starts traffic
@@ -19,8 +15,8 @@
 #   fleet_ctl I ARGS...      snapctl on host I
 #   fleet_down               takes it all down (call it on every exit path)
 # Inputs: FLEET_DIR (a root-owned directory under /var/lib, not /tmp: a live upgrade runs only
-# binaries under directories only root can change), FLEET_HOSTS, FLEET_SYSTEMD (the host
-# under systemd, e.g. 1, or none), FLEET_SLO_US, FLEET_ANSIBLE (deploy/ansible), FLEET_SNAPD,
+# binaries under directories only root can change), FLEET_HOSTS, FLEET_SYSTEMD (the hosts
+# under systemd, e.g. "1 4"; each systemd has cgroups of its own, tests/systemd.sh), FLEET_SLO_US, FLEET_ANSIBLE (deploy/ansible), FLEET_SNAPD,
 # FLEET_SNAPCTL, FLEET_UDP_ECHO, FLEET_SNAP_TRAFFIC, FLEET_MEMIF_TRAFFIC, FLEET_RATE (frames/s
 # per app stream).
 # The inventory: FLEET_DIR/inventory.yml. Apps' verdicts: FLEET_DIR/hI-stream.log (memif_traffic
@@ -159,10 +155,6 @@ fleet_playbook() {
 
 fleet_up() {
   local i h
-  if [ "$(echo $FLEET_SYSTEMD | wc -w)" -gt 1 ]; then
-    echo "fleet: one host at most under systemd (FLEET_SYSTEMD=$FLEET_SYSTEMD)" >&2
-    return 1
-  fi
   _fleet_ssh_setup
   for i in $(seq "$FLEET_HOSTS"); do _fleet_host_up "$i" || return 1; done
   _fleet_inventory

@@ -13,7 +13,9 @@
 # So: private tmpfs on /tmp, /var/tmp, /run and /var/log; an empty /etc/systemd/system and no
 # generators; and in place of /usr/lib/systemd/system only empty targets, journald and the caller's
 # units; and a tmpfs of its own on /sys/fs/cgroup. PID 1 still makes its cgroups in the host's
-# hierarchies (there is no other); kill_systemd removes every one that was not there before.
+# hierarchies (there is no other), but in a cgroup namespace rooted in a cgroup of its own under
+# the caller's: two systemds do not share `system.slice/snapd.service`, and neither leaves the
+# caller's memory limit. kill_systemd removes every cgroup it made.
 
 SD=""
 _sd_unshare=""
@@ -43,10 +45,32 @@ boot_systemd() {
     printf '%s\t%s\n' "$k" "$(cat /proc/sys/$k)" >>"$_sd_dir/sysctls.before"
   done
   findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,OPTIONS >"$_sd_dir/cgroup.mounts"
+  # A cgroup of its own in each hierarchy (cpuset aside: a new one there takes no process before
+  # its cpus and mems are set), under the one this shell is in, and a cgroup namespace rooted
+  # there: its units' cgroups (system.slice/snapd.service) are then its own, and two systemds
+  # booted side by side (tests/fleet.sh) do not share them, nor escape this shell's limits.
+  local cgroups=() t fs o controllers path
+  while read -r t fs o; do
+    controllers=$(echo "$o" | sed -E 's/(^|,)(rw|ro|relatime|nosuid|nodev|noexec)//g; s/^,//')
+    [ "$controllers" = cpuset ] && continue
+    if [ "$fs" = cgroup2 ]; then
+      path=$(awk -F: '$1 == "0" && $2 == "" { print $3 }' /proc/self/cgroup)
+    else
+      path=$(awk -F: -v c="$controllers" '$2 == c { print $3 }' /proc/self/cgroup)
+    fi
+    [ -n "$path" ] || continue
+    cgroups+=("$t${path%/}/snapd-test-systemd.$$.$RANDOM")
+  done <"$_sd_dir/cgroup.mounts"
   # /sys/fs/cgroup itself is a tmpfs of the host's: systemd remounts it read-write, adds directories
   # and links for the controllers it expects (cpu,cpuacct, perf_event...) and remounts it read-only.
-  # It gets a tmpfs of its own, with the host's hierarchies mounted in it again.
-  unshare --fork --pid --mount --uts --mount-proc --propagation private --kill-child sh -c "
+  # It gets a tmpfs of its own, with the host's hierarchies mounted in it again (each shows the
+  # namespace's cgroup as its root).
+  printf '%s\n' "${cgroups[@]}" >"$_sd_dir/cgroups.own"
+  (
+    for t in "${cgroups[@]}"; do
+      mkdir "$t" && echo "$BASHPID" >"$t/cgroup.procs" || exit 1
+    done
+    exec unshare --cgroup --fork --pid --mount --uts --mount-proc --propagation private --kill-child sh -c "
     for d in /tmp /var/tmp /run /var/log /etc/systemd/system /usr/lib/systemd/system-generators \
       /sys/fs/cgroup; do
       mount -t tmpfs -o mode=755 tmpfs \$d || exit 1; done &&
@@ -57,7 +81,8 @@ boot_systemd() {
           cgroup \$t; fi || exit 1
     done <'$_sd_dir/cgroup.mounts' &&
     mount --bind '$units' /usr/lib/systemd/system &&
-    exec /lib/systemd/systemd --system --log-target=null" >"$_sd_dir/systemd.log" 2>&1 &
+    exec /lib/systemd/systemd --system --log-target=null"
+  ) >"$_sd_dir/systemd.log" 2>&1 &
   _sd_unshare=$!
   local i
   for i in $(seq 100); do
@@ -110,7 +135,12 @@ kill_systemd() {
   # Deepest first; a cgroup empties a moment after its last process is reaped.
   local try d
   for try in $(seq 20); do
+    # New since it booted: in its own cgroups, or outside any booted systemd's (another one booted
+    # after it, still running, has its own, which are not ours to remove).
     find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$_sd_dir/cgroups.before" - |
+      awk -v own="$_sd_dir/cgroups.own" 'BEGIN { while ((getline l < own) > 0) mine[l] = 1 }
+        { for (m in mine) if (index($0, m) == 1) { print; next } }
+        !/\/snapd-test-systemd\./ { print }' |
       sort -r >"$_sd_dir/cgroups.new"
     [ -s "$_sd_dir/cgroups.new" ] || return 0
     while read -r d; do rmdir "$d" 2>/dev/null || true; done <"$_sd_dir/cgroups.new"
