@@ -93,9 +93,11 @@ echo "NIC path (ping through af_packet) across the upgrades: $(grep -o '[0-9]* p
 check "the NIC path carried the pings across the upgrades" grep -q " [1-9][0-9]* received" "$WORK/ping.log"
 
 # --- failures -------------------------------------------------------------------------------
+# Long enough to outlast the faults before "publish" on a loaded machine: that one needs batches
+# (traffic) in its new snapd's first 5 s, or the upgrade just succeeds.
 start traffic2 "$TRAFFIC" --socket="$RUN/memif.sock" --id=2 --dst_ip=10.84.0.1 --frames=1000000000 \
-  --window=16 --duration_s=14 --timeout_s=40
-stream stream2 14
+  --window=16 --duration_s=30 --timeout_s=40
+stream stream2 30
 before=$(pid_of_snapd)
 # "error": the new snapd fails the first move with an error, and says so. "half" twice: each kill lands at a random point of the new snapd's batches; the second time with
 # the NIC moving in the first blackout, which the old snapd must then open again. "publish" dies in a
