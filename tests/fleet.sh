@@ -35,6 +35,8 @@ fleet_ctl() {
   shift
   "$FLEET_DIR/h$i/bin/snapctl" --socket="$FLEET_DIR/h$i/run/control.sock" --timeout_s=20 "$@"
 }
+# fleet_apps_attached I N: host I's snapd has N apps attached.
+fleet_apps_attached() { [ "$(fleet_ctl "$1" apps | grep -c ' yes ')" -eq "$2" ]; }
 # fleet_in_host I CMD...: CMD in host I's network namespace (and, under systemd, in its systemd's
 # mount and PID namespaces: /run is that systemd's own). FLEET_PREFIX is the command that does so.
 fleet_in_host() {
@@ -190,9 +192,7 @@ fleet_up() {
       --timeout_s=60
   done
   for i in $(seq "$FLEET_HOSTS"); do
-    wait_for 20 "host $i's apps attached" bash -c \
-      "[ \"\$(\"$FLEET_DIR/h$i/bin/snapctl\" --socket=\"$FLEET_DIR/h$i/run/control.sock\" apps | grep -c ' yes ')\" -eq 3 ]" ||
-      return 1
+    wait_for 20 "host $i's apps attached" fleet_apps_attached "$i" 3 || return 1
   done
 }
 

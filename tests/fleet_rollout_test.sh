@@ -43,8 +43,6 @@ FLEET_SNAPCTL=$(bin tools/snapctl)
 FLEET_UDP_ECHO=$(bin clients/udp_echo)
 FLEET_SNAP_TRAFFIC=$(bin clients/snap_traffic)
 FLEET_MEMIF_TRAFFIC=$(bin tools/memif_traffic)
-export FLEET_DIR
-export -f fleet_ctl
 trap 'fleet_down; cleanup; _cleanup_net' EXIT
 
 # Releases: the binary built (1), the same with a release stamp appended (2: another file, another
@@ -124,8 +122,7 @@ for i in $(seq 3 "$FLEET_HOSTS"); do
   same_snapd_on_release_2 "$i" && untouched=$((untouched + 1))
 done
 check "hosts 3-8 untouched: the same snapd, on release 2 ($untouched of 6)" [ "$untouched" -eq 6 ]
-check "host 2 kept its apps through the upgrade and the rollback" bash -c \
-  "[ \"\$(fleet_ctl 2 apps | grep -c ' yes ')\" -eq 3 ]"
+check "host 2 kept its apps through the upgrade and the rollback" fleet_apps_attached 2 3
 
 check "no host keeps a snapd.prev (passed: removed; rolled back: moved back)" \
   bash -c "! ls '$WORK'/h*/sbin/snapd.prev 2>/dev/null"

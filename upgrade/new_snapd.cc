@@ -148,31 +148,32 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
   status = Send(channel, ready);
   if (!status.ok()) return status;
 
-  size_t moved = 0;
   const size_t engines = daemon_->EngineNames().size();
-  std::vector<uint64_t> blackouts_us;  // this upgrade's, as the old snapd measured them
-  UpgradeReport record;                // this upgrade, for DaemonInfo.last_upgrade
-  std::vector<Event> older_events;     // the old snapd's log
+  // This upgrade, for DaemonInfo.last_upgrade: an engine each as it moves in, the old snapd's
+  // figures for them from Done.
+  UpgradeReport record;
+  size_t measured = 0;              // the engines Done gave a blackout (the histogram's)
+  std::vector<Event> older_events;  // the old snapd's log
   uint64_t older_log = 0;
   while (true) {
     auto msg = Receive(channel, kStepTimeout);
     if (!msg.ok()) return msg.status();
     if (msg->envelope.has_done()) {
-      if (moved < engines) {
+      if (record.engines.size() < engines) {
         return absl::InvalidArgumentError(
-            absl::StrCat("done after ", moved, " of ", engines, " engines moved"));
+            absl::StrCat("done after ", record.engines.size(), " of ", engines, " engines moved"));
       }
-      // One an engine moved, at most, each at most an hour (the old snapd's word: checked).
+      // One figure an engine moved, at most, each at most an hour (the old snapd's word: checked).
       const wire::Done& done = msg->envelope.done();
-      for (uint64_t us : done.blackout_us()) {
-        if (blackouts_us.size() < moved) blackouts_us.push_back(std::min<uint64_t>(us, 3600000000));
+      constexpr uint64_t kHourUs = 3600000000;
+      measured = std::min<size_t>(done.blackout_us_size(), record.engines.size());
+      for (size_t i = 0; i < measured; ++i) {
+        record.engines[i].blackout_us = std::min<uint64_t>(done.blackout_us(i), kHourUs);
       }
-      for (size_t i = 0; i < record.engines.size(); ++i) {
-        record.engines[i].blackout_us = i < blackouts_us.size() ? blackouts_us[i] : 0;
-        if (i < static_cast<size_t>(done.handover_us_size()))
-          record.engines[i].handover_us = std::min<uint64_t>(done.handover_us(i), 3600000000);
+      for (size_t i = 0; i < record.engines.size() && i < size_t(done.handover_us_size()); ++i) {
+        record.engines[i].handover_us = std::min<uint64_t>(done.handover_us(i), kHourUs);
       }
-      record.brownout_us = std::min<uint64_t>(done.brownout_us(), 3600000000);
+      record.brownout_us = std::min<uint64_t>(done.brownout_us(), kHourUs);
       record.old_build = done.old_build().substr(0, 512);
       for (const std::string& note : done.notes()) {
         if (record.notes.size() < 64) record.notes.push_back(note.substr(0, 1024));
@@ -196,7 +197,7 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
     reply.mutable_moved()->set_polling_since_ns(*polling_since);
     status = Send(channel, reply);
     if (!status.ok()) return status;
-    if (++moved * 2 >= engines) MaybeDie("half");
+    if (record.engines.size() * 2 >= engines) MaybeDie("half");
   }
   *phase = "finish";
   if (faults_.fault == "publish") {
@@ -227,7 +228,8 @@ absl::Status NewSnapd::Steps(int channel, std::string* phase) {
                     "starts again from this upgrade's";
   }
   uint64_t worst_us = 0;
-  for (uint64_t us : blackouts_us) {
+  for (size_t i = 0; i < measured; ++i) {
+    const uint64_t us = record.engines[i].blackout_us;
     history.blackouts.Add(us);
     worst_us = std::max(worst_us, us);
   }

@@ -64,9 +64,10 @@ def snapd_gate(before, after, new_sha256, slo_us, max_frames_lost=0):
     for name in engines:
         if name not in moved:
             failures.append("engine %s: not moved by the upgrade" % name)
-    for name, us in sorted(moved.items(), key=lambda kv: -kv[1]):
-        if us > result["worst_blackout_us"] or not result["worst_engine"]:
-            result["worst_blackout_us"], result["worst_engine"] = us, name
+    by_blackout = sorted(moved.items(), key=lambda kv: -kv[1])  # the worst first
+    if by_blackout:
+        result["worst_engine"], result["worst_blackout_us"] = by_blackout[0]
+    for name, us in by_blackout:
         if us > slo_us:
             failures.append("engine %s: blackout %d us, over the SLO of %d us" % (name, us, slo_us))
     b, a = before.get("counters", {}), after.get("counters", {})
